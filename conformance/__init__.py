@@ -1,0 +1,1 @@
+"""Contract-conformance suite for Katapult's allocate_ip operation."""

@@ -1,0 +1,151 @@
+"""Checks: small functions that judge one response and raise a ConformanceFailure with a stable title."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+from functools import cache
+from typing import Any
+
+import httpx
+import schemathesis
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from conformance.redact import REDACT
+from conformance.resources import data_path
+from conformance.target import ALLOCATE_PATH
+
+SPEC_PATH = data_path("spec", "allocate_ip.yaml")
+BODY_PREVIEW = 600
+# The real endpoint documents 503 service_unavailable, so a 503 is judged by its schema, not as a crash.
+DOCUMENTED_SERVER_ERRORS = frozenset({503})
+SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
+
+
+class ConformanceFailure(AssertionError):
+    """A response broke a documented promise: title, what came back, what is documented, the exchange."""
+
+    def __init__(self, title: str, received: str, documented: str, response: httpx.Response | None = None) -> None:
+        self.title = title
+        text = f"{title}\n\nReceived: {received}\nDocumented: {documented}"
+        if response is not None:
+            text += "\n\n" + describe_exchange(response)
+        super().__init__(REDACT(text))
+
+
+@cache
+def allocate_operation() -> Any:
+    """The operation under test, loaded once from the fragment."""
+    schema = schemathesis.openapi.from_path(str(SPEC_PATH))
+    return schema[ALLOCATE_PATH]["POST"]
+
+
+def _preview(content: bytes) -> str:
+    text = content.decode("utf-8", "replace")
+    return text if len(text) <= BODY_PREVIEW else text[:BODY_PREVIEW] + f"... ({len(text)} characters)"
+
+
+def curl_line(request: httpx.Request) -> str:
+    """A copy-pasteable curl command for the request, credentials redacted."""
+    parts = ["curl", "-X", request.method]
+    for name, value in request.headers.items():
+        if name.lower() in ("host", "content-length", "accept-encoding", "connection", "user-agent", "accept"):
+            continue
+        shown = "Bearer [redacted]" if name.lower() == "authorization" and value.lower().startswith("bearer ") else value
+        parts += ["-H", f"{name}: {shown}"]
+    if request.content:
+        parts += ["--data-raw", request.content.decode("utf-8", "replace")]
+    parts.append(str(request.url))
+    return REDACT(" ".join(shlex.quote(part) for part in parts))
+
+
+def describe_exchange(response: httpx.Response) -> str:
+    """What was sent and what came back, with every credential replaced by [redacted]."""
+    request = response.request
+    lines = [
+        f"Sent: {request.method} {request.url.path}",
+        f"  body: {_preview(request.content) if request.content else '(none)'}",
+        f"Got: {response.status_code} {response.headers.get('content-type', '(no content type)')}",
+        f"  body: {_preview(response.content)}",
+        f"Reproduce: {curl_line(request)}",
+    ]
+    return REDACT("\n".join(lines))
+
+
+def request_case(response: httpx.Response) -> Any:
+    """A schemathesis Case describing the request that produced this response."""
+    try:
+        body: Any = json.loads(response.request.content) if response.request.content else None
+    except ValueError:
+        body = response.request.content
+    return allocate_operation().Case(body=body, media_type="application/json")
+
+
+def not_a_server_error(response: httpx.Response) -> None:
+    """5xx other than the documented 503 means the server crashed."""
+    if response.status_code >= 500 and response.status_code not in DOCUMENTED_SERVER_ERRORS:
+        raise ConformanceFailure("Server error", str(response.status_code), "never 5xx except 503 service_unavailable", response)
+
+
+def conforms_to_fragment(response: httpx.Response) -> None:
+    """Status documented, JSON content type, headers and body valid for that status (schemathesis' checks)."""
+    not_a_server_error(response)
+    if response.elapsed is None:
+        raise RuntimeError("response without elapsed time")
+    try:
+        request_case(response).validate_response(response, checks=SCHEMATHESIS_CHECKS)
+    except FailureGroup as group:
+        failures = list(group.exceptions)
+        title = getattr(failures[0], "title", "Response does not conform to the fragment")
+        detail = "\n".join(f"- {getattr(f, 'title', type(f).__name__)}: {getattr(f, 'message', str(f))}" for f in failures)
+        raise ConformanceFailure(title, detail, f"spec/allocate_ip.yaml, POST allocate_ip, {response.status_code}", response) from None
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """`error.code` of an error body, or None if the body has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def error_detail(response: httpx.Response) -> dict[str, Any]:
+    """`error.detail` of an error body ({} when absent)."""
+    detail = response.json().get("error", {}).get("detail")
+    return detail if isinstance(detail, dict) else {}
+
+
+def expect_error(response: httpx.Response, status: int, code: str) -> None:
+    """The response is the documented error `status code`, in the wire's shape."""
+    conforms_to_fragment(response)
+    got_code = error_code(response)
+    if response.status_code != status or got_code != code:
+        raise ConformanceFailure(
+            f"Expected {status} {code}", f"{response.status_code} {got_code or '(no error code)'}", f"{status} {code}", response
+        )
+
+
+def expect_issue(response: httpx.Response, issue: str) -> None:
+    """A 400 invalid_argument whose detail.issue is the expected one."""
+    expect_error(response, 400, "invalid_argument")
+    got = error_detail(response).get("issue")
+    if got != issue:
+        raise ConformanceFailure(f"Expected invalid_argument issue {issue}", str(got), issue, response)
+
+
+def is_ip_address(value: Any) -> bool:
+    """Whether the value is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

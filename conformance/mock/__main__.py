@@ -1,0 +1,43 @@
+"""`python -m conformance.mock`: serve the reference mock over HTTP on 127.0.0.1."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conformance.mock.mutants import MUTANTS, mock_class
+from conformance.mock.server import MockServer
+from conformance.mock.world import DEFAULT_WORLD, load_world
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, print the base URL as the first line, serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m conformance.mock", description=__doc__)
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--mutant", default=None, help="serve a broken variant instead; --list-mutants names them")
+    parser.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--world", type=Path, default=DEFAULT_WORLD, help="world data file (default: the shipped one)")
+    args = parser.parse_args(argv)
+    if args.list_mutants:
+        for name, cls in sorted(MUTANTS.items()):
+            print(f"{name:40} {cls.description}")
+        return 0
+    try:
+        mock = mock_class(args.mutant)(load_world(args.world))
+        server = MockServer(mock, args.host, args.port)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(server.base_url, flush=True)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

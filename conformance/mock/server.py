@@ -1,0 +1,74 @@
+"""Serve the reference mock (or a mutant) over real HTTP on loopback, like a Prism mock."""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from conformance.mock.app import BASE_PATH, MockRequest, ReferenceMock
+
+HANG_SECONDS = 3600.0
+
+
+def make_handler(mock: ReferenceMock) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one mock."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            """Stay quiet: the mock is a test double, not a server to monitor."""
+
+        def answer(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = MockRequest(
+                method=self.command,
+                path=parts.path,
+                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                headers={key: value for key, value in self.headers.items()},
+                body=body,
+                client_address=self.client_address[0],
+            )
+            response = mock.handle(request)
+            if response.hang:
+                threading.Event().wait(HANG_SECONDS)
+                return
+            self.send_response(response.status)
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+    return Handler
+
+
+class MockServer:
+    """A running HTTP server for one mock on 127.0.0.1."""
+
+    def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.mock = mock
+        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock))
+        self.httpd.daemon_threads = True
+        self.thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The API base the server answers under, e.g. http://127.0.0.1:8080/core/v1."""
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}{BASE_PATH}"
+
+    def start(self) -> MockServer:
+        """Serve in a background thread."""
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,78 @@
+"""The mock's world: tokens, interfaces, networks and IPs, loaded from fixtures/mock-world.yaml."""
+from __future__ import annotations
+
+import copy
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conformance.resources import data_path
+
+DEFAULT_WORLD = data_path("fixtures", "mock-world.yaml")
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token the mock knows."""
+
+    token: str
+    scopes: tuple[str, ...]
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+@dataclass
+class IPAddress:
+    """An IP address and the interface holding it, if any."""
+
+    id: str
+    address: str
+    network: str
+    allocated_to: str | None
+
+
+@dataclass
+class World:
+    """Everything the mock serves; `fresh()` gives an independent copy to mutate."""
+
+    permitted: int
+    window_seconds: float
+    client_address: str
+    tokens: dict[str, Token]
+    capabilities_tokens: frozenset[str]
+    networks: dict[str, dict[str, Any]]
+    interfaces: dict[str, dict[str, Any]]
+    ips: dict[str, IPAddress]
+    ips_by_address: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ips_by_address = {ip.address: ip.id for ip in self.ips.values()}
+
+    def fresh(self) -> World:
+        """A deep copy whose allocations can change without touching this one."""
+        return copy.deepcopy(self)
+
+
+def load_world(path: Path = DEFAULT_WORLD) -> World:
+    """Read a world file."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    tokens = {
+        entry["token"]: Token(
+            token=entry["token"],
+            scopes=tuple(entry.get("scopes", ())),
+            allowed_networks=tuple(ipaddress.ip_network(n) for n in entry.get("allowed_networks", ())),
+        )
+        for entry in raw["tokens"]
+    }
+    return World(
+        permitted=int(raw["rate_limit"]["permitted"]),
+        window_seconds=float(raw["rate_limit"]["window_seconds"]),
+        client_address=str(raw.get("client_address", "127.0.0.1")),
+        tokens=tokens,
+        capabilities_tokens=frozenset(raw.get("capabilities_tokens", ())),
+        networks={n["id"]: dict(n) for n in raw["networks"]},
+        interfaces={i["id"]: dict(i) for i in raw["network_interfaces"]},
+        ips={ip["id"]: IPAddress(**ip) for ip in raw["ip_addresses"]},
+    )

@@ -1,0 +1,137 @@
+"""The pytest plugin: options, the resolved target in the header, and the target/ledger fixtures."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+
+import pytest
+
+from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
+from conformance.ledger import AllocationLedger, Drift
+from conformance.mock.app import VirtualClock
+from conformance.mock.mutants import mock_class
+from conformance.profiles import register_profiles
+from conformance.redact import REDACT
+from conformance.target import ALLOCATE_PATH, Target, TargetError, live_target, mock_target
+from conformance.targetfile import FixturesError, TargetFixtures, load_target_fixtures
+
+CONFIG_KEY = pytest.StashKey[SuiteConfig]()
+FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
+SESSION_KEY = pytest.StashKey["ConformanceSession"]()
+
+
+@dataclass
+class ConformanceSession:
+    """What the whole run shares: the target, the ledger, and what the end-of-run checks found."""
+
+    target: Target
+    ledger: AllocationLedger
+    run_id: str
+    drifts: list[Drift] = field(default_factory=list)
+    seen_503: list[httpx.Response] = field(default_factory=list)
+
+    def observe(self, response: httpx.Response) -> None:
+        """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
+        if response.status_code == 503:
+            self.seen_503.append(response)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """All options in one group; each names its environment variable."""
+    group = parser.getgroup("katapult-conformance", "Katapult allocate_ip conformance suite")
+    for option in OPTIONS:
+        help_text = option.help + (f" [env {option.env}]" if option.env else "")
+        if option.kind == "flag":
+            group.addoption(option.flag, action="store_true", dest=f"conformance_{option.dest}", help=help_text)
+        else:
+            group.addoption(option.flag, action="store", dest=f"conformance_{option.dest}", default=None, help=help_text)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve settings and load the target fixtures before anything is sent; bad input is a usage error."""
+    cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
+    try:
+        suite = build_config(cli)
+        fixtures = load_target_fixtures(suite.fixtures_path)
+        if not suite.is_live:
+            mock_class(suite.mock_mutant)
+    except (ConfigError, FixturesError, ValueError) as error:
+        raise pytest.UsageError(f"katapult-conformance: {error}") from None
+    REDACT.add(fixtures.secrets())
+    config.stash[CONFIG_KEY] = suite
+    config.stash[FIXTURES_KEY] = fixtures
+    register_profiles(suite.profile)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Show the resolved target, fixtures and profile, and where each came from (never a secret)."""
+    return config.stash[CONFIG_KEY].header_lines()
+
+
+def make_target(suite: SuiteConfig) -> Target:
+    """The mock (optionally a mutant) or the live URL, per the settings."""
+    if suite.is_live:
+        return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate)
+    clock = VirtualClock()
+    return mock_target(mock_class(suite.mock_mutant)(clock=clock), clock, timeout=suite.request_timeout)
+
+
+def preflight(target: Target) -> None:
+    """One unauthenticated request, so an unreachable target stops the run with one message."""
+    try:
+        target.send("POST", ALLOCATE_PATH, json={})
+    except TargetError as error:
+        pytest.exit(f"katapult-conformance: {error}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
+    """Create the target once per run; at the end, undo and verify every allocation the suite made."""
+    config = request.config
+    suite = config.stash[CONFIG_KEY]
+    fixtures = config.stash[FIXTURES_KEY]
+    target = make_target(suite)
+    if target.is_live:
+        preflight(target)
+    session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6))
+    target.observers.append(session.observe)
+    config.stash[SESSION_KEY] = session
+    yield session
+    try:
+        session.ledger.restore()
+        session.drifts = session.ledger.verify()
+    except TargetError as error:
+        session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
+    finally:
+        target.close()
+    if session.drifts:
+        pytest.fail(
+            "katapult-conformance left the target changed; these IPs are not back in their starting state:\n"
+            + "\n".join(f"  {drift}" for drift in session.drifts)
+            + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run.",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def target_fixtures(request: pytest.FixtureRequest) -> TargetFixtures:
+    """The target's test data."""
+    return request.config.stash[FIXTURES_KEY]
+
+
+@pytest.fixture(scope="session")
+def target(conformance_session: ConformanceSession) -> Target:
+    """The target every request goes through."""
+    return conformance_session.target
+
+
+@pytest.fixture
+def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
+    """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
+    yield conformance_session.ledger
+    drifts = conformance_session.ledger.restore()
+    if drifts:
+        pytest.fail("could not restore: " + "; ".join(str(drift) for drift in drifts), pytrace=False)

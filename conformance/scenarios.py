@@ -1,0 +1,220 @@
+"""The hand-written scenarios as data: one row per documented promise, provoked from the target fixtures.
+
+A row's body is a template: strings starting with `$` are filled from the target fixtures or the run
+(`$interface`, `$ip0.id`, `$elsewhere.address`, `$unknown_interface`, ...); a missing fixture entry
+skips the row with a reason naming the key.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from conformance.checks import ConformanceFailure, error_detail, expect_error, expect_issue, is_ip_address
+from conformance.targetfile import Credential, IPRef, TargetFixtures
+
+VALID_BODY = {"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id"}}
+NOT_JSON = b'{"virtual_machine_network_interface": {"id": '
+SPEC = "spec/allocate_ip.yaml"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One scenario: who asks, what they send, what the documented answer is."""
+
+    id: str
+    promise: str
+    description: str
+    spec_ref: str
+    expect: tuple[int, str]
+    credential: str | None = "valid"
+    body: Any = field(default_factory=lambda: VALID_BODY)
+    raw_body: bytes | None = None
+    issue: str | None = None
+    detail: Callable[[dict[str, Any]], str | None] | None = None
+    watch: tuple[str, ...] = ()
+
+    def needs(self) -> list[str]:
+        """The fixture keys this row reads (for the README table)."""
+        keys = {"credentials.valid", "network_interface.id"} if self.credential == "valid" else {"network_interface.id"}
+        if self.credential in ("without_scope", "network_restricted", "invalid_capabilities"):
+            keys.add(f"credentials.{self.credential}")
+        keys |= {TEMPLATE_KEYS[name] for name in _template_names(self.body) if name in TEMPLATE_KEYS}
+        return sorted(keys)
+
+
+TEMPLATE_KEYS = {
+    "ip0": "ip_addresses.allocatable",
+    "ip1": "ip_addresses.allocatable (2 entries)",
+    "elsewhere": "ip_addresses.allocated_elsewhere",
+    "invalid": "ip_addresses.invalid_for_interface",
+}
+
+
+def _template_names(value: Any) -> set[str]:
+    if isinstance(value, str) and value.startswith("$"):
+        return {value[1:].split(".")[0]}
+    if isinstance(value, dict):
+        return set().union(*(_template_names(item) for item in value.values())) if value else set()
+    return set()
+
+
+def _scopes_hold_ip_addresses(detail: dict[str, Any]) -> str | None:
+    scopes = detail.get("scopes")
+    return None if isinstance(scopes, list) and "ip_addresses" in scopes else f"detail.scopes {scopes!r} lacks ip_addresses"
+
+
+def _names_caller_address(detail: dict[str, Any]) -> str | None:
+    value = detail.get("ip_address")
+    return None if is_ip_address(value) else f"detail.ip_address {value!r} is not an IP address"
+
+
+ROWS = (
+    Row("missing-token", "400 missing_api_token", "a request without a token is rejected with 400 missing_api_token",
+        f"{SPEC}#/paths/allocate_ip/post/responses/400 (MissingAPITokenError)", (400, "missing_api_token"),
+        credential=None, watch=("ip0",)),
+    Row("non-bearer-token", "400 missing_api_token", "a token sent with a non-Bearer scheme is rejected with 400 missing_api_token",
+        f"{SPEC}#/components/securitySchemes/Authenticator", (400, "missing_api_token"),
+        credential="valid:Token", watch=("ip0",)),
+    Row("invalid-token", "403 invalid_api_token", "a token that does not exist is rejected with 403 invalid_api_token",
+        f"{SPEC}#/components/schemas/InvalidAPITokenError", (403, "invalid_api_token"),
+        credential="random", watch=("ip0",)),
+    Row("scope-not-granted", "403 scope_not_granted", "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
+        f"{SPEC}#/components/schemas/ScopeNotGrantedError", (403, "scope_not_granted"),
+        credential="without_scope", detail=_scopes_hold_ip_addresses, watch=("ip0",)),
+    Row("unauthorized-network", "403 unauthorized_network_for_api_token",
+        "a token used from a network it is not allowed from gets 403 unauthorized_network_for_api_token with the caller's address",
+        f"{SPEC}#/components/schemas/UnauthorizedNetworkForAPITokenError", (403, "unauthorized_network_for_api_token"),
+        credential="network_restricted", detail=_names_caller_address, watch=("ip0",)),
+    Row("invalid-capabilities", "403 invalid_capabilities_token", "an invalid capabilities token gets 403 invalid_capabilities_token",
+        f"{SPEC}#/components/schemas/InvalidCapabilitiesTokenError", (403, "invalid_capabilities_token"),
+        credential="invalid_capabilities", watch=("ip0",)),
+    Row("interface-not-found", "404 virtual_machine_network_interface_not_found",
+        "an interface id that does not exist gets 404 virtual_machine_network_interface_not_found",
+        f"{SPEC}#/components/schemas/VirtualMachineNetworkInterfaceNotFoundError", (404, "virtual_machine_network_interface_not_found"),
+        body={"virtual_machine_network_interface": {"id": "$unknown_interface"}, "ip_address": {"id": "$ip0.id"}}, watch=("ip0",)),
+    Row("ip-not-found-by-id", "404 ip_address_not_found", "an IP id that does not exist gets 404 ip_address_not_found",
+        f"{SPEC}#/components/schemas/IPAddressNotFoundError", (404, "ip_address_not_found"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$unknown_ip"}}),
+    Row("ip-not-found-by-address", "404 ip_address_not_found", "an address in no network gets 404 ip_address_not_found",
+        f"{SPEC}#/components/schemas/IPAddressNotFoundError", (404, "ip_address_not_found"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"address": "$unknown_address"}}),
+    Row("already-allocated-by-id", "422 ip_already_allocated", "an IP held by another resource gets 422 ip_already_allocated and stays there",
+        f"{SPEC}#/components/schemas/IPAlreadyAllocatedError", (422, "ip_already_allocated"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$elsewhere.id"}}, watch=("elsewhere",)),
+    Row("already-allocated-by-address", "422 ip_already_allocated", "the same IP asked for by address gets 422 ip_already_allocated",
+        f"{SPEC}#/components/schemas/IPAlreadyAllocatedError", (422, "ip_already_allocated"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"address": "$elsewhere.address"}}, watch=("elsewhere",)),
+    Row("invalid-ip", "422 invalid_ip", "an IP from another network gets 422 invalid_ip and stays free",
+        f"{SPEC}#/components/schemas/InvalidIPError", (422, "invalid_ip"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$invalid.id"}}, watch=("invalid",)),
+    Row("exclusive-same-ip", "mutual exclusivity", "id and address of the same IP together are rejected as ambiguous_lookup_values",
+        f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="ambiguous_lookup_values",
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id", "address": "$ip0.address"}},
+        watch=("ip0",)),
+    Row("exclusive-two-ips", "mutual exclusivity", "id of one IP with address of another is rejected and allocates neither",
+        f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="ambiguous_lookup_values",
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id", "address": "$ip1.address"}},
+        watch=("ip0", "ip1")),
+    Row("exclusive-empty-lookup", "mutual exclusivity", "an empty ip_address lookup is rejected as missing_lookup_value",
+        f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="missing_lookup_value",
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {}}),
+    Row("exclusive-unknown-keys", "mutual exclusivity", "a lookup with only unknown keys is rejected as missing_lookup_value",
+        f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="missing_lookup_value",
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"ip": "$ip0.address"}}, watch=("ip0",)),
+    Row("exclusive-null-is-no-value", "mutual exclusivity", "a null address beside an unknown id is not ambiguous: 404 ip_address_not_found",
+        f"{SPEC}#/components/schemas/IPAddressLookup", (404, "ip_address_not_found"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$unknown_ip", "address": None}}),
+    Row("missing-ip-argument", "400 argument errors", "a body without ip_address gets 400 missing_required_argument",
+        f"{SPEC}#/components/schemas/MissingRequiredArgumentError", (400, "missing_required_argument"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}}),
+    Row("lookup-not-object", "400 argument errors", "an ip_address that is not an object gets 400 invalid_argument object_expected",
+        f"{SPEC}#/components/schemas/InvalidArgumentError", (400, "invalid_argument"), issue="object_expected",
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": "$ip0.id"}, watch=("ip0",)),
+    Row("lookup-wrong-type", "400 argument errors", "a numeric ip_address id gets 400 invalid_argument invalid_scalar",
+        f"{SPEC}#/components/schemas/InvalidArgumentError", (400, "invalid_argument"), issue="invalid_scalar",
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": 12345}}),
+    Row("body-not-json", "400 argument errors", "a body that is not JSON gets 400 invalid_json_body",
+        f"{SPEC}#/components/schemas/InvalidJSONBodyError", (400, "invalid_json_body"), raw_body=NOT_JSON),
+    Row("order-no-token-broken-body", "order of checks", "no token and a broken body still get 400 missing_api_token",
+        f"{SPEC}#/paths/allocate_ip/post (authentication before arguments)", (400, "missing_api_token"),
+        credential=None, raw_body=NOT_JSON),
+    Row("order-invalid-token-broken-body", "order of checks", "an invalid token and a broken body get 403 invalid_api_token",
+        f"{SPEC}#/paths/allocate_ip/post (authentication before arguments)", (403, "invalid_api_token"),
+        credential="random", raw_body=NOT_JSON),
+    Row("order-no-scope-broken-body", "order of checks", "a token without scope and a broken body get 403 scope_not_granted",
+        f"{SPEC}#/paths/allocate_ip/post (scope before arguments)", (403, "scope_not_granted"),
+        credential="without_scope", raw_body=NOT_JSON),
+    Row("order-no-scope-ambiguous", "order of checks", "a token without scope and an ambiguous lookup get 403 scope_not_granted",
+        f"{SPEC}#/paths/allocate_ip/post (scope before arguments)", (403, "scope_not_granted"),
+        credential="without_scope",
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id", "address": "$ip0.address"}},
+        watch=("ip0",)),
+)
+
+
+@dataclass
+class RunValues:
+    """Values made up once per run: ids and a token that cannot exist on any target."""
+
+    run_id: str
+
+    def value(self, name: str) -> str:
+        """A made-up value for `$unknown_*` placeholders."""
+        made_up = {
+            "unknown_interface": f"vmnet_conformance{self.run_id}",
+            "unknown_ip": f"ip_conformance{self.run_id}",
+            "unknown_address": f"192.0.2.{int(self.run_id[:2], 16) % 254 + 1}",
+            "random_token": f"kc-conformance-nonexistent-{self.run_id}",
+        }
+        return made_up[name]
+
+
+def ip_for(fixtures: TargetFixtures, name: str) -> IPRef:
+    """The fixture IP a template name refers to (MissingFixture when the file lacks it)."""
+    if name in ("ip0", "ip1"):
+        return fixtures.allocatable_ip(int(name[2]))
+    return fixtures.ip({"elsewhere": "allocated_elsewhere", "invalid": "invalid_for_interface"}[name])
+
+
+def fill(template: Any, fixtures: TargetFixtures, run: RunValues) -> Any:
+    """Fill a body template from the fixtures and the run's made-up values."""
+    if isinstance(template, dict):
+        return {key: fill(value, fixtures, run) for key, value in template.items()}
+    if not (isinstance(template, str) and template.startswith("$")):
+        return template
+    name, _, attribute = template[1:].partition(".")
+    if name == "interface":
+        return fixtures.network_interface_id
+    if name.startswith("unknown_"):
+        return run.value(name)
+    return getattr(ip_for(fixtures, name), attribute)
+
+
+def credential_for(row: Row, fixtures: TargetFixtures, run: RunValues) -> tuple[Credential | None, dict[str, str]]:
+    """The credential to send and any extra headers, per the row's `credential` field."""
+    if row.credential is None:
+        return None, {}
+    if row.credential == "random":
+        return Credential.bearer("random", run.value("random_token")), {}
+    key, _, scheme = row.credential.partition(":")
+    credential = fixtures.credential(key)
+    if scheme:
+        token = credential.headers.get("Authorization", "").partition(" ")[2]
+        return None, {"Authorization": f"{scheme} {token}"}
+    return credential, {}
+
+
+def judge(row: Row, response: httpx.Response) -> None:
+    """The response is the row's documented answer."""
+    status, code = row.expect
+    if row.issue is not None:
+        expect_issue(response, row.issue)
+    else:
+        expect_error(response, status, code)
+    if row.detail is not None:
+        problem = row.detail(error_detail(response))
+        if problem is not None:
+            raise ConformanceFailure(f"Wrong detail for {code}", problem, row.description, response)

@@ -1,0 +1,195 @@
+"""The one way the suite sends requests: a Target wraps an httpx.Client pointed at the mock or a live URL."""
+from __future__ import annotations
+
+import datetime
+import json as jsonlib
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import respx
+
+from conformance.mock.app import BASE_PATH, MockRequest, ReferenceMock, VirtualClock
+from conformance.redact import REDACT
+from conformance.targetfile import Credential
+
+MOCK_BASE_URL = f"http://katapult-mock.invalid{BASE_PATH}"
+ALLOCATE_PATH = "/virtual_machine_network_interfaces/virtual_machine_network_interface/allocate_ip"
+READ_IP_PATH = "/ip_addresses/ip_address"
+UNALLOCATE_PATH = "/ip_addresses/ip_address/unallocate"
+RATE_LIMIT_RESERVE = 5
+UNSET: Any = object()
+
+
+class TargetError(Exception):
+    """The target could not be used for this request; the message says what happened and what to do."""
+
+
+class TargetTimeout(TargetError):
+    """No response within the per-request timeout."""
+
+
+class TargetUnreachable(TargetError):
+    """The target refused or could not be reached."""
+
+
+class BudgetExhausted(TargetError):
+    """The live target's request budget is spent."""
+
+
+class Pacer:
+    """Keeps a live target under its rate limit; on the mock, waiting moves the virtual clock instead."""
+
+    def __init__(self, min_interval: float, sleep: Callable[[float], None], now: Callable[[], float]) -> None:
+        self.min_interval = min_interval
+        self.sleep = sleep
+        self.now = now
+        self.last_sent = float("-inf")
+
+    def before_send(self) -> None:
+        """Wait for the next slot at the configured rate."""
+        gap = self.last_sent + self.min_interval - self.now()
+        if gap > 0:
+            self.sleep(gap)
+        self.last_sent = self.now()
+
+    def after_response(self, response: httpx.Response, window_seconds: float = 60.0) -> None:
+        """Slow down when the server says few requests are left in its window."""
+        remaining = response.headers.get("X-RateLimit-Remaining", "")
+        if remaining.isdigit() and int(remaining) <= RATE_LIMIT_RESERVE:
+            self.sleep(window_seconds)
+
+
+class Target:
+    """Sends requests and tells observers about every response."""
+
+    def __init__(
+        self,
+        kind: str,
+        base_url: str,
+        client: httpx.Client,
+        pacer: Pacer,
+        *,
+        timeout: float,
+        max_requests: int | None,
+        mock: ReferenceMock | None = None,
+    ) -> None:
+        self.kind = kind
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.pacer = pacer
+        self.timeout = timeout
+        self.max_requests = max_requests
+        self.mock = mock
+        self.sent = 0
+        self.statuses: Counter[int] = Counter()
+        self.observers: list[Callable[[httpx.Response], None]] = []
+
+    @property
+    def is_live(self) -> bool:
+        """Whether this target is a real URL (not the in-process mock)."""
+        return self.kind == "live"
+
+    def url(self, path: str) -> str:
+        """The full URL of an operation path."""
+        return self.base_url + path
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        credential: Credential | None = None,
+        json: Any = UNSET,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        paced: bool = True,
+    ) -> httpx.Response:
+        """Send one request; a 429 on a paced request is waited out and retried once."""
+        response = self._send_once(method, path, credential, json, content, headers, params, paced)
+        if paced and response.status_code == 429 and self.is_live:
+            retry_after = response.headers.get("Retry-After", "")
+            self.pacer.sleep(float(retry_after) if retry_after.isdigit() else 60.0)
+            response = self._send_once(method, path, credential, json, content, headers, params, paced)
+        return response
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        credential: Credential | None,
+        json: Any,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        paced: bool,
+    ) -> httpx.Response:
+        if self.max_requests is not None and self.sent >= self.max_requests:
+            raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
+        all_headers = dict(credential.headers) if credential else {}
+        all_headers.update(headers or {})
+        body = content
+        if json is not UNSET:
+            body = jsonlib.dumps(json).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        if paced:
+            self.pacer.before_send()
+        self.sent += 1
+        started = time.perf_counter()
+        try:
+            response = self.client.request(method, self.url(path), content=body, headers=all_headers, params=params)
+        except httpx.TimeoutException:
+            raise TargetTimeout(f"no response to {method} {path} within {self.timeout:g} s (--request-timeout)") from None
+        except httpx.TransportError as error:
+            reason = REDACT(str(error)) or type(error).__name__
+            raise TargetUnreachable(f"cannot reach {self.base_url} ({reason}); check --target-url and that the server is up") from None
+        if not hasattr(response, "_elapsed"):
+            # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
+            response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+        self.statuses[response.status_code] += 1
+        if paced:
+            self.pacer.after_response(response)
+        for observer in self.observers:
+            observer(response)
+        return response
+
+    def close(self) -> None:
+        """Release connections."""
+        self.client.close()
+
+
+def _mock_handler(mock: ReferenceMock) -> Callable[[httpx.Request], httpx.Response]:
+    def handle(request: httpx.Request) -> httpx.Response:
+        answer = mock.handle(
+            MockRequest(
+                method=request.method,
+                path=request.url.path,
+                query=dict(request.url.params),
+                headers=dict(request.headers),
+                body=request.content,
+            )
+        )
+        if answer.hang:
+            raise httpx.ReadTimeout("the mock never answers this request", request=request)
+        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+
+    return handle
+
+
+def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0) -> Target:
+    """The in-process mock: respx routes the client's requests to it, with no socket."""
+    router = respx.Router(base_url=MOCK_BASE_URL, assert_all_called=False)
+    router.route().mock(side_effect=_mock_handler(mock))
+    client = httpx.Client(transport=httpx.MockTransport(router.handler), timeout=timeout)
+    pacer = Pacer(0.0, clock.advance, clock)
+    return Target("mock", MOCK_BASE_URL, client, pacer, timeout=timeout, max_requests=None, mock=mock)
+
+
+def live_target(base_url: str, *, timeout: float, max_requests: int, max_rate: float) -> Target:
+    """A real server at base_url, paced and budgeted."""
+    client = httpx.Client(timeout=timeout, headers={"User-Agent": "katapult-conformance"})
+    pacer = Pacer(1.0 / max_rate, time.sleep, time.monotonic)
+    return Target("live", base_url, client, pacer, timeout=timeout, max_requests=max_requests)

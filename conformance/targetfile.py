@@ -1,0 +1,218 @@
+"""Target fixtures: the YAML file naming a target's test data, with ${VAR} read from the environment."""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CREDENTIAL_KEYS = ("valid", "without_scope", "network_restricted", "invalid_capabilities")
+TOP_LEVEL_KEYS = ("credentials", "network_interface", "other_network_interface", "ip_addresses", "rate_limit")
+IP_KEYS = ("allocatable", "allocated_elsewhere", "invalid_for_interface")
+
+
+class FixturesError(ValueError):
+    """The target fixtures file cannot be used; the message names the problem and the fix."""
+
+
+class MissingFixture(LookupError):
+    """A scenario needs a fixture entry the file does not give."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Credential:
+    """How to present one identity: the headers to send (never printed)."""
+
+    key: str
+    headers: Mapping[str, str] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credential({self.key!r}, headers=[redacted])"
+
+    @classmethod
+    def bearer(cls, key: str, token: str) -> Credential:
+        """A token sent as `Authorization: Bearer <token>`."""
+        return cls(key, {"Authorization": f"Bearer {token}"})
+
+    def secrets(self) -> set[str]:
+        """Every value that must never be written anywhere."""
+        values = set(self.headers.values())
+        values |= {value.split(" ", 1)[1] for value in self.headers.values() if " " in value}
+        return {value for value in values if value}
+
+
+@dataclass(frozen=True)
+class IPRef:
+    """An IP address on the target, by id and by address."""
+
+    id: str
+    address: str
+
+
+@dataclass(frozen=True)
+class TargetFixtures:
+    """A target's test data, validated."""
+
+    source: Path
+    credentials: Mapping[str, Credential]
+    network_interface_id: str
+    other_network_interface_id: str | None
+    allocatable: tuple[IPRef, ...]
+    allocated_elsewhere: IPRef | None
+    invalid_for_interface: IPRef | None
+    provoke_rate_limit: bool
+
+    def credential(self, key: str) -> Credential:
+        """The named credential, or MissingFixture naming `credentials.<key>`."""
+        try:
+            return self.credentials[key]
+        except KeyError:
+            raise MissingFixture(f"credentials.{key}") from None
+
+    def ip(self, key: str) -> IPRef:
+        """`ip_addresses.<key>` (allocated_elsewhere, invalid_for_interface), or MissingFixture."""
+        value = getattr(self, key)
+        if value is None:
+            raise MissingFixture(f"ip_addresses.{key}")
+        assert isinstance(value, IPRef)
+        return value
+
+    def allocatable_ip(self, index: int = 0) -> IPRef:
+        """The index-th allocatable IP, or MissingFixture naming how many are needed."""
+        if len(self.allocatable) <= index:
+            key = "ip_addresses.allocatable" if index == 0 else f"ip_addresses.allocatable[{index}] (at least {index + 1} entries)"
+            raise MissingFixture(key)
+        return self.allocatable[index]
+
+    def other_interface(self) -> str:
+        """A second interface id, or MissingFixture."""
+        if self.other_network_interface_id is None:
+            raise MissingFixture("other_network_interface.id")
+        return self.other_network_interface_id
+
+    def secrets(self) -> set[str]:
+        """Every credential value in the file, to be redacted from all output."""
+        return set().union(*(credential.secrets() for credential in self.credentials.values()))
+
+    def known_ips(self) -> tuple[IPRef, ...]:
+        """Every IP the file names."""
+        others = (self.allocated_elsewhere, self.invalid_for_interface)
+        return self.allocatable + tuple(ip for ip in others if ip is not None)
+
+
+def expand(value: Any, where: str, environ: Mapping[str, str]) -> Any:
+    """Replace ${VAR} from the environment; a string whose variable is unset or empty becomes None."""
+    if isinstance(value, str):
+        names = ENV_REFERENCE.findall(value)
+        if any(not environ.get(name) for name in names):
+            return None
+        return ENV_REFERENCE.sub(lambda match: environ[match.group(1)], value)
+    if isinstance(value, dict):
+        return {key: expand(item, f"{where}.{key}", environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [expand(item, f"{where}[{index}]", environ) for index, item in enumerate(value)]
+    return value
+
+
+def env_names(value: Any) -> list[str]:
+    """The ${VAR} names a raw value refers to."""
+    if isinstance(value, str):
+        return ENV_REFERENCE.findall(value)
+    if isinstance(value, dict):
+        return [name for item in value.values() for name in env_names(item)]
+    return []
+
+
+def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FixturesError(f"{where} must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise FixturesError(f"unknown key {where}.{unknown[0]} (known keys: {', '.join(allowed)})")
+    return value
+
+
+def _ip(value: Any, where: str) -> IPRef | None:
+    if value is None:
+        return None
+    entry = _mapping(value, where, ("id", "address"))
+    if not isinstance(entry.get("id"), str) or not isinstance(entry.get("address"), str):
+        raise FixturesError(f"{where} needs both id and address as strings, e.g. {{id: ip_..., address: 185.199.221.195}}")
+    return IPRef(entry["id"], entry["address"])
+
+
+def _credential(key: str, value: Any, raw: Any) -> Credential | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Credential.bearer(key, value) if value else None
+    if isinstance(value, dict) and set(value) == {"headers"} and isinstance(value["headers"], dict):
+        headers = {str(name): header for name, header in value["headers"].items() if header}
+        if len(headers) < len(value["headers"]):
+            return None
+        if not all(isinstance(header, str) for header in headers.values()):
+            raise FixturesError(f"credentials.{key}.headers values must be strings")
+        return Credential(key, headers)
+    raise FixturesError(f"credentials.{key} must be a token string or a mapping {{headers: {{Name: value}}}}")
+
+
+def load_target_fixtures(path: Path, environ: Mapping[str, str] | None = None) -> TargetFixtures:
+    """Read and validate a target fixtures file; every problem is a FixturesError with one clear sentence."""
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise FixturesError(f"cannot read target fixtures {path}: {error.strerror}; pass an existing file with --target-fixtures") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise FixturesError(f"target fixtures {path} is not valid YAML{where}; fix the syntax") from None
+    top = _mapping(raw, "(top level)", TOP_LEVEL_KEYS)
+    raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS)
+    data = expand(top, "", environ)
+    credentials_data = _mapping(data.get("credentials"), "credentials", CREDENTIAL_KEYS)
+    credentials = {}
+    for key in CREDENTIAL_KEYS:
+        credential = _credential(key, credentials_data.get(key), raw_credentials.get(key))
+        if credential is not None:
+            credentials[key] = credential
+    if "valid" not in credentials:
+        names = env_names(raw_credentials.get("valid"))
+        fix = f"set {' and '.join(names)} in the environment" if names else "add credentials.valid: ${KATAPULT_API_TOKEN}"
+        raise FixturesError(f"target fixtures {path} have no credentials.valid (a token with the ip_addresses scope); {fix}")
+    interface = _mapping(data.get("network_interface"), "network_interface", ("id",))
+    if not isinstance(interface.get("id"), str) or not interface["id"]:
+        raise FixturesError(f"target fixtures {path} need network_interface.id: an interface the suite may allocate IPs to")
+    other = _mapping(data.get("other_network_interface"), "other_network_interface", ("id",))
+    ips = _mapping(data.get("ip_addresses"), "ip_addresses", IP_KEYS)
+    allocatable_raw = ips.get("allocatable") or []
+    if not isinstance(allocatable_raw, list):
+        raise FixturesError("ip_addresses.allocatable must be a list of {id, address}")
+    allocatable = tuple(ip for index, entry in enumerate(allocatable_raw) if (ip := _ip(entry, f"ip_addresses.allocatable[{index}]")))
+    rate_limit = _mapping(data.get("rate_limit"), "rate_limit", ("provoke",))
+    provoke = rate_limit.get("provoke", False)
+    if not isinstance(provoke, bool):
+        raise FixturesError("rate_limit.provoke must be true or false")
+    return TargetFixtures(
+        source=path,
+        credentials=credentials,
+        network_interface_id=interface["id"],
+        other_network_interface_id=other.get("id") or None,
+        allocatable=allocatable,
+        allocated_elsewhere=_ip(ips.get("allocated_elsewhere"), "ip_addresses.allocated_elsewhere"),
+        invalid_for_interface=_ip(ips.get("invalid_for_interface"), "ip_addresses.invalid_for_interface"),
+        provoke_rate_limit=provoke,
+    )
