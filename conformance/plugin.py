@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
-
 import pytest
 
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config

@@ -1,6 +1,8 @@
 """Where the project's data files (spec/, fixtures/) live, installed or in a checkout."""
 from __future__ import annotations
+
 from pathlib import Path
+
 _PACKAGE = Path(__file__).resolve().parent
 
 def data_path(*parts: str) -> Path:

@@ -16,7 +16,7 @@ def make_handler(mock: ReferenceMock) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             """Stay quiet: the mock is a test double, not a server to monitor."""
 
         def answer(self) -> None:
