@@ -37,8 +37,12 @@ OPTIONS = (
            "YAML file naming the target's test data; ${VAR} in it is read from the environment", "path"),
     Option("profile", "--conformance-profile", "KATAPULT_CONFORMANCE_PROFILE", "ci",
            "hypothesis profile for generated tests: ci (default, deterministic), dev, thorough"),
+    Option("max_examples", "--conformance-max-examples", "KATAPULT_CONFORMANCE_MAX_EXAMPLES", None,
+           "override the profile's number of examples per generated test", "int"),
     Option("mock_mutant", "--mock-mutant", "KATAPULT_MOCK_MUTANT", None,
            "run against a deliberately broken variant of the embedded mock (see python -m conformance.mock --list-mutants)"),
+    Option("mock_world", "--mock-world", "KATAPULT_MOCK_WORLD", None,
+           "world file of the embedded mock: its tokens, interfaces and IPs (default: the shipped fixtures/mock-world.yaml)", "path"),
     Option("request_timeout", "--request-timeout", "KATAPULT_REQUEST_TIMEOUT", 10.0,
            "seconds to wait for each response (default 10)", "float"),
     Option("max_requests", "--max-requests", "KATAPULT_MAX_REQUESTS", 4000,
@@ -143,6 +147,8 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         raise ConfigError(f"unknown conformance profile {config.profile!r}; choose one of {', '.join(PROFILES)}")
     if config.is_live and config.settings["target_fixtures"].value is None:
         raise ConfigError("a live target needs --target-fixtures (or KATAPULT_TARGET_FIXTURES): see fixtures/staging.example.yaml")
+    if config.max_examples is not None and config.max_examples <= 0:
+        raise ConfigError("--conformance-max-examples must be positive")
     if config.request_timeout <= 0 or config.max_rate <= 0 or config.max_requests <= 0:
         raise ConfigError("--request-timeout, --max-rate and --max-requests must be positive")
     return config

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
@@ -12,10 +13,15 @@ from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
 from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
+from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.profiles import register_profiles
+from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.target import ALLOCATE_PATH, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, TargetFixtures, load_target_fixtures
+
+# The end-of-run summary, baseline and redaction hooks live in their own module.
+pytest_plugins = ("conformance.reporting",)
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
@@ -31,6 +37,8 @@ class ConformanceSession:
     run_id: str
     drifts: list[Drift] = field(default_factory=list)
     seen_503: list[httpx.Response] = field(default_factory=list)
+    rate_limit_monitor: RateLimitMonitor = field(default_factory=RateLimitMonitor)
+    generated: dict[str, Counter[int]] = field(default_factory=dict)
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -62,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     REDACT.add(fixtures.secrets())
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
-    register_profiles(suite.profile)
+    register_profiles(suite.profile, suite.max_examples)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -75,7 +83,8 @@ def make_target(suite: SuiteConfig) -> Target:
     if suite.is_live:
         return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate)
     clock = VirtualClock()
-    return mock_target(mock_class(suite.mock_mutant)(clock=clock), clock, timeout=suite.request_timeout)
+    mock = mock_class(suite.mock_mutant)(load_world(suite.mock_world or DEFAULT_WORLD), clock=clock)
+    return mock_target(mock, clock, timeout=suite.request_timeout)
 
 
 def preflight(target: Target) -> None:
@@ -96,7 +105,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     if target.is_live:
         preflight(target)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6))
-    target.observers.append(session.observe)
+    target.observers += [session.observe, session.rate_limit_monitor.observe]
     config.stash[SESSION_KEY] = session
     yield session
     try:
@@ -134,3 +143,15 @@ def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger
     drifts = conformance_session.ledger.restore()
     if drifts:
         pytest.fail("could not restore: " + "; ".join(str(drift) for drift in drifts), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How far generation reached: the share of each status per generated test."""
+    session = terminalreporter.config.stash.get(SESSION_KEY, None)
+    if session is None or not session.generated:
+        return
+    terminalreporter.section("katapult-conformance: generated cases by status")
+    for name, statuses in session.generated.items():
+        total = sum(statuses.values())
+        shares = ", ".join(f"{status}: {count * 100 / total:.0f}%" for status, count in sorted(statuses.items()))
+        terminalreporter.write_line(f"{name}: {total} cases; {shares}")

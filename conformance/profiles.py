@@ -6,15 +6,16 @@ from hypothesis import HealthCheck, Phase, settings
 # ci: derandomized (the seed is fixed by each test's source), no example database, so two runs on the same
 # target send the same requests; `explicit` and `generate` only, since replaying stored examples would not be.
 PROFILES = {
-    "ci": {"max_examples": 150, "derandomize": True, "database": None, "phases": (Phase.explicit, Phase.generate, Phase.shrink)},
+    "ci": {"max_examples": 50, "derandomize": True, "database": None, "phases": (Phase.explicit, Phase.generate, Phase.shrink)},
     "dev": {"max_examples": 60, "derandomize": False},
     "thorough": {"max_examples": 1500, "derandomize": False, "database": None},
 }
 COMMON = {"deadline": None, "suppress_health_check": list(HealthCheck), "print_blob": False}
 
 
-def register_profiles(active: str) -> None:
-    """Register every profile under `conformance-<name>` and load the active one."""
+def register_profiles(active: str, max_examples: int | None = None) -> None:
+    """Register every profile under `conformance-<name>` and load the active one (optionally resized)."""
     for name, values in PROFILES.items():
-        settings.register_profile(f"conformance-{name}", **COMMON, **values)  # type: ignore[arg-type]
+        resized = {"max_examples": max_examples} if max_examples is not None and name == active else {}
+        settings.register_profile(f"conformance-{name}", **{**COMMON, **values, **resized})  # type: ignore[arg-type]
     settings.load_profile(f"conformance-{active}")

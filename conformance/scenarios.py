@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 
 from conformance.checks import ConformanceFailure, error_detail, expect_error, expect_issue, is_ip_address
-from conformance.targetfile import Credential, IPRef, TargetFixtures
+from conformance.identities import identity_headers
+from conformance.targetfile import IPRef, TargetFixtures
 
 VALID_BODY = {"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id"}}
 NOT_JSON = b'{"virtual_machine_network_interface": {"id": '
@@ -29,7 +30,7 @@ class Row:
     description: str
     spec_ref: str
     expect: tuple[int, str]
-    credential: str | None = "valid"
+    credential: str = "valid"
     body: Any = field(default_factory=lambda: VALID_BODY)
     raw_body: bytes | None = None
     issue: str | None = None
@@ -74,10 +75,10 @@ def _names_caller_address(detail: dict[str, Any]) -> str | None:
 ROWS = (
     Row("missing-token", "400 missing_api_token", "a request without a token is rejected with 400 missing_api_token",
         f"{SPEC}#/paths/allocate_ip/post/responses/400 (MissingAPITokenError)", (400, "missing_api_token"),
-        credential=None, watch=("ip0",)),
+        credential="none", watch=("ip0",)),
     Row("non-bearer-token", "400 missing_api_token", "a token sent with a non-Bearer scheme is rejected with 400 missing_api_token",
         f"{SPEC}#/components/securitySchemes/Authenticator", (400, "missing_api_token"),
-        credential="valid:Token", watch=("ip0",)),
+        credential="non_bearer", watch=("ip0",)),
     Row("invalid-token", "403 invalid_api_token", "a token that does not exist is rejected with 403 invalid_api_token",
         f"{SPEC}#/components/schemas/InvalidAPITokenError", (403, "invalid_api_token"),
         credential="random", watch=("ip0",)),
@@ -140,7 +141,7 @@ ROWS = (
         f"{SPEC}#/components/schemas/InvalidJSONBodyError", (400, "invalid_json_body"), raw_body=NOT_JSON),
     Row("order-no-token-broken-body", "order of checks", "no token and a broken body still get 400 missing_api_token",
         f"{SPEC}#/paths/allocate_ip/post (authentication before arguments)", (400, "missing_api_token"),
-        credential=None, raw_body=NOT_JSON),
+        credential="none", raw_body=NOT_JSON),
     Row("order-invalid-token-broken-body", "order of checks", "an invalid token and a broken body get 403 invalid_api_token",
         f"{SPEC}#/paths/allocate_ip/post (authentication before arguments)", (403, "invalid_api_token"),
         credential="random", raw_body=NOT_JSON),
@@ -167,7 +168,6 @@ class RunValues:
             "unknown_interface": f"vmnet_conformance{self.run_id}",
             "unknown_ip": f"ip_conformance{self.run_id}",
             "unknown_address": f"192.0.2.{int(self.run_id[:2], 16) % 254 + 1}",
-            "random_token": f"kc-conformance-nonexistent-{self.run_id}",
         }
         return made_up[name]
 
@@ -193,18 +193,9 @@ def fill(template: Any, fixtures: TargetFixtures, run: RunValues) -> Any:
     return getattr(ip_for(fixtures, name), attribute)
 
 
-def credential_for(row: Row, fixtures: TargetFixtures, run: RunValues) -> tuple[Credential | None, dict[str, str]]:
-    """The credential to send and any extra headers, per the row's `credential` field."""
-    if row.credential is None:
-        return None, {}
-    if row.credential == "random":
-        return Credential.bearer("random", run.value("random_token")), {}
-    key, _, scheme = row.credential.partition(":")
-    credential = fixtures.credential(key)
-    if scheme:
-        token = credential.headers.get("Authorization", "").partition(" ")[2]
-        return None, {"Authorization": f"{scheme} {token}"}
-    return credential, {}
+def headers_for(row: Row, fixtures: TargetFixtures, run: RunValues) -> dict[str, str]:
+    """The headers presenting the row's identity (MissingFixture when the file lacks its credential)."""
+    return identity_headers(row.credential, fixtures, run.run_id)
 
 
 def judge(row: Row, response: httpx.Response) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -11,11 +12,12 @@ from conformance import api
 from conformance.checks import ConformanceFailure, conforms_to_fragment, error_code, error_detail, expect_error
 from conformance.ledger import AllocationLedger
 from conformance.plugin import ConformanceSession
-from conformance.scenarios import ROWS, Row, RunValues, credential_for, fill, ip_for, judge
+from conformance.scenarios import ROWS, Row, RunValues, fill, headers_for, ip_for, judge
 from conformance.target import ALLOCATE_PATH, Target
-from conformance.targetfile import IPRef, MissingFixture, TargetFixtures
+from conformance.targetfile import Credential, IPRef, MissingFixture, TargetFixtures
 
 RATE_LIMIT_MARGIN = 20
+WINDOW_POLLS = 70
 
 
 @contextmanager
@@ -27,25 +29,31 @@ def fixture_entries(fixtures: TargetFixtures) -> Iterator[None]:
         pytest.skip(f"needs {missing.key} in the target fixtures ({fixtures.source})")
 
 
+def row_param(row: Row) -> Any:
+    """A row as a test parameter, marked with its promise (and "no side effects" when it watches IPs)."""
+    promises = (row.promise, "no side effects") if row.watch else (row.promise,)
+    return pytest.param(row, marks=pytest.mark.promise(*promises), id=row.id)
+
+
 @pytest.fixture(scope="session")
 def run_values(conformance_session: ConformanceSession) -> RunValues:
     """Made-up ids and tokens for this run."""
     return RunValues(conformance_session.run_id)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+@pytest.mark.parametrize("row", [row_param(row) for row in ROWS])
 def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues) -> None:
     """One row of the scenario table: provoke, judge, and check that no watched IP moved."""
     with fixture_entries(target_fixtures):
-        credential, headers = credential_for(row, target_fixtures, run_values)
+        headers = headers_for(row, target_fixtures, run_values)
         body = None if row.raw_body is not None else fill(row.body, target_fixtures, run_values)
         watched = [ip_for(target_fixtures, name) for name in row.watch]
     before = {ip: ledger.touch(ip) for ip in watched}
     if row.raw_body is not None:
         headers = {**headers, "Content-Type": "application/json"}
-        response = target.send("POST", ALLOCATE_PATH, credential=credential, content=row.raw_body, headers=headers)
+        response = target.send("POST", ALLOCATE_PATH, content=row.raw_body, headers=headers)
     else:
-        response = target.send("POST", ALLOCATE_PATH, credential=credential, json=body, headers=headers)
+        response = target.send("POST", ALLOCATE_PATH, json=body, headers=headers)
     judge(row, response)
     assert_unchanged(ledger, before, response)
 
@@ -60,6 +68,7 @@ def assert_unchanged(ledger: AllocationLedger, before: dict[IPRef, str | None], 
                 f"{ip.id} ({ip.address}) now held by {now or 'nobody'}",
                 f"unchanged: held by {holder or 'nobody'}",
                 response,
+                promise="no side effects",
             )
 
 
@@ -70,19 +79,24 @@ def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, led
         raise ConformanceFailure("Expected 200", f"{response.status_code} {error_code(response)}", "200 with the interface", response)
     interface = response.json()["virtual_machine_network_interface"]
     if interface["id"] != interface_id:
-        raise ConformanceFailure("200 returns another interface", str(interface["id"]), interface_id, response)
+        raise ConformanceFailure("200 returns another interface", str(interface["id"]), interface_id, response, promise="200 semantics")
     listed = {(item["id"], item["address"]) for item in interface["ip_addresses"]}
     if (ip.id, ip.address) not in listed:
-        raise ConformanceFailure("Allocated IP missing from ip_addresses", repr(sorted(listed)), f"contains {ip.id} {ip.address}", response)
+        raise ConformanceFailure(
+            "Allocated IP missing from ip_addresses", repr(sorted(listed)), f"contains {ip.id} {ip.address}", response, promise="200 semantics"
+        )
     permitted = int(response.headers["X-RateLimit-Permitted"])
     remaining = int(response.headers["X-RateLimit-Remaining"])
     if remaining > permitted:
         raise ConformanceFailure("X-RateLimit-Remaining above X-RateLimit-Permitted", str(remaining), f"<= {permitted}", response)
     holder = ledger.holder(ip)
     if holder != interface_id:
-        raise ConformanceFailure("IP not allocated to the interface", f"{ip.id} held by {holder or 'nobody'}", f"held by {interface_id}", response)
+        raise ConformanceFailure(
+            "IP not allocated to the interface", f"{ip.id} held by {holder or 'nobody'}", f"held by {interface_id}", response, promise="200 semantics"
+        )
 
 
+@pytest.mark.promise("200 shape", "200 semantics")
 @pytest.mark.parametrize("lookup", ["id", "address"])
 def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger) -> None:
     """Allocating a free IP (by id, or by address) returns the interface in the documented shape, now holding it."""
@@ -95,6 +109,7 @@ def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFi
     assert_allocated(response, target_fixtures.network_interface_id, ip, ledger)
 
 
+@pytest.mark.promise("429 rate_limit_reached")
 def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run_values: RunValues) -> None:
     """A burst past the limit gets 429 rate_limit_reached; detail.total_permitted matches X-RateLimit-Permitted."""
     if not target_fixtures.provoke_rate_limit:
@@ -117,9 +132,18 @@ def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run
         if header is not None and str(total) != header:
             raise ConformanceFailure("total_permitted disagrees with X-RateLimit-Permitted", str(total), header, response)
     finally:
-        target.pacer.sleep(60.0)
+        wait_for_new_window(target, credential, body)
 
 
+def wait_for_new_window(target: Target, credential: Credential, body: dict[str, object]) -> None:
+    """Leave the target usable: poll, a second apart, until the token is served again (at most ~70 s)."""
+    for _ in range(WINDOW_POLLS):
+        target.pacer.sleep(1.0)
+        if target.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False).status_code != 429:
+            return
+
+
+@pytest.mark.promise("503 service_unavailable")
 def test_service_unavailable(target: Target, target_fixtures: TargetFixtures, conformance_session: ConformanceSession) -> None:
     """In maintenance, a valid request gets 503 service_unavailable (mock); on a live target any 503 seen is judged."""
     if target.mock is None:

@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--mutant", default=None, help="serve a broken variant instead; --list-mutants names them")
+    parser.add_argument("--permitted", type=int, default=None, help="requests per token per window (default: the world's, 1000)")
+    parser.add_argument("--window-seconds", type=float, default=None, help="rate-limit window length (default: the world's, 60)")
     parser.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
     parser.add_argument("--world", type=Path, default=DEFAULT_WORLD, help="world data file (default: the shipped one)")
     args = parser.parse_args(argv)
@@ -24,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:40} {cls.description}")
         return 0
     try:
-        mock = mock_class(args.mutant)(load_world(args.world))
+        world = load_world(args.world)
+        if args.permitted is not None:
+            world.permitted = args.permitted
+        if args.window_seconds is not None:
+            world.window_seconds = args.window_seconds
+        mock = mock_class(args.mutant)(world)
         server = MockServer(mock, args.host, args.port)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

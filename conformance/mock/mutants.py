@@ -1,20 +1,47 @@
-"""Miniature broken implementations: each mutant breaks one behaviour of the reference mock."""
+"""Miniature broken implementations: each mutant breaks one behaviour of the reference mock.
+
+A mutant overrides as little of `ReferenceMock` as it can, so the deviation its description names is the only one.
+`python -m conformance.mutants` runs the suite against every mutant and reports which tests catch it.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from typing import Any, ClassVar, TypeVar
 
-from conformance.mock.app import ApiError, MockRequest, ReferenceMock
+from conformance.mock.app import (
+    ALLOCATE_ROUTE,
+    BASE_PATH,
+    SCOPE,
+    ApiError,
+    MockRequest,
+    MockResponse,
+    ReferenceMock,
+    argument_error,
+)
+from conformance.mock.world import IPAddress, Token
 
 MUTANTS: dict[str, type[ReferenceMock]] = {}
+NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+LONG_ID = 255
+M = TypeVar("M", bound=type[ReferenceMock])
 
 
-def mutant(name: str, description: str) -> Callable[[type[ReferenceMock]], type[ReferenceMock]]:
-    """Register a mutant class under a stable name with a one-line description."""
+def mutant(name: str, description: str) -> Callable[[M], M]:
+    """Register a mutant class under a stable kebab-case name with a one-line description."""
+    if not NAME_PATTERN.match(name) or name == ReferenceMock.name:
+        raise ValueError(f"mutant name {name!r} must be kebab-case and not {ReferenceMock.name!r}")
+    if name in MUTANTS:
+        raise ValueError(f"mutant name {name!r} is registered twice")
+    if not description.strip() or "\n" in description:
+        raise ValueError(f"mutant {name!r} needs a one-line description")
 
-    def register(cls: type[ReferenceMock]) -> type[ReferenceMock]:
+    def register(cls: M) -> M:
         cls.name = name
-        cls.description = description
+        cls.description = cls.__doc__ = description
         MUTANTS[name] = cls
         return cls
 
@@ -31,6 +58,116 @@ def mock_class(name: str | None) -> type[ReferenceMock]:
         raise ValueError(f"unknown mutant {name!r}: choose one of {', '.join(sorted(MUTANTS))}") from None
 
 
+# --- shared helpers --------------------------------------------------------------------------------------------
+def is_allocation(body: Any) -> bool:
+    """Whether a response body is allocate_ip's 200 (not a support operation's)."""
+    return isinstance(body, dict) and "virtual_machine_network_interface" in body
+
+
+def is_allocate_request(request: MockRequest) -> bool:
+    """Whether the request is POST .../allocate_ip."""
+    path = request.path[len(BASE_PATH):]
+    return request.method == "POST" and ALLOCATE_ROUTE.match(path) is not None
+
+
+def ip_lookup(request: MockRequest) -> dict[str, Any]:
+    """The request body's ip_address lookup, or {} when the body has none."""
+    with suppress(ValueError):
+        body = json.loads(request.body)
+        lookup = body.get("ip_address") if isinstance(body, dict) else None
+        return lookup if isinstance(lookup, dict) else {}
+    return {}
+
+
+def other_interface(mock: ReferenceMock, interface: dict[str, Any]) -> dict[str, Any]:
+    """Some interface of the world that is not this one."""
+    return next(other for other in mock.world.interfaces.values() if other["id"] != interface["id"])
+
+
+def allocate_quietly(mock: ReferenceMock, request: MockRequest) -> None:
+    """What a sloppy server does before rejecting: allocate the IP the body names (by id, else address) if both exist."""
+    with suppress(ApiError, LookupError, TypeError, AttributeError):
+        args = mock.parse_body(request)
+        interface = mock.find_interface(args["virtual_machine_network_interface"]["id"])
+        lookup = args["ip_address"]
+        key = "id" if lookup.get("id") is not None else "address"
+        mock.allocate(mock.find_ip(key, lookup[key]), interface)
+
+
+def validate_arguments(mock: ReferenceMock, request: MockRequest) -> None:
+    """allocate_ip's argument checks on their own (parse the body, check both lookups)."""
+    args = mock.parse_body(request)
+    mock.lookup_argument(args, "virtual_machine_network_interface", ("id",))
+    mock.lookup_argument(args, "ip_address", ("id", "address"))
+
+
+@contextmanager
+def amending(code: str, amend: Callable[[ApiError], None]) -> Iterator[None]:
+    """Let `amend` change an ApiError with this code on its way out."""
+    try:
+        yield
+    except ApiError as error:
+        if error.code == code:
+            amend(error)
+        raise
+
+
+class RecodesErrors(ReferenceMock):
+    """Base: allocate_ip answers each error code in `recodes` with another (status, code)."""
+
+    recodes: ClassVar[tuple[tuple[str, int, str], ...]] = ()
+
+    def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        try:
+            return super().allocate_ip(request, headers)
+        except ApiError as error:
+            for code, status, new_code in self.recodes:
+                if error.code == code:
+                    raise ApiError(status, new_code, error.detail) from None
+            raise
+
+
+class AllocatesWhenRejecting(ReferenceMock):
+    """Base: allocate_ip allocates the named IP anyway before answering an error whose code or issue is in `leaky`."""
+
+    leaky: ClassVar[frozenset[str]] = frozenset()
+
+    def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        try:
+            return super().allocate_ip(request, headers)
+        except ApiError as error:
+            if error.code in self.leaky or error.detail.get("issue") in self.leaky:
+                allocate_quietly(self, request)
+            raise
+
+
+class PrefersLookupKey(ReferenceMock):
+    """Base: an ip_address lookup giving both id and address is accepted, and `winner` is used."""
+
+    winner: ClassVar[str] = "id"
+
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        lookup = args.get(name)
+        if name == "ip_address" and isinstance(lookup, dict) and all(lookup.get(key) is not None for key in keys):
+            return self.winner, lookup[self.winner]
+        return super().lookup_argument(args, name, keys)
+
+
+class CrashesOnId(ReferenceMock):
+    """Base: a lookup value `crashes_on` accepts makes the server fail with a 500."""
+
+    def crashes_on(self, value: str) -> bool:
+        """Whether this value crashes the server."""
+        return False
+
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        key, value = super().lookup_argument(args, name, keys)
+        if isinstance(value, str) and self.crashes_on(value):
+            raise ApiError(500, "internal_server_error")
+        return key, value
+
+
+# --- shape -----------------------------------------------------------------------------------------------------
 @mutant("200-missing-mac-address", "the 200 body lacks the required mac_address field")
 class MissingMacAddress(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
@@ -39,21 +176,355 @@ class MissingMacAddress(ReferenceMock):
         return body
 
 
-@mutant("exclusivity-id-wins", "both ip_address lookup keys are accepted and id wins")
-class ExclusivityIdWins(ReferenceMock):
-    def lookup_argument(self, args: Any, name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
-        lookup = args.get(name)
-        if name == "ip_address" and isinstance(lookup, dict) and lookup.get("id") and lookup.get("address"):
-            return "id", lookup["id"]
+@mutant("200-unwrapped", "the 200 body is the interface itself, not wrapped in virtual_machine_network_interface")
+class Unwrapped200(ReferenceMock):
+    def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = super().allocate_ip(request, headers)["virtual_machine_network_interface"]
+        return body
+
+
+@mutant("200-network-as-string", "the 200 body's network is its id string instead of an {id, name} object")
+class NetworkAsString(ReferenceMock):
+    def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
+        body = super().render_interface(interface)
+        if body["network"] is not None:
+            body["network"] = body["network"]["id"]
+        return body
+
+
+@mutant("200-null-virtual-network-as-object", "the 200 body sends an absent virtual_network as {} instead of null")
+class NullVirtualNetworkAsObject(ReferenceMock):
+    def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
+        body = super().render_interface(interface)
+        body["virtual_network"] = body["virtual_network"] or {}
+        return body
+
+
+@mutant("200-ip-item-missing-address", "the 200 body's ip_addresses items carry only an id, no address")
+class IPItemMissingAddress(ReferenceMock):
+    def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
+        body = super().render_interface(interface)
+        body["ip_addresses"] = [{"id": item["id"]} for item in body["ip_addresses"]]
+        return body
+
+
+@mutant("200-without-rate-limit-headers", "the 200 lacks the X-RateLimit-Permitted and X-RateLimit-Remaining headers")
+class WithoutRateLimitHeaders(ReferenceMock):
+    def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
+        if is_allocation(body):
+            headers.pop("X-RateLimit-Permitted", None)
+            headers.pop("X-RateLimit-Remaining", None)
+        return super().respond(status, body, headers)
+
+
+@mutant("request-id-not-uuid", "X-Request-Id is a counter, not a UUID")
+class RequestIdNotUUID(ReferenceMock):
+    served = 0
+
+    def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
+        self.served += 1
+        headers["X-Request-Id"] = f"req-{self.served}"
+        return super().respond(status, body, headers)
+
+
+@mutant("errors-unwrapped", "error bodies are the bare {code, description, detail}, without the error envelope")
+class ErrorsUnwrapped(ReferenceMock):
+    def error_body(self, error: ApiError) -> dict[str, Any]:
+        inner: dict[str, Any] = super().error_body(error)["error"]
+        return inner
+
+
+@mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)")
+class ScopeErrorWithoutScopes(ReferenceMock):
+    def check_scope(self, token: Token) -> None:
+        with amending("scope_not_granted", lambda error: error.detail.clear()):
+            super().check_scope(token)
+
+
+@mutant("429-total-permitted-string", "429 rate_limit_reached gives detail.total_permitted as a string")
+class TotalPermittedString(ReferenceMock):
+    def count_request(self, token: Token, headers: dict[str, str]) -> None:
+        with amending("rate_limit_reached", lambda error: error.detail.update(total_permitted=str(self.world.permitted))):
+            super().count_request(token, headers)
+
+
+@mutant("network-error-names-allowed-network", "403 unauthorized_network_for_api_token names the allowed network, not the caller's address")
+class NetworkErrorNamesAllowedNetwork(ReferenceMock):
+    def authenticate(self, request: MockRequest) -> Token:
+        def name_network(error: ApiError) -> None:
+            token = self.world.tokens[self.bearer_token(request) or ""]
+            error.detail["ip_address"] = str(token.allowed_networks[0])
+
+        with amending("unauthorized_network_for_api_token", name_network):
+            return super().authenticate(request)
+
+
+# --- status and code -------------------------------------------------------------------------------------------
+@mutant("missing-token-401", "a request without a token gets 401 instead of 400 missing_api_token")
+class MissingToken401(RecodesErrors):
+    recodes = (("missing_api_token", 401, "missing_api_token"),)
+
+
+@mutant("missing-token-403", "a request without a token gets 403 instead of 400 missing_api_token")
+class MissingToken403(RecodesErrors):
+    recodes = (("missing_api_token", 403, "missing_api_token"),)
+
+
+@mutant("invalid-token-401", "an unknown token gets 401 instead of 403 invalid_api_token")
+class InvalidToken401(RecodesErrors):
+    recodes = (("invalid_api_token", 401, "invalid_api_token"),)
+
+
+@mutant("already-allocated-409", "ip_already_allocated comes with 409 instead of 422")
+class AlreadyAllocated409(RecodesErrors):
+    recodes = (("ip_already_allocated", 409, "ip_already_allocated"),)
+
+
+@mutant("not-found-codes-swapped", "the two 404 codes are swapped: an unknown interface says ip_address_not_found and vice versa")
+class NotFoundCodesSwapped(RecodesErrors):
+    recodes = (
+        ("virtual_machine_network_interface_not_found", 404, "ip_address_not_found"),
+        ("ip_address_not_found", 404, "virtual_machine_network_interface_not_found"),
+    )
+
+
+@mutant("unprocessable-codes-swapped", "the two 422 codes are swapped: ip_already_allocated and invalid_ip")
+class UnprocessableCodesSwapped(RecodesErrors):
+    recodes = (("ip_already_allocated", 422, "invalid_ip"), ("invalid_ip", 422, "ip_already_allocated"))
+
+
+@mutant("capabilities-token-as-invalid-api-token", "a bad capabilities token gets invalid_api_token instead of invalid_capabilities_token")
+class CapabilitiesTokenAsInvalidAPIToken(RecodesErrors):
+    recodes = (("invalid_capabilities_token", 403, "invalid_api_token"),)
+
+
+@mutant("missing-argument-as-invalid-argument", "a missing ip_address gets invalid_argument, not missing_required_argument")
+class MissingArgumentAsInvalidArgument(ReferenceMock):
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        if name not in args:
+            raise argument_error([name], "missing_lookup_value")
         return super().lookup_argument(args, name, keys)
 
 
-@mutant("missing-token-401", "a request without a token gets 401 instead of 400 missing_api_token")
-class MissingToken401(ReferenceMock):
-    def authenticate(self, request: MockRequest) -> Any:
+# --- semantics -------------------------------------------------------------------------------------------------
+@mutant("200-returns-other-interface", "the 200 body describes another interface than the one asked for")
+class ReturnsOtherInterface(ReferenceMock):
+    def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
+        return super().render_interface(other_interface(self, interface))
+
+
+@mutant("200-omits-allocated-ip", "the 200 body's ip_addresses leaves out the IP just allocated")
+class OmitsAllocatedIP(ReferenceMock):
+    def allocate(self, ip: IPAddress, interface: dict[str, Any]) -> None:
+        super().allocate(ip, interface)
+        self.just_allocated = ip.id
+
+    def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
+        body = super().render_interface(interface)
+        body["ip_addresses"] = [item for item in body["ip_addresses"] if item["id"] != self.just_allocated]
+        return body
+
+
+@mutant("allocates-to-other-interface", "the IP goes to another interface, though the 200 body lists it under the one asked for")
+class AllocatesToOtherInterface(ReferenceMock):
+    def allocate(self, ip: IPAddress, interface: dict[str, Any]) -> None:
+        super().allocate(ip, other_interface(self, interface))
+        self.just_allocated = ip
+
+    def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
+        body = super().render_interface(interface)
+        body["ip_addresses"].append({"id": self.just_allocated.id, "address": self.just_allocated.address})
+        return body
+
+
+@mutant("already-allocated-ip-moved", "an IP held by another interface is silently moved (200) instead of 422 ip_already_allocated")
+class AlreadyAllocatedMoved(ReferenceMock):
+    def check_allocatable(self, ip: IPAddress, interface: dict[str, Any]) -> None:
+        super().check_allocatable(replace(ip, allocated_to=None), interface)
+
+
+@mutant("invalid-ip-unchecked", "an IP from another network is allocated (200) instead of 422 invalid_ip")
+class InvalidIPUnchecked(ReferenceMock):
+    def check_allocatable(self, ip: IPAddress, interface: dict[str, Any]) -> None:
+        super().check_allocatable(replace(ip, network=interface["network"]), interface)
+
+
+@mutant("invalid-scalar-unchecked", "a lookup value of the wrong type ({\"id\": 123}) is used as a string instead of 400 invalid_scalar")
+class InvalidScalarUnchecked(ReferenceMock):
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        lookup = args.get(name)
+        if isinstance(lookup, dict):
+            lookup = {key: value if value is None or isinstance(value, str) else str(value) for key, value in lookup.items()}
+            args = {**args, name: lookup}
+        return super().lookup_argument(args, name, keys)
+
+
+# --- exclusivity -----------------------------------------------------------------------------------------------
+@mutant("exclusivity-id-wins", "both ip_address lookup keys are accepted and id wins")
+class ExclusivityIdWins(PrefersLookupKey):
+    winner = "id"
+
+
+@mutant("exclusivity-address-wins", "both ip_address lookup keys are accepted and address wins")
+class ExclusivityAddressWins(PrefersLookupKey):
+    winner = "address"
+
+
+@mutant("empty-lookup-accepted", "a lookup with no value ({} or only unknown keys) is looked up as id null (404) instead of 400 missing_lookup_value")
+class EmptyLookupAccepted(ReferenceMock):
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        lookup = args.get(name)
+        if isinstance(lookup, dict) and not any(key in lookup for key in keys):
+            return keys[0], None
+        return super().lookup_argument(args, name, keys)
+
+
+@mutant("null-is-a-value", "a null beside a value ({\"id\": x, \"address\": null}) counts as ambiguous_lookup_values")
+class NullIsAValue(ReferenceMock):
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        lookup = args.get(name)
+        if isinstance(lookup, dict) and sum(key in lookup for key in keys) > 1:
+            raise argument_error([name], "ambiguous_lookup_values")
+        return super().lookup_argument(args, name, keys)
+
+
+# --- order of checks -------------------------------------------------------------------------------------------
+@mutant("arguments-before-authentication", "the arguments are validated before the token, so a bad body beats a missing token")
+class ArgumentsBeforeAuthentication(ReferenceMock):
+    def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        validate_arguments(self, request)
+        return super().allocate_ip(request, headers)
+
+
+@mutant("scope-after-arguments", "the scope is checked after the arguments, so a bad body beats a missing scope")
+class ScopeAfterArguments(ReferenceMock):
+    def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        if SCOPE not in self.authenticate(request).scopes:
+            validate_arguments(self, request)
+        return super().allocate_ip(request, headers)
+
+
+@mutant("rate-limit-never-429", "the rate limit is counted in the headers but never enforced: no 429")
+class RateLimitNever429(ReferenceMock):
+    def count_request(self, token: Token, headers: dict[str, str]) -> None:
+        with suppress(ApiError):
+            super().count_request(token, headers)
+
+
+@mutant("maintenance-ignored", "maintenance mode answers normally instead of 503 service_unavailable")
+class MaintenanceIgnored(ReferenceMock):
+    def check_maintenance(self) -> None:
+        """Never in maintenance."""
+
+
+# --- side effects ----------------------------------------------------------------------------------------------
+@mutant("422-still-allocates", "a 422 (ip_already_allocated, invalid_ip) is answered but the IP is allocated anyway")
+class Rejected422StillAllocates(AllocatesWhenRejecting):
+    leaky = frozenset({"ip_already_allocated", "invalid_ip"})
+
+
+@mutant("ambiguous-still-allocates", "400 ambiguous_lookup_values is answered but the IP named by id is allocated anyway")
+class AmbiguousStillAllocates(AllocatesWhenRejecting):
+    leaky = frozenset({"ambiguous_lookup_values"})
+
+
+@mutant("scope-denied-still-allocates", "403 scope_not_granted is answered but the IP is allocated anyway")
+class ScopeDeniedStillAllocates(AllocatesWhenRejecting):
+    leaky = frozenset({"scope_not_granted"})
+
+
+@mutant("unallocate-noop", "unallocate answers 200 {} but leaves the IP allocated")
+class UnallocateNoop(ReferenceMock):
+    def unallocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        holders = {ip.id: ip.allocated_to for ip in self.world.ips.values()}
+        answer = super().unallocate_ip(request, headers)
+        for ip in self.world.ips.values():
+            ip.allocated_to = holders[ip.id]
+        return answer
+
+
+# --- security --------------------------------------------------------------------------------------------------
+@mutant("invalid-token-accepted", "an unknown token is accepted as if it held the ip_addresses scope")
+class InvalidTokenAccepted(ReferenceMock):
+    def authenticate(self, request: MockRequest) -> Token:
         try:
             return super().authenticate(request)
         except ApiError as error:
-            if error.code == "missing_api_token":
-                error.status = 401
+            token = self.bearer_token(request)
+            if error.code != "invalid_api_token" or token is None:
+                raise
+            return Token(token, (SCOPE,))
+
+
+@mutant("scope-not-required", "a token without the ip_addresses scope is served")
+class ScopeNotRequired(ReferenceMock):
+    def check_scope(self, token: Token) -> None:
+        """Every token will do."""
+
+
+@mutant("network-restriction-ignored", "a token restricted to other networks is served from anywhere")
+class NetworkRestrictionIgnored(ReferenceMock):
+    def network_allowed(self, token: Token, client: str) -> bool:
+        return True
+
+
+@mutant("non-bearer-scheme-accepted", "a token sent with any scheme (e.g. `Token <token>`) is accepted as a bearer token")
+class NonBearerSchemeAccepted(ReferenceMock):
+    def bearer_token(self, request: MockRequest) -> str | None:
+        return (request.header("Authorization") or "").strip().partition(" ")[2].strip() or None
+
+
+@mutant("token-echoed-in-error", "authentication errors repeat the bearer token in their description")
+class TokenEchoedInError(ReferenceMock):
+    def authenticate(self, request: MockRequest) -> Token:
+        try:
+            return super().authenticate(request)
+        except ApiError as error:
+            token = self.bearer_token(request)
+            if token is not None:
+                error.description = f"{error.description} (token: {token})"
             raise
+
+
+# --- transport -------------------------------------------------------------------------------------------------
+@mutant("errors-text-html", "error responses carry Content-Type: text/html")
+class ErrorsTextHtml(ReferenceMock):
+    def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
+        response = super().respond(status, body, headers)
+        if status >= 400:
+            response.headers["Content-Type"] = "text/html; charset=utf-8"
+        return response
+
+
+@mutant("200-invalid-json", "the 200 body is truncated JSON")
+class InvalidJSON200(ReferenceMock):
+    def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
+        response = super().respond(status, body, headers)
+        if is_allocation(body):
+            response.body = response.body[:-1]
+        return response
+
+
+@mutant("500-on-non-ascii-id", "a lookup value with non-ASCII characters crashes the server (500) instead of a 404")
+class CrashesOnNonASCII(CrashesOnId):
+    def crashes_on(self, value: str) -> bool:
+        return not value.isascii()
+
+
+@mutant("500-on-long-id", f"a lookup value longer than {LONG_ID} characters crashes the server (500) instead of a 404")
+class CrashesOnLongId(CrashesOnId):
+    def crashes_on(self, value: str) -> bool:
+        return len(value) > LONG_ID
+
+
+@mutant("invalid-json-body-500", "a body that is not JSON crashes the server (500) instead of 400 invalid_json_body")
+class InvalidJSONBody500(RecodesErrors):
+    recodes = (("invalid_json_body", 500, "internal_server_error"),)
+
+
+@mutant("hang-on-allocate-by-address", "a successful allocation by address is made but its response never comes")
+class HangOnAllocateByAddress(ReferenceMock):
+    def handle(self, request: MockRequest) -> MockResponse:
+        response = super().handle(request)
+        response.hang = response.status == 200 and is_allocate_request(request) and ip_lookup(request).get("address") is not None
+        return response

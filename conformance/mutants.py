@@ -1,0 +1,351 @@
+"""`python -m conformance.mutants`: the mutation score: run the suite, as a user does, against the faithful mock and every mutant.
+
+Each run is a subprocess `python -m pytest --pyargs conformance` with its own JUnit XML report; runs go in parallel.
+A mutant is caught when at least one test fails; the faithful mock must pass everything. A few mutants (and the
+faithful mock) are also served over loopback HTTP and run in live mode, as a user runs against a staging URL.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.mock.mutants import MUTANTS
+from conformance.resources import data_path
+
+FAITHFUL = "faithful"
+# Served over HTTP by default: the transport-level deviations (a hang, a header, a broken body) and a side effect.
+LIVE_PREFERRED = ("hang-on-allocate-by-address", "errors-text-html", "200-invalid-json", "unallocate-noop")
+DEFAULT_LIVE_SAMPLE = 4
+DEFAULT_RUN_TIMEOUT = 600.0
+SERVER_START_TIMEOUT = 30.0
+# A short rate-limit window lets the live rate-limit scenario see the limit lift in seconds, not a minute.
+LIVE_WINDOW_SECONDS = "2"
+LIVE_MAX_RATE = "2000"
+# The loopback mock costs nothing per request; the default budget exists to protect real targets.
+LIVE_MAX_REQUESTS = "100000"
+SHOWN_TESTS = 3
+OUTPUT_TAIL = 1500
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the suite: against the faithful mock or a mutant, in-process or over loopback HTTP."""
+
+    mutant: str
+    live: bool = False
+
+    @property
+    def mode(self) -> str:
+        """How the suite reaches the mock."""
+        return "live" if self.live else "in-process"
+
+    @property
+    def expected(self) -> str:
+        """The status that makes this run a success."""
+        return "clean" if self.mutant == FAITHFUL else "caught"
+
+    @property
+    def description(self) -> str:
+        """What the mock does differently."""
+        return MUTANTS[self.mutant].description if self.mutant in MUTANTS else "the reference mock, faithful to the real endpoint"
+
+
+@dataclass
+class Outcome:
+    """What one run found: status is clean, false-alarm, caught, missed, error or timeout."""
+
+    run: Run
+    status: str
+    seconds: float
+    tests: int = 0
+    failed: list[str] = field(default_factory=list)
+    first_failure: float | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run came out as it should (faithful clean, mutant caught)."""
+        return self.status == self.run.expected
+
+
+@dataclass(frozen=True)
+class JUnitSummary:
+    """Test ids from a JUnit XML report: how many ran, which failed, seconds into the session of the first failure."""
+
+    tests: int
+    failed: list[str]
+    first_failure: float | None
+
+
+def case_id(case: ET.Element) -> str:
+    """A pytest-like id for a JUnit testcase: `test_scenarios::test_scenario[missing-token]`."""
+    module = (case.get("classname") or "").removeprefix("conformance.")
+    return f"{module.replace('.', '::')}::{case.get('name', '?')}"
+
+
+def parse_junit(path: Path) -> JUnitSummary:
+    """Read a pytest JUnit XML report; a teardown error counts as a failure of its test."""
+    seen: set[str] = set()
+    failed: list[str] = []
+    elapsed = 0.0
+    first_failure: float | None = None
+    for case in ET.parse(path).getroot().iter("testcase"):
+        elapsed += float(case.get("time") or 0.0)
+        name = case_id(case)
+        seen.add(name)
+        if case.find("failure") is None and case.find("error") is None:
+            continue
+        if name not in failed:
+            failed.append(name)
+        if first_failure is None:
+            first_failure = elapsed
+    return JUnitSummary(len(seen), failed, first_failure)
+
+
+def classify(run: Run, returncode: int, summary: JUnitSummary | None) -> str:
+    """The run's status from pytest's exit code (0 passed, 1 tests failed, else trouble) and its report."""
+    if summary is None or returncode not in (0, 1) or (returncode == 1) != bool(summary.failed):
+        return "error"
+    if run.mutant == FAITHFUL:
+        return "false-alarm" if summary.failed else "clean"
+    return "caught" if summary.failed else "missed"
+
+
+def child_environment() -> dict[str, str]:
+    """The caller's environment without settings that would change what the suite runs against or how."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_") and key != "PYTEST_ADDOPTS"}
+
+
+def pytest_command(run: Run, junit: Path, base_url: str | None) -> list[str]:
+    """The command a user types, plus a JUnit report: the in-process mock (or mutant), or the served one's URL."""
+    command = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
+    if base_url is not None:
+        fixtures = data_path("fixtures", "mock-target.yaml")
+        command += ["--target-url", base_url, "--target-fixtures", str(fixtures), "--max-rate", LIVE_MAX_RATE, "--max-requests", LIVE_MAX_REQUESTS]
+    elif run.mutant != FAITHFUL:
+        command += ["--mock-mutant", run.mutant]
+    return command
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= OUTPUT_TAIL else "..." + text[-OUTPUT_TAIL:]
+
+
+@contextmanager
+def served(mutant: str, workdir: Path) -> Iterator[str]:
+    """Serve the mock (or a mutant) with `python -m conformance.mock --port 0`; yield its base URL; stop it after."""
+    command = [sys.executable, "-m", "conformance.mock", "--port", "0", "--window-seconds", LIVE_WINDOW_SECONDS]
+    if mutant != FAITHFUL:
+        command += ["--mutant", mutant]
+    with (workdir / "server.err").open("w+", encoding="utf-8") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=child_environment(), cwd=workdir)
+        try:
+            assert process.stdout is not None
+            first_line: list[str] = []
+            reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline() if process.stdout else ""), daemon=True)
+            reader.start()
+            reader.join(SERVER_START_TIMEOUT)
+            url = first_line[0].strip() if first_line else ""
+            if not url.startswith("http"):
+                errors.seek(0)
+                raise RuntimeError(f"the mock server did not print its URL within {SERVER_START_TIMEOUT:g} s: {_tail(errors.read()) or url!r}")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def execute(run: Run, timeout: float) -> Outcome:
+    """Run the suite once and judge the outcome."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"kc-mutant-{run.mutant}-") as tmp:
+        workdir = Path(tmp)
+        junit = workdir / "junit.xml"
+        try:
+            with served(run.mutant, workdir) if run.live else _nothing() as base_url:
+                completed = subprocess.run(
+                    pytest_command(run, junit, base_url),
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    env=child_environment(),
+                    cwd=workdir,
+                    check=False,
+                )
+        except subprocess.TimeoutExpired:
+            return Outcome(run, "timeout", time.monotonic() - started, detail=f"the suite did not finish within {timeout:g} s")
+        except RuntimeError as error:
+            return Outcome(run, "error", time.monotonic() - started, detail=str(error))
+        seconds = time.monotonic() - started
+        summary = parse_junit(junit) if junit.exists() else None
+        status = classify(run, completed.returncode, summary)
+        detail = "" if status in ("clean", "caught", "missed") else _tail(completed.stdout + completed.stderr)
+        if summary is None:
+            return Outcome(run, status, seconds, detail=detail)
+        return Outcome(run, status, seconds, summary.tests, summary.failed, summary.first_failure, detail)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def live_sample(names: Sequence[str], size: int) -> list[str]:
+    """A deterministic sample of mutants to also run live: the preferred transport mutants first, then by name."""
+    ordered = [name for name in LIVE_PREFERRED if name in names] + sorted(name for name in names if name not in LIVE_PREFERRED)
+    return ordered[:size]
+
+
+def plan(names: Sequence[str], live_size: int) -> list[Run]:
+    """Every run of the matrix: the faithful mock and each mutant in-process, then the live sample with its own control."""
+    runs = [Run(FAITHFUL), *(Run(name) for name in names)]
+    sample = live_sample(names, live_size)
+    if sample:
+        runs += [Run(FAITHFUL, live=True), *(Run(name, live=True) for name in sample)]
+    return runs
+
+
+def run_matrix(runs: Sequence[Run], jobs: int, timeout: float, progress: bool = True) -> list[Outcome]:
+    """Execute the runs in parallel (live runs first, as they take longest); outcomes in the order of `runs`."""
+    outcomes: dict[Run, Outcome] = {}
+    ordered = sorted(runs, key=lambda run: not run.live)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(execute, run, timeout): run for run in ordered}
+        for done, future in enumerate(as_completed(futures), 1):
+            outcome = outcomes[futures[future]] = future.result()
+            if progress:
+                mark = "ok" if outcome.ok else "!!"
+                print(f"[{done}/{len(runs)}] {mark} {outcome.status:11} {outcome.run.mode:10} {outcome.run.mutant} ({outcome.seconds:.1f} s)",
+                      file=sys.stderr, flush=True)
+    return [outcomes[run] for run in runs]
+
+
+def caught_by(outcome: Outcome) -> str:
+    """The first few failing test ids, and how many more."""
+    shown = ", ".join(outcome.failed[:SHOWN_TESTS])
+    more = len(outcome.failed) - SHOWN_TESTS
+    return shown + (f" (+{more} more)" if more > 0 else "")
+
+
+def evidence(outcome: Outcome) -> str:
+    """The tests that caught the mock, or the last line of what went wrong."""
+    lines = outcome.detail.strip().splitlines()
+    return caught_by(outcome) or (lines[-1] if lines else "")
+
+
+def timing(outcome: Outcome) -> str:
+    """Seconds into the session of the first failure, or the whole run's time when nothing failed."""
+    if outcome.first_failure is not None:
+        return f"{outcome.first_failure:.2f} s"
+    return f"run {outcome.seconds:.1f} s"
+
+
+def result(outcome: Outcome) -> str:
+    """The status as shown: upper case when it is not what the run should give."""
+    return outcome.status if outcome.ok else outcome.status.upper()
+
+
+def text_table(outcomes: Sequence[Outcome]) -> str:
+    """The score as a plain-text table."""
+    header = ("mutant", "mode", "result", "first failure", "caught by")
+    rows = [(o.run.mutant, o.run.mode, result(o), timing(o), evidence(o)) for o in outcomes]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in [header, *rows]]
+    lines.insert(1, "-" * min(max(len(line) for line in lines), 150))
+    return "\n".join(lines)
+
+
+def markdown_table(outcomes: Sequence[Outcome]) -> str:
+    """The score as a Markdown table, for the README."""
+    lines = ["| mutant | deviation | mode | result | first failure | caught by |", "| --- | --- | --- | --- | --- | --- |"]
+    for o in outcomes:
+        more = len(o.failed) - SHOWN_TESTS
+        tests = ", ".join(f"`{name}`" for name in o.failed[:SHOWN_TESTS]) + (f" (+{more} more)" if more > 0 else "")
+        cells = [f"`{o.run.mutant}`", o.run.description.replace("|", "\\|"), o.run.mode, result(o), timing(o), tests or "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def score_line(outcomes: Sequence[Outcome], wall: float, jobs: int) -> str:
+    """One line: mutants caught per mode, the faithful mock's verdict, and the matrix wall time."""
+    parts = []
+    for mode in ("in-process", "live"):
+        mutants = [o for o in outcomes if o.run.mode == mode and o.run.mutant != FAITHFUL]
+        controls = [o for o in outcomes if o.run.mode == mode and o.run.mutant == FAITHFUL]
+        if mutants or controls:
+            caught = sum(o.status == "caught" for o in mutants)
+            control = ", ".join(o.status for o in controls) or "not run"
+            parts.append(f"{mode}: {caught}/{len(mutants)} mutants caught, faithful {control}")
+    total = sum(o.seconds for o in outcomes)
+    return f"{'; '.join(parts)}. Matrix wall time {wall:.1f} s with {jobs} jobs ({total:.1f} s of runs)."
+
+
+def report_json(outcomes: Sequence[Outcome], wall: float, jobs: int) -> dict[str, Any]:
+    """Everything the run found, for --json."""
+    runs = []
+    for o in outcomes:
+        entry = asdict(o)
+        entry.update(mutant=o.run.mutant, mode=o.run.mode, description=o.run.description, expected=o.run.expected, ok=o.ok)
+        del entry["run"]
+        runs.append(entry)
+    return {"ok": all(o.ok for o in outcomes), "wall_seconds": round(wall, 2), "jobs": jobs, "runs": runs}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m conformance.mutants", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", default=None, help="comma-separated mutant names to run (default: all); the faithful mock always runs")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel (default: the number of CPUs)")
+    parser.add_argument("--live-sample", type=int, default=DEFAULT_LIVE_SAMPLE,
+                        help=f"also run this many mutants, and the faithful mock, live over loopback HTTP (default {DEFAULT_LIVE_SAMPLE}; 0: none)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT, help=f"seconds allowed per run (default {DEFAULT_RUN_TIMEOUT:g})")
+    parser.add_argument("--markdown", action="store_true", help="print the score table as Markdown (for the README)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.live_sample < 0 or args.timeout <= 0:
+        parser.error("--jobs and --timeout must be positive and --live-sample not negative")
+    if args.only is not None:
+        args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = [name for name in args.only if name not in MUTANTS]
+        if unknown:
+            parser.error(f"unknown mutant {', '.join(unknown)}: choose from {', '.join(sorted(MUTANTS))}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the matrix, print the table and the score; 0 only when the faithful mock is clean and every mutant is caught."""
+    args = parse_args(argv)
+    names = args.only if args.only is not None else list(MUTANTS)
+    runs = plan(names, args.live_sample)
+    started = time.monotonic()
+    outcomes = run_matrix(runs, args.jobs, args.timeout)
+    wall = time.monotonic() - started
+    print(markdown_table(outcomes) if args.markdown else text_table(outcomes))
+    problems = [o for o in outcomes if not o.ok and o.detail]
+    for o in problems:
+        print(f"\n--- {o.run.mutant} ({o.run.mode}): {o.status}\n{o.detail.strip()}", file=sys.stderr)
+    print("\n" + score_line(outcomes, wall, args.jobs))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report_json(outcomes, wall, args.jobs), indent=2) + "\n", encoding="utf-8")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

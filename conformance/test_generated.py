@@ -1,0 +1,266 @@
+"""Generated property tests: the fragment drives generation, the suite's target sends, the shared checks judge."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from conformance import api
+from conformance.checks import ConformanceFailure, conforms_to_fragment, expect_error, expect_issue
+from conformance.generation import (
+    GeneratedRequest,
+    KnownValues,
+    ambiguous_lookups,
+    any_body,
+    lookups_without_value,
+    requests,
+)
+from conformance.identities import available_identities, identity_headers
+from conformance.ledger import AllocationLedger
+from conformance.plugin import ConformanceSession
+from conformance.target import ALLOCATE_PATH, Target
+from conformance.targetfile import IPRef, MissingFixture, TargetFixtures
+
+AUTH_FAILURES = {"none": (400, "missing_api_token"), "non_bearer": (400, "missing_api_token"), "random": (403, "invalid_api_token"),
+                 "without_scope": (403, "scope_not_granted")}
+
+
+class Sender:
+    """Sends generated requests through the target and keeps what the suite allocated undone."""
+
+    def __init__(self, session: ConformanceSession, fixtures: TargetFixtures, ledger: AllocationLedger, name: str) -> None:
+        self.target = session.target
+        self.fixtures = fixtures
+        self.ledger = ledger
+        self.run_id = session.run_id
+        self.statuses: Counter[int] = session.generated.setdefault(name, Counter())
+        # Many requests per example on the in-process mock (hypothesis' per-example cost dominates there);
+        # one per example on a live target, where each request costs real time and rate limit.
+        self.batch = (1, 1) if self.target.is_live else (4, 8)
+        self.ips = {key: ip for ip in fixtures.known_ips() for key in (ip.id, ip.address)}
+        for ip in fixtures.allocatable:
+            ledger.touch(ip)
+
+    def send(self, request: GeneratedRequest) -> httpx.Response:
+        """Send one generated request; a 200 is undone at once so every example starts from the same state."""
+        note(f"request {request.describe()}")
+        headers = identity_headers(request.identity, self.fixtures, self.run_id)
+        if request.raw is not None:
+            headers["Content-Type"] = "application/json"
+            response = self.target.send("POST", ALLOCATE_PATH, content=request.raw, headers=headers)
+        else:
+            response = self.target.send("POST", ALLOCATE_PATH, json=request.body, headers=headers)
+        self.statuses[response.status_code] += 1
+        if response.status_code == 200:
+            self.undo(request.body)
+        return response
+
+    def undo(self, body: Any) -> None:
+        """Put back an IP a generated request allocated."""
+        lookup = body.get("ip_address") if isinstance(body, dict) else None
+        named = [self.ips[value] for value in (lookup or {}).values() if isinstance(value, str) and value in self.ips]
+        for ip in named:
+            self.ledger.touch(ip)
+        self.ledger.restore()
+
+    def holders(self, ips: list[IPRef]) -> dict[IPRef, str | None]:
+        """Who holds each of these IPs now."""
+        return {ip: self.ledger.holder(ip) for ip in ips}
+
+
+@pytest.fixture
+def known(target_fixtures: TargetFixtures) -> KnownValues:
+    """The target's real ids and addresses, for generation."""
+    return KnownValues.from_fixtures(target_fixtures)
+
+
+@pytest.fixture
+def sender(request: pytest.FixtureRequest, conformance_session: ConformanceSession, target_fixtures: TargetFixtures,
+           ledger: AllocationLedger) -> Sender:
+    """A sender whose statuses are counted under the test's name."""
+    return Sender(conformance_session, target_fixtures, ledger, request.node.name)
+
+
+def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest], judge: Any) -> None:
+    """Run a property: draw a batch of requests, send each, judge each response (batches shrink like any list)."""
+    smallest, largest = sender.batch
+
+    @given(st.lists(strategy, min_size=smallest, max_size=largest))
+    def property_(batch: list[GeneratedRequest]) -> None:
+        for request in batch:
+            judge(request, sender.send(request))
+
+    property_()
+
+
+@pytest.mark.promise("response shape")
+def test_every_response_conforms(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
+    """Any request (valid, invalid or not JSON, as any identity) gets a documented status, JSON and a valid body."""
+    strategy = requests(known, available_identities(target_fixtures))
+    draw_and_send(sender, strategy, lambda request, response: conforms_to_fragment(response))
+
+
+@pytest.mark.promise("order of checks")
+@pytest.mark.parametrize("identity", sorted(AUTH_FAILURES))
+def test_auth_before_arguments(identity: str, sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
+    """Whatever the body, a request without a usable token or scope is refused for that, never 2xx."""
+    if identity not in available_identities(target_fixtures):
+        pytest.skip(f"needs credentials.{identity} in the target fixtures ({target_fixtures.source})")
+    status, code = AUTH_FAILURES[identity]
+    before = sender.holders(list(target_fixtures.allocatable))
+    strategy = any_body(known).map(lambda request: GeneratedRequest(identity, request.body, request.raw))
+    draw_and_send(sender, strategy, lambda request, response: expect_error(response, status, code))
+    after = sender.holders(list(target_fixtures.allocatable))
+    if after != before:
+        raise ConformanceFailure("Refused requests changed allocations", repr(after), repr(before))
+
+
+@pytest.mark.promise("mutual exclusivity")
+def test_exclusivity_two_values_are_ambiguous(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
+    """An ip_address lookup with two or more non-null values is 400 ambiguous_lookup_values and allocates nothing."""
+    named = list(target_fixtures.allocatable)
+    before = sender.holders(named)
+
+    def judge(request: GeneratedRequest, response: httpx.Response) -> None:
+        expect_issue(response, "ambiguous_lookup_values")
+
+    bodies = ambiguous_lookups(known).map(lambda lookup: GeneratedRequest("valid", api.allocate_body(target_fixtures.network_interface_id, lookup)))
+    draw_and_send(sender, bodies, judge)
+    if sender.holders(named) != before:
+        raise ConformanceFailure("Ambiguous lookups changed allocations", repr(sender.holders(named)), repr(before))
+
+
+@pytest.mark.promise("mutual exclusivity")
+def test_exclusivity_no_value_is_missing(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
+    """An ip_address lookup naming none of its keys is 400 missing_lookup_value."""
+    bodies = lookups_without_value(known).map(
+        lambda lookup: GeneratedRequest("valid", api.allocate_body(target_fixtures.network_interface_id, lookup)))
+    draw_and_send(sender, bodies, lambda request, response: expect_issue(response, "missing_lookup_value"))
+
+
+@pytest.mark.promise("response shape")
+def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: TargetFixtures) -> None:
+    """Cases from schemathesis' own generation (positive and negative), half of them with the valid token, conform."""
+    from schemathesis import GenerationMode
+
+    from conformance.checks import allocate_operation
+
+    operation = allocate_operation()
+    cases = st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+                      operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+
+    @settings(max_examples=max(10, settings().max_examples // 5))
+    @given(cases, st.booleans())
+    def property_(case: Any, with_token: bool) -> None:
+        identity = "valid" if with_token else "none"
+        body = case.body if not isinstance(case.body, bytes | bytearray) else None
+        raw = bytes(case.body) if isinstance(case.body, bytes | bytearray) else None
+        if raw is None and type(case.body).__name__ == "NotSet":
+            raw = b""
+        if not with_token and case.headers and "Authorization" in case.headers:
+            identity = "random"
+        response = sender.send(GeneratedRequest(identity, body, raw))
+        conforms_to_fragment(response)
+
+    property_()
+
+
+class AllocationMachine(RuleBasedStateMachine):
+    """A model of who holds each allocatable IP, checked against the target after every step."""
+
+    ips = Bundle("ips")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: dict[IPRef, str | None] = {}
+
+    @rule(target=ips, index=st.integers(min_value=0, max_value=100))
+    def pick(self, index: int) -> IPRef:
+        ip = CONTEXT.fixtures.allocatable[index % len(CONTEXT.fixtures.allocatable)]
+        self.model.setdefault(ip, None)
+        return ip
+
+    def allocate_to(self, ip: IPRef, interface: str, by: str) -> None:
+        response = api.allocate(CONTEXT.target, CONTEXT.fixtures.credential("valid"), interface, {by: getattr(ip, by)})
+        CONTEXT.sender.statuses[response.status_code] += 1
+        holder = self.model.get(ip)
+        if holder is None:
+            conforms_to_fragment(response)
+            if response.status_code != 200:
+                raise ConformanceFailure("Allocating a free IP failed", str(response.status_code), "200", response)
+            listed = {(item["id"], item["address"]) for item in response.json()["virtual_machine_network_interface"]["ip_addresses"]}
+            if (ip.id, ip.address) not in listed:
+                raise ConformanceFailure("Allocated IP missing from ip_addresses", repr(sorted(listed)), f"{ip.id} {ip.address}", response)
+            self.model[ip] = interface
+        elif holder != interface:
+            expect_error(response, 422, "ip_already_allocated")
+        # Asking again for an IP the same interface already holds is undocumented: nothing is asserted there.
+
+    @rule(ip=ips, by=st.sampled_from(["id", "address"]))
+    def allocate(self, ip: IPRef, by: str) -> None:
+        self.allocate_to(ip, CONTEXT.fixtures.network_interface_id, by)
+
+    @rule(ip=ips, by=st.sampled_from(["id", "address"]))
+    def allocate_to_other_interface(self, ip: IPRef, by: str) -> None:
+        if CONTEXT.fixtures.other_network_interface_id is not None:
+            self.allocate_to(ip, CONTEXT.fixtures.other_network_interface_id, by)
+
+    @rule(ip=ips)
+    def unallocate(self, ip: IPRef) -> None:
+        if self.model.get(ip) is not None:
+            response = api.unallocate(CONTEXT.target, CONTEXT.fixtures.credential("valid"), ip)
+            if response.status_code != 200:
+                raise ConformanceFailure("Unallocate failed", str(response.status_code), "200 {}", response)
+            self.model[ip] = None
+
+    @invariant()
+    def target_agrees(self) -> None:
+        for ip, holder in self.model.items():
+            actual = CONTEXT.ledger.holder(ip)
+            if actual != holder:
+                raise ConformanceFailure("Allocation state differs from the model", f"{ip.id} held by {actual or 'nobody'}",
+                                         f"held by {holder or 'nobody'}")
+
+    def teardown(self) -> None:
+        for ip in self.model:
+            CONTEXT.ledger.touch(ip)
+        CONTEXT.ledger.restore()
+
+
+class MachineContext:
+    """What the state machine needs; hypothesis builds machines without arguments."""
+
+    target: Target
+    fixtures: TargetFixtures
+    ledger: AllocationLedger
+    sender: Sender
+
+
+CONTEXT = MachineContext()
+
+
+@pytest.mark.promise("200 semantics")
+def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, ledger: AllocationLedger) -> None:
+    """Allocate, allocate elsewhere (422), unallocate: the target always agrees with a model of who holds what."""
+    try:
+        target_fixtures.allocatable_ip(0)
+    except MissingFixture as missing:
+        pytest.skip(f"needs {missing.key} in the target fixtures ({target_fixtures.source})")
+    CONTEXT.target, CONTEXT.fixtures, CONTEXT.ledger, CONTEXT.sender = sender.target, target_fixtures, ledger, sender
+    examples = max(5, settings().max_examples // 10)
+    run_state_machine_as_test(AllocationMachine, settings=settings(max_examples=examples, stateful_step_count=8))
+
+
+@pytest.mark.promise("rate-limit headers")
+def test_rate_limit_headers(conformance_session: ConformanceSession) -> None:
+    """Across every response of the run: X-RateLimit-Remaining never exceeds Permitted nor rises within a window."""
+    problems = conformance_session.rate_limit_monitor.problems
+    if conformance_session.rate_limit_monitor.seen == 0:
+        pytest.skip("not provoked: no response in this run carried X-RateLimit-Remaining")
+    if problems:
+        raise ConformanceFailure("Rate-limit headers inconsistent", problems[0], "Remaining <= Permitted, counting down within a window")

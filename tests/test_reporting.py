@@ -1,0 +1,168 @@
+"""The end-of-run summary: a verdict per promise in the terminal, the JSON and Markdown reports, JUnit properties."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conformance.promises import BY_ID, CONFORMS, FAILED, FAILS, KNOWN_DEVIATION, NOT_PROVOKED, NOT_RUN, PASSED, PROMISES, SKIPPED, TestOutcome, judge
+from conformance.reporting import Summary, write_report
+from conftest import MOCK_TARGET_YAML, SUBPROCESS_TIMEOUT, RunPytest, ServedMock, child_env
+
+SCOPE_OR_CAPABILITIES = "test_scenario and (scope-not-granted or invalid-capabilities or missing-token)"
+
+
+def fixtures_without(tmp_path: Path, credential: str) -> Path:
+    """The mock's target fixtures minus one credential."""
+    lines = MOCK_TARGET_YAML.read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp_path / f"without-{credential}.yaml"
+    path.write_text("".join(line for line in lines if not line.strip().startswith(f"{credential}:")), encoding="utf-8")
+    return path
+
+
+def promise_lines(stdout: str) -> dict[str, str]:
+    """The summary's lines by promise id: {"403 scope_not_granted": "conforms ... : 1 passed"}."""
+    lines = {}
+    for line in stdout.splitlines():
+        for promise in PROMISES:
+            if re.match(rf"^[a-z ]+ {re.escape(promise.id)}: ", line):
+                lines[promise.id] = line
+    return lines
+
+
+@pytest.fixture(scope="module")
+def side_effect_run(tmp_path_factory: pytest.TempPathFactory, pycache_dir: Path) -> tuple[int, str, dict[str, object], ET.Element]:
+    """A mutant whose 403 scope_not_granted still allocates, fixtures lacking invalid_capabilities: exit code, stdout, JSON, JUnit."""
+    tmp = tmp_path_factory.mktemp("side-effect")
+    report, junit = tmp / "report.json", tmp / "junit.xml"
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "conformance", "-k", SCOPE_OR_CAPABILITIES,
+        "--mock-mutant", "scope-denied-still-allocates", "--target-fixtures", str(fixtures_without(tmp, "invalid_capabilities")),
+        "--conformance-report", str(report), "--junitxml", str(junit),
+    ]
+    done = subprocess.run(command, cwd=tmp, env=child_env(pycache_dir), capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT, check=False)
+    return done.returncode, done.stdout, json.loads(report.read_text(encoding="utf-8")), ET.parse(junit).getroot()
+
+
+def test_terminal_shows_one_line_per_promise_with_its_verdict(side_effect_run: tuple[int, str, dict[str, object], ET.Element]) -> None:
+    """Conforms with counts, fails with test ids, not provoked with the skip reason naming the key, not run."""
+    returncode, stdout, _, _ = side_effect_run
+    assert returncode == 1, stdout
+    lines = promise_lines(stdout)
+    assert set(lines) == set(BY_ID), stdout
+    assert lines["403 scope_not_granted"] == "conforms         403 scope_not_granted: 1 passed"
+    assert lines["no side effects"].startswith("fails            no side effects: test_scenario[scope-not-granted]")
+    assert lines["403 invalid_capabilities_token"].startswith("not provoked     403 invalid_capabilities_token: needs credentials.invalid_capabilities")
+    assert lines["response shape"] == "not run          response shape: no test for it ran"
+    assert "requests sent" not in stdout
+
+
+def test_failure_of_a_named_check_counts_against_that_promise_only(side_effect_run: tuple[int, str, dict[str, object], ET.Element]) -> None:
+    """The scope scenario answered 403 correctly but moved an IP: only "no side effects" fails, in the JSON report too."""
+    _, _, report, _ = side_effect_run
+    assert report["schema_version"] == 1
+    assert report["passed"] is False
+    promises = {entry["id"]: entry for entry in report["promises"]}  # type: ignore[attr-defined]
+    assert promises["403 scope_not_granted"]["verdict"] == CONFORMS
+    side_effects = promises["no side effects"]
+    assert side_effects["verdict"] == FAILS
+    failed = [test for test in side_effects["tests"] if test["outcome"] == FAILED]
+    assert [test["test"] for test in failed] == ["test_scenario[scope-not-granted]"]
+    assert failed[0]["reason"] == "ConformanceFailure: Rejected request changed an allocation"
+    capabilities = promises["403 invalid_capabilities_token"]
+    assert capabilities["verdict"] == NOT_PROVOKED
+    assert capabilities["needs"] == "credentials.invalid_capabilities"
+    assert "needs credentials.invalid_capabilities" in capabilities["tests"][0]["reason"]
+    assert report["requests"] is None
+
+
+def test_junit_names_tests_and_carries_their_promises(side_effect_run: tuple[int, str, dict[str, object], ET.Element]) -> None:
+    """JUnit keeps pytest's test names and lists each test's promises as properties."""
+    _, _, _, junit = side_effect_run
+    cases = {case.get("name"): case for case in junit.iter("testcase")}
+    case = cases["test_scenario[scope-not-granted]"]
+    promises = [prop.get("value") for prop in case.iter("property") if prop.get("name") == "promise"]
+    assert promises == ["403 scope_not_granted", "no side effects"]
+    assert case.find("failure") is not None
+    assert cases["test_scenario[invalid-capabilities]"].find("skipped") is not None
+
+
+def test_live_run_shows_requests_per_status(run_pytest: RunPytest, served_mock: ServedMock) -> None:
+    """Against a URL, the summary ends with the requests sent per status."""
+    done = run_pytest("--pyargs", "conformance", "-k", "test_scenario and missing-token", "--target-url", served_mock.base_url,
+                      "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^requests sent: \d+ \(200: \d+, 400: \d+\)$", done.stdout, re.MULTILINE), done.stdout
+    assert "conforms         400 missing_api_token: 1 passed" in done.stdout
+
+
+def test_markdown_report_is_a_table_of_promises(tmp_path: Path) -> None:
+    """The .md report has one table row per promise, with the verdict and its detail."""
+    outcomes = [
+        TestOutcome("test_a", ("mutual exclusivity",), FAILED, "ConformanceFailure: Expected 400 | 404", ("mutual exclusivity",)),
+        TestOutcome("test_b", ("403 scope_not_granted",), SKIPPED, "needs credentials.without_scope in the target fixtures (x.yaml)"),
+    ]
+    summary = Summary("https://api.staging.example/core/v1", [judge(promise, outcomes) for promise in PROMISES], [], None, [], [],
+                      {"sent": 3, "by_status": {"200": 1, "400": 2}})
+    path = tmp_path / "out" / "report.md"
+    write_report(path, summary)
+    text = path.read_text(encoding="utf-8")
+    assert "| mutual exclusivity | **fails** | test_a |" in text
+    assert "| 403 scope_not_granted | not provoked | needs credentials.without_scope in the target fixtures (x.yaml) |" in text
+    assert "| response shape | not run | no test for it ran |" in text
+    assert "| 400 | 2 |" in text
+    assert "**failed**" in text
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "verdict"),
+    [
+        ([PASSED, PASSED], CONFORMS),
+        ([PASSED, SKIPPED], CONFORMS),
+        ([PASSED, FAILED], FAILS),
+        ([PASSED, "known deviation"], KNOWN_DEVIATION),
+        (["known deviation", FAILED], FAILS),
+        ([SKIPPED, SKIPPED], NOT_PROVOKED),
+        ([], NOT_RUN),
+    ],
+)
+def test_verdict_rules(outcomes: list[str], verdict: str) -> None:
+    """Any failure fails the promise; else an excused failure is a known deviation; else a pass conforms; all skipped is not provoked."""
+    tests = [TestOutcome(f"test_{index}", ("order of checks",), outcome, "", ("order of checks",)) for index, outcome in enumerate(outcomes)]
+    assert judge(BY_ID["order of checks"], tests).verdict == verdict
+
+
+def test_unknown_promise_in_a_marker_is_a_usage_error(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """A typo in a promise id stops the run at collection with one line naming the known ids."""
+    test_file = tmp_path / "test_typo.py"
+    test_file.write_text('import pytest\n\n@pytest.mark.promise("403 scope not granted")\ndef test_x():\n    pass\n', encoding="utf-8")
+    done = run_pytest(test_file)
+    assert done.returncode == 4
+    assert "declares unknown promise '403 scope not granted'; known promises: 200 shape" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_tests_without_a_promise_are_listed(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """A test that declares no promise still runs, and the summary names it."""
+    test_file = tmp_path / "test_plain.py"
+    test_file.write_text("def test_plain():\n    pass\n", encoding="utf-8")
+    alone = run_pytest(test_file)
+    assert alone.returncode == 0, alone.stdout
+    assert "katapult-conformance: embedded" not in alone.stdout, "a run judging no promise prints no summary"
+    done = run_pytest("--pyargs", "conformance", test_file, "-k", "test_plain or (test_scenario and missing-token)")
+    assert done.returncode == 0, done.stdout
+    assert "tests declaring no promise: test_plain (passed)" in done.stdout
+    assert "conforms         400 missing_api_token: 1 passed" in done.stdout
+
+
+def test_report_needs_a_known_suffix(run_pytest: RunPytest) -> None:
+    """--conformance-report must be .md or .json."""
+    done = run_pytest("--pyargs", "conformance", "--conformance-report", "report.txt")
+    assert done.returncode == 4
+    assert "--conformance-report report.txt must end in .md or .json" in done.stderr
