@@ -39,11 +39,23 @@ class Row:
 
     def needs(self) -> list[str]:
         """The fixture keys this row reads (for the README table)."""
-        keys = {"credentials.valid", "network_interface.id"} if self.credential == "valid" else {"network_interface.id"}
-        if self.credential in ("without_scope", "network_restricted", "invalid_capabilities"):
-            keys.add(f"credentials.{self.credential}")
-        keys |= {TEMPLATE_KEYS[name] for name in _template_names(self.body) if name in TEMPLATE_KEYS}
+        keys = {"network_interface.id"}
+        if self.credential in ("valid", "non_bearer", "without_scope", "network_restricted", "invalid_capabilities"):
+            keys.add("credentials.valid" if self.credential == "non_bearer" else f"credentials.{self.credential}")
+        names = _template_names(self.body) | set(self.watch)
+        keys |= {TEMPLATE_KEYS[name] for name in names if name in TEMPLATE_KEYS}
         return sorted(keys)
+
+
+@dataclass(frozen=True)
+class CodedScenario:
+    """A scenario a row cannot say (several requests, or target switches): written as a test in test_scenarios.py."""
+
+    id: str
+    promise: str
+    description: str
+    spec_ref: str
+    needs: tuple[str, ...]
 
 
 TEMPLATE_KEYS = {
@@ -154,6 +166,31 @@ ROWS = (
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id", "address": "$ip0.address"}},
         watch=("ip0",)),
 )
+
+
+CODED = (
+    CodedScenario("test_allocate_free_ip[id]", "200 semantics",
+                  "allocating a free IP by id returns the interface asked for, in the documented shape, now holding that IP",
+                  f"{SPEC}#/components/schemas/AllocateIP200", ("credentials.valid", "network_interface.id", "ip_addresses.allocatable")),
+    CodedScenario("test_allocate_free_ip[address]", "200 semantics", "the same, asking for the IP by address",
+                  f"{SPEC}#/components/schemas/AllocateIP200", ("credentials.valid", "network_interface.id", "ip_addresses.allocatable")),
+    CodedScenario("test_rate_limit_reached", "429 rate_limit_reached",
+                  "a bounded burst past the limit gets 429 rate_limit_reached; total_permitted matches X-RateLimit-Permitted",
+                  f"{SPEC}#/components/schemas/RateLimitReachedError", ("credentials.valid", "rate_limit.provoke: true")),
+    CodedScenario("test_service_unavailable", "503 service_unavailable",
+                  "in maintenance a request gets 503 service_unavailable (mock switch; on a live target every 503 seen is judged)",
+                  f"{SPEC}#/components/schemas/ServiceUnavailableError", ("credentials.valid",)),
+)
+
+
+def markdown_table() -> str:
+    """The scenario list for the README, generated from ROWS and CODED."""
+    lines = ["| id | promise | description | fixture keys needed |", "| --- | --- | --- | --- |"]
+    for row in ROWS:
+        lines.append(f"| `{row.id}` | {row.promise} | {row.description} | {', '.join(row.needs())} |")
+    for coded in CODED:
+        lines.append(f"| `{coded.id}` | {coded.promise} | {coded.description} | {', '.join(coded.needs)} |")
+    return "\n".join(lines)
 
 
 @dataclass

@@ -252,7 +252,7 @@ def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, le
     except MissingFixture as missing:
         pytest.skip(f"needs {missing.key} in the target fixtures ({target_fixtures.source})")
     CONTEXT.target, CONTEXT.fixtures, CONTEXT.ledger, CONTEXT.sender = sender.target, target_fixtures, ledger, sender
-    examples = max(5, settings().max_examples // 10)
+    examples = max(10, settings().max_examples // 3)
     run_state_machine_as_test(AllocationMachine, settings=settings(max_examples=examples, stateful_step_count=8))
 
 

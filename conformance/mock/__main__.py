@@ -32,9 +32,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.window_seconds is not None:
             world.window_seconds = args.window_seconds
         mock = mock_class(args.mutant)(world)
-        server = MockServer(mock, args.host, args.port)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        server = MockServer(mock, args.host, args.port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}; choose another --port (--port 0 takes a free one)", file=sys.stderr)
         return 2
     print(server.base_url, flush=True)
     try:

@@ -1,0 +1,140 @@
+"""Live mode for real: the mock served over HTTP, the live target, and the suite run against a URL as a user runs it."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from conformance import api
+from conformance.checks import conforms_to_fragment, error_code, error_detail
+from conformance.target import ALLOCATE_PATH, Target, live_target
+from conformance.targetfile import IPRef, TargetFixtures
+
+if TYPE_CHECKING:
+    from conftest import RunPytest, ServedMock
+
+BASE_URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/core/v1$")
+OUTCOMES = re.compile(r"(\d+) (passed|failed|skipped|deselected|errors?|xfailed|xpassed)")
+# The rate-limit scenario bursts past the limit and waits for a new window (a real minute on a served mock).
+NOT_RATE_LIMIT = ("-k", "not rate_limit")
+# A served mock with a limit the generated tests cannot reach: otherwise the pacer waits out a real 60 s window.
+GENEROUS_LIMIT = ("--permitted", "1000000")
+
+
+def free_port() -> int:
+    """A port nothing listens on (taken from the OS, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def live(base_url: str, max_requests: int = 50) -> Target:
+    """A live target on the served mock, fast enough for loopback."""
+    return live_target(base_url, timeout=5.0, max_requests=max_requests, max_rate=1000.0)
+
+
+def holders(base_url: str, fixtures: TargetFixtures) -> dict[IPRef, str | None]:
+    """Who holds each IP the fixtures name, read from the served mock with GET /ip_addresses/ip_address."""
+    target = live(base_url)
+    try:
+        return {ip: api.holder_of(target, fixtures.credential("valid"), ip) for ip in fixtures.known_ips()}
+    finally:
+        target.close()
+
+
+def outcomes(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """The counts on pytest's final summary line."""
+    last = result.stdout.strip().splitlines()[-1]
+    return {name: int(count) for count, name in OUTCOMES.findall(last)}
+
+
+def test_served_mock_prints_its_base_url_first(served_mock: ServedMock) -> None:
+    """The first stdout line is the API base URL on a real port, and the mock answers there."""
+    match = BASE_URL.match(served_mock.base_url)
+    assert match is not None, served_mock.base_url
+    assert int(match.group(1)) > 0
+    answer = httpx.post(served_mock.base_url + ALLOCATE_PATH, json={}, timeout=5)
+    assert (answer.status_code, error_code(answer)) == (400, "missing_api_token")
+
+
+def test_busy_port_is_a_clear_error() -> None:
+    """`--port` on a port already listened on exits 2 with one line naming the port, no URL and no traceback."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "conformance.mock", "--port", str(port)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert str(port) in lines[0] and "already in use" in lines[0] and "--port" in lines[0]
+
+
+def test_live_target_talks_http(served_mock: ServedMock, mock_target_fixtures: TargetFixtures) -> None:
+    """Through live_target: a 200 that conforms, seen by the read operation, undone by unallocate; the caller's real address."""
+    target = live(served_mock.base_url)
+    seen: list[httpx.Response] = []
+    target.observers.append(seen.append)
+    valid, ip = mock_target_fixtures.credential("valid"), mock_target_fixtures.allocatable[0]
+    interface = mock_target_fixtures.network_interface_id
+    try:
+        answer = api.allocate(target, valid, interface, {"id": ip.id})
+        assert answer.status_code == 200, answer.text
+        conforms_to_fragment(answer)
+        assert api.holder_of(target, valid, ip) == interface
+        assert api.unallocate(target, valid, ip).status_code == 200
+        assert api.holder_of(target, valid, ip) is None
+        refused = api.allocate(target, mock_target_fixtures.credential("network_restricted"), interface, {"id": ip.id})
+        conforms_to_fragment(refused)
+        assert error_detail(refused) == {"ip_address": "127.0.0.1"}
+    finally:
+        target.close()
+    assert len(seen) == target.sent == 6
+    assert all(response.request.url.host == "127.0.0.1" for response in seen)
+
+
+@pytest.mark.slow
+def test_suite_passes_live_and_leaves_the_target_as_found(
+    serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures
+) -> None:
+    """The whole suite against a served mock passes, shows the URL's source, restores every IP, and a second run agrees."""
+    served = serve_mock(*GENEROUS_LIMIT)
+    before = holders(served.base_url, mock_target_fixtures)
+    assert all(before[ip] is None for ip in mock_target_fixtures.allocatable)
+    args = ("--pyargs", "conformance", "--target-url", served.base_url, "--target-fixtures", mock_target_fixtures.source, "--max-rate", "2000")
+    first = run_pytest(*args, *NOT_RATE_LIMIT)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr
+    assert f"katapult-conformance target: {served.base_url} [--target-url]" in first.stdout
+    assert f"katapult-conformance fixtures: {mock_target_fixtures.source} [--target-fixtures]" in first.stdout
+    assert outcomes(first).get("passed", 0) > 0 and "failed" not in outcomes(first)
+    assert not [secret for secret in mock_target_fixtures.secrets() if secret in first.stdout + first.stderr]
+    assert holders(served.base_url, mock_target_fixtures) == before
+    second = run_pytest(*args, *NOT_RATE_LIMIT, "-q")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+    assert outcomes(second) == outcomes(first)
+    assert holders(served.base_url, mock_target_fixtures) == before
+
+
+def test_unreachable_target_stops_the_run_with_one_message(run_pytest: RunPytest, mock_target_fixtures: TargetFixtures) -> None:
+    """A closed port stops the session before any test, with one line naming the URL, no traceback, no per-test errors."""
+    url = f"http://127.0.0.1:{free_port()}/core/v1"
+    started = time.monotonic()
+    result = run_pytest("--pyargs", "conformance", "-q", "--target-url", url, "--target-fixtures", mock_target_fixtures.source)
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    messages = [line for line in output.splitlines() if "cannot reach" in line]
+    assert len(messages) == 1 and url in messages[0], output
+    assert "--target-url" in messages[0]
+    assert "Traceback" not in output and "ERROR" not in output and "passed" not in output and "failed" not in output
+    assert elapsed < 60
