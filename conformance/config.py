@@ -49,6 +49,8 @@ OPTIONS = (
            "request budget for a live target; tests that would exceed it are skipped (default 4000)", "int"),
     Option("max_rate", "--max-rate", "KATAPULT_MAX_RATE", 8.0,
            "requests per second sent to a live target (default 8, i.e. 480/min, under Katapult's 1000/min)", "float"),
+    Option("request_log", "--request-log", "KATAPULT_REQUEST_LOG", None,
+           "write every request sent (redacted) and its status to PATH, one line each", "path"),
     Option("allow_production", "--allow-production", None, False,
            "allow a target on Katapult's production API (api.katapult.io); refused otherwise", "flag"),
     Option("report", "--conformance-report", "KATAPULT_CONFORMANCE_REPORT", None,

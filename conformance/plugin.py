@@ -17,6 +17,7 @@ from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.profiles import register_profiles
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
+from conformance.requestlog import RequestLog
 from conformance.target import ALLOCATE_PATH, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, TargetFixtures, load_target_fixtures
 
@@ -106,6 +107,9 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         preflight(target)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6))
     target.observers += [session.observe, session.rate_limit_monitor.observe]
+    request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
+    if request_log is not None:
+        target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
     yield session
     try:
@@ -115,6 +119,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
     finally:
         target.close()
+        if request_log is not None:
+            request_log.close()
     if session.drifts:
         pytest.fail(
             "katapult-conformance left the target changed; these IPs are not back in their starting state:\n"

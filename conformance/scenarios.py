@@ -204,7 +204,7 @@ class RunValues:
         made_up = {
             "unknown_interface": f"vmnet_conformance{self.run_id}",
             "unknown_ip": f"ip_conformance{self.run_id}",
-            "unknown_address": f"192.0.2.{int(self.run_id[:2], 16) % 254 + 1}",
+            "unknown_address": "192.0.2.123",
         }
         return made_up[name]
 

@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+import httpx
 import pytest
 
 from conformance.mock.app import ReferenceMock, VirtualClock
@@ -35,17 +37,22 @@ class ServedMock:
     @property
     def port(self) -> int:
         """The port it listens on."""
-        return int(self.base_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+        port = httpx.URL(self.base_url).port
+        assert port is not None
+        return port
+
+
+def without_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Our environment without KATAPULT_* settings (the caller's own must never leak into a child), plus `env`."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_")} | dict(env or {})
 
 
 def child_env(pycache: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Our environment without KATAPULT_* settings, with bytecode cached under `pycache`, plus `env`."""
-    base = {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_")}
+    """The environment of a child pytest: without KATAPULT_* settings, bytecode cached under `pycache`, plus `env`."""
     # pytest rewrites every plugin module on start-up; caching that (outside site-packages) saves ~4 s per child run.
+    base = without_settings({"PYTHONPYCACHEPREFIX": str(pycache)})
     base.pop("PYTHONDONTWRITEBYTECODE", None)
-    base["PYTHONPYCACHEPREFIX"] = str(pycache)
-    base.update(env or {})
-    return base
+    return base | dict(env or {})
 
 
 @pytest.fixture(scope="session")
@@ -54,43 +61,53 @@ def pycache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pycache")
 
 
-@pytest.fixture
-def run_pytest(tmp_path: Path, pycache_dir: Path) -> RunPytest:
-    """`run_pytest(*args, env=None, timeout=300)`: `python -m pytest -p no:cacheprovider ARGS` from an empty directory.
+@dataclass(frozen=True)
+class PytestRunner:
+    """Runs `python -m pytest -p no:cacheprovider ARGS` in a child process from `workdir`, as a user does.
 
     The child sees our environment minus KATAPULT_* (so the caller's settings never leak in), plus `env`.
     """
+
+    workdir: Path
+    pycache: Path
+
+    def __call__(self, *args: str | os.PathLike[str], env: Mapping[str, str] | None = None, timeout: float = SUBPROCESS_TIMEOUT) -> Completed:
+        """Run pytest to completion and return its exit code and output."""
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *map(str, args)]
+        environ = child_env(self.pycache, env)
+        return subprocess.run(command, cwd=self.workdir, env=environ, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def run_pytest(tmp_path: Path, pycache_dir: Path) -> RunPytest:
+    """`run_pytest(*args, env=None, timeout=300)`: pytest in a child process, from the empty directory tmp_path/"workdir"."""
     workdir = tmp_path / "workdir"
     workdir.mkdir()
-
-    def run(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None, timeout: float = SUBPROCESS_TIMEOUT) -> Completed:
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *map(str, args)]
-        return subprocess.run(command, cwd=workdir, env=child_env(pycache_dir, env), capture_output=True, text=True, timeout=timeout, check=False)
-
-    return run
+    return PytestRunner(workdir, pycache_dir)
 
 
-def start_mock_server(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start `python -m conformance.mock ARGS` with piped output (the caller stops it)."""
+@pytest.fixture(scope="session")
+def shared_run_pytest(tmp_path_factory: pytest.TempPathFactory, pycache_dir: Path) -> PytestRunner:
+    """Like run_pytest, for module- or session-scoped fixtures (one shared working directory: write outputs to absolute paths)."""
+    return PytestRunner(tmp_path_factory.mktemp("workdir"), pycache_dir)
+
+
+def start_mock_server(*args: str, stderr: IO[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start `python -m conformance.mock ARGS` with stdout piped; stderr goes to a file (a pipe nobody reads could fill)."""
     command = [sys.executable, "-m", "conformance.mock", *args]
-    child = {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_")} | dict(env or {})
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=without_settings(env))
 
 
-def first_line(process: subprocess.Popen[str], timeout: float = SERVER_START_TIMEOUT) -> str:
-    """The first line the process prints on stdout; fails the test, with its stderr, if none comes."""
+def first_line(process: subprocess.Popen[str], timeout: float = SERVER_START_TIMEOUT) -> str | None:
+    """The first line the process prints on stdout, or None if it exits or stays silent for `timeout` seconds."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([process.stdout], [], [], 0.1)
         if ready:
             line = process.stdout.readline()
-            if line:
-                return line.rstrip("\n")
-            break
-    process.kill()
-    _, stderr = process.communicate(timeout=10)
-    pytest.fail(f"the mock server printed no base URL (exit {process.returncode}): {stderr.strip()}", pytrace=False)
+            return line.rstrip("\n") if line else None
+    return None
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -102,20 +119,25 @@ def stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 @pytest.fixture
-def serve_mock() -> Iterator[Callable[..., ServedMock]]:
+def serve_mock(tmp_path: Path) -> Iterator[Callable[..., ServedMock]]:
     """`serve_mock(*args)`: serve the mock (e.g. `"--mutant", name`) on a free port; every server is stopped at teardown."""
     started: list[subprocess.Popen[str]] = []
 
     def serve(*args: str) -> ServedMock:
-        process = start_mock_server("--port", "0", *args)
+        log = tmp_path / f"mock-server-{len(started)}.stderr"
+        with log.open("w", encoding="utf-8") as stderr:
+            process = start_mock_server("--port", "0", *args, stderr=stderr)
         started.append(process)
-        return ServedMock(first_line(process), process)
+        base_url = first_line(process)
+        if base_url is None:
+            stop(process)
+            pytest.fail(f"python -m conformance.mock {' '.join(args)} printed no base URL: {log.read_text(encoding='utf-8').strip()}", pytrace=False)
+        return ServedMock(base_url, process)
 
     yield serve
     for process in started:

@@ -58,7 +58,8 @@ def test_terminal_shows_one_line_per_promise_with_its_verdict(side_effect_run: t
     assert set(lines) == set(BY_ID), stdout
     assert lines["403 scope_not_granted"] == "conforms         403 scope_not_granted: 1 passed"
     assert lines["no side effects"].startswith("fails            no side effects: test_scenario[scope-not-granted]")
-    assert lines["403 invalid_capabilities_token"].startswith("not provoked     403 invalid_capabilities_token: needs credentials.invalid_capabilities")
+    capabilities = "not provoked     403 invalid_capabilities_token: needs credentials.invalid_capabilities"
+    assert lines["403 invalid_capabilities_token"].startswith(capabilities)
     assert lines["response shape"] == "not run          response shape: no test for it ran"
     assert "requests sent" not in stdout
 

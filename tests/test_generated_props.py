@@ -1,0 +1,61 @@
+"""The generated property tests on their own: they pass on the faithful mock in every profile, catch the broken
+behaviours issue 4 names within the ci profile, and the ci profile sends the same requests twice."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import RunPytest
+
+GENERATED = str(Path(__file__).resolve().parent.parent / "conformance" / "test_generated.py")
+CAUGHT_BY_GENERATION = {
+    "500-on-non-ascii-id": "test_every_response_conforms",
+    "200-missing-mac-address": "test_every_response_conforms",
+    "exclusivity-id-wins": "test_exclusivity_two_values_are_ambiguous",
+    "arguments-before-authentication": "test_auth_before_arguments",
+    "unprocessable-codes-swapped": "test_stateful_allocation",
+    "ambiguous-still-allocates": "test_exclusivity_two_values_are_ambiguous",
+    "422-still-allocates": "test_stateful_allocation",
+}
+
+
+@pytest.mark.parametrize("profile", ["ci", "dev", "thorough"])
+def test_faithful_mock_passes_every_profile(profile: str, run_pytest: RunPytest) -> None:
+    """No false alarm on the faithful mock, whatever the profile (dev/thorough resized to stay quick)."""
+    resize = [] if profile == "ci" else ["--conformance-max-examples", "15"]
+    result = run_pytest(GENERATED, "-q", "--conformance-profile", profile, *resize)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "test_every_response_conforms:" in result.stdout
+
+
+@pytest.mark.parametrize("mutant", sorted(CAUGHT_BY_GENERATION))
+def test_generated_tests_catch_mutant(mutant: str, run_pytest: RunPytest) -> None:
+    """Each broken behaviour fails the property aimed at it, in the ci profile."""
+    result = run_pytest(GENERATED, "-q", "-rf", "--mock-mutant", mutant)
+    assert result.returncode == 1, result.stdout[-3000:]
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert any(f"::{CAUGHT_BY_GENERATION[mutant]}" in line for line in failed), result.stdout[-3000:]
+
+
+def test_ci_profile_sends_the_same_requests_twice(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """Two ci runs on the same target write identical request logs (the per-run nonce normalised)."""
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    for log in logs:
+        result = run_pytest(GENERATED, "-q", "--request-log", log)
+        assert result.returncode == 0, result.stdout[-2000:]
+    first, second = (log.read_text(encoding="utf-8") for log in logs)
+    assert first.count("\n") > 1000
+    assert first == second
+
+
+def test_ci_profile_catches_the_same_way_twice(run_pytest: RunPytest) -> None:
+    """A mutant's failures are the same tests in two ci runs."""
+    failed = []
+    for _ in range(2):
+        result = run_pytest(GENERATED, "-q", "-rf", "--mock-mutant", "exclusivity-address-wins")
+        assert result.returncode == 1
+        failed.append(sorted(line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED")))
+    assert failed[0] == failed[1] and failed[0]

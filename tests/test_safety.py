@@ -1,0 +1,94 @@
+"""Safety: production is refused unless asked for, and an interrupted run still gives back what it allocated."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
+
+from conformance.config import ConfigError, build_config
+
+PRODUCTION = "https://api.katapult.io/core/v1"
+ALLOCATION_WAIT = 120.0
+# Test-only plugin: after each allocation, drop a flag file and sleep, so the parent can interrupt mid-test.
+SLOW_ALLOCATION_PLUGIN = '''
+import os
+import pathlib
+import time
+
+from conformance import api
+
+allocate = api.allocate
+
+
+def slow_allocate(*args, **kwargs):
+    response = allocate(*args, **kwargs)
+    pathlib.Path(os.environ["ALLOCATED_FLAG"]).write_text(str(response.status_code))
+    time.sleep(600)
+    return response
+
+
+api.allocate = slow_allocate
+'''
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_production_is_refused_in_one_line(run_pytest: RunPytest, tmp_path: Path, how: str) -> None:
+    """A production URL (flag or env) stops the run before any request: exit 4, one line, no traceback."""
+    args = ["--target-url", PRODUCTION] if how == "flag" else []
+    env = {"KATAPULT_TARGET_URL": PRODUCTION} if how == "env" else {}
+    done = run_pytest("--pyargs", "conformance", "--target-fixtures", MOCK_TARGET_YAML, *args, env=env)
+    assert done.returncode == 4
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ERROR: katapult-conformance: refusing to run against Katapult's production API (api.katapult.io)")
+    assert "--allow-production" in lines[0]
+
+
+def test_allow_production_lets_the_settings_through() -> None:
+    """With --allow-production the same settings are accepted (nothing is sent here)."""
+    with pytest.raises(ConfigError, match="refusing"):
+        build_config({"target_url": PRODUCTION, "target_fixtures": str(MOCK_TARGET_YAML)}, environ={})
+    config = build_config({"target_url": PRODUCTION, "target_fixtures": str(MOCK_TARGET_YAML), "allow_production": True}, environ={})
+    assert config.target_url == PRODUCTION
+
+
+def holder(served: ServedMock, ip_id: str) -> str | None:
+    """Which interface holds the IP on the served mock, read with the mock's valid token."""
+    response = httpx.get(f"{served.base_url}/ip_addresses/ip_address", params={"ip_address[id]": ip_id},
+                         headers={"Authorization": "Bearer kmock-valid-7d1e0c5a9b"}, timeout=10)
+    response.raise_for_status()
+    allocation = response.json()["allocation"]
+    return allocation["id"] if allocation else None
+
+
+def test_interrupted_run_gives_back_its_allocation(served_mock: ServedMock, tmp_path: Path, pycache_dir: Path) -> None:
+    """Ctrl-C in the middle of a test that has allocated: the run ends as interrupted and the IP is free again."""
+    (tmp_path / "slow_allocation.py").write_text(SLOW_ALLOCATION_PLUGIN, encoding="utf-8")
+    flag = tmp_path / "allocated"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "slow_allocation", "--pyargs", "conformance",
+               "-k", "test_allocate_free_ip and not address", "--target-url", served_mock.base_url,
+               "--target-fixtures", str(MOCK_TARGET_YAML), "--max-rate", "1000"]
+    env = child_env(pycache_dir, {"PYTHONPATH": str(tmp_path), "ALLOCATED_FLAG": str(flag)})
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + ALLOCATION_WAIT
+        while not flag.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert flag.exists(), f"no allocation happened: {process.communicate(timeout=30)[0] if process.poll() is not None else 'timed out'}"
+        assert flag.read_text() == "200"
+        assert holder(served_mock, "ip_mockFree000000001") == "vmnet_mockAlpha000001"
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    assert holder(served_mock, "ip_mockFree000000001") is None, output
