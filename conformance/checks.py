@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import textwrap
 from functools import cache
 from typing import Any
 
@@ -24,6 +25,8 @@ SPEC_PATH = data_path("spec", "allocate_ip.yaml")
 BODY_PREVIEW = 600
 # The real endpoint documents 503 service_unavailable, so a 503 is judged by its schema, not as a crash.
 DOCUMENTED_SERVER_ERRORS = frozenset({503})
+# Shorter tokens could turn up in a body by chance; real API tokens are far longer.
+MIN_ECHOED_TOKEN = 16
 SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
 
 
@@ -91,9 +94,19 @@ def not_a_server_error(response: httpx.Response) -> None:
         raise ConformanceFailure("Server error", str(response.status_code), "never 5xx except 503 service_unavailable", response)
 
 
+def no_echoed_credential(response: httpx.Response) -> None:
+    """The response never repeats the token the request presented (the real descriptions are fixed texts)."""
+    sent = response.request.headers.get("Authorization", "").strip()
+    token = sent.split(" ", 1)[-1].strip()
+    if len(token) >= MIN_ECHOED_TOKEN and token.encode() in response.content:
+        raise ConformanceFailure("Response echoes the credential", "the request's token appears in the response body",
+                                 "no credential in any response", response)
+
+
 def conforms_to_fragment(response: httpx.Response) -> None:
-    """Status documented, JSON content type, headers and body valid for that status (schemathesis' checks)."""
+    """Status documented, JSON content type, headers and body valid for that status (schemathesis' checks), no credential echoed."""
     not_a_server_error(response)
+    no_echoed_credential(response)
     if response.elapsed is None:
         raise RuntimeError("response without elapsed time")
     try:
@@ -101,8 +114,12 @@ def conforms_to_fragment(response: httpx.Response) -> None:
     except FailureGroup as group:
         failures = list(group.exceptions)
         title = getattr(failures[0], "title", "Response does not conform to the fragment")
-        detail = "\n".join(f"- {getattr(f, 'title', type(f).__name__)}: {getattr(f, 'message', str(f))}" for f in failures)
-        raise ConformanceFailure(title, detail, f"spec/allocate_ip.yaml, POST allocate_ip, {response.status_code}", response) from None
+        found = "".join(
+            f"\n  - {getattr(f, 'title', type(f).__name__)}\n" + textwrap.indent(str(getattr(f, "message", f)).strip(), "      ")
+            for f in failures
+        )
+        documented = f"{SPEC_PATH.parent.name}/{SPEC_PATH.name}, POST allocate_ip, responses for {response.status_code}"
+        raise ConformanceFailure(title, f"a response schemathesis' checks reject:{found}", documented, response) from None
 
 
 def error_code(response: httpx.Response) -> str | None:

@@ -93,7 +93,8 @@ class JUnitSummary:
 def case_id(case: ET.Element) -> str:
     """A pytest-like id for a JUnit testcase: `test_scenarios::test_scenario[missing-token]`."""
     module = (case.get("classname") or "").removeprefix("conformance.")
-    return f"{module.replace('.', '::')}::{case.get('name', '?')}"
+    name = case.get("name") or "?"
+    return f"{module.replace('.', '::')}::{name}" if module else name
 
 
 def parse_junit(path: Path) -> JUnitSummary:
@@ -247,7 +248,9 @@ def caught_by(outcome: Outcome) -> str:
 def evidence(outcome: Outcome) -> str:
     """The tests that caught the mock, or the last line of what went wrong."""
     lines = outcome.detail.strip().splitlines()
-    return caught_by(outcome) or (lines[-1] if lines else "")
+    if outcome.status in ("error", "timeout") and lines:
+        return lines[-1]
+    return caught_by(outcome)
 
 
 def timing(outcome: Outcome) -> str:

@@ -14,7 +14,7 @@ from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
-from conformance.profiles import register_profiles
+from conformance.profiles import register_profiles, session_seed
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
@@ -27,6 +27,7 @@ pytest_plugins = ("conformance.reporting",)
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
 SESSION_KEY = pytest.StashKey["ConformanceSession"]()
+SEED_KEY = pytest.StashKey[int]()
 
 
 @dataclass
@@ -72,11 +73,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
     register_profiles(suite.profile, suite.max_examples)
+    given_seed = config.getoption("hypothesis_seed", None)
+    config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Show the resolved target, fixtures and profile, and where each came from (never a secret)."""
-    return config.stash[CONFIG_KEY].header_lines()
+    return [*config.stash[CONFIG_KEY].header_lines(), f"katapult-conformance hypothesis seed: {config.stash[SEED_KEY]}"]
+
+
+def reproduce_command(config: pytest.Config, test_name: str) -> str:
+    """The command that replays a generated test's failure: same test, profile, seed and target (never a secret)."""
+    suite = config.stash[CONFIG_KEY]
+    parts = ["pytest --pyargs conformance", f"-k '{test_name}'", f"--conformance-profile {suite.profile}",
+             f"--hypothesis-seed={config.stash[SEED_KEY]}"]
+    if suite.max_examples is not None:
+        parts.append(f"--conformance-max-examples {suite.max_examples}")
+    if suite.is_live:
+        parts += [f"--target-url {suite.target_url}", f"--target-fixtures {suite.fixtures_path}"]
+    elif suite.mock_mutant:
+        parts.append(f"--mock-mutant {suite.mock_mutant}")
+    return " ".join(parts)
 
 
 def make_target(suite: SuiteConfig) -> Target:

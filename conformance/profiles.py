@@ -1,6 +1,8 @@
 """Hypothesis profiles for generated tests: ci (deterministic), dev, thorough."""
 from __future__ import annotations
 
+import random
+
 from hypothesis import HealthCheck, Phase, settings
 
 # ci: derandomized (the seed is fixed by each test's source), no example database, so two runs on the same
@@ -19,3 +21,13 @@ def register_profiles(active: str, max_examples: int | None = None) -> None:
         resized = {"max_examples": max_examples} if max_examples is not None and name == active else {}
         settings.register_profile(f"conformance-{name}", **{**COMMON, **values, **resized})  # type: ignore[arg-type]
     settings.load_profile(f"conformance-{active}")
+
+
+CI_SEED = 20261127
+
+
+def session_seed(profile: str, given: int | None) -> int:
+    """The seed every generated test uses: --hypothesis-seed if given, fixed for ci, fresh for dev and thorough."""
+    if given is not None:
+        return given
+    return CI_SEED if profile == "ci" else random.SystemRandom().getrandbits(32)

@@ -19,6 +19,7 @@ from conformance.targetfile import IPRef, TargetFixtures
 VALID_BODY = {"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id"}}
 NOT_JSON = b'{"virtual_machine_network_interface": {"id": '
 SPEC = "spec/allocate_ip.yaml"
+LONG_ID_LENGTH = 1000
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ ROWS = (
     Row("ip-not-found-by-address", "404 ip_address_not_found", "an address in no network gets 404 ip_address_not_found",
         f"{SPEC}#/components/schemas/IPAddressNotFoundError", (404, "ip_address_not_found"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"address": "$unknown_address"}}),
+    Row("ip-not-found-long-id", "404 ip_address_not_found", "a 1,000-character IP id is just an id that matches nothing: 404 ip_address_not_found",
+        f"{SPEC}#/components/schemas/IPAddressLookup", (404, "ip_address_not_found"),
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$unknown_long_ip"}}),
     Row("already-allocated-by-id", "422 ip_already_allocated", "an IP held by another resource gets 422 ip_already_allocated and stays there",
         f"{SPEC}#/components/schemas/IPAlreadyAllocatedError", (422, "ip_already_allocated"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$elsewhere.id"}}, watch=("elsewhere",)),
@@ -204,6 +208,7 @@ class RunValues:
         made_up = {
             "unknown_interface": f"vmnet_conformance{self.run_id}",
             "unknown_ip": f"ip_conformance{self.run_id}",
+            "unknown_long_ip": f"ip_conformance{self.run_id}".ljust(LONG_ID_LENGTH, "x"),
             "unknown_address": "192.0.2.123",
         }
         return made_up[name]
@@ -236,7 +241,15 @@ def headers_for(row: Row, fixtures: TargetFixtures, run: RunValues) -> dict[str,
 
 
 def judge(row: Row, response: httpx.Response) -> None:
-    """The response is the row's documented answer."""
+    """The response is the row's documented answer; a failure names the promise it broke."""
+    try:
+        _judge(row, response)
+    except ConformanceFailure as failure:
+        failure.add_note(f"Broken promise ({row.promise}): {row.description} [{row.spec_ref}]")
+        raise
+
+
+def _judge(row: Row, response: httpx.Response) -> None:
     status, code = row.expect
     if row.issue is not None:
         expect_issue(response, row.issue)

@@ -195,7 +195,9 @@ def load_target_fixtures(path: Path, environ: Mapping[str, str] | None = None) -
         raise FixturesError(f"target fixtures {path} have no credentials.valid (a token with the ip_addresses scope); {fix}")
     interface = _mapping(data.get("network_interface"), "network_interface", ("id",))
     if not isinstance(interface.get("id"), str) or not interface["id"]:
-        raise FixturesError(f"target fixtures {path} need network_interface.id: an interface the suite may allocate IPs to")
+        names = env_names(_mapping(top.get("network_interface"), "network_interface", ("id",)).get("id"))
+        unset = f"; set {' and '.join(names)} in the environment" if names else ""
+        raise FixturesError(f"target fixtures {path} need network_interface.id: an interface the suite may allocate IPs to{unset}")
     other = _mapping(data.get("other_network_interface"), "other_network_interface", ("id",))
     ips = _mapping(data.get("ip_addresses"), "ip_addresses", IP_KEYS)
     allocatable_raw = ips.get("allocatable") or []

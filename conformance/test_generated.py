@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, note, settings
+from hypothesis import given, note, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -22,7 +22,7 @@ from conformance.generation import (
 )
 from conformance.identities import available_identities, identity_headers
 from conformance.ledger import AllocationLedger
-from conformance.plugin import ConformanceSession
+from conformance.plugin import SEED_KEY, ConformanceSession, reproduce_command
 from conformance.target import ALLOCATE_PATH, Target
 from conformance.targetfile import IPRef, MissingFixture, TargetFixtures
 
@@ -42,6 +42,7 @@ class Sender:
         # Many requests per example on the in-process mock (hypothesis' per-example cost dominates there);
         # one per example on a live target, where each request costs real time and rate limit.
         self.batch = (1, 1) if self.target.is_live else (4, 8)
+        self.run: Any = None
         self.ips = {key: ip for ip in fixtures.known_ips() for key in (ip.id, ip.address)}
         for ip in fixtures.allocatable:
             ledger.touch(ip)
@@ -74,6 +75,22 @@ class Sender:
 
 
 @pytest.fixture
+def seeded(request: pytest.FixtureRequest) -> Any:
+    """Run a hypothesis test with the session's seed; a failure gains the command that replays it."""
+    session_seed = request.config.stash[SEED_KEY]
+    command = reproduce_command(request.config, request.node.name)
+
+    def run(test: Any) -> None:
+        try:
+            seed(session_seed)(test)()
+        except BaseException as failure:
+            failure.add_note(f"Seed: {session_seed}. Reproduce: {command}")
+            raise
+
+    return run
+
+
+@pytest.fixture
 def known(target_fixtures: TargetFixtures) -> KnownValues:
     """The target's real ids and addresses, for generation."""
     return KnownValues.from_fixtures(target_fixtures)
@@ -81,9 +98,11 @@ def known(target_fixtures: TargetFixtures) -> KnownValues:
 
 @pytest.fixture
 def sender(request: pytest.FixtureRequest, conformance_session: ConformanceSession, target_fixtures: TargetFixtures,
-           ledger: AllocationLedger) -> Sender:
+           ledger: AllocationLedger, seeded: Any) -> Sender:
     """A sender whose statuses are counted under the test's name."""
-    return Sender(conformance_session, target_fixtures, ledger, request.node.name)
+    sender = Sender(conformance_session, target_fixtures, ledger, request.node.name)
+    sender.run = seeded
+    return sender
 
 
 def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest], judge: Any) -> None:
@@ -95,7 +114,7 @@ def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest],
         for request in batch:
             judge(request, sender.send(request))
 
-    property_()
+    sender.run(property_)
 
 
 @pytest.mark.promise("response shape")
@@ -167,7 +186,7 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
         response = sender.send(GeneratedRequest(identity, body, raw))
         conforms_to_fragment(response)
 
-    property_()
+    sender.run(property_)
 
 
 class AllocationMachine(RuleBasedStateMachine):

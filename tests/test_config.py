@@ -11,7 +11,7 @@ import pytest
 
 from conformance.config import OPTIONS, ConfigError, Option, build_config, resolve
 from conformance.resources import data_path
-from conformance.targetfile import Credential, MissingFixture, load_target_fixtures
+from conformance.targetfile import Credential, FixturesError, MissingFixture, load_target_fixtures
 
 if TYPE_CHECKING:
     from conftest import Completed, PytestRunner
@@ -76,9 +76,11 @@ def test_bad_number_names_flag_and_env_var() -> None:
         resolve({}, {"KATAPULT_MAX_RATE": "fast"})
 
 
-def test_production_needs_allow_production() -> None:
-    """api.katapult.io is refused unless --allow-production is given."""
-    live = {"target_url": "https://api.katapult.io/core/v1", "target_fixtures": "staging.yaml"}
+@pytest.mark.parametrize("url", ["https://api.katapult.io/core/v1", "https://API.Katapult.IO/core/v1", "https://api.katapult.io./core/v1",
+                                 "http://api.katapult.io:443/core/v1"])
+def test_production_needs_allow_production(url: str) -> None:
+    """api.katapult.io, however spelt, is refused unless --allow-production is given."""
+    live = {"target_url": url, "target_fixtures": "staging.yaml"}
     with pytest.raises(ConfigError, match="--allow-production"):
         build_config(live, {})
     assert build_config({**live, "allow_production": True}, {}).is_live
@@ -116,6 +118,14 @@ def test_credential_as_headers_mapping(tmp_path: Path) -> None:
     assert credential == Credential("invalid_capabilities", {"X-Capabilities-Token": CAPABILITIES})
     assert CAPABILITIES in fixtures.secrets()
     assert CAPABILITIES not in repr(credential)
+
+
+def test_unset_interface_variable_is_named(tmp_path: Path) -> None:
+    """network_interface.id from an unset `${VAR}` is reported as missing, naming the variable to set."""
+    path = write(tmp_path, "live.yaml", "credentials: {valid: t0ken}\nnetwork_interface: {id: '${KC_TEST_INTERFACE}'}\n")
+    with pytest.raises(FixturesError, match=r"need network_interface.id: .*; set KC_TEST_INTERFACE in the environment$"):
+        load_target_fixtures(path, {})
+    assert load_target_fixtures(path, {"KC_TEST_INTERFACE": "vmnet_x"}).network_interface_id == "vmnet_x"
 
 
 @dataclass(frozen=True)
@@ -244,5 +254,6 @@ def test_header_shows_each_setting_and_its_source(case: HeaderRun, results: dict
     result = results[case.id]
     assert result.returncode == 0, result.stdout + result.stderr
     shown = [line for line in result.stdout.splitlines() if line.startswith("katapult-conformance ")]
-    assert shown == [line.format(dir=files) for line in case.header]
+    missing = [line.format(dir=files) for line in case.header if line.format(dir=files) not in shown]
+    assert not missing, "\n".join(shown)
     assert TOKEN not in result.stdout + result.stderr and CAPABILITIES not in result.stdout + result.stderr

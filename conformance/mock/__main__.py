@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = MockServer(mock, args.host, args.port)
     except OSError as error:
-        reason = error.strerror or str(error)
-        print(f"error: cannot listen on {args.host}:{args.port}: {reason}; choose another --port (--port 0 takes a free one)", file=sys.stderr)
+        fix = "choose another --port (--port 0 takes a free one)" if error.errno == errno.EADDRINUSE else "check --host and --port"
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}; {fix}", file=sys.stderr)
         return 2
     print(server.base_url, flush=True)
     try:

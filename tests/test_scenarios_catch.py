@@ -1,0 +1,62 @@
+"""Each promise of the scenario table, broken on the mock one behaviour at a time, fails the matching scenario."""
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# mutant -> (the scenario that must fail, a phrase its failure message must carry)
+BROKEN = {
+    "200-missing-mac-address": ("test_allocate_free_ip[id]", "mac_address"),
+    "hang-on-allocate-by-address": ("test_allocate_free_ip[address]", "no response"),
+    "200-returns-other-interface": ("test_allocate_free_ip[id]", "200 returns another interface"),
+    "200-omits-allocated-ip": ("test_allocate_free_ip[id]", "Allocated IP missing from ip_addresses"),
+    "allocates-to-other-interface": ("test_allocate_free_ip[id]", "IP not allocated to the interface"),
+    "request-id-not-uuid": ("test_allocate_free_ip[id]", "Response header does not conform"),
+    "missing-token-401": ("test_scenario[missing-token]", "Undocumented status code"),
+    "non-bearer-scheme-accepted": ("test_scenario[non-bearer-token]", "Expected 400 missing_api_token"),
+    "invalid-token-401": ("test_scenario[invalid-token]", "Broken promise (403 invalid_api_token)"),
+    "scope-error-without-scopes": ("test_scenario[scope-not-granted]", "scopes"),
+    "network-error-names-allowed-network": ("test_scenario[unauthorized-network]", "is not an IP address"),
+    "capabilities-token-as-invalid-api-token": ("test_scenario[invalid-capabilities]", "Broken promise (403 invalid_capabilities_token)"),
+    "not-found-codes-swapped": ("test_scenario[interface-not-found]", "Expected 404 virtual_machine_network_interface_not_found"),
+    "already-allocated-409": ("test_scenario[already-allocated-by-id]", "Undocumented status code"),
+    "already-allocated-ip-moved": ("test_scenario[already-allocated-by-id]", "Expected 422 ip_already_allocated"),
+    "invalid-ip-unchecked": ("test_scenario[invalid-ip]", "Expected 422 invalid_ip"),
+    "429-total-permitted-string": ("test_rate_limit_reached", "total_permitted"),
+    "rate-limit-never-429": ("test_rate_limit_reached", "Expected 429 rate_limit_reached"),
+    "maintenance-ignored": ("test_service_unavailable", "Expected 503 service_unavailable"),
+    "exclusivity-id-wins": ("test_scenario[exclusive-two-ips]", "ambiguous_lookup_values"),
+    "empty-lookup-accepted": ("test_scenario[exclusive-empty-lookup]", "missing_lookup_value"),
+    "null-is-a-value": ("test_scenario[exclusive-null-is-no-value]", "Expected 404 ip_address_not_found"),
+    "arguments-before-authentication": ("test_scenario[order-no-token-broken-body]", "Expected 400 missing_api_token"),
+    "scope-after-arguments": ("test_scenario[order-no-scope-broken-body]", "Expected 403 scope_not_granted"),
+    "422-still-allocates": ("test_scenario[invalid-ip]", "Rejected request changed an allocation"),
+    "ambiguous-still-allocates": ("test_scenario[exclusive-same-ip]", "Rejected request changed an allocation"),
+    "scope-denied-still-allocates": ("test_scenario[scope-not-granted]", "Rejected request changed an allocation"),
+    "errors-unwrapped": ("test_scenario[missing-token]", "Response violates schema"),
+}
+
+
+def test_faithful_mock_passes_every_scenario(pytester: pytest.Pytester) -> None:
+    """No scenario fails on the faithful mock."""
+    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q")
+    outcomes = result.parseoutcomes()
+    assert result.ret == 0 and outcomes.get("failed", 0) == 0 and outcomes["passed"] >= 25, result.stdout.str()[-3000:]
+
+
+@pytest.mark.parametrize("mutant", sorted(BROKEN))
+def test_broken_promise_fails_its_scenario(mutant: str, pytester: pytest.Pytester) -> None:
+    """The scenario for the broken promise fails, and its message names what broke."""
+    scenario, phrase = BROKEN[mutant]
+    result = pytester.runpytest_inprocess(
+        "--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "-rf", "--mock-mutant", mutant,
+        "--request-timeout", "2",
+    )
+    output = result.stdout.str()
+    assert result.ret == 1, output[-3000:]
+    failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+    assert any(f"::{scenario}" in line for line in failed), f"{scenario} did not fail under {mutant}:\n" + "\n".join(failed)
+    section = output.split(f"_ {scenario} _", 1)
+    assert len(section) == 2, output[-3000:]
+    assert phrase in section[1], f"the failure of {scenario} does not say {phrase!r}:\n{section[1][:3000]}"
