@@ -7,7 +7,7 @@ lookup and allocation logic (200, 404, 422) instead of ending every request in a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -21,7 +21,8 @@ from conformance.targetfile import TargetFixtures
 BODY_SCHEMA_REF = "#/components/schemas/AllocateIPRequest"
 IDENTITIES = ("valid", "none", "random", "without_scope", "non_bearer")
 NOT_JSON = st.sampled_from([b"", b"{", b"not json", b'{"ip_address": }', b"\xff\xfe", b"[1, 2", b"null"])
-SCALAR_MISTAKES = st.one_of(st.integers(), st.booleans(), st.floats(allow_nan=False), st.lists(st.integers(), max_size=2), st.just({}))
+SCALAR_MISTAKES: st.SearchStrategy[Any] = st.one_of(
+    st.integers(), st.booleans(), st.floats(allow_nan=False), st.lists(st.integers(), max_size=2), st.just({}))
 TEXT = st.text(max_size=24)
 
 
@@ -126,16 +127,24 @@ def invalid_value(schema: Mapping[str, Any], path: str, known: KnownValues) -> s
     valid = valid_value(schema, path, known)
     mistakes: list[st.SearchStrategy[Any]] = [st.one_of(st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=2), st.none())]
     for key in schema.get("required", []):
-        mistakes.append(valid.map(lambda value, key=key: {k: v for k, v in value.items() if k != key}))
+        mistakes.append(valid.map(_without(key)))
     for key, child in properties.items():
         child_invalid = invalid_value(child, _join(path, key), known)
-        mistakes.append(st.tuples(valid, child_invalid).map(lambda pair, key=key: {**pair[0], key: pair[1]}))
+        mistakes.append(st.tuples(valid, child_invalid).map(_replacing(key)))
     if len(_alternatives(schema)) > 1:
         every_key = st.fixed_dictionaries({key: valid_value(properties[key], _join(path, key), known) for key in properties})
         mistakes += [every_key, st.just({})]
     if schema.get("additionalProperties") is False:
         mistakes.append(st.tuples(valid, TEXT.filter(lambda k: k not in properties), TEXT).map(lambda t: {**t[0], t[1]: t[2]}))
     return st.one_of(mistakes)
+
+
+def _without(key: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda value: {k: v for k, v in value.items() if k != key}
+
+
+def _replacing(key: str) -> Callable[[tuple[dict[str, Any], Any]], dict[str, Any]]:
+    return lambda pair: {**pair[0], key: pair[1]}
 
 
 def _join(path: str, key: str) -> str:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx

@@ -2,24 +2,25 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, settings
 
 # ci: derandomized (the seed is fixed by each test's source), no example database, so two runs on the same
 # target send the same requests; `explicit` and `generate` only, since replaying stored examples would not be.
-PROFILES = {
+PROFILES: dict[str, dict[str, Any]] = {
     "ci": {"max_examples": 50, "derandomize": True, "database": None, "phases": (Phase.explicit, Phase.generate, Phase.shrink)},
     "dev": {"max_examples": 60, "derandomize": False},
     "thorough": {"max_examples": 1500, "derandomize": False, "database": None},
 }
-COMMON = {"deadline": None, "suppress_health_check": list(HealthCheck), "print_blob": False}
+COMMON: dict[str, Any] = {"deadline": None, "suppress_health_check": list(HealthCheck), "print_blob": False}
 
 
 def register_profiles(active: str, max_examples: int | None = None) -> None:
     """Register every profile under `conformance-<name>` and load the active one (optionally resized)."""
     for name, values in PROFILES.items():
         resized = {"max_examples": max_examples} if max_examples is not None and name == active else {}
-        settings.register_profile(f"conformance-{name}", **{**COMMON, **values, **resized})  # type: ignore[arg-type]
+        settings.register_profile(f"conformance-{name}", **{**COMMON, **values, **resized})
     settings.load_profile(f"conformance-{active}")
 
 
