@@ -140,6 +140,8 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"target URL {url!r} is not an http(s) URL; pass e.g. --target-url https://api.staging.katapult.dev/core/v1")
+        if parts.username or parts.password:
+            raise ConfigError("the target URL carries credentials, which would be printed; put tokens in the target fixtures (${VAR}) instead")
         if parts.hostname.rstrip(".") in PRODUCTION_HOSTS and not config.allow_production:
             raise ConfigError(
                 f"refusing to run against Katapult's production API ({parts.hostname}): the suite allocates real IPs;"

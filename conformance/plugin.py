@@ -105,12 +105,24 @@ def make_target(suite: SuiteConfig) -> Target:
     return mock_target(mock, clock, timeout=suite.request_timeout)
 
 
-def preflight(target: Target) -> None:
-    """One unauthenticated request, so an unreachable target stops the run with one message."""
+def is_conformance_item(item: pytest.Item) -> bool:
+    """Whether a collected test belongs to the suite (not to whatever else the session runs)."""
+    module = getattr(item, "module", None)
+    return module is not None and module.__name__.startswith("conformance.")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before any test: one unauthenticated request, so an unreachable live target stops the run with one message."""
+    suite = session.config.stash[CONFIG_KEY]
+    if not suite.is_live or not any(is_conformance_item(item) for item in session.items):
+        return
+    probe = make_target(suite)
     try:
-        target.send("POST", ALLOCATE_PATH, json={})
+        probe.send("POST", ALLOCATE_PATH, json={}, paced=False)
     except TargetError as error:
-        pytest.exit(f"katapult-conformance: {error}", returncode=3)
+        raise pytest.UsageError(f"katapult-conformance: {error}") from None
+    finally:
+        probe.close()
 
 
 @pytest.fixture(scope="session")
@@ -120,8 +132,6 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     suite = config.stash[CONFIG_KEY]
     fixtures = config.stash[FIXTURES_KEY]
     target = make_target(suite)
-    if target.is_live:
-        preflight(target)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6))
     target.observers += [session.observe, session.rate_limit_monitor.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None

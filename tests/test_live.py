@@ -132,9 +132,9 @@ def test_unreachable_target_stops_the_run_with_one_message(run_pytest: RunPytest
     result = run_pytest("--pyargs", "conformance", "-q", "--target-url", url, "--target-fixtures", mock_target_fixtures.source)
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
-    assert result.returncode == 3, output
+    assert result.returncode == 4, output
     messages = [line for line in output.splitlines() if "cannot reach" in line]
     assert len(messages) == 1 and url in messages[0], output
-    assert "--target-url" in messages[0]
-    assert "Traceback" not in output and "ERROR" not in output and "passed" not in output and "failed" not in output
+    assert messages[0].startswith("ERROR: katapult-conformance: cannot reach") and "--target-url" in messages[0]
+    assert "Traceback" not in output and "passed" not in output and "failed" not in output
     assert elapsed < 60

@@ -522,9 +522,13 @@ class InvalidJSONBody500(RecodesErrors):
     recodes = (("invalid_json_body", 500, "internal_server_error"),)
 
 
-@mutant("hang-on-allocate-by-address", "a successful allocation by address is made but its response never comes")
+@mutant("hang-on-allocate-by-address", "the first successful allocation by address is made, but its response never comes")
 class HangOnAllocateByAddress(ReferenceMock):
+    hung = False
+
     def handle(self, request: MockRequest) -> MockResponse:
         response = super().handle(request)
-        response.hang = response.status == 200 and is_allocate_request(request) and ip_lookup(request).get("address") is not None
+        if not self.hung and response.status == 200 and is_allocate_request(request) and ip_lookup(request).get("address") is not None:
+            # Once is enough to be a lost response; hanging every time would make each replay cost a full timeout.
+            self.hung = response.hang = True
         return response
