@@ -138,3 +138,19 @@ def test_unreachable_target_stops_the_run_with_one_message(run_pytest: RunPytest
     assert messages[0].startswith("ERROR: katapult-conformance: cannot reach") and "--target-url" in messages[0]
     assert "Traceback" not in output and "passed" not in output and "failed" not in output
     assert elapsed < 60
+
+
+def test_served_mock_can_be_reset_and_switched_to_maintenance(served_mock: ServedMock, mock_target_fixtures: TargetFixtures) -> None:
+    """POST /__mock__/reset undoes allocations; /__mock__/maintenance/on makes the API answer 503 until switched off."""
+    root = served_mock.base_url.rsplit("/core/v1", 1)[0]
+    ip = mock_target_fixtures.allocatable[0]
+    token = mock_target_fixtures.credential("valid").headers
+    body = {"virtual_machine_network_interface": {"id": mock_target_fixtures.network_interface_id}, "ip_address": {"id": ip.id}}
+    allocate = f"{served_mock.base_url}/virtual_machine_network_interfaces/_/allocate_ip"
+    assert httpx.post(allocate, json=body, headers=token).status_code == 200
+    assert httpx.post(f"{root}/__mock__/maintenance/on").status_code == 204
+    assert httpx.post(allocate, json=body, headers=token).status_code == 503
+    assert httpx.post(f"{root}/__mock__/maintenance/off").status_code == 204
+    assert httpx.post(f"{root}/__mock__/reset").status_code == 204
+    read = httpx.get(f"{served_mock.base_url}/ip_addresses/ip_address", params={"ip_address[id]": ip.id}, headers=token)
+    assert read.json()["allocation"] is None

@@ -5,9 +5,24 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from conformance.mock.app import BASE_PATH, MockRequest, ReferenceMock
+from conformance.mock.app import BASE_PATH, MockRequest, MockResponse, ReferenceMock
 
 HANG_SECONDS = 3600.0
+
+
+CONTROL_PATHS = {"/__mock__/reset": "reset", "/__mock__/maintenance/on": "on", "/__mock__/maintenance/off": "off"}
+
+
+def control(mock: ReferenceMock, request: MockRequest) -> MockResponse | None:
+    """The test double's own switches, outside the API's base path: POST /__mock__/reset, /__mock__/maintenance/{on,off}."""
+    action = CONTROL_PATHS.get(request.path) if request.method == "POST" else None
+    if action is None:
+        return None
+    if action == "reset":
+        mock.reset()
+    else:
+        mock.maintenance = action == "on"
+    return MockResponse(204, b"")
 
 
 def make_handler(mock: ReferenceMock) -> type[BaseHTTPRequestHandler]:
@@ -33,7 +48,7 @@ def make_handler(mock: ReferenceMock) -> type[BaseHTTPRequestHandler]:
                 body=body,
                 client_address=self.client_address[0],
             )
-            response = mock.handle(request)
+            response = control(mock, request) or mock.handle(request)
             if response.hang:
                 threading.Event().wait(HANG_SECONDS)
                 return
