@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -33,7 +34,9 @@ AUTH_FAILURES = {"none": (400, "missing_api_token"), "non_bearer": (400, "missin
 class Sender:
     """Sends generated requests through the target and keeps what the suite allocated undone."""
 
-    def __init__(self, session: ConformanceSession, fixtures: TargetFixtures, ledger: AllocationLedger, name: str) -> None:
+    def __init__(self, session: ConformanceSession, fixtures: TargetFixtures, ledger: AllocationLedger, name: str,
+                 run: Callable[[Any], None]) -> None:
+        self.run = run
         self.target = session.target
         self.fixtures = fixtures
         self.ledger = ledger
@@ -42,7 +45,6 @@ class Sender:
         # Many requests per example on the in-process mock (hypothesis' per-example cost dominates there);
         # one per example on a live target, where each request costs real time and rate limit.
         self.batch = (1, 1) if self.target.is_live else (4, 8)
-        self.run: Any = None
         self.ips = {key: ip for ip in fixtures.known_ips() for key in (ip.id, ip.address)}
         for ip in fixtures.allocatable:
             ledger.touch(ip)
@@ -75,7 +77,7 @@ class Sender:
 
 
 @pytest.fixture
-def seeded(request: pytest.FixtureRequest) -> Any:
+def seeded(request: pytest.FixtureRequest) -> Callable[[Any], None]:
     """Run a hypothesis test with the session's seed; a failure gains the command that replays it."""
     session_seed = request.config.stash[SEED_KEY]
     command = reproduce_command(request.config, request.node.name)
@@ -98,11 +100,9 @@ def known(target_fixtures: TargetFixtures) -> KnownValues:
 
 @pytest.fixture
 def sender(request: pytest.FixtureRequest, conformance_session: ConformanceSession, target_fixtures: TargetFixtures,
-           ledger: AllocationLedger, seeded: Any) -> Sender:
+           ledger: AllocationLedger, seeded: Callable[[Any], None]) -> Sender:
     """A sender whose statuses are counted under the test's name."""
-    sender = Sender(conformance_session, target_fixtures, ledger, request.node.name)
-    sender.run = seeded
-    return sender
+    return Sender(conformance_session, target_fixtures, ledger, request.node.name, seeded)
 
 
 def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest], judge: Any) -> None:
