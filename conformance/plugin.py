@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import secrets
+import signal
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 
 import httpx
 import pytest
+import yaml
 
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
 from conformance.ledger import AllocationLedger, Drift
@@ -67,14 +71,43 @@ def pytest_configure(config: pytest.Config) -> None:
         fixtures = load_target_fixtures(suite.fixtures_path)
         if not suite.is_live:
             mock_class(suite.mock_mutant)
+            check_world(suite)
     except (ConfigError, FixturesError, ValueError) as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
+    if suite.is_live:
+        interrupt_on_sigterm(config)
     REDACT.add(fixtures.secrets())
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
     register_profiles(suite.profile, suite.max_examples)
     given_seed = config.getoption("hypothesis_seed", None)
     config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
+
+
+def check_world(suite: SuiteConfig) -> None:
+    """A --mock-world file that cannot be loaded is a usage error now, not at the first test."""
+    if suite.mock_world is None:
+        return
+    try:
+        load_world(suite.mock_world)
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
+
+
+def interrupt_on_sigterm(config: pytest.Config) -> None:
+    """CI runners stop jobs with SIGTERM: treat it like Ctrl-C, so the allocations are still undone and verified."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -114,7 +147,7 @@ def is_conformance_item(item: pytest.Item) -> bool:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Before any test: one unauthenticated request, so an unreachable live target stops the run with one message."""
     suite = session.config.stash[CONFIG_KEY]
-    if not suite.is_live or not any(is_conformance_item(item) for item in session.items):
+    if not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
         return
     probe = make_target(suite)
     try:

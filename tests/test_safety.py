@@ -12,6 +12,7 @@ import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
 
 from conformance.config import ConfigError, build_config
+from conformance.targetfile import IPRef, TargetFixtures
 
 PRODUCTION = "https://api.katapult.io/core/v1"
 ALLOCATION_WAIT = 120.0
@@ -58,17 +59,21 @@ def test_allow_production_lets_the_settings_through() -> None:
     assert config.target_url == PRODUCTION
 
 
-def holder(served: ServedMock, ip_id: str) -> str | None:
-    """Which interface holds the IP on the served mock, read with the mock's valid token."""
-    response = httpx.get(f"{served.base_url}/ip_addresses/ip_address", params={"ip_address[id]": ip_id},
-                         headers={"Authorization": "Bearer kmock-valid-7d1e0c5a9b"}, timeout=10)
+def holder(served: ServedMock, fixtures: TargetFixtures, ip: IPRef) -> str | None:
+    """Which interface holds the IP on the served mock, read with the fixtures' valid token."""
+    response = httpx.get(f"{served.base_url}/ip_addresses/ip_address", params={"ip_address[id]": ip.id},
+                         headers=dict(fixtures.credential("valid").headers), timeout=10)
     response.raise_for_status()
     allocation = response.json()["allocation"]
     return allocation["id"] if allocation else None
 
 
-def test_interrupted_run_gives_back_its_allocation(served_mock: ServedMock, tmp_path: Path, pycache_dir: Path) -> None:
-    """Ctrl-C in the middle of a test that has allocated: the run ends as interrupted and the IP is free again."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_gives_back_its_allocation(
+    stop: signal.Signals, served_mock: ServedMock, mock_target_fixtures: TargetFixtures, tmp_path: Path, pycache_dir: Path
+) -> None:
+    """Ctrl-C (or a CI runner's SIGTERM) in the middle of a test that has allocated: the run ends interrupted, the IP is free."""
+    ip = mock_target_fixtures.allocatable_ip(0)
     (tmp_path / "slow_allocation.py").write_text(SLOW_ALLOCATION_PLUGIN, encoding="utf-8")
     flag = tmp_path / "allocated"
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "slow_allocation", "--pyargs", "conformance",
@@ -82,8 +87,8 @@ def test_interrupted_run_gives_back_its_allocation(served_mock: ServedMock, tmp_
             time.sleep(0.1)
         assert flag.exists(), f"no allocation happened: {process.communicate(timeout=30)[0] if process.poll() is not None else 'timed out'}"
         assert flag.read_text() == "200"
-        assert holder(served_mock, "ip_mockFree000000001") == "vmnet_mockAlpha000001"
-        process.send_signal(signal.SIGINT)
+        assert holder(served_mock, mock_target_fixtures, ip) == mock_target_fixtures.network_interface_id
+        process.send_signal(stop)
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -91,4 +96,4 @@ def test_interrupted_run_gives_back_its_allocation(served_mock: ServedMock, tmp_
             process.communicate()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
-    assert holder(served_mock, "ip_mockFree000000001") is None, output
+    assert holder(served_mock, mock_target_fixtures, ip) is None, output
