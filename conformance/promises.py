@@ -75,6 +75,7 @@ class TestOutcome:
     reason: str = ""
     charged: tuple[str, ...] = ()
     excused_by: str | None = None
+    phase: str = "call"
 
     def outcome_for(self, promise_id: str) -> str:
         """The test's result as far as one promise goes: a failure charged to another of its promises is a pass here."""

@@ -1,13 +1,11 @@
-"""End-of-run reporting: a verdict per promise, baseline deviations, the --conformance-report file, and redacted output."""
+"""The reporting hooks: each test's outcome per promise, baselined failures as known deviations, the end-of-run summary, redacted output."""
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import re
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -18,52 +16,22 @@ from conformance.config import SuiteConfig
 from conformance.plugin import CONFIG_KEY, SESSION_KEY
 from conformance.promises import (
     CLEANUP,
-    CONFORMS,
     DEVIATION,
     FAILED,
-    FAILS,
-    KNOWN_DEVIATION,
     MARKER,
-    NOT_PROVOKED,
     PASSED,
     PROMISES,
     SKIPPED,
-    PromiseVerdict,
     TestOutcome,
     declared_promises,
     judge,
 )
 from conformance.redact import REDACT, RedactingFormatter, RedactingStream, env_secrets
+from conformance.summary import Summary, terminal_lines, write_report
 
-SCHEMA_VERSION = 1
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY = "promise", "charged promise", "baseline entry"
 REPORT_SUFFIXES = (".md", ".json")
 QUALIFIED_NAME = re.compile(r"^(?:\w+\.)+(?=\w+: )")
-COLOURS: dict[str, dict[str, bool]] = {FAILS: {"red": True, "bold": True}, CONFORMS: {"green": True}, KNOWN_DEVIATION: {"yellow": True}}
-
-
-@dataclass
-class Summary:
-    """Everything the end-of-run summary says, in every format."""
-
-    target: str
-    verdicts: list[PromiseVerdict]
-    unmapped: list[TestOutcome]
-    review: Review | None
-    problems: list[str]
-    notes: list[str]
-    requests: dict[str, Any] | None
-    generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
-
-    @property
-    def judged(self) -> bool:
-        """Whether any test spoke for a promise (a run of other tests has nothing to summarise)."""
-        return any(verdict.tests for verdict in self.verdicts)
-
-    @property
-    def passed(self) -> bool:
-        """No promise fails and the baseline raised no problem."""
-        return not self.problems and all(verdict.verdict != FAILS for verdict in self.verdicts)
 
 
 def node_name(nodeid: str) -> str:
@@ -108,97 +76,6 @@ def target_description(suite: SuiteConfig) -> str:
     if suite.is_live:
         return str(suite.target_url)
     return "embedded reference mock" + (f" (mutant {suite.mock_mutant})" if suite.mock_mutant else "")
-
-
-def detail(verdict: PromiseVerdict) -> str:
-    """One line on why a promise got its verdict."""
-    if verdict.verdict == FAILS:
-        return ", ".join(verdict.names(FAILED))
-    if verdict.verdict == KNOWN_DEVIATION:
-        return f"{'; '.join(verdict.reasons(DEVIATION))} ({', '.join(verdict.names(DEVIATION))})"
-    if verdict.verdict == CONFORMS:
-        skipped = len(verdict.names(SKIPPED))
-        return f"{len(verdict.names(PASSED))} passed" + (f", {skipped} not provoked" if skipped else "")
-    if verdict.verdict == NOT_PROVOKED:
-        reasons = verdict.reasons(SKIPPED)
-        return reasons[0] if reasons else f"needs {verdict.promise.needs}"
-    return "no test for it ran"
-
-
-def summary_json(summary: Summary) -> dict[str, Any]:
-    """The report as JSON, schema_version 1 (docs/report-format.md).
-
-    {"schema_version": 1, "generated_at": ISO-8601 UTC, "target": str, "passed": bool,
-     "promises": [{"id", "description", "needs": fixture key | null, "verdict": "conforms" | "fails" | "not provoked"
-                   | "known deviation" | "not run", "detail": str,
-                   "tests": [{"test": name, "outcome": "passed" | "failed" | "skipped" | "known deviation", "reason": str}]}],
-     "unmapped_tests": [{"test", "outcome", "reason"}],
-     "baseline": null | {"known_deviations": [id], "fixed": [id], "expired": [{"id", "expires"}]},
-     "problems": [str], "notes": [str],
-     "requests": null | {"sent": int, "by_status": {"<status>": int}}}   (requests: live targets only)
-    """
-    base = summary.review
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "generated_at": summary.generated_at,
-        "target": summary.target,
-        "passed": summary.passed,
-        "promises": [
-            {
-                "id": verdict.promise.id,
-                "description": verdict.promise.description,
-                "needs": verdict.promise.needs,
-                "verdict": verdict.verdict,
-                "detail": detail(verdict),
-                "tests": [{"test": name, "outcome": outcome, "reason": reason} for name, outcome, reason in verdict.tests],
-            }
-            for verdict in summary.verdicts
-        ],
-        "unmapped_tests": [{"test": o.name, "outcome": o.outcome, "reason": o.reason} for o in summary.unmapped],
-        "baseline": None if base is None else {
-            "known_deviations": [entry.id for entry in base.used],
-            "fixed": [entry.id for entry in base.fixed],
-            "expired": [{"id": entry.id, "expires": str(entry.expires)} for entry in base.expired],
-        },
-        "problems": summary.problems,
-        "notes": summary.notes,
-        "requests": summary.requests,
-    }
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def summary_markdown(summary: Summary) -> str:
-    """The report as Markdown: a table of promises, then unmapped tests, baseline problems and requests."""
-    lines = [
-        "# allocate_ip conformance",
-        "",
-        f"Target: {summary.target} · {summary.generated_at} · **{'passed' if summary.passed else 'failed'}**",
-        "",
-        "| Promise | Verdict | Detail |",
-        "| --- | --- | --- |",
-    ]
-    for verdict in summary.verdicts:
-        shown = f"**{verdict.verdict}**" if verdict.verdict == FAILS else verdict.verdict
-        lines.append(f"| {_cell(verdict.promise.id)} | {shown} | {_cell(detail(verdict))} |")
-    if summary.unmapped:
-        lines += ["", "Tests declaring no promise: " + ", ".join(f"`{o.name}` ({o.outcome})" for o in summary.unmapped)]
-    for title, items in (("Problems", summary.problems), ("Notes", summary.notes)):
-        if items:
-            lines += ["", f"## {title}", "", *(f"- {_cell(item)}" for item in items)]
-    if summary.requests is not None:
-        lines += ["", f"## Requests sent: {summary.requests['sent']}", "", "| Status | Count |", "| --- | --- |"]
-        lines += [f"| {status} | {count} |" for status, count in summary.requests["by_status"].items()]
-    return "\n".join(lines) + "\n"
-
-
-def write_report(path: Path, summary: Summary) -> None:
-    """Write the summary as .md or .json, secrets redacted."""
-    text = json.dumps(summary_json(summary), indent=2) + "\n" if path.suffix == ".json" else summary_markdown(summary)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(REDACT(text), encoding="utf-8")
 
 
 class ConformanceReporter:
@@ -264,7 +141,7 @@ class ConformanceReporter:
         if report.when == "teardown":
             if report.failed:
                 self.outcomes[report.nodeid + "::teardown"] = TestOutcome(
-                    f"{name} (teardown)", (CLEANUP.id,), FAILED, failure_line(report), (CLEANUP.id,)
+                    f"{name} (teardown)", (CLEANUP.id,), FAILED, failure_line(report), (CLEANUP.id,), phase="teardown"
                 )
             return
         if report.when == "setup" and report.passed:
@@ -274,9 +151,10 @@ class ConformanceReporter:
             outcome = TestOutcome(name, promises, DEVIATION, report.wasxfail.removeprefix(f"{DEVIATION}: "),
                                   properties(report, CHARGED_PROPERTY), properties(report, BASELINE_PROPERTY)[0])
         elif report.skipped:
-            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report))
+            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when)
         elif report.failed:
-            outcome = TestOutcome(name, promises, FAILED, failure_line(report), properties(report, CHARGED_PROPERTY) or promises[:1])
+            charged = properties(report, CHARGED_PROPERTY) or promises[:1]
+            outcome = TestOutcome(name, promises, FAILED, failure_line(report), charged, phase=report.when)
         else:
             outcome = TestOutcome(name, promises)
         self.outcomes[report.nodeid] = outcome
@@ -287,7 +165,7 @@ class ConformanceReporter:
         if session is None or not session.ledger.started:
             return []
         drifts = "; ".join(str(drift) for drift in session.drifts)
-        return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,))]
+        return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,), phase="session")]
 
     def requests(self) -> dict[str, Any] | None:
         """Requests sent per status, on live targets."""
@@ -336,9 +214,9 @@ class ConformanceReporter:
             self.written.append(f"baseline of this run's failures written to {self.suite.write_baseline}")
 
     def starting_baseline(self, outcomes: list[TestOutcome], found: Review | None) -> list[Entry]:
-        """The entries still in use, then one entry per failed test they do not cover."""
+        """The entries still in use, then one per test that failed in its call (only those a baseline can excuse)."""
         entries = list(found.used) if found is not None else []
-        failed = [o for o in outcomes if o.outcome == FAILED and o.promises and CLEANUP.id not in o.charged]
+        failed = [o for o in outcomes if o.outcome == FAILED and o.phase == "call"]
         return entries + [Entry(o.name, o.reason or "failed") for o in failed]
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -347,17 +225,8 @@ class ConformanceReporter:
         if summary is None or not summary.judged:
             return
         terminalreporter.write_sep("=", f"katapult-conformance: {summary.target}")
-        for verdict in summary.verdicts:
-            terminalreporter.write_line(f"{verdict.verdict:<16} {verdict.promise.id}: {detail(verdict)}", **COLOURS.get(verdict.verdict, {}))
-        if summary.unmapped:
-            terminalreporter.write_line("tests declaring no promise: " + ", ".join(f"{o.name} ({o.outcome})" for o in summary.unmapped))
-        if summary.requests is not None:
-            by_status = ", ".join(f"{status}: {count}" for status, count in summary.requests["by_status"].items())
-            terminalreporter.write_line(f"requests sent: {summary.requests['sent']} ({by_status})")
-        for note in summary.notes:
-            terminalreporter.write_line(note, yellow=True)
-        for problem in summary.problems:
-            terminalreporter.write_line(f"run fails: {problem}", red=True, bold=True)
+        for text, markup in terminal_lines(summary):
+            terminalreporter.write_line(text, **markup)
         for line in self.written:
             terminalreporter.write_line(line)
 

@@ -12,8 +12,9 @@ from conformance.mock.world import DEFAULT_WORLD
 from conformance.redact import PLACEHOLDER, RedactingFormatter, RedactingStream, Redactor, env_secrets
 
 # The mock's own tokens, and the distinctive secrets that replace them for the run.
+VALID = "kmock-valid-7d1e0c5a9b"
 TOKENS = {
-    "kmock-valid-7d1e0c5a9b": "SECRET-valid-93a7f1c2d4e5",
+    VALID: "SECRET-valid-93a7f1c2d4e5",
     "kmock-noscope-2b8f4e61c3": "SECRET-noscope-5b2e8d0a7f41",
     "kmock-netlock-9a4c2e7f10": "SECRET-netlock-1c9f3e6b2a88",
     "kcap-expired-5e3a91d0b7": "SECRET-capabilities-7d4a0e9c3b",
@@ -66,7 +67,7 @@ def test_probe_falsifying_example(token):
 def with_secrets(text: str, valid: str) -> str:
     """The text with each mock token replaced by its secret (the valid one by `valid`)."""
     for token, secret in TOKENS.items():
-        text = text.replace(token, valid if secret == TOKENS["kmock-valid-7d1e0c5a9b"] else secret)
+        text = text.replace(token, valid if token == VALID else secret)
     return text
 
 
@@ -77,7 +78,7 @@ def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
     for directory in (inputs, plugins, probe):
         directory.mkdir()
     world = inputs / "world.yaml"
-    world.write_text(with_secrets(DEFAULT_WORLD.read_text(encoding="utf-8"), TOKENS["kmock-valid-7d1e0c5a9b"]), encoding="utf-8")
+    world.write_text(with_secrets(DEFAULT_WORLD.read_text(encoding="utf-8"), TOKENS[VALID]), encoding="utf-8")
     fixtures = inputs / "target.yaml"
     fixtures.write_text(with_secrets(MOCK_TARGET_YAML.read_text(encoding="utf-8"), "${KATAPULT_API_TOKEN}"), encoding="utf-8")
     (plugins / "redaction_probe.py").write_text(PROBE_PLUGIN, encoding="utf-8")
@@ -89,7 +90,7 @@ def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
         "-vv", "-l", "-rA", "--tb=long", "-o", "junit_logging=all", "--junitxml", "out/junit.xml",
         "--conformance-report", "out/report.json", "--write-baseline", "out/baseline.yaml",
         "--log-file", "out/run.log", "--log-file-level", "DEBUG", "--log-cli-level", "WARNING",
-        env={"KATAPULT_API_TOKEN": TOKENS["kmock-valid-7d1e0c5a9b"], "CI_DEPLOY_TOKEN": ENV_ONLY_SECRET, "PYTHONPATH": str(plugins)},
+        env={"KATAPULT_API_TOKEN": TOKENS[VALID], "CI_DEPLOY_TOKEN": ENV_ONLY_SECRET, "PYTHONPATH": str(plugins)},
     )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr
     outputs = {"stdout": done.stdout.encode(), "stderr": done.stderr.encode()}

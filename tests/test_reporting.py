@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML, SUBPROCESS_TIMEOUT, RunPytest, ServedMock, child_env
+from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
 
 from conformance.promises import BY_ID, CONFORMS, FAILED, FAILS, KNOWN_DEVIATION, NOT_PROVOKED, NOT_RUN, PASSED, PROMISES, SKIPPED, TestOutcome, judge
-from conformance.reporting import Summary, write_report
+from conformance.summary import Summary, write_report
 
 SCOPE_OR_CAPABILITIES = "test_scenario and (scope-not-granted or invalid-capabilities or missing-token)"
 
@@ -36,17 +34,14 @@ def promise_lines(stdout: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def side_effect_run(tmp_path_factory: pytest.TempPathFactory, pycache_dir: Path) -> tuple[int, str, dict[str, object], ET.Element]:
+def side_effect_run(tmp_path_factory: pytest.TempPathFactory, shared_run_pytest: RunPytest) -> tuple[int, str, dict[str, object], ET.Element]:
     """A mutant whose 403 scope_not_granted still allocates, fixtures lacking invalid_capabilities: exit code, stdout, JSON, JUnit."""
     tmp = tmp_path_factory.mktemp("side-effect")
     report, junit = tmp / "report.json", tmp / "junit.xml"
-    command = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "conformance", "-k", SCOPE_OR_CAPABILITIES,
-        "--mock-mutant", "scope-denied-still-allocates", "--target-fixtures", str(fixtures_without(tmp, "invalid_capabilities")),
-        "--conformance-report", str(report), "--junitxml", str(junit),
-    ]
-    done = subprocess.run(command, cwd=tmp, env=child_env(pycache_dir), capture_output=True, text=True,
-                          timeout=SUBPROCESS_TIMEOUT, check=False)
+    done = shared_run_pytest(
+        "--pyargs", "conformance", "-k", SCOPE_OR_CAPABILITIES, "--mock-mutant", "scope-denied-still-allocates",
+        "--target-fixtures", fixtures_without(tmp, "invalid_capabilities"), "--conformance-report", report, "--junitxml", junit,
+    )
     return done.returncode, done.stdout, json.loads(report.read_text(encoding="utf-8")), ET.parse(junit).getroot()
 
 
