@@ -15,14 +15,14 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from conformance.mock.mutants import MUTANTS
+from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.resources import data_path
 
 FAITHFUL = "faithful"
@@ -63,7 +63,7 @@ class Run:
     @property
     def description(self) -> str:
         """What the mock does differently."""
-        return MUTANTS[self.mutant].description if self.mutant in MUTANTS else "the reference mock, faithful to the real endpoint"
+        return mock_class(self.mutant).description
 
 
 @dataclass
@@ -128,11 +128,13 @@ def classify(run: Run, returncode: int, summary: JUnitSummary | None) -> str:
     return "caught" if summary.failed else "missed"
 
 
-def child_environment() -> dict[str, str]:
-    """The caller's environment without settings that would change what the suite runs against or how."""
+def child_environment(pycache: Path) -> dict[str, str]:
+    """The caller's environment without settings that would change what the suite runs against, bytecode cached in `pycache`."""
     dropped = ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")
-    # PYTHONDONTWRITEBYTECODE makes every pytest start re-rewrite ~300 plugin modules: seconds per run, times every run.
-    return {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_") and key not in dropped}
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_") and key not in dropped}
+    # Without a bytecode cache every pytest start rewrites ~300 plugin modules again: seconds per run, times every run.
+    environ.setdefault("PYTHONPYCACHEPREFIX", str(pycache))
+    return environ
 
 
 def pytest_command(run: Run, junit: Path, base_url: str | None, maxfail: int = 0) -> list[str]:
@@ -153,24 +155,29 @@ def _tail(text: str) -> str:
     return text if len(text) <= OUTPUT_TAIL else "..." + text[-OUTPUT_TAIL:]
 
 
+def first_line(stream: IO[str], timeout: float) -> str:
+    """The first line a child prints, or "" if it prints none within `timeout` seconds."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return lines[0].strip() if lines else ""
+
+
 @contextmanager
-def served(mutant: str, workdir: Path) -> Iterator[str]:
+def served(mutant: str, workdir: Path, environ: dict[str, str]) -> Iterator[str]:
     """Serve the mock (or a mutant) with `python -m conformance.mock --port 0`; yield its base URL; stop it after."""
     command = [sys.executable, "-m", "conformance.mock", "--port", "0", "--window-seconds", LIVE_WINDOW_SECONDS]
     if mutant != FAITHFUL:
         command += ["--mutant", mutant]
     with (workdir / "server.err").open("w+", encoding="utf-8") as errors:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=child_environment(), cwd=workdir)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=environ, cwd=workdir)
+        assert process.stdout is not None
         try:
-            assert process.stdout is not None
-            first_line: list[str] = []
-            reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline() if process.stdout else ""), daemon=True)
-            reader.start()
-            reader.join(SERVER_START_TIMEOUT)
-            url = first_line[0].strip() if first_line else ""
+            url = first_line(process.stdout, SERVER_START_TIMEOUT)
             if not url.startswith("http"):
                 errors.seek(0)
-                raise RuntimeError(f"the mock server did not print its URL within {SERVER_START_TIMEOUT:g} s: {_tail(errors.read()) or url!r}")
+                raise RuntimeError(f"python -m conformance.mock printed no URL within {SERVER_START_TIMEOUT:g} s: {_tail(errors.read()) or url!r}")
             yield url
         finally:
             process.terminate()
@@ -179,22 +186,23 @@ def served(mutant: str, workdir: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            process.stdout.close()
 
 
-def execute(run: Run, timeout: float, maxfail: int = 0) -> Outcome:
-    """Run the suite once and judge the outcome."""
+def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0) -> Outcome:
+    """Run the suite once, from an empty working directory, and judge the outcome."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"kc-mutant-{run.mutant}-") as tmp:
         workdir = Path(tmp)
         junit = workdir / "junit.xml"
         try:
-            with served(run.mutant, workdir) if run.live else _nothing() as base_url:
+            with served(run.mutant, workdir, environ) if run.live else _nothing() as base_url:
                 completed = subprocess.run(
                     pytest_command(run, junit, base_url, maxfail),
                     capture_output=True,
                     text=True,
                     timeout=timeout,
-                    env=child_environment(),
+                    env=environ,
                     cwd=workdir,
                     check=False,
                 )
@@ -235,8 +243,9 @@ def run_matrix(runs: Sequence[Run], jobs: int, timeout: float, maxfail: int = 0,
     """Execute the runs in parallel (live runs first, as they take longest); outcomes in the order of `runs`."""
     outcomes: dict[Run, Outcome] = {}
     ordered = sorted(runs, key=lambda run: not run.live)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(execute, run, timeout, maxfail): run for run in ordered}
+    with tempfile.TemporaryDirectory(prefix="kc-mutants-pycache-") as pycache, ThreadPoolExecutor(max_workers=jobs) as pool:
+        environ = child_environment(Path(pycache))
+        futures = {pool.submit(execute, run, environ, timeout, maxfail): run for run in ordered}
         for done, future in enumerate(as_completed(futures), 1):
             outcome = outcomes[futures[future]] = future.result()
             if progress:
@@ -246,9 +255,9 @@ def run_matrix(runs: Sequence[Run], jobs: int, timeout: float, maxfail: int = 0,
     return [outcomes[run] for run in runs]
 
 
-def caught_by(outcome: Outcome) -> str:
+def caught_by(outcome: Outcome, quote: Callable[[str], str] = str) -> str:
     """The first few failing test ids, and how many more."""
-    shown = ", ".join(outcome.failed[:SHOWN_TESTS])
+    shown = ", ".join(quote(name) for name in outcome.failed[:SHOWN_TESTS])
     more = len(outcome.failed) - SHOWN_TESTS
     return shown + (f" (+{more} more)" if more > 0 else "")
 
@@ -287,9 +296,8 @@ def markdown_table(outcomes: Sequence[Outcome]) -> str:
     """The score as a Markdown table, for the README."""
     lines = ["| mutant | deviation | mode | result | first failure | caught by |", "| --- | --- | --- | --- | --- | --- |"]
     for o in outcomes:
-        more = len(o.failed) - SHOWN_TESTS
-        tests = ", ".join(f"`{name}`" for name in o.failed[:SHOWN_TESTS]) + (f" (+{more} more)" if more > 0 else "")
-        cells = [f"`{o.run.mutant}`", o.run.description.replace("|", "\\|"), o.run.mode, result(o), timing(o), tests or "-"]
+        tests = caught_by(o, lambda name: f"`{name}`") or "-"
+        cells = [f"`{o.run.mutant}`", o.run.description.replace("|", "\\|"), o.run.mode, result(o), timing(o), tests]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, TypeVar
 from conformance.mock.app import (
     ALLOCATE_ROUTE,
     BASE_PATH,
+    INTERFACE_LOOKUP_KEYS,
+    IP_LOOKUP_KEYS,
     SCOPE,
     ApiError,
     MockRequest,
@@ -97,8 +99,8 @@ def allocate_quietly(mock: ReferenceMock, request: MockRequest) -> None:
 def validate_arguments(mock: ReferenceMock, request: MockRequest) -> None:
     """allocate_ip's argument checks on their own (parse the body, check both lookups)."""
     args = mock.parse_body(request)
-    mock.lookup_argument(args, "virtual_machine_network_interface", ("id",))
-    mock.lookup_argument(args, "ip_address", ("id", "address"))
+    mock.lookup_argument(args, "virtual_machine_network_interface", INTERFACE_LOOKUP_KEYS)
+    mock.lookup_argument(args, "ip_address", IP_LOOKUP_KEYS)
 
 
 @contextmanager
