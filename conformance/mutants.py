@@ -1,4 +1,4 @@
-"""`python -m conformance.mutants`: the mutation score: run the suite, as a user does, against the faithful mock and every mutant.
+"""The mutation score: run the suite, as a user does, against the faithful mock and every mutant (`python -m conformance.mutants`).
 
 Each run is a subprocess `python -m pytest --pyargs conformance` with its own JUnit XML report; runs go in parallel.
 A mutant is caught when at least one test fails; the faithful mock must pass everything. A few mutants (and the
@@ -330,7 +330,7 @@ def report_json(outcomes: Sequence[Outcome], wall: float, jobs: int) -> dict[str
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m conformance.mutants", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--only", default=None, help="comma-separated mutant names to run (default: all); the faithful mock always runs")
+    parser.add_argument("--only", default=None, metavar="NAME,...", help="mutants to run (default: all); the faithful mock always runs")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel (default: the number of CPUs)")
     parser.add_argument("--live-sample", type=int, default=DEFAULT_LIVE_SAMPLE,
                         help=f"also run this many mutants, and the faithful mock, live over loopback HTTP (default {DEFAULT_LIVE_SAMPLE}; 0: none)")

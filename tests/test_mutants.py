@@ -1,0 +1,180 @@
+"""The mutant catalogue and the mutation-score runner: every mutant is caught, the faithful mock stays clean."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import mutants as runner
+from conformance.mock.app import MockRequest, MockResponse, ReferenceMock
+from conformance.mock.mutants import MUTANTS, NAME_PATTERN, mock_class, mutant
+from conformance.target import ALLOCATE_PATH
+
+MIN_MUTANTS = 32
+MATRIX_TIMEOUT = 3600.0
+VALID_REQUEST = MockRequest(
+    "POST",
+    f"/core/v1{ALLOCATE_PATH}",
+    {},
+    {"Authorization": "Bearer kmock-valid-7d1e0c5a9b", "Content-Type": "application/json"},
+    json.dumps({"virtual_machine_network_interface": {"id": "vmnet_mockAlpha000001"}, "ip_address": {"id": "ip_mockFree000000001"}}).encode(),
+)
+JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="4">
+  <testcase classname="conformance.test_scenarios" name="test_scenario[missing-token]" time="0.50"/>
+  <testcase classname="conformance.test_scenarios" name="test_scenario[invalid-token]" time="0.25"><failure message="x"/></testcase>
+  <testcase classname="conformance.test_scenarios" name="test_scenario[invalid-token]" time="0.05"><error message="teardown"/></testcase>
+  <testcase classname="conformance.test_generated" name="test_stateful_allocation" time="1.00"><error message="y"/></testcase>
+  <testcase classname="conformance.test_generated" name="test_rate_limit_headers" time="0.10"><skipped message="z"/></testcase>
+</testsuite></testsuites>
+"""
+
+
+def test_catalogue_is_large_enough() -> None:
+    """At least 32 mutants, and the faithful mock is not one of them."""
+    assert len(MUTANTS) >= MIN_MUTANTS
+    assert ReferenceMock not in MUTANTS.values()
+    assert ReferenceMock.name == "faithful"
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_mutant_is_registered_with_a_stable_name_and_one_line_description(name: str) -> None:
+    """Kebab-case name matching the class, a one-line description, a strict subclass of the reference mock."""
+    cls = MUTANTS[name]
+    assert NAME_PATTERN.match(name)
+    assert cls.name == name and issubclass(cls, ReferenceMock) and cls is not ReferenceMock
+    assert cls.description.strip() and "\n" not in cls.description
+
+
+def test_descriptions_are_unique() -> None:
+    """No two mutants claim the same deviation."""
+    descriptions = [cls.description for cls in MUTANTS.values()]
+    assert len(set(descriptions)) == len(descriptions)
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_mutant_answers_a_valid_request(name: str) -> None:
+    """Every mutant answers (its deviation is behaviour, not a crash of the mock itself)."""
+    assert isinstance(mock_class(name)().handle(VALID_REQUEST), MockResponse)
+
+
+@pytest.mark.parametrize("name", ["faithful", "Not-Kebab", "has space", sorted(MUTANTS)[0]])
+def test_registering_a_bad_or_taken_name_is_refused(name: str) -> None:
+    """The registry refuses a name that is taken, reserved or not kebab-case."""
+    with pytest.raises(ValueError, match="mutant name"):
+        mutant(name, "a deviation")
+
+
+def test_mock_class_selects_the_faithful_mock_or_a_mutant() -> None:
+    """None, "" and "faithful" are the reference mock; a name is its mutant."""
+    assert mock_class(None) is mock_class("") is mock_class("faithful") is ReferenceMock
+    name = sorted(MUTANTS)[0]
+    assert mock_class(name) is MUTANTS[name]
+
+
+def test_unknown_mutant_is_a_clear_error() -> None:
+    """An unknown name is a ValueError that names it and lists the choices."""
+    with pytest.raises(ValueError, match=r"unknown mutant 'nope': choose one of .*exclusivity-id-wins"):
+        mock_class("nope")
+
+
+def test_parse_junit(tmp_path: Path) -> None:
+    """Failures and errors are failed ids, once each, in order; the first failure is seconds into the session."""
+    report = tmp_path / "junit.xml"
+    report.write_text(JUNIT, encoding="utf-8")
+    summary = runner.parse_junit(report)
+    assert summary.failed == ["test_scenarios::test_scenario[invalid-token]", "test_generated::test_stateful_allocation"]
+    assert summary.tests == 4
+    assert summary.first_failure == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("mutant_name", "returncode", "failed", "status"),
+    [
+        ("faithful", 0, [], "clean"),
+        ("faithful", 1, ["t"], "false-alarm"),
+        ("missing-token-401", 1, ["t"], "caught"),
+        ("missing-token-401", 0, [], "missed"),
+        ("missing-token-401", 2, ["t"], "error"),
+        ("missing-token-401", 1, [], "error"),
+        ("faithful", 4, [], "error"),
+    ],
+)
+def test_classify(mutant_name: str, returncode: int, failed: list[str], status: str) -> None:
+    """Only exit codes 0 and 1 with a report that agrees count; anything else is an error, never a catch."""
+    summary = runner.JUnitSummary(len(failed), failed, 1.0 if failed else None)
+    assert runner.classify(runner.Run(mutant_name), returncode, summary) == status
+
+
+def test_a_run_without_report_is_an_error() -> None:
+    """No JUnit report (pytest never got going) is an error."""
+    assert runner.classify(runner.Run("missing-token-401"), 1, None) == "error"
+
+
+def test_live_sample_is_deterministic_and_starts_with_the_hang() -> None:
+    """The live sample is the same every time, led by the mutant that never answers."""
+    names = list(MUTANTS)
+    sample = runner.live_sample(names, 4)
+    assert sample == runner.live_sample(list(reversed(names)), 4)
+    assert sample[0] == "hang-on-allocate-by-address" and len(sample) == 4
+    assert runner.live_sample(["missing-token-401"], 4) == ["missing-token-401"]
+
+
+def test_plan_adds_a_live_control_only_with_a_live_sample() -> None:
+    """The faithful mock runs in every mode that runs mutants."""
+    assert runner.plan(["missing-token-401"], 0) == [runner.Run("faithful"), runner.Run("missing-token-401")]
+    live = [run for run in runner.plan(["missing-token-401"], 1) if run.live]
+    assert live == [runner.Run("faithful", live=True), runner.Run("missing-token-401", live=True)]
+
+
+def test_pytest_command_is_what_a_user_types(tmp_path: Path) -> None:
+    """`python -m pytest --pyargs conformance`, with the mutant in-process or the served mock's URL and shipped fixtures."""
+    junit = tmp_path / "junit.xml"
+    in_process = runner.pytest_command(runner.Run("missing-token-401"), junit, None)
+    assert in_process[:5] == [sys.executable, "-m", "pytest", "--pyargs", "conformance"]
+    assert in_process[-2:] == ["--mock-mutant", "missing-token-401"]
+    assert "--mock-mutant" not in runner.pytest_command(runner.Run("faithful"), junit, None)
+    live = runner.pytest_command(runner.Run("faithful", live=True), junit, "http://127.0.0.1:1/core/v1")
+    fixtures = Path(live[live.index("--target-fixtures") + 1])
+    assert fixtures.is_file() and fixtures.name == "mock-target.yaml"
+    assert live[live.index("--target-url") + 1] == "http://127.0.0.1:1/core/v1" and "--mock-mutant" not in live
+
+
+def test_child_environment_drops_the_callers_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """KATAPULT_* and PYTEST_ADDOPTS from the caller never reach a run (they would change its target)."""
+    monkeypatch.setenv("KATAPULT_TARGET_URL", "https://api.staging.katapult.dev/core/v1")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-x")
+    environ = runner.child_environment(tmp_path)
+    assert "KATAPULT_TARGET_URL" not in environ and "PYTEST_ADDOPTS" not in environ
+    assert "PATH" in environ
+
+
+def test_unknown_only_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--only with an unknown name stops before running anything, naming it."""
+    with pytest.raises(SystemExit) as stopped:
+        runner.parse_args(["--only", "missing-token-401,nope"])
+    assert stopped.value.code == 2
+    assert "unknown mutant nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_matrix_catches_every_mutant_and_the_faithful_mock_is_clean(tmp_path: Path) -> None:
+    """The whole matrix, as CI runs it: every mutant caught in-process, the live sample caught over HTTP, no false alarm."""
+    report = tmp_path / "score.json"
+    # --maxfail 1: a mutant is caught by its first failure; the README's table comes from a full run instead.
+    completed = subprocess.run(
+        [sys.executable, "-m", "conformance.mutants", "--jobs", "2", "--maxfail", "1", "--json", str(report)],
+        capture_output=True, text=True, timeout=MATRIX_TIMEOUT, check=False, cwd=tmp_path,
+    )
+    assert report.exists(), completed.stdout[-3000:] + completed.stderr[-3000:]
+    score = json.loads(report.read_text(encoding="utf-8"))
+    statuses = {(run["mutant"], run["mode"]): run["status"] for run in score["runs"]}
+    wrong = {key: status for key, status in statuses.items() if status != ("clean" if key[0] == "faithful" else "caught")}
+    assert not wrong, completed.stdout[-5000:] + completed.stderr[-5000:]
+    assert {name for name, mode in statuses if mode == "in-process"} == {"faithful", *MUTANTS}
+    live = {name for name, mode in statuses if mode == "live"}
+    assert "faithful" in live and "hang-on-allocate-by-address" in live and len(live) == 1 + runner.DEFAULT_LIVE_SAMPLE
+    assert completed.returncode == 0 and score["ok"]
