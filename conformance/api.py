@@ -19,9 +19,9 @@ def allocate(target: Target, credential: Credential | None, interface_id: Any, i
     return target.send("POST", ALLOCATE_PATH, credential=credential, json=allocate_body(interface_id, ip_lookup))
 
 
-def holder_of(target: Target, credential: Credential, ip: IPRef) -> str | None:
+def holder_of(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> str | None:
     """Who holds the IP now (the allocation's id), or None when free; read with GET /ip_addresses/ip_address."""
-    response = target.send("GET", READ_IP_PATH, credential=credential, params={"ip_address[id]": ip.id})
+    response = target.send("GET", READ_IP_PATH, credential=credential, params={"ip_address[id]": ip.id}, budgeted=budgeted)
     if response.status_code != 200:
         raise TargetError(
             f"cannot read the allocation of {ip.id} ({ip.address}): GET {READ_IP_PATH} answered {response.status_code};"
@@ -38,6 +38,6 @@ def holder_of(target: Target, credential: Credential, ip: IPRef) -> str | None:
     return None
 
 
-def unallocate(target: Target, credential: Credential, ip: IPRef) -> httpx.Response:
+def unallocate(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> httpx.Response:
     """POST /ip_addresses/ip_address/unallocate."""
-    return target.send("POST", UNALLOCATE_PATH, credential=credential, json={"ip_address": {"id": ip.id}})
+    return target.send("POST", UNALLOCATE_PATH, credential=credential, json={"ip_address": {"id": ip.id}}, budgeted=budgeted)

@@ -23,7 +23,7 @@ class Drift:
 
 
 class AllocationLedger:
-    """Remembers each touched IP's starting holder and undoes what the suite changed."""
+    """Remembers each touched IP's starting holder and undoes what the suite changed (outside the request budget)."""
 
     def __init__(self, target: Target, credential: Credential) -> None:
         self.target = target
@@ -47,10 +47,10 @@ class AllocationLedger:
         drifts = []
         for ip in sorted(self.dirty, key=lambda ip: ip.id):
             try:
-                now = api.holder_of(self.target, self.credential, ip)
+                now = api.holder_of(self.target, self.credential, ip, budgeted=False)
                 if now != self.started[ip] and self.started[ip] is None:
-                    api.unallocate(self.target, self.credential, ip)
-                    now = api.holder_of(self.target, self.credential, ip)
+                    api.unallocate(self.target, self.credential, ip, budgeted=False)
+                    now = api.holder_of(self.target, self.credential, ip, budgeted=False)
             except TargetError as error:
                 drifts.append(Drift(ip, self.started[ip], f"unknown ({error})"))
                 continue
@@ -64,7 +64,7 @@ class AllocationLedger:
         drifts = []
         for ip, started in sorted(self.started.items(), key=lambda item: item[0].id):
             try:
-                now = api.holder_of(self.target, self.credential, ip)
+                now = api.holder_of(self.target, self.credential, ip, budgeted=False)
             except TargetError as error:
                 drifts.append(Drift(ip, started, f"unknown ({error})"))
                 continue

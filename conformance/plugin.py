@@ -22,7 +22,7 @@ from conformance.profiles import register_profiles, session_seed
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
-from conformance.target import ALLOCATE_PATH, Target, TargetError, live_target, mock_target
+from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, TargetFixtures, load_target_fixtures
 
 # The end-of-run summary, baseline and redaction hooks live in their own module.
@@ -82,6 +82,15 @@ def pytest_configure(config: pytest.Config) -> None:
     register_profiles(suite.profile, suite.max_examples)
     given_seed = config.getoption("hypothesis_seed", None)
     config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    """A test that would go over the live target's request budget is skipped, saying which setting to raise."""
+    try:
+        return (yield)
+    except BudgetExhausted as spent:
+        pytest.skip(str(spent))
 
 
 def check_world(suite: SuiteConfig) -> None:

@@ -107,13 +107,17 @@ class Target:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         paced: bool = True,
+        budgeted: bool = True,
     ) -> httpx.Response:
-        """Send one request; a 429 on a paced request is waited out and retried once."""
-        response = self._send_once(method, path, credential, json, content, headers, params, paced)
+        """Send one request; a 429 on a paced request is waited out and retried once.
+
+        `budgeted=False` is for putting the target back as it was: cleanup is never refused for lack of budget.
+        """
+        response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
         if paced and response.status_code == 429 and self.is_live:
             retry_after = response.headers.get("Retry-After", "")
             self.pacer.sleep(float(retry_after) if retry_after.isdigit() else 60.0)
-            response = self._send_once(method, path, credential, json, content, headers, params, paced)
+            response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
         return response
 
     def _send_once(
@@ -126,8 +130,9 @@ class Target:
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
         paced: bool,
+        budgeted: bool,
     ) -> httpx.Response:
-        if self.max_requests is not None and self.sent >= self.max_requests:
+        if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
             raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
         all_headers = dict(credential.headers) if credential else {}
         all_headers.update(headers or {})

@@ -1,0 +1,75 @@
+"""A live target is paced, slows down when the server says few requests are left, and stops at its budget."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from conformance.target import RATE_LIMIT_RESERVE, BudgetExhausted, Pacer, Target
+
+if TYPE_CHECKING:
+    from conftest import RunPytest, ServedMock
+
+from conftest import MOCK_TARGET_YAML
+
+
+class FakeClock:
+    """Time that moves only when slept through."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def answering(remaining: str) -> httpx.Response:
+    """A response carrying X-RateLimit-Remaining."""
+    return httpx.Response(200, headers={"X-RateLimit-Remaining": remaining, "X-RateLimit-Permitted": "1000"})
+
+
+def test_pacer_spaces_requests_at_the_configured_rate() -> None:
+    """At 4 requests/s, back-to-back sends wait a quarter second each."""
+    clock = FakeClock()
+    pacer = Pacer(0.25, clock.sleep, clock)
+    for _ in range(3):
+        pacer.before_send()
+    assert clock.slept == [0.25, 0.25]
+
+
+def test_pacer_waits_for_a_new_window_when_remaining_runs_low() -> None:
+    """With RATE_LIMIT_RESERVE or fewer requests left, it waits out the per-minute window; above that, not at all."""
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    pacer.after_response(answering(str(RATE_LIMIT_RESERVE + 1)))
+    assert clock.slept == []
+    pacer.after_response(answering(str(RATE_LIMIT_RESERVE)))
+    assert clock.slept == [60.0]
+
+
+def test_budget_stops_sending() -> None:
+    """The request after the budget is refused before it is sent, naming the option to raise."""
+    sent: list[httpx.Request] = []
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(404)))
+    clock = FakeClock()
+    target = Target("live", "http://target.invalid/core/v1", client, Pacer(0.0, clock.sleep, clock), timeout=1, max_requests=2)
+    target.send("GET", "/x")
+    target.send("GET", "/x")
+    with pytest.raises(BudgetExhausted, match="--max-requests"):
+        target.send("GET", "/x")
+    assert len(sent) == 2
+
+
+def test_a_test_over_budget_is_skipped_with_the_reason_and_cleanup_still_runs(run_pytest: RunPytest, served_mock: ServedMock) -> None:
+    """A tiny budget skips what it cannot afford, saying so; putting the IPs back is never refused for lack of budget."""
+    result = run_pytest("--pyargs", "conformance", "-q", "-rs", "--target-url", served_mock.base_url, "--target-fixtures",
+                        MOCK_TARGET_YAML, "--max-rate", "1000", "--max-requests", "40", "-k", "test_scenario")
+    assert "request budget of 40 is spent; raise --max-requests" in result.stdout, result.stdout[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Traceback" not in result.stdout and "ERROR" not in result.stdout
