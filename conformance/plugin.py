@@ -23,7 +23,7 @@ from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
 from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
-from conformance.targetfile import FixturesError, TargetFixtures, load_target_fixtures
+from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, load_target_fixtures
 
 # The end-of-run summary, baseline and redaction hooks live in their own module.
 pytest_plugins = ("conformance.reporting",)
@@ -86,11 +86,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> object:
-    """A test that would go over the live target's request budget is skipped, saying which setting to raise."""
+    """A test that lacks a fixture entry, or would go over the live target's request budget, is skipped saying why."""
     try:
         return (yield)
-    except BudgetExhausted as spent:
-        pytest.skip(str(spent))
+    except (MissingFixture, BudgetExhausted) as cannot_run:
+        pytest.skip(str(cannot_run))
 
 
 def check_world(suite: SuiteConfig) -> None:

@@ -21,10 +21,10 @@ class FixturesError(ValueError):
 
 
 class MissingFixture(LookupError):
-    """A scenario needs a fixture entry the file does not give."""
+    """A scenario needs a fixture entry the file does not give; the plugin turns this into a skip naming the key."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
+    def __init__(self, key: str, source: Path | None = None) -> None:
+        super().__init__(f"needs {key} in the target fixtures" + (f" ({source})" if source is not None else ""))
         self.key = key
 
 
@@ -76,13 +76,13 @@ class TargetFixtures:
         try:
             return self.credentials[key]
         except KeyError:
-            raise MissingFixture(f"credentials.{key}") from None
+            raise MissingFixture(f"credentials.{key}", self.source) from None
 
     def ip(self, key: str) -> IPRef:
         """`ip_addresses.<key>` (allocated_elsewhere, invalid_for_interface), or MissingFixture."""
         value = getattr(self, key)
         if value is None:
-            raise MissingFixture(f"ip_addresses.{key}")
+            raise MissingFixture(f"ip_addresses.{key}", self.source)
         assert isinstance(value, IPRef)
         return value
 
@@ -90,13 +90,13 @@ class TargetFixtures:
         """The index-th allocatable IP, or MissingFixture naming how many are needed."""
         if len(self.allocatable) <= index:
             key = "ip_addresses.allocatable" if index == 0 else f"ip_addresses.allocatable[{index}] (at least {index + 1} entries)"
-            raise MissingFixture(key)
+            raise MissingFixture(key, self.source)
         return self.allocatable[index]
 
     def other_interface(self) -> str:
         """A second interface id, or MissingFixture."""
         if self.other_network_interface_id is None:
-            raise MissingFixture("other_network_interface.id")
+            raise MissingFixture("other_network_interface.id", self.source)
         return self.other_network_interface_id
 
     def secrets(self) -> set[str]:

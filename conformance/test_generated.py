@@ -21,11 +21,11 @@ from conformance.generation import (
     lookups_without_value,
     requests,
 )
-from conformance.identities import available_identities, identity_headers
+from conformance.identities import FIXTURE_IDENTITIES, available_identities, identity_headers
 from conformance.ledger import AllocationLedger
 from conformance.plugin import SEED_KEY, ConformanceSession, reproduce_command
 from conformance.target import ALLOCATE_PATH, Target
-from conformance.targetfile import IPRef, MissingFixture, TargetFixtures
+from conformance.targetfile import IPRef, TargetFixtures
 
 AUTH_FAILURES = {"none": (400, "missing_api_token"), "non_bearer": (400, "missing_api_token"), "random": (403, "invalid_api_token"),
                  "without_scope": (403, "scope_not_granted")}
@@ -128,8 +128,8 @@ def test_every_response_conforms(sender: Sender, known: KnownValues, target_fixt
 @pytest.mark.parametrize("identity", sorted(AUTH_FAILURES))
 def test_auth_before_arguments(identity: str, sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """Whatever the body, a request without a usable token or scope is refused for that, never 2xx."""
-    if identity not in available_identities(target_fixtures):
-        pytest.skip(f"needs credentials.{identity} in the target fixtures ({target_fixtures.source})")
+    if identity in FIXTURE_IDENTITIES:
+        target_fixtures.credential(identity)
     status, code = AUTH_FAILURES[identity]
     before = sender.holders(list(target_fixtures.allocatable))
     strategy = any_body(known).map(lambda request: GeneratedRequest(identity, request.body, request.raw))
@@ -266,10 +266,7 @@ CONTEXT = MachineContext()
 @pytest.mark.promise("200 semantics")
 def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, ledger: AllocationLedger) -> None:
     """Allocate, allocate elsewhere (422), unallocate: the target always agrees with a model of who holds what."""
-    try:
-        target_fixtures.allocatable_ip(0)
-    except MissingFixture as missing:
-        pytest.skip(f"needs {missing.key} in the target fixtures ({target_fixtures.source})")
+    target_fixtures.allocatable_ip(0)
     CONTEXT.target, CONTEXT.fixtures, CONTEXT.ledger, CONTEXT.sender = sender.target, target_fixtures, ledger, sender
     examples = max(10, settings().max_examples // 3)
     run_state_machine_as_test(AllocationMachine, settings=settings(max_examples=examples, stateful_step_count=8))

@@ -1,8 +1,6 @@
 """Hand-written scenarios: each documented promise of allocate_ip, against whichever target is selected."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -14,19 +12,10 @@ from conformance.ledger import AllocationLedger
 from conformance.plugin import ConformanceSession
 from conformance.scenarios import ROWS, Row, RunValues, fill, headers_for, ip_for, judge
 from conformance.target import ALLOCATE_PATH, Target
-from conformance.targetfile import Credential, IPRef, MissingFixture, TargetFixtures
+from conformance.targetfile import Credential, IPRef, TargetFixtures
 
 RATE_LIMIT_MARGIN = 20
 WINDOW_POLLS = 70
-
-
-@contextmanager
-def fixture_entries(fixtures: TargetFixtures) -> Iterator[None]:
-    """Skip the test, naming the key to add, when it reads a fixture entry the file lacks."""
-    try:
-        yield
-    except MissingFixture as missing:
-        pytest.skip(f"needs {missing.key} in the target fixtures ({fixtures.source})")
 
 
 def row_param(row: Row) -> Any:
@@ -44,10 +33,9 @@ def run_values(conformance_session: ConformanceSession) -> RunValues:
 @pytest.mark.parametrize("row", [row_param(row) for row in ROWS])
 def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues) -> None:
     """One row of the scenario table: provoke, judge, and check that no watched IP moved."""
-    with fixture_entries(target_fixtures):
-        headers = headers_for(row, target_fixtures, run_values)
-        body = None if row.raw_body is not None else fill(row.body, target_fixtures, run_values)
-        watched = [ip_for(target_fixtures, name) for name in row.watch]
+    headers = headers_for(row, target_fixtures, run_values)
+    body = None if row.raw_body is not None else fill(row.body, target_fixtures, run_values)
+    watched = [ip_for(target_fixtures, name) for name in row.watch]
     before = {ip: ledger.touch(ip) for ip in watched}
     if row.raw_body is not None:
         headers = {**headers, "Content-Type": "application/json"}
@@ -100,9 +88,8 @@ def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, led
 @pytest.mark.parametrize("lookup", ["id", "address"])
 def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger) -> None:
     """Allocating a free IP (by id, or by address) returns the interface in the documented shape, now holding it."""
-    with fixture_entries(target_fixtures):
-        credential = target_fixtures.credential("valid")
-        ip = target_fixtures.allocatable_ip(1 if lookup == "address" and len(target_fixtures.allocatable) > 1 else 0)
+    credential = target_fixtures.credential("valid")
+    ip = target_fixtures.allocatable_ip(1 if lookup == "address" and len(target_fixtures.allocatable) > 1 else 0)
     if ledger.touch(ip) is not None:
         pytest.fail(f"{ip.id} ({ip.address}) is listed as allocatable but is already allocated; free it or fix the target fixtures")
     response = api.allocate(target, credential, target_fixtures.network_interface_id, {lookup: getattr(ip, lookup)})
@@ -114,8 +101,7 @@ def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run
     """A burst past the limit gets 429 rate_limit_reached; detail.total_permitted matches X-RateLimit-Permitted."""
     if not target_fixtures.provoke_rate_limit:
         pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
-    with fixture_entries(target_fixtures):
-        credential = target_fixtures.credential("valid")
+    credential = target_fixtures.credential("valid")
     body = api.allocate_body(run_values.value("unknown_interface"), {"id": run_values.value("unknown_ip")})
     first = target.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False)
     permitted = first.headers.get("X-RateLimit-Permitted", "")
@@ -153,9 +139,8 @@ def test_service_unavailable(target: Target, target_fixtures: TargetFixtures, co
         for response in seen:
             expect_error(response, 503, "service_unavailable")
         return
-    with fixture_entries(target_fixtures):
-        credential = target_fixtures.credential("valid")
-        ip = target_fixtures.allocatable_ip(0)
+    credential = target_fixtures.credential("valid")
+    ip = target_fixtures.allocatable_ip(0)
     target.mock.maintenance = True
     try:
         response = api.allocate(target, credential, target_fixtures.network_interface_id, {"id": ip.id})

@@ -60,3 +60,26 @@ def test_broken_promise_fails_its_scenario(mutant: str, pytester: pytest.Pyteste
     section = output.split(f"_ {scenario} _", 1)
     assert len(section) == 2, output[-3000:]
     assert phrase in section[1], f"the failure of {scenario} does not say {phrase!r}:\n{section[1][:3000]}"
+
+
+MINIMAL_FIXTURES = """\
+credentials:
+  valid: kmock-valid-7d1e0c5a9b
+network_interface:
+  id: vmnet_mockAlpha000001
+ip_addresses:
+  allocatable:
+    - {id: ip_mockFree000000001, address: 185.199.221.10}
+"""
+
+
+def test_scenarios_without_their_fixture_entry_are_skipped_naming_the_key(pytester: pytest.Pytester) -> None:
+    """With only the required entries, every scenario that needs more is skipped, and the reason names the key."""
+    fixtures = pytester.makefile(".yaml", minimal=MINIMAL_FIXTURES)
+    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "-rs",
+                                          "--target-fixtures", str(fixtures))
+    output = result.stdout.str()
+    assert result.ret == 0, output[-3000:]
+    for key in ("credentials.without_scope", "credentials.network_restricted", "credentials.invalid_capabilities",
+                "ip_addresses.allocated_elsewhere", "ip_addresses.invalid_for_interface", "rate_limit.provoke: true"):
+        assert f"needs {key} in the target fixtures" in output, f"no skip names {key}:\n{output[-3000:]}"
