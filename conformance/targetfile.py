@@ -136,11 +136,15 @@ def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FixturesError(f"{where} must be a mapping, got {type(value).__name__}")
+        raise FixturesError(f"{where or 'the file'} must be a mapping, got {type(value).__name__}")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise FixturesError(f"unknown key {where}.{unknown[0]} (known keys: {', '.join(allowed)})")
+        raise FixturesError(f"unknown key {_join_key(where, unknown[0])} (known keys: {', '.join(allowed)})")
     return value
+
+
+def _join_key(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 def _ip(value: Any, where: str) -> IPRef | None:
@@ -168,8 +172,16 @@ def _credential(key: str, value: Any, raw: Any) -> Credential | None:
 
 
 def load_target_fixtures(path: Path, environ: Mapping[str, str] | None = None) -> TargetFixtures:
-    """Read and validate a target fixtures file; every problem is a FixturesError with one clear sentence."""
-    environ = os.environ if environ is None else environ
+    """Read and validate a target fixtures file; every problem is a FixturesError naming the file, the problem and the fix."""
+    try:
+        return _load(path, os.environ if environ is None else environ)
+    except FixturesError as error:
+        if str(path) in str(error):
+            raise
+        raise FixturesError(f"target fixtures {path}: {error}") from None
+
+
+def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -180,7 +192,7 @@ def load_target_fixtures(path: Path, environ: Mapping[str, str] | None = None) -
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise FixturesError(f"target fixtures {path} is not valid YAML{where}; fix the syntax") from None
-    top = _mapping(raw, "(top level)", TOP_LEVEL_KEYS)
+    top = _mapping(raw, "", TOP_LEVEL_KEYS)
     raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS)
     data = expand(top, "", environ)
     credentials_data = _mapping(data.get("credentials"), "credentials", CREDENTIAL_KEYS)
