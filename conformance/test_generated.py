@@ -75,6 +75,12 @@ class Sender:
         """Who holds each of these IPs now."""
         return {ip: self.ledger.holder(ip) for ip in ips}
 
+    def assert_holders_unchanged(self, before: dict[IPRef, str | None], title: str) -> None:
+        """Every IP in `before` still has the holder it had."""
+        after = self.holders(list(before))
+        if after != before:
+            raise ConformanceFailure(title, repr(after), repr(before))
+
 
 @pytest.fixture
 def seeded(request: pytest.FixtureRequest) -> Callable[[Any], None]:
@@ -134,9 +140,7 @@ def test_auth_before_arguments(identity: str, sender: Sender, known: KnownValues
     before = sender.holders(list(target_fixtures.allocatable))
     strategy = any_body(known).map(lambda request: GeneratedRequest(identity, request.body, request.raw))
     draw_and_send(sender, strategy, lambda request, response: expect_error(response, status, code))
-    after = sender.holders(list(target_fixtures.allocatable))
-    if after != before:
-        raise ConformanceFailure("Refused requests changed allocations", repr(after), repr(before))
+    sender.assert_holders_unchanged(before, "Refused requests changed allocations")
 
 
 @pytest.mark.promise("mutual exclusivity")
@@ -150,8 +154,7 @@ def test_exclusivity_two_values_are_ambiguous(sender: Sender, known: KnownValues
 
     bodies = ambiguous_lookups(known).map(lambda lookup: GeneratedRequest("valid", api.allocate_body(target_fixtures.network_interface_id, lookup)))
     draw_and_send(sender, bodies, judge)
-    if sender.holders(named) != before:
-        raise ConformanceFailure("Ambiguous lookups changed allocations", repr(sender.holders(named)), repr(before))
+    sender.assert_holders_unchanged(before, "Ambiguous lookups changed allocations")
 
 
 @pytest.mark.promise("mutual exclusivity")
