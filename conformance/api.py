@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 
-from conformance.target import ALLOCATE_PATH, READ_IP_PATH, UNALLOCATE_PATH, Target, TargetError
+from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH, Target, TargetError
 from conformance.targetfile import Credential, IPRef
 
 
@@ -20,22 +20,74 @@ def allocate(target: Target, credential: Credential | None, interface_id: Any, i
 
 
 def holder_of(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> str | None:
-    """Who holds the IP now (the allocation's id), or None when free; read with GET /ip_addresses/ip_address."""
+    """Who holds the IP now, or None when free: on the wire a virtual machine's id (`allocation.value.id`), never an interface's."""
     response = target.send("GET", READ_IP_PATH, credential=credential, params={"ip_address[id]": ip.id}, budgeted=budgeted)
     if response.status_code != 200:
         raise TargetError(
-            f"cannot read the allocation of {ip.id} ({ip.address}): GET {READ_IP_PATH} answered {response.status_code};"
-            " check ip_addresses in the target fixtures"
+            f"cannot read the allocation of {ip.id} ({ip.address}): GET {READ_IP_PATH} answered {response.status_code}"
+            f" {error_code_of(response)}; check ip_addresses in the target fixtures and the token in credentials.valid"
         )
-    body = response.json()
-    allocation = body.get("allocation") if isinstance(body, dict) else None
+    body = json_object(response)
+    allocation = body.get("allocation")
     if isinstance(allocation, dict):
-        holder = allocation.get("id") or (allocation.get("value") or {}).get("id")
-        return str(holder) if holder else "(allocated)"
-    ip_body = body.get("ip_address") if isinstance(body, dict) else None
+        value = allocation.get("value")
+        holder = value.get("id") if isinstance(value, dict) else None
+        return str(holder) if holder else f"({allocation.get('type') or 'allocated'})"
+    ip_body = body.get("ip_address")
     if isinstance(ip_body, dict) and ip_body.get("allocation_id"):
         return str(ip_body["allocation_id"])
     return None
+
+
+def virtual_machine_of(target: Target, credential: Credential, interface_id: str, *, budgeted: bool = True) -> str:
+    """The id of the virtual machine an interface belongs to (the holder its allocations show)."""
+    response = read_interface(target, credential, interface_id, budgeted=budgeted)
+    if response.status_code != 200:
+        raise TargetError(
+            f"cannot read the network interface {interface_id}: GET {READ_INTERFACE_PATH} answered {response.status_code}"
+            f" {error_code_of(response)}; check network_interface.id / other_network_interface.id in the target fixtures"
+        )
+    interface = json_object(response).get("virtual_machine_network_interface")
+    machine = interface.get("virtual_machine") if isinstance(interface, dict) else None
+    machine_id = machine.get("id") if isinstance(machine, dict) else None
+    if not isinstance(machine_id, str) or not machine_id:
+        raise TargetError(f"GET {READ_INTERFACE_PATH} for {interface_id} names no virtual_machine.id; is --target-url a Katapult Core API v1?")
+    return machine_id
+
+
+def read_interface(target: Target, credential: Credential, interface_id: str, *, budgeted: bool = True) -> httpx.Response:
+    """GET /virtual_machine_network_interfaces/virtual_machine_network_interface."""
+    params = {"virtual_machine_network_interface[id]": interface_id}
+    return target.send("GET", READ_INTERFACE_PATH, credential=credential, params=params, budgeted=budgeted)
+
+
+def listed_ips(response: httpx.Response) -> set[tuple[str, str]]:
+    """(id, address) of every IP an interface body (allocate_ip's 200, or the interface read) lists."""
+    interface = json_object(response).get("virtual_machine_network_interface")
+    items = interface.get("ip_addresses") if isinstance(interface, dict) else None
+    return {(str(item.get("id")), str(item.get("address"))) for item in items or [] if isinstance(item, dict)}
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object; a body that is not one is the target's problem, said in one sentence."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise TargetError(
+            f"{response.request.method} {response.request.url.path} answered {response.status_code} with a body that is not JSON"
+            f" ({response.headers.get('content-type', 'no content type')}); is --target-url the API base, ending in /core/v1?"
+        ) from None
+    return body if isinstance(body, dict) else {}
+
+
+def error_code_of(response: httpx.Response) -> str:
+    """`error.code` for messages, or the content type when the body is not an error envelope."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"({response.headers.get('content-type', 'no content type')})"
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error.get("code")) if isinstance(error, dict) else "(no error code)"
 
 
 def unallocate(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> httpx.Response:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 
+from conformance import api
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
 from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
@@ -23,7 +24,7 @@ from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
 from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
-from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, load_target_fixtures
+from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
 # The end-of-run summary, baseline and redaction hooks live in their own module.
 pytest_plugins = ("conformance.reporting",)
@@ -41,10 +42,29 @@ class ConformanceSession:
     target: Target
     ledger: AllocationLedger
     run_id: str
+    fixtures: TargetFixtures
+    machines: dict[str, str] = field(default_factory=dict)
     drifts: list[Drift] = field(default_factory=list)
     seen_503: list[httpx.Response] = field(default_factory=list)
     rate_limit_monitor: RateLimitMonitor = field(default_factory=RateLimitMonitor)
     generated: dict[str, Counter[int]] = field(default_factory=dict)
+
+    def machine_of(self, interface_id: str) -> str:
+        """The virtual machine an interface belongs to: the holder the API shows for IPs allocated through it (read once)."""
+        if interface_id not in self.machines:
+            self.machines[interface_id] = api.virtual_machine_of(self.target, self.fixtures.credential("valid"), interface_id)
+        return self.machines[interface_id]
+
+    def other_interface(self) -> str:
+        """The other interface, when it is on another virtual machine; else a skip naming the key and why."""
+        other = self.fixtures.other_interface()
+        mine, theirs = self.machine_of(self.fixtures.network_interface_id), self.machine_of(other)
+        if mine == theirs:
+            raise UnusableFixture("other_network_interface.id", (
+                f"{other} is on the same virtual machine ({mine}) as network_interface.id, and the API names an IP's holder"
+                f" by virtual machine, so the two cannot be told apart; name an interface of another virtual machine"
+                f" in {self.fixtures.source}"))
+        return other
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -174,7 +194,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     suite = config.stash[CONFIG_KEY]
     fixtures = config.stash[FIXTURES_KEY]
     target = make_target(suite)
-    session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6))
+    session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures)
     target.observers += [session.observe, session.rate_limit_monitor.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
     if request_log is not None:

@@ -26,8 +26,8 @@ class Promise:
 
 PROMISES = (
     Promise("200 shape", "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable"),
-    Promise("200 semantics", "the IP asked for (by id or address) is then held by the interface asked for, which lists it",
-            "ip_addresses.allocatable"),
+    Promise("200 semantics", "the IP asked for (by id or address) is then held by the interface's virtual machine; the 200 lists it"
+            " beside the IPs the interface held before", "ip_addresses.allocatable"),
     Promise("400 missing_api_token", "a request without a Bearer token gets 400 missing_api_token"),
     Promise("403 invalid_api_token", "a token that does not exist gets 403 invalid_api_token"),
     Promise("403 scope_not_granted", "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
@@ -45,9 +45,17 @@ PROMISES = (
     Promise("503 service_unavailable", "in maintenance, requests get 503 service_unavailable (provoked on the mock only)"),
     Promise("mutual exclusivity", "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
     Promise("400 argument errors", "malformed arguments get 400 invalid_argument / missing_required_argument / invalid_json_body"),
+    Promise("interface from the path", "a body without virtual_machine_network_interface takes it from the path segment;"
+            " an explicit null is 400 missing_required_argument"),
+    Promise("query-string arguments", "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
+            " application/json"),
     Promise("response shape", "every response's status, content type, headers and body match the spec fragment"),
+    Promise("X-Api-Schema on errors", "every error carries X-Api-Schema: json-error, and no success does"),
     Promise("rate-limit headers",
-            "200s carry X-RateLimit-Permitted/Remaining; wherever present, Remaining never exceeds Permitted nor rises mid-window"),
+            "every response past authentication (200s and its errors) carries X-RateLimit-Permitted/Remaining; Remaining never exceeds"
+            " Permitted nor rises mid-window"),
+    Promise("no server errors", "no request, valid or not, gets a 5xx other than 503 service_unavailable"),
+    Promise("malformed bytes never crash the server", "a body of bytes that are not UTF-8 gets a 4xx (invalid_json_body), never a 5xx"),
     Promise("order of checks", "authentication, then scope, then arguments, then the endpoint's own checks"),
     Promise("no side effects", "a rejected request changes no allocation"),
     Promise("cleanup", "the suite leaves every IP it touched as it found it"),

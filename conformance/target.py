@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import json as jsonlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -18,8 +19,12 @@ from conformance.targetfile import Credential
 MOCK_BASE_URL = f"http://katapult-mock.invalid{BASE_PATH}"
 ALLOCATE_PATH = "/virtual_machine_network_interfaces/virtual_machine_network_interface/allocate_ip"
 READ_IP_PATH = "/ip_addresses/ip_address"
+READ_INTERFACE_PATH = "/virtual_machine_network_interfaces/virtual_machine_network_interface"
 UNALLOCATE_PATH = "/ip_addresses/ip_address/unallocate"
 RATE_LIMIT_RESERVE = 5
+RATE_WINDOW_SECONDS = 60.0
+# Pace at 80% of the token's allowance: other clients of the same token, and clock skew, need room too.
+HEADROOM = 0.8
 UNSET: Any = object()
 
 
@@ -39,27 +44,59 @@ class BudgetExhausted(TargetError):
     """The live target's request budget is spent."""
 
 
-class Pacer:
-    """Keeps a live target under its rate limit; on the mock, waiting moves the virtual clock instead."""
+class RateLimitStalled(TargetError):
+    """X-RateLimit-Remaining stayed low after waiting out a whole window: the server's rate-limit headers misbehave."""
 
-    def __init__(self, min_interval: float, sleep: Callable[[float], None], now: Callable[[], float]) -> None:
+
+class Pacer:
+    """Keeps a live target under its rate limit; on the mock, waiting moves the virtual clock instead.
+
+    The pace is --max-rate until the first X-RateLimit-Permitted is seen, then at most HEADROOM of that token's
+    allowance (tokens have 200 or 1,000 requests a minute). No single wait is longer than one window.
+    """
+
+    def __init__(self, min_interval: float, sleep: Callable[[float], None], now: Callable[[], float],
+                 window_seconds: float = RATE_WINDOW_SECONDS) -> None:
         self.min_interval = min_interval
         self.sleep = sleep
         self.now = now
+        self.window_seconds = window_seconds
         self.last_sent = float("-inf")
+        self.permitted: int | None = None
+        self.waited_for: int | None = None
+        self.lock = threading.Lock()
 
     def before_send(self) -> None:
-        """Wait for the next slot at the configured rate."""
-        gap = self.last_sent + self.min_interval - self.now()
-        if gap > 0:
-            self.sleep(gap)
-        self.last_sent = self.now()
+        """Wait for the next slot at the current pace."""
+        with self.lock:
+            gap = self.last_sent + self.min_interval - self.now()
+            if gap > 0:
+                self.sleep(gap)
+            self.last_sent = self.now()
 
-    def after_response(self, response: httpx.Response, window_seconds: float = 60.0) -> None:
-        """Slow down when the server says few requests are left in its window."""
+    def follow(self, response: httpx.Response) -> None:
+        """The first X-RateLimit-Permitted seen sets the pace, with headroom."""
+        permitted = response.headers.get("X-RateLimit-Permitted", "")
+        if self.permitted is None and permitted.isdigit() and int(permitted) > 0:
+            self.permitted = int(permitted)
+            self.min_interval = max(self.min_interval, self.window_seconds / (self.permitted * HEADROOM))
+
+    def after_response(self, response: httpx.Response) -> None:
+        """Wait out the window when the server says few requests are left; a count that does not recover is a failure."""
+        self.follow(response)
         remaining = response.headers.get("X-RateLimit-Remaining", "")
-        if remaining.isdigit() and int(remaining) <= RATE_LIMIT_RESERVE:
-            self.sleep(window_seconds)
+        if not remaining.isdigit():
+            return
+        if int(remaining) > RATE_LIMIT_RESERVE:
+            self.waited_for = None
+            return
+        if self.waited_for is not None:
+            raise RateLimitStalled(
+                f"X-RateLimit-Remaining is still {remaining} after waiting a whole {self.window_seconds:g} s window (it was"
+                f" {self.waited_for}): the server's rate-limit headers do not recover, so the run stops here instead of waiting on them"
+            )
+        self.waited_for = int(remaining)
+        self.sleep(self.window_seconds)
 
 
 class Target:
@@ -84,6 +121,7 @@ class Target:
         self.max_requests = max_requests
         self.mock = mock
         self.sent = 0
+        self.lock = threading.Lock()
         self.statuses: Counter[int] = Counter()
         self.observers: list[Callable[[httpx.Response], None]] = []
 
@@ -116,7 +154,8 @@ class Target:
         response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
         if paced and response.status_code == 429 and self.is_live:
             retry_after = response.headers.get("Retry-After", "")
-            self.pacer.sleep(float(retry_after) if retry_after.isdigit() else 60.0)
+            wait = float(retry_after) if retry_after.isdigit() else self.pacer.window_seconds
+            self.pacer.sleep(min(wait, self.pacer.window_seconds))
             response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
         return response
 
@@ -132,8 +171,10 @@ class Target:
         paced: bool,
         budgeted: bool,
     ) -> httpx.Response:
-        if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
-            raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
+        with self.lock:
+            if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
+                raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
+            self.sent += 1
         all_headers = dict(credential.headers) if credential else {}
         all_headers.update(headers or {})
         body = content
@@ -142,7 +183,6 @@ class Target:
             all_headers.setdefault("Content-Type", "application/json")
         if paced:
             self.pacer.before_send()
-        self.sent += 1
         started = time.perf_counter()
         try:
             response = self.client.request(method, self.url(path), content=body, headers=all_headers, params=params)
@@ -154,11 +194,12 @@ class Target:
         if not hasattr(response, "_elapsed"):
             # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
             response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
-        self.statuses[response.status_code] += 1
+        with self.lock:
+            self.statuses[response.status_code] += 1
+            for observer in self.observers:
+                observer(response)
         if paced:
             self.pacer.after_response(response)
-        for observer in self.observers:
-            observer(response)
         return response
 
     def close(self) -> None:

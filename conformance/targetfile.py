@@ -28,6 +28,14 @@ class MissingFixture(LookupError):
         self.key = key
 
 
+class UnusableFixture(MissingFixture):
+    """A fixture entry is there but cannot serve (e.g. the other interface is on the same virtual machine); skips like a missing one."""
+
+    def __init__(self, key: str, why: str) -> None:
+        LookupError.__init__(self, f"needs {key} to be usable: {why}")
+        self.key = key
+
+
 @dataclass(frozen=True)
 class Credential:
     """How to present one identity: the headers to send (never printed)."""

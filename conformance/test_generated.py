@@ -25,7 +25,7 @@ from conformance.identities import FIXTURE_IDENTITIES, available_identities, ide
 from conformance.ledger import AllocationLedger
 from conformance.plugin import SEED_KEY, ConformanceSession, reproduce_command
 from conformance.target import ALLOCATE_PATH, Target
-from conformance.targetfile import IPRef, TargetFixtures
+from conformance.targetfile import IPRef, MissingFixture, TargetFixtures
 
 AUTH_FAILURES = {"none": (400, "missing_api_token"), "non_bearer": (400, "missing_api_token"), "random": (403, "invalid_api_token"),
                  "without_scope": (403, "scope_not_granted")}
@@ -37,6 +37,7 @@ class Sender:
     def __init__(self, session: ConformanceSession, fixtures: TargetFixtures, ledger: AllocationLedger, name: str,
                  run: Callable[[Any], None]) -> None:
         self.run = run
+        self.session = session
         self.target = session.target
         self.fixtures = fixtures
         self.ledger = ledger
@@ -123,7 +124,7 @@ def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest],
     sender.run(property_)
 
 
-@pytest.mark.promise("response shape")
+@pytest.mark.promise("response shape", "no server errors", "malformed bytes never crash the server", "X-Api-Schema on errors", "rate-limit headers")
 def test_every_response_conforms(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """Any request (valid, invalid or not JSON, as any identity) gets a documented status, JSON and a valid body."""
     strategy = requests(known, available_identities(target_fixtures))
@@ -165,7 +166,7 @@ def test_exclusivity_no_value_is_missing(sender: Sender, known: KnownValues, tar
     draw_and_send(sender, bodies, lambda request, response: expect_issue(response, "missing_lookup_value"))
 
 
-@pytest.mark.promise("response shape")
+@pytest.mark.promise("response shape", "no server errors", "malformed bytes never crash the server", "X-Api-Schema on errors", "rate-limit headers")
 def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: TargetFixtures) -> None:
     """Cases from schemathesis' own generation (positive and negative), half of them with the valid token, conform."""
     from schemathesis import GenerationMode
@@ -208,6 +209,8 @@ class AllocationMachine(RuleBasedStateMachine):
         return ip
 
     def allocate_to(self, ip: IPRef, interface: str, by: str) -> None:
+        # The API names holders by virtual machine, so the model does too.
+        machine = CONTEXT.sender.session.machine_of(interface)
         response = api.allocate(CONTEXT.target, CONTEXT.fixtures.credential("valid"), interface, {by: getattr(ip, by)})
         CONTEXT.sender.statuses[response.status_code] += 1
         holder = self.model.get(ip)
@@ -218,8 +221,8 @@ class AllocationMachine(RuleBasedStateMachine):
             listed = {(item["id"], item["address"]) for item in response.json()["virtual_machine_network_interface"]["ip_addresses"]}
             if (ip.id, ip.address) not in listed:
                 raise ConformanceFailure("Allocated IP missing from ip_addresses", repr(sorted(listed)), f"{ip.id} {ip.address}", response)
-            self.model[ip] = interface
-        elif holder != interface:
+            self.model[ip] = machine
+        elif holder != machine:
             expect_error(response, 422, "ip_already_allocated")
         # Asking again for an IP the same interface already holds is undocumented: nothing is asserted there.
 
@@ -229,8 +232,8 @@ class AllocationMachine(RuleBasedStateMachine):
 
     @rule(ip=ips, by=st.sampled_from(["id", "address"]))
     def allocate_to_other_interface(self, ip: IPRef, by: str) -> None:
-        if CONTEXT.fixtures.other_network_interface_id is not None:
-            self.allocate_to(ip, CONTEXT.fixtures.other_network_interface_id, by)
+        if CONTEXT.other_interface is not None:
+            self.allocate_to(ip, CONTEXT.other_interface, by)
 
     @rule(ip=ips)
     def unallocate(self, ip: IPRef) -> None:
@@ -261,9 +264,18 @@ class MachineContext:
     fixtures: TargetFixtures
     ledger: AllocationLedger
     sender: Sender
+    other_interface: str | None
 
 
 CONTEXT = MachineContext()
+
+
+def usable_other_interface(session: ConformanceSession) -> str | None:
+    """The other interface when it is set and on another virtual machine; the model leaves it out otherwise."""
+    try:
+        return session.other_interface()
+    except MissingFixture:
+        return None
 
 
 @pytest.mark.promise("200 semantics")
@@ -271,6 +283,7 @@ def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, le
     """Allocate, allocate elsewhere (422), unallocate: the target always agrees with a model of who holds what."""
     target_fixtures.allocatable_ip(0)
     CONTEXT.target, CONTEXT.fixtures, CONTEXT.ledger, CONTEXT.sender = sender.target, target_fixtures, ledger, sender
+    CONTEXT.other_interface = usable_other_interface(sender.session)
     examples = max(10, settings().max_examples // 3)
     run_state_machine_as_test(AllocationMachine, settings=settings(max_examples=examples, stateful_step_count=8))
 

@@ -1,6 +1,7 @@
 """Hand-written scenarios: each documented promise of allocate_ip, against whichever target is selected."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -10,12 +11,14 @@ from conformance import api
 from conformance.checks import ConformanceFailure, conforms_to_fragment, error_code, error_detail, expect_error
 from conformance.ledger import AllocationLedger
 from conformance.plugin import ConformanceSession
-from conformance.scenarios import ROWS, Row, RunValues, fill, headers_for, ip_for, judge
-from conformance.target import ALLOCATE_PATH, Target
+from conformance.ratelimit import Burst, burst, remaining_of
+from conformance.scenarios import ROWS, Row, RunValues, ip_for, judge, request_for
+from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, Target
 from conformance.targetfile import Credential, IPRef, TargetFixtures
 
-RATE_LIMIT_MARGIN = 20
-WINDOW_POLLS = 70
+# Past what the window has left, a few more to be sure; bounded so a server that never limits still ends the test.
+BURST_MARGIN = 20
+RATE_WINDOW_SECONDS = 60.0
 
 
 def row_param(row: Row) -> Any:
@@ -33,15 +36,10 @@ def run_values(conformance_session: ConformanceSession) -> RunValues:
 @pytest.mark.parametrize("row", [row_param(row) for row in ROWS])
 def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues) -> None:
     """One row of the scenario table: provoke, judge, and check that no watched IP moved."""
-    headers = headers_for(row, target_fixtures, run_values)
-    body = None if row.raw_body is not None else fill(row.body, target_fixtures, run_values)
+    path, content, headers, query = request_for(row, target_fixtures, run_values)
     watched = [ip_for(target_fixtures, name) for name in row.watch]
     before = {ip: ledger.touch(ip) for ip in watched}
-    if row.raw_body is not None:
-        headers = {**headers, "Content-Type": "application/json"}
-        response = target.send("POST", ALLOCATE_PATH, content=row.raw_body, headers=headers)
-    else:
-        response = target.send("POST", ALLOCATE_PATH, json=body, headers=headers)
+    response = target.send("POST", path, content=content, headers=headers, params=query or None)
     judge(row, response)
     assert_unchanged(ledger, before, response)
 
@@ -60,73 +58,130 @@ def assert_unchanged(ledger: AllocationLedger, before: dict[IPRef, str | None], 
             )
 
 
-def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, ledger: AllocationLedger) -> None:
-    """A 200 returns the interface asked for, listing the IP (id and address), and the IP is now held by it."""
+def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, ledger: AllocationLedger, machine: str,
+                     held_before: set[tuple[str, str]]) -> None:
+    """A 200 returns the interface asked for, listing the IP beside those it held before; the IP is now held by its virtual machine."""
     conforms_to_fragment(response)
     if response.status_code != 200:
         raise ConformanceFailure("Expected 200", f"{response.status_code} {error_code(response)}", "200 with the interface", response)
     interface = response.json()["virtual_machine_network_interface"]
     if interface["id"] != interface_id:
         raise ConformanceFailure("200 returns another interface", str(interface["id"]), interface_id, response, promise="200 semantics")
-    listed = {(item["id"], item["address"]) for item in interface["ip_addresses"]}
+    if interface["virtual_machine"]["id"] != machine:
+        raise ConformanceFailure("200 names another virtual machine", str(interface["virtual_machine"]["id"]),
+                                 f"{machine}, the interface's virtual machine", response, promise="200 semantics")
+    listed = api.listed_ips(response)
     if (ip.id, ip.address) not in listed:
         raise ConformanceFailure(
             "Allocated IP missing from ip_addresses", repr(sorted(listed)), f"contains {ip.id} {ip.address}", response, promise="200 semantics"
         )
+    if not held_before <= listed:
+        raise ConformanceFailure("200 drops IPs the interface held", f"ip_addresses lacks {sorted(held_before - listed)}",
+                                 "every IP the interface held before, plus the new one", response, promise="200 semantics")
     permitted = int(response.headers["X-RateLimit-Permitted"])
     remaining = int(response.headers["X-RateLimit-Remaining"])
     if remaining > permitted:
-        raise ConformanceFailure("X-RateLimit-Remaining above X-RateLimit-Permitted", str(remaining), f"<= {permitted}", response)
+        raise ConformanceFailure("X-RateLimit-Remaining above X-RateLimit-Permitted", str(remaining), f"<= {permitted}", response,
+                                 promise="rate-limit headers")
     holder = ledger.holder(ip)
-    if holder != interface_id:
+    if holder != machine:
         raise ConformanceFailure(
-            "IP not allocated to the interface", f"{ip.id} held by {holder or 'nobody'}", f"held by {interface_id}", response, promise="200 semantics"
+            "IP not held by the interface's virtual machine", f"{ip.id} held by {holder or 'nobody'}",
+            f"held by {machine} (the virtual machine of {interface_id})", response, promise="200 semantics"
         )
+
+
+def held_ips(target: Target, credential: Credential, interface_id: str) -> set[tuple[str, str]]:
+    """The IPs an interface holds now, read before allocating so the 200 can be checked to still list them."""
+    response = api.read_interface(target, credential, interface_id)
+    if response.status_code != 200:
+        pytest.skip(f"not reached: GET {READ_INTERFACE_PATH} answered {response.status_code} {error_code(response)}; the token in"
+                    " credentials.valid must be able to read network_interface.id")
+    return api.listed_ips(response)
 
 
 @pytest.mark.promise("200 shape", "200 semantics")
 @pytest.mark.parametrize("lookup", ["id", "address"])
-def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger) -> None:
-    """Allocating a free IP (by id, or by address) returns the interface in the documented shape, now holding it."""
+def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
+                          conformance_session: ConformanceSession) -> None:
+    """Allocating a free IP (by id, or by address) returns the interface in the documented shape; its virtual machine now holds it."""
     credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(1 if lookup == "address" and len(target_fixtures.allocatable) > 1 else 0)
+    interface_id = target_fixtures.network_interface_id
     if ledger.touch(ip) is not None:
         pytest.fail(f"{ip.id} ({ip.address}) is listed as allocatable but is already allocated; free it or fix the target fixtures")
-    response = api.allocate(target, credential, target_fixtures.network_interface_id, {lookup: getattr(ip, lookup)})
-    assert_allocated(response, target_fixtures.network_interface_id, ip, ledger)
+    machine = conformance_session.machine_of(interface_id)
+    before = held_ips(target, credential, interface_id)
+    response = api.allocate(target, credential, interface_id, {lookup: getattr(ip, lookup)})
+    assert_allocated(response, interface_id, ip, ledger, machine, before)
+
+
+@pytest.mark.promise("interface from the path", "200 semantics")
+def test_interface_from_path_segment(target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
+                                     conformance_session: ConformanceSession) -> None:
+    """A body with only ip_address, posted to the interface's own id as the path segment, allocates to that interface."""
+    credential = target_fixtures.credential("valid")
+    ip = target_fixtures.allocatable_ip(0)
+    interface_id = target_fixtures.network_interface_id
+    if ledger.touch(ip) is not None:
+        pytest.fail(f"{ip.id} ({ip.address}) is listed as allocatable but is already allocated; free it or fix the target fixtures")
+    machine = conformance_session.machine_of(interface_id)
+    before = held_ips(target, credential, interface_id)
+    path = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", f"/{interface_id}/")
+    response = target.send("POST", path, credential=credential, json={"ip_address": {"id": ip.id}})
+    assert_allocated(response, interface_id, ip, ledger, machine, before)
 
 
 @pytest.mark.promise("429 rate_limit_reached")
 def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run_values: RunValues) -> None:
-    """A burst past the limit gets 429 rate_limit_reached; detail.total_permitted matches X-RateLimit-Permitted."""
+    """A concurrent burst sized from X-RateLimit-Remaining gets 429 rate_limit_reached within one window; total_permitted matches."""
     if not target_fixtures.provoke_rate_limit:
         pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
     credential = target_fixtures.credential("valid")
     body = api.allocate_body(run_values.value("unknown_interface"), {"id": run_values.value("unknown_ip")})
-    first = target.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False)
-    permitted = first.headers.get("X-RateLimit-Permitted", "")
-    bound = (int(permitted) if permitted.isdigit() else 1000) + RATE_LIMIT_MARGIN
-    response = first
-    for _ in range(bound):
-        if response.status_code == 429:
-            break
-        response = target.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False)
+
+    def send() -> httpx.Response:
+        return target.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False)
+
+    first = send()
+    remaining = remaining_of(first)
+    if remaining is None:
+        raise ConformanceFailure("No X-RateLimit-Remaining past authentication", "a 404 without X-RateLimit-Remaining",
+                                 "X-RateLimit-Remaining on every response past authentication", first)
     try:
+        result = burst(send, remaining + BURST_MARGIN)
+        if result.limited is None and result.turned_over:
+            # The window turned over mid-burst: one more try, sized from a fresh count.
+            result = burst(send, (remaining_of(send()) or remaining) + BURST_MARGIN)
+        if result.limited is None:
+            raise ConformanceFailure(
+                "No 429 past the rate limit", f"{result.sent} requests answered without a 429 (Remaining seen: {describe_remaining(result)})",
+                f"429 rate_limit_reached once the {remaining} remaining requests of the window are spent", first)
+        response = result.limited
         expect_error(response, 429, "rate_limit_reached")
         total = error_detail(response).get("total_permitted")
-        header = response.headers.get("X-RateLimit-Permitted")
+        header = first.headers.get("X-RateLimit-Permitted")
         if header is not None and str(total) != header:
             raise ConformanceFailure("total_permitted disagrees with X-RateLimit-Permitted", str(total), header, response)
     finally:
-        wait_for_new_window(target, credential, body)
+        wait_for_new_window(target, send)
 
 
-def wait_for_new_window(target: Target, credential: Credential, body: dict[str, object]) -> None:
-    """Leave the target usable: poll, a second apart, until the token is served again (at most ~70 s)."""
-    for _ in range(WINDOW_POLLS):
-        target.pacer.sleep(1.0)
-        if target.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False).status_code != 429:
+def describe_remaining(result: Burst) -> str:
+    """The range of Remaining a burst saw, for a failure message."""
+    seen = result.remaining_seen
+    return f"from {seen[0]} down to {min(seen)}, last {seen[-1]}" if seen else "none"
+
+
+def wait_for_new_window(target: Target, send: Callable[[], httpx.Response]) -> None:
+    """Leave the target usable: wait, polling with growing gaps, until the token is served again (at most one window)."""
+    waited, gap = 0.0, 1.0
+    while waited < RATE_WINDOW_SECONDS:
+        if send().status_code != 429:
             return
+        target.pacer.sleep(gap)
+        waited += gap
+        gap = min(gap * 2, RATE_WINDOW_SECONDS - waited + 0.5)
 
 
 @pytest.mark.promise("503 service_unavailable")

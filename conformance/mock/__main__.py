@@ -11,6 +11,18 @@ from conformance.mock.server import MockServer
 from conformance.mock.world import DEFAULT_WORLD, load_world
 
 
+def latency_range(text: str) -> tuple[float, float]:
+    """`30-80` (or `50`) milliseconds as (min, max) seconds."""
+    low, _, high = text.partition("-")
+    try:
+        bounds = (float(low) / 1000, float(high or low) / 1000)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN-MAX milliseconds, e.g. 30-80") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: MIN must be at most MAX, both at least 0")
+    return bounds
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, print the base URL as the first line, serve until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m conformance.mock", description=__doc__)
@@ -19,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutant", default=None, help="serve a broken variant instead; --list-mutants names them")
     parser.add_argument("--permitted", type=int, default=None, help="requests per token per window (default: the world's, 1000)")
     parser.add_argument("--window-seconds", type=float, default=None, help="rate-limit window length (default: the world's, 60)")
+    parser.add_argument("--latency", type=latency_range, default=(0.0, 0.0), metavar="MIN-MAX",
+                        help="milliseconds added to each answer, e.g. 30-80, as over a real network (default 0)")
+    parser.add_argument("--request-ids", choices=("uuid", "hex32"), default="uuid",
+                        help="X-Request-Id format: uuid (production) or hex32 (the non-production deployment on record)")
+    parser.add_argument("--body-generation", choices=("current", "legacy"), default="current",
+                        help="200 body generation: current (with virtual_network, since late 2024) or legacy (without)")
     parser.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
     parser.add_argument("--world", type=Path, default=DEFAULT_WORLD, help="world data file (default: the shipped one)")
     args = parser.parse_args(argv)
@@ -32,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             world.permitted = args.permitted
         if args.window_seconds is not None:
             world.window_seconds = args.window_seconds
-        mock = mock_class(args.mutant)(world)
+        mock = mock_class(args.mutant)(world, request_ids=args.request_ids, body_generation=args.body_generation)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        server = MockServer(mock, args.host, args.port)
+        server = MockServer(mock, args.host, args.port, latency=args.latency)
     except OSError as error:
         fix = "choose another --port (--port 0 takes a free one)" if error.errno == errno.EADDRINUSE else "check --host and --port"
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}; {fix}", file=sys.stderr)

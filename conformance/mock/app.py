@@ -19,8 +19,11 @@ from conformance.mock.world import IPAddress, Token, World, load_world
 
 BASE_PATH = "/core/v1"
 SCOPE = "ip_addresses"
-ALLOCATE_ROUTE = re.compile(r"^/virtual_machine_network_interfaces/[^/]+/allocate_ip$")
+# The middle segment is a route parameter: it fills a body without virtual_machine_network_interface (see allocate_ip).
+ALLOCATE_ROUTE = re.compile(r"^/virtual_machine_network_interfaces/(?P<segment>[^/]+)/allocate_ip$")
+READ_INTERFACE_ROUTE = re.compile(r"^/virtual_machine_network_interfaces/[^/]+$")
 READ_IP_ROUTE = re.compile(r"^/ip_addresses/[^/]+$")
+JSON_CONTENT_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 UNALLOCATE_ROUTE = re.compile(r"^/ip_addresses/[^/]+/unallocate$")
 IP_LOOKUP_KEYS = ("id", "address")
 INTERFACE_LOOKUP_KEYS = ("id",)
@@ -43,11 +46,16 @@ DESCRIPTIONS = {
     "no_allocation": "This IP address is not allocated to anything",
     "route_not_found": "No route matches the requested method and path",
 }
-ISSUE_DESCRIPTIONS = {
+# The framework has no text for object_expected (nor array_expected): their issue_description is null on the wire.
+ISSUE_DESCRIPTIONS: dict[str, str | None] = {
     "missing_lookup_value": "A lookup needs one of its values to be provided",
     "ambiguous_lookup_values": "Only one of the lookup's values may be provided",
-    "object_expected": "An object was expected",
+    "object_expected": None,
     "invalid_scalar": "The value is not of the expected type",
+}
+ARGUMENT_IDS = {
+    ("ip_address", "id"): "CoreAPI/ArgumentSets/IPAddressLookup/IdArgument",
+    ("ip_address", "address"): "CoreAPI/ArgumentSets/IPAddressLookup/AddressArgument",
 }
 
 
@@ -89,21 +97,50 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.detail: dict[str, Any] = detail if detail is not None else {}
-        self.description = DESCRIPTIONS.get(code, code).format(**fmt)
+        # The framework's unhandled_exception has no description; errors without a text get null, as on the wire.
+        text = DESCRIPTIONS.get(code)
+        self.description = text.format(**fmt) if text is not None else None
 
 
 def argument_error(path: list[str], issue: str) -> ApiError:
     """400 invalid_argument with the framework's detail shape."""
-    name = path[0]
+    name = path[-1]
     detail = {
         "path": path,
         "index": None,
         "issue": issue,
         "issue_description": ISSUE_DESCRIPTIONS[issue],
         "errors": [],
-        "argument": {"id": f"allocate_ip/{name}", "name": name, "description": None},
+        "argument": {"id": ARGUMENT_IDS.get((path[0], name), f"allocate_ip/{name}"), "name": name, "description": None},
     }
-    return ApiError(400, "invalid_argument", detail, name=name)
+    return ApiError(400, "invalid_argument", detail, name=path[0])
+
+
+def query_arguments(query: Mapping[str, str]) -> dict[str, Any]:
+    """`a[b]=v` query parameters as nested arguments: {"a": {"b": "v"}}; plain `a=v` as {"a": "v"}."""
+    arguments: dict[str, Any] = {}
+    for key, value in query.items():
+        names = re.findall(r"[^\[\]]+", key)
+        if not names:
+            continue
+        node = arguments
+        for name in names[:-1]:
+            if not isinstance(node.get(name), dict):
+                node[name] = {}
+            node = node[name]
+        node[names[-1]] = value
+    return arguments
+
+
+def deep_merge(base: dict[str, Any], winner: dict[str, Any]) -> dict[str, Any]:
+    """`winner` over `base`, object by object: the framework merges query arguments under the JSON body's."""
+    merged = dict(base)
+    for key, value in winner.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class VirtualClock:
@@ -134,9 +171,13 @@ class ReferenceMock:
     name = "faithful"
     description = "the reference mock, faithful to the real endpoint"
 
-    def __init__(self, world: World | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, world: World | None = None, clock: Callable[[], float] = time.monotonic, *,
+                 request_ids: str = "uuid", body_generation: str = "current") -> None:
         self.pristine = world if world is not None else load_world()
         self.clock = clock
+        # Deployment differences seen on the wire: 32-hex request ids (api.katapult.dev), 200s without virtual_network (before late 2024).
+        self.request_ids = request_ids
+        self.body_generation = body_generation
         self.lock = threading.RLock()
         self.reset()
 
@@ -151,7 +192,7 @@ class ReferenceMock:
     def handle(self, request: MockRequest) -> MockResponse:
         """Answer one request."""
         with self.lock:
-            headers: dict[str, str] = {"X-Request-Id": str(uuid.uuid4())}
+            headers: dict[str, str] = {"X-Request-Id": self.request_id()}
             try:
                 status, body = self.dispatch(request, headers)
             except ApiError as error:
@@ -159,11 +200,17 @@ class ReferenceMock:
                 headers["X-Api-Schema"] = "json-error"
             return self.respond(status, body, headers)
 
+    def request_id(self) -> str:
+        """A UUID, as production sends; 32 hex characters, as the one non-production deployment on record did."""
+        return uuid.uuid4().hex if self.request_ids == "hex32" else str(uuid.uuid4())
+
     def dispatch(self, request: MockRequest, headers: dict[str, str]) -> tuple[int, Any]:
-        """Route to an operation; every operation authenticates first."""
+        """Route to an operation (an unknown route is refused before authentication); every operation authenticates first."""
         path = request.path[len(BASE_PATH):] if request.path.startswith(BASE_PATH + "/") else None
         if path is not None and request.method == "POST" and ALLOCATE_ROUTE.match(path):
             return 200, self.allocate_ip(request, headers)
+        if path is not None and request.method == "GET" and READ_INTERFACE_ROUTE.match(path):
+            return 200, self.read_interface(request, headers)
         if path is not None and request.method == "GET" and READ_IP_ROUTE.match(path):
             return 200, self.read_ip(request, headers)
         if path is not None and request.method == "POST" and UNALLOCATE_ROUTE.match(path):
@@ -232,31 +279,36 @@ class ReferenceMock:
         if SCOPE not in token.scopes:
             raise ApiError(403, "scope_not_granted", {"scopes": [SCOPE]})
 
-    def gate(self, request: MockRequest, headers: dict[str, str]) -> Token:
+    def gate(self, request: MockRequest, headers: dict[str, str], scope: str | None = SCOPE) -> Token:
         """Everything before the arguments: authentication, rate limit, maintenance, scope."""
         token = self.authenticate(request)
         self.count_request(token, headers)
         self.check_maintenance()
-        self.check_scope(token)
+        if scope is not None:
+            self.check_scope(token)
         return token
 
     # --- step 2: arguments ---------------------------------------------------------------------------------
     def parse_body(self, request: MockRequest) -> dict[str, Any]:
-        """The JSON body as an object; an empty body means no arguments."""
-        if not request.body.strip():
+        """The JSON body's arguments: read only as application/json; empty, null or not an object means none."""
+        content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+        if not JSON_CONTENT_TYPE.match(content_type) or not request.body.strip():
             return {}
         try:
             parsed = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_json_body") from None
-        if not isinstance(parsed, dict):
-            raise ApiError(400, "invalid_json_body")
-        return parsed
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ApiError(400, "invalid_json_body", {"details": str(error)}) from None
+        return parsed if isinstance(parsed, dict) else {}
+
+    def arguments(self, request: MockRequest) -> dict[str, Any]:
+        """Query-string arguments deep-merged with the JSON body's; the body wins."""
+        return deep_merge(query_arguments(request.query), self.parse_body(request))
 
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         """Validate a lookup argument; return the key it looks up by and its value (possibly None)."""
-        if name not in args:
-            raise ApiError(400, "missing_required_argument", {"path": [name]}, name=name)
+        if args.get(name) is None:
+            detail = {"path": [name], "argument": {"name": name, "description": None}}
+            raise ApiError(400, "missing_required_argument", detail, name=name)
         lookup = args[name]
         if not isinstance(lookup, dict):
             raise argument_error([name], "object_expected")
@@ -301,9 +353,9 @@ class ReferenceMock:
         ip.allocated_to = interface["id"]
 
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
-        """The 200 body's interface, as the wire carries it."""
+        """The 200 body's interface, as the wire carries it (without virtual_network in the pre-2024 generation)."""
         network = self.world.networks.get(interface["network"])
-        return {
+        rendered = {
             "id": interface["id"],
             "virtual_machine": dict(interface["virtual_machine"]),
             "name": interface["name"],
@@ -317,11 +369,28 @@ class ReferenceMock:
                 if ip.allocated_to == interface["id"]
             ],
         }
+        if self.body_generation == "legacy":
+            del rendered["virtual_network"]
+        return rendered
+
+    def holder(self, ip: IPAddress) -> dict[str, Any] | None:
+        """Who holds the IP as the wire names it: the virtual machine of the interface it was allocated through."""
+        interface = self.world.interfaces.get(ip.allocated_to) if ip.allocated_to else None
+        if interface is None:
+            return None
+        return {"type": "VirtualMachine", "value": dict(interface["virtual_machine"])}
+
+    def with_interface_from_path(self, request: MockRequest, args: dict[str, Any]) -> dict[str, Any]:
+        """A body without the interface key at all gets it from the path's route parameter (an explicit null does not)."""
+        if "virtual_machine_network_interface" in args:
+            return args
+        match = ALLOCATE_ROUTE.match(request.path[len(BASE_PATH):])
+        return {**args, "virtual_machine_network_interface": {"id": match["segment"] if match else None}}
 
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         """POST .../allocate_ip."""
         self.gate(request, headers)
-        args = self.parse_body(request)
+        args = self.with_interface_from_path(request, self.arguments(request))
         _, interface_id = self.lookup_argument(args, "virtual_machine_network_interface", INTERFACE_LOOKUP_KEYS)
         ip_key, ip_value = self.lookup_argument(args, "ip_address", IP_LOOKUP_KEYS)
         interface = self.find_interface(interface_id)
@@ -333,16 +402,28 @@ class ReferenceMock:
     def read_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         """GET /ip_addresses/ip_address?ip_address[id]=... (support operation)."""
         self.gate(request, headers)
-        query = {key[len("ip_address["):-1]: value for key, value in request.query.items() if key.startswith("ip_address[")}
-        key, value = self.lookup_argument({"ip_address": query}, "ip_address", IP_LOOKUP_KEYS)
+        key, value = self.lookup_argument(self.arguments(request), "ip_address", IP_LOOKUP_KEYS)
         ip = self.find_ip(key, value)
-        allocation = {"type": "VirtualMachineNetworkInterface", "id": ip.allocated_to} if ip.allocated_to else None
-        return {"ip_address": {"id": ip.id, "address": ip.address, "network": {"id": ip.network}}, "allocation": allocation}
+        allocation = self.holder(ip)
+        ip_body = {
+            "id": ip.id,
+            "address": ip.address,
+            "network": {"id": ip.network},
+            "allocation_id": allocation["value"]["id"] if allocation else None,
+            "allocation_type": allocation["type"] if allocation else None,
+        }
+        return {"ip_address": ip_body, "allocation": allocation}
+
+    def read_interface(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        """GET /virtual_machine_network_interfaces/virtual_machine_network_interface?virtual_machine_network_interface[id]=... (support)."""
+        self.gate(request, headers, scope=None)
+        _, value = self.lookup_argument(self.arguments(request), "virtual_machine_network_interface", INTERFACE_LOOKUP_KEYS)
+        return {"virtual_machine_network_interface": self.render_interface(self.find_interface(value))}
 
     def unallocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         """POST /ip_addresses/ip_address/unallocate (support operation)."""
         self.gate(request, headers)
-        key, value = self.lookup_argument(self.parse_body(request), "ip_address", IP_LOOKUP_KEYS)
+        key, value = self.lookup_argument(self.arguments(request), "ip_address", IP_LOOKUP_KEYS)
         ip = self.find_ip(key, value)
         if ip.allocated_to is None:
             raise ApiError(422, "no_allocation")

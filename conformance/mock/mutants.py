@@ -23,6 +23,8 @@ from conformance.mock.app import (
     MockResponse,
     ReferenceMock,
     argument_error,
+    deep_merge,
+    query_arguments,
 )
 from conformance.mock.world import IPAddress, Token
 
@@ -89,7 +91,7 @@ def other_interface(mock: ReferenceMock, interface: dict[str, Any]) -> dict[str,
 def allocate_quietly(mock: ReferenceMock, request: MockRequest) -> None:
     """What a sloppy server does before rejecting: allocate the IP the body names (by id, else address) if both exist."""
     with suppress(ApiError, LookupError, TypeError, AttributeError):
-        args = mock.parse_body(request)
+        args = mock.with_interface_from_path(request, mock.arguments(request))
         interface = mock.find_interface(args["virtual_machine_network_interface"]["id"])
         lookup = args["ip_address"]
         key = "id" if lookup.get("id") is not None else "address"
@@ -98,7 +100,7 @@ def allocate_quietly(mock: ReferenceMock, request: MockRequest) -> None:
 
 def validate_arguments(mock: ReferenceMock, request: MockRequest) -> None:
     """allocate_ip's argument checks on their own (parse the body, check both lookups)."""
-    args = mock.parse_body(request)
+    args = mock.with_interface_from_path(request, mock.arguments(request))
     mock.lookup_argument(args, "virtual_machine_network_interface", INTERFACE_LOOKUP_KEYS)
     mock.lookup_argument(args, "ip_address", IP_LOOKUP_KEYS)
 
@@ -219,13 +221,10 @@ class WithoutRateLimitHeaders(ReferenceMock):
         return super().respond(status, body, headers)
 
 
-@mutant("request-id-not-uuid", "X-Request-Id is a counter, not a UUID")
-class RequestIdNotUUID(ReferenceMock):
-    served = 0
-
+@mutant("request-id-empty", "X-Request-Id is sent empty")
+class RequestIdEmpty(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
-        self.served += 1
-        headers["X-Request-Id"] = f"req-{self.served}"
+        headers["X-Request-Id"] = ""
         return super().respond(status, body, headers)
 
 
@@ -534,3 +533,110 @@ class HangOnAllocateByAddress(ReferenceMock):
             # Once is enough to be a lost response; hanging every time would make each replay cost a full timeout.
             self.hung = response.hang = True
         return response
+
+
+# --- the wire's own conventions (fact sheet, revised 2026-12-01) ------------------------------------------------
+@mutant("errors-without-x-api-schema", "error responses lack the X-Api-Schema: json-error header")
+class ErrorsWithoutApiSchema(ReferenceMock):
+    def handle(self, request: MockRequest) -> MockResponse:
+        response = super().handle(request)
+        response.headers.pop("X-Api-Schema", None)
+        return response
+
+
+@mutant("success-with-x-api-schema", "successful responses carry X-Api-Schema: json-error too")
+class SuccessWithApiSchema(ReferenceMock):
+    def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
+        headers["X-Api-Schema"] = "json-error"
+        return super().respond(status, body, headers)
+
+
+@mutant("errors-without-rate-limit-headers", "errors answered past authentication (404, 422, argument errors) lack X-RateLimit-*")
+class ErrorsWithoutRateLimitHeaders(ReferenceMock):
+    def handle(self, request: MockRequest) -> MockResponse:
+        response = super().handle(request)
+        if response.status >= 400:
+            response.headers.pop("X-RateLimit-Permitted", None)
+            response.headers.pop("X-RateLimit-Remaining", None)
+        return response
+
+
+@mutant("200-lists-only-new-ip", "the 200 body's ip_addresses lists only the IP just allocated, not those the interface held before")
+class ListsOnlyNewIP(ReferenceMock):
+    def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        body = super().allocate_ip(request, headers)
+        lookup = self.with_interface_from_path(request, self.arguments(request)).get("ip_address") or {}
+        key = "id" if lookup.get("id") is not None else "address"
+        body["virtual_machine_network_interface"]["ip_addresses"] = [
+            item for item in body["virtual_machine_network_interface"]["ip_addresses"] if item[key] == lookup.get(key)]
+        return body
+
+
+@mutant("allocation-names-interface", "GET ip_address names the interface as the holder, not its virtual machine")
+class AllocationNamesInterface(ReferenceMock):
+    def holder(self, ip: IPAddress) -> dict[str, Any] | None:
+        if ip.allocated_to is None:
+            return None
+        return {"type": "VirtualMachine", "value": {"id": ip.allocated_to, "name": "interface"}}
+
+
+@mutant("path-segment-ignored", "a body without virtual_machine_network_interface is refused (400) instead of filled from the path")
+class PathSegmentIgnored(ReferenceMock):
+    def with_interface_from_path(self, request: MockRequest, args: dict[str, Any]) -> dict[str, Any]:
+        return args
+
+
+@mutant("null-interface-filled-from-path", "an explicit null virtual_machine_network_interface is filled from the path too")
+class NullInterfaceFilledFromPath(ReferenceMock):
+    def with_interface_from_path(self, request: MockRequest, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("virtual_machine_network_interface") is None:
+            args = {key: value for key, value in args.items() if key != "virtual_machine_network_interface"}
+        return super().with_interface_from_path(request, args)
+
+
+@mutant("query-string-ignored", "allocate_ip ignores arguments in the query string")
+class QueryStringIgnored(ReferenceMock):
+    def arguments(self, request: MockRequest) -> dict[str, Any]:
+        return self.parse_body(request) if is_allocate_request(request) else super().arguments(request)
+
+
+@mutant("query-wins-over-body", "allocate_ip lets query-string arguments win over the JSON body's")
+class QueryWinsOverBody(ReferenceMock):
+    def arguments(self, request: MockRequest) -> dict[str, Any]:
+        if not is_allocate_request(request):
+            return super().arguments(request)
+        return deep_merge(self.parse_body(request), query_arguments(request.query))
+
+
+@mutant("json-read-whatever-content-type", "the body is read as JSON whatever its Content-Type (text/plain too)")
+class JSONWhateverContentType(ReferenceMock):
+    def parse_body(self, request: MockRequest) -> dict[str, Any]:
+        headers = {key: value for key, value in request.headers.items() if key.lower() != "content-type"}
+        return super().parse_body(replace(request, headers={**headers, "Content-Type": "application/json"}))
+
+
+@mutant("non-object-body-invalid-json", "a JSON body that is null or not an object gets 400 invalid_json_body instead of counting as {}")
+class NonObjectBodyInvalidJSON(ReferenceMock):
+    def parse_body(self, request: MockRequest) -> dict[str, Any]:
+        parsed = super().parse_body(request)
+        if not parsed and request.body.strip():
+            raise ApiError(400, "invalid_json_body", {"details": "not an object"})
+        return parsed
+
+
+@mutant("500-on-non-utf8-body", "a body of bytes that are not UTF-8 crashes the server (500 unhandled_exception), as the framework did when run")
+class CrashesOnNonUTF8(ReferenceMock):
+    def parse_body(self, request: MockRequest) -> dict[str, Any]:
+        try:
+            request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(500, "unhandled_exception") from None
+        return super().parse_body(request)
+
+
+@mutant("rate-limit-remaining-counts-up", "X-RateLimit-Remaining counts up instead of down within a window")
+class RemainingCountsUp(ReferenceMock):
+    def count_request(self, token: Token, headers: dict[str, str]) -> None:
+        super().count_request(token, headers)
+        window = self.windows[token.token]
+        headers["X-RateLimit-Remaining"] = str(min(window.used, self.world.permitted))

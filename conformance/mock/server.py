@@ -1,7 +1,9 @@
 """Serve the reference mock (or a mutant) over real HTTP on loopback, like a Prism mock."""
 from __future__ import annotations
 
+import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -25,8 +27,9 @@ def control(mock: ReferenceMock, request: MockRequest) -> MockResponse | None:
     return MockResponse(204, b"")
 
 
-def make_handler(mock: ReferenceMock) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to one mock."""
+def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0)) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one mock; each answer waits `latency` (min, max seconds), like a real network."""
+    jitter = random.Random(0)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -49,6 +52,8 @@ def make_handler(mock: ReferenceMock) -> type[BaseHTTPRequestHandler]:
                 client_address=self.client_address[0],
             )
             response = control(mock, request) or mock.handle(request)
+            if latency[1] > 0:
+                time.sleep(jitter.uniform(*latency))
             if response.hang:
                 threading.Event().wait(HANG_SECONDS)
                 return
@@ -67,9 +72,9 @@ def make_handler(mock: ReferenceMock) -> type[BaseHTTPRequestHandler]:
 class MockServer:
     """A running HTTP server for one mock on 127.0.0.1."""
 
-    def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0, latency: tuple[float, float] = (0.0, 0.0)) -> None:
         self.mock = mock
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock))
+        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock, latency))
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 
