@@ -30,7 +30,7 @@ DOCUMENTED_SERVER_ERRORS = frozenset({503})
 # Shorter tokens could turn up in a body by chance; real API tokens are far longer.
 MIN_ECHOED_TOKEN = 16
 NO_SERVER_ERRORS, MALFORMED_BYTES = "no server errors", "malformed bytes never crash the server"
-API_SCHEMA_HEADER, RATE_LIMIT_HEADERS = "X-Api-Schema on errors", "rate-limit headers"
+API_SCHEMA_HEADER, RATE_LIMIT_HEADERS, REQUEST_ID_HEADER = "X-Api-Schema on errors", "rate-limit headers", "X-Request-Id on every response"
 SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
 
 
@@ -159,6 +159,14 @@ def api_schema_header(response: httpx.Response) -> None:
                                  "no X-Api-Schema header on a success", response, promise=API_SCHEMA_HEADER)
 
 
+def request_id_header(response: httpx.Response) -> None:
+    """Every response names itself in a non-empty X-Request-Id; its format is the deployment's (UUID in production, 32 hex elsewhere)."""
+    value = response.headers.get("X-Request-Id")
+    if value is None or not value.strip():
+        raise ConformanceFailure("X-Request-Id missing or empty", "no X-Request-Id header" if value is None else "X-Request-Id: (empty)",
+                                 "a non-empty X-Request-Id on every response", response, promise=REQUEST_ID_HEADER)
+
+
 def rate_limit_headers_after_authentication(response: httpx.Response) -> None:
     """Errors answered after the rate limiter ran carry X-RateLimit-Permitted/Remaining (errors before it may not)."""
     code = error_code(response)
@@ -184,6 +192,7 @@ def conforms_to_fragment(response: httpx.Response) -> None:
     """Status documented, JSON content type, headers and body valid for that status (schemathesis' checks), no credential echoed."""
     not_a_server_error(response)
     no_echoed_credential(response)
+    request_id_header(response)
     api_schema_header(response)
     rate_limit_headers_after_authentication(response)
     try:

@@ -50,6 +50,7 @@ PROMISES = (
     Promise("query-string arguments", "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
             " application/json"),
     Promise("response shape", "every response's status, content type, headers and body match the spec fragment"),
+    Promise("X-Request-Id on every response", "every response carries a non-empty X-Request-Id (its format is the deployment's)"),
     Promise("X-Api-Schema on errors", "every error carries X-Api-Schema: json-error, and no success does"),
     Promise("rate-limit headers",
             "every response past authentication (200s and its errors) carries X-RateLimit-Permitted/Remaining; Remaining never exceeds"

@@ -124,7 +124,8 @@ def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest],
     sender.run(property_)
 
 
-@pytest.mark.promise("response shape", "no server errors", "malformed bytes never crash the server", "X-Api-Schema on errors", "rate-limit headers")
+@pytest.mark.promise("response shape", "no server errors", "malformed bytes never crash the server", "X-Request-Id on every response",
+                     "X-Api-Schema on errors", "rate-limit headers")
 def test_every_response_conforms(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """Any request (valid, invalid or not JSON, as any identity) gets a documented status, JSON and a valid body."""
     strategy = requests(known, available_identities(target_fixtures))
@@ -166,7 +167,8 @@ def test_exclusivity_no_value_is_missing(sender: Sender, known: KnownValues, tar
     draw_and_send(sender, bodies, lambda request, response: expect_issue(response, "missing_lookup_value"))
 
 
-@pytest.mark.promise("response shape", "no server errors", "malformed bytes never crash the server", "X-Api-Schema on errors", "rate-limit headers")
+@pytest.mark.promise("response shape", "no server errors", "malformed bytes never crash the server", "X-Request-Id on every response",
+                     "X-Api-Schema on errors", "rate-limit headers")
 def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: TargetFixtures) -> None:
     """Cases from schemathesis' own generation (positive and negative), half of them with the valid token, conform."""
     from schemathesis import GenerationMode

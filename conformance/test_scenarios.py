@@ -132,6 +132,27 @@ def test_interface_from_path_segment(target: Target, target_fixtures: TargetFixt
     assert_allocated(response, interface_id, ip, ledger, machine, before)
 
 
+@pytest.mark.promise("422 ip_already_allocated", "200 semantics", "no side effects")
+def test_ip_held_by_the_other_machine_is_refused(target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
+                                                 conformance_session: ConformanceSession) -> None:
+    """An IP the other interface's virtual machine just took gets 422 ip_already_allocated here, and stays with that machine."""
+    credential = target_fixtures.credential("valid")
+    ip = target_fixtures.allocatable_ip(0)
+    other = conformance_session.other_interface()
+    if ledger.touch(ip) is not None:
+        pytest.fail(f"{ip.id} ({ip.address}) is listed as allocatable but is already allocated; free it or fix the target fixtures")
+    taken = api.allocate(target, credential, other, {"id": ip.id})
+    if taken.status_code != 200:
+        raise ConformanceFailure("Allocating a free IP to the other interface failed", f"{taken.status_code} {error_code(taken)}",
+                                 "200", taken, promise="200 semantics")
+    response = api.allocate(target, credential, target_fixtures.network_interface_id, {"id": ip.id})
+    expect_error(response, 422, "ip_already_allocated")
+    holder, machine = ledger.holder(ip), conformance_session.machine_of(other)
+    if holder != machine:
+        raise ConformanceFailure("Refused allocation moved the IP", f"{ip.id} held by {holder or 'nobody'}",
+                                 f"still held by {machine} (the other interface's virtual machine)", response, promise="no side effects")
+
+
 @pytest.mark.promise("429 rate_limit_reached")
 def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run_values: RunValues) -> None:
     """A concurrent burst sized from X-RateLimit-Remaining gets 429 rate_limit_reached within one window; total_permitted matches."""

@@ -330,7 +330,11 @@ def test_read_ip(by: str, mock_api: Target, mock_target_fixtures: TargetFixtures
     assert free_answer.json()["ip_address"]["id"] == free.id
     assert free_answer.json()["allocation"] is None
     held_answer = read(mock_api, mock_target_fixtures, {f"ip_address[{by}]": getattr(held, by)})
-    assert held_answer.json()["allocation"] == {"type": "VirtualMachineNetworkInterface", "id": mock_target_fixtures.other_network_interface_id}
+    # Held through the other interface, so by that interface's virtual machine (mock-world.yaml): no interface id appears.
+    assert held_answer.json()["allocation"] == {"type": "VirtualMachine", "value": {"id": "vm_mockBravo00000001", "name": "mock-bravo"}}
+    assert held_answer.json()["ip_address"]["allocation_id"] == "vm_mockBravo00000001"
+    assert held_answer.json()["ip_address"]["allocation_type"] == "VirtualMachine"
+    assert "vmnet_" not in held_answer.text
 
 
 def test_read_unknown_ip(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
@@ -346,7 +350,7 @@ def test_allocation_is_visible_and_undone_through_the_support_operations(
     ip = mock_target_fixtures.allocatable[0]
     assert allocate(mock_api, mock_target_fixtures, Ask(body=FREE_BY_ID)).status_code == 200
     shown = read(mock_api, mock_target_fixtures, {"ip_address[id]": ip.id}).json()["allocation"]
-    assert shown == {"type": "VirtualMachineNetworkInterface", "id": mock_target_fixtures.network_interface_id}
+    assert shown == {"type": "VirtualMachine", "value": {"id": "vm_mockAlpha00000001", "name": "mock-alpha"}}
     answer = unallocate(mock_api, mock_target_fixtures, ip.id)
     assert (answer.status_code, answer.json()) == (200, {})
     assert read(mock_api, mock_target_fixtures, {"ip_address[id]": ip.id}).json()["allocation"] is None

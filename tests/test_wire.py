@@ -1,0 +1,351 @@
+"""The wire as the revised fact sheet describes it: the mock follows it, the checks judge by it, and pacing survives it."""
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance import api
+from conformance.checks import ConformanceFailure, conforms_to_fragment, error_code, error_detail
+from conformance.mock.app import ReferenceMock, VirtualClock
+from conformance.ratelimit import RateLimitMonitor, burst, window_turned_over
+from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, RateLimitStalled, Target, mock_target
+from conformance.targetfile import TargetFixtures
+
+LITERAL_PATH = ALLOCATE_PATH
+UNDERSCORE_PATH = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", "/_/")
+HEX32 = "fec7e21dd384b1293bf4e88b1e263875"
+
+
+def post(target: Target, fixtures: TargetFixtures, *, path: str = LITERAL_PATH, body: bytes | None = None,
+         content_type: str | None = "application/json", query: dict[str, str] | None = None, credential: str | None = "valid") -> httpx.Response:
+    """POST allocate_ip with exactly these bytes, content type and query string."""
+    headers = dict(fixtures.credential(credential).headers) if credential else {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return target.send("POST", path, content=body or b"", headers=headers, params=query)
+
+
+def as_json(value: Any) -> bytes:
+    """A JSON body."""
+    return json.dumps(value).encode()
+
+
+def holders(mock: ReferenceMock) -> dict[str, str | None]:
+    """Every IP's interface, as the mock keeps it."""
+    return {ip.id: ip.allocated_to for ip in mock.world.ips.values()}
+
+
+# --- argument sources -----------------------------------------------------------------------------------------
+def test_query_string_arguments_merge_under_the_body(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """A query id and a body address are one ambiguous lookup; a body id wins over a query id."""
+    f = mock_target_fixtures
+    free, other = f.allocatable[0], f.allocatable[1]
+    interface = {"virtual_machine_network_interface": {"id": f.network_interface_id}}
+    ambiguous = post(mock_api, f, body=as_json({**interface, "ip_address": {"address": other.address}}), query={"ip_address[id]": free.id})
+    assert (ambiguous.status_code, error_detail(ambiguous).get("issue")) == (400, "ambiguous_lookup_values")
+    body_wins = post(mock_api, f, body=as_json({**interface, "ip_address": {"id": "ip_unknown0000000001"}}), query={"ip_address[id]": free.id})
+    assert (body_wins.status_code, error_code(body_wins)) == (404, "ip_address_not_found")
+    query_only = post(mock_api, f, body=as_json(interface), query={"ip_address[id]": free.id})
+    assert query_only.status_code == 200, query_only.text
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])
+def test_json_is_read_only_as_application_json(content_type: str | None, mock_api: Target, reference_mock: ReferenceMock,
+                                               mock_target_fixtures: TargetFixtures) -> None:
+    """Valid JSON sent as anything but application/json is not read: no ip_address, nothing allocated."""
+    f = mock_target_fixtures
+    before = holders(reference_mock)
+    body = as_json({"virtual_machine_network_interface": {"id": f.network_interface_id}, "ip_address": {"id": f.allocatable[0].id}})
+    answer = post(mock_api, f, body=body, content_type=content_type)
+    assert (answer.status_code, error_code(answer)) == (400, "missing_required_argument")
+    assert error_detail(answer)["path"] == ["ip_address"]
+    assert holders(reference_mock) == before
+
+
+def test_vendor_json_content_type_is_read(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """Newer framework versions read application/*+json too."""
+    f = mock_target_fixtures
+    body = as_json({"virtual_machine_network_interface": {"id": f.network_interface_id}, "ip_address": {"id": f.allocatable[0].id}})
+    assert post(mock_api, f, body=body, content_type="application/vnd.katapult+json").status_code == 200
+
+
+@pytest.mark.parametrize("raw", [b"", b"null", b"[1, 2]", b'"text"', b"42"])
+def test_empty_null_or_non_object_body_counts_as_no_arguments(raw: bytes, mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """An empty, null or non-object JSON body is {}: the interface comes from the path, ip_address is missing."""
+    answer = post(mock_api, mock_target_fixtures, body=raw)
+    assert (answer.status_code, error_code(answer)) == (400, "missing_required_argument"), answer.text
+
+
+def test_malformed_json_detail_carries_the_parser_message(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """invalid_json_body's detail is {details: <parser message>}."""
+    answer = post(mock_api, mock_target_fixtures, body=b'{"ip_address": ')
+    assert (answer.status_code, error_code(answer)) == (400, "invalid_json_body")
+    assert isinstance(error_detail(answer)["details"], str) and error_detail(answer)["details"]
+
+
+# --- the path segment -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", [LITERAL_PATH, UNDERSCORE_PATH])
+def test_missing_interface_key_is_filled_from_the_path(path: str, mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """With the literal segment or `_`, a body without the interface key gets 404 virtual_machine_network_interface_not_found."""
+    answer = post(mock_api, mock_target_fixtures, path=path, body=as_json({"ip_address": {"id": mock_target_fixtures.allocatable[0].id}}))
+    assert (answer.status_code, error_code(answer)) == (404, "virtual_machine_network_interface_not_found")
+
+
+def test_real_interface_id_in_the_path_allocates(mock_api: Target, reference_mock: ReferenceMock, mock_target_fixtures: TargetFixtures) -> None:
+    """A real interface id as the segment serves a body without the interface key; a body's own key wins over the segment."""
+    f = mock_target_fixtures
+    path = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", f"/{f.network_interface_id}/")
+    answer = post(mock_api, f, path=path, body=as_json({"ip_address": {"id": f.allocatable[0].id}}))
+    assert answer.status_code == 200, answer.text
+    assert holders(reference_mock)[f.allocatable[0].id] == f.network_interface_id
+    body_wins = post(mock_api, f, path=path, body=as_json({"virtual_machine_network_interface": {"id": "vmnet_unknown000001"},
+                                                          "ip_address": {"id": f.allocatable[1].id}}))
+    assert (body_wins.status_code, error_code(body_wins)) == (404, "virtual_machine_network_interface_not_found")
+
+
+def test_explicit_null_interface_is_missing(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """An explicit null is not filled from the path: 400 missing_required_argument naming the argument."""
+    f = mock_target_fixtures
+    path = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", f"/{f.network_interface_id}/")
+    answer = post(mock_api, f, path=path, body=as_json({"virtual_machine_network_interface": None, "ip_address": {"id": f.allocatable[0].id}}))
+    assert (answer.status_code, error_code(answer)) == (400, "missing_required_argument")
+    assert error_detail(answer) == {"path": ["virtual_machine_network_interface"],
+                                    "argument": {"name": "virtual_machine_network_interface", "description": None}}
+
+
+# --- headers by stage -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("credential", "body", "status", "code"), [
+    (None, b"{}", 400, "missing_api_token"),
+    ("random", b"{}", 403, "invalid_api_token"),
+])
+def test_errors_before_the_rate_limiter_carry_no_rate_limit_headers(credential: str | None, body: bytes, status: int, code: str,
+                                                                     mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """Authentication errors are answered before the rate limiter runs: X-Api-Schema and X-Request-Id, no X-RateLimit-*."""
+    headers = {"Content-Type": "application/json"}
+    if credential == "random":
+        headers["Authorization"] = "Bearer kmock-this-token-does-not-exist"
+    answer = mock_api.send("POST", ALLOCATE_PATH, content=body, headers=headers)
+    assert (answer.status_code, error_code(answer)) == (status, code)
+    assert "X-RateLimit-Permitted" not in answer.headers and "X-RateLimit-Remaining" not in answer.headers
+    assert answer.headers["X-Api-Schema"] == "json-error" and answer.headers["X-Request-Id"]
+    conforms_to_fragment(answer)
+
+
+def test_wrong_method_is_route_not_found_before_authentication(mock_api: Target) -> None:
+    """GET on allocate_ip without a token: 404 route_not_found, not missing_api_token, and no rate-limit headers."""
+    answer = mock_api.send("GET", ALLOCATE_PATH)
+    assert (answer.status_code, error_code(answer)) == (404, "route_not_found")
+    assert "X-RateLimit-Remaining" not in answer.headers and answer.headers["X-Api-Schema"] == "json-error"
+
+
+def test_errors_past_authentication_carry_rate_limit_headers_and_successes_no_api_schema(
+        mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """400 argument errors, 404 and 422 carry X-RateLimit-*; a 200 carries them and no X-Api-Schema."""
+    f = mock_target_fixtures
+    interface = {"virtual_machine_network_interface": {"id": f.network_interface_id}}
+    for body in ({**interface, "ip_address": {}}, {**interface, "ip_address": {"id": "ip_unknown0000000001"}},
+                 {**interface, "ip_address": {"id": f.ip("invalid_for_interface").id}}):
+        answer = post(mock_api, f, body=as_json(body))
+        assert answer.status_code in (400, 404, 422)
+        assert answer.headers["X-RateLimit-Permitted"].isdigit() and answer.headers["X-Api-Schema"] == "json-error"
+        conforms_to_fragment(answer)
+    success = post(mock_api, f, body=as_json({**interface, "ip_address": {"id": f.allocatable[0].id}}))
+    assert success.status_code == 200 and "X-Api-Schema" not in success.headers
+    conforms_to_fragment(success)
+
+
+def test_object_expected_has_a_null_issue_description(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """The framework has no text for object_expected: issue_description is null, and the fragment accepts that."""
+    f = mock_target_fixtures
+    answer = post(mock_api, f, body=as_json({"virtual_machine_network_interface": {"id": f.network_interface_id}, "ip_address": "ip_x"}))
+    assert error_detail(answer)["issue"] == "object_expected" and error_detail(answer)["issue_description"] is None
+    conforms_to_fragment(answer)
+
+
+def test_invalid_scalar_names_the_framework_argument(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """{"id": 123} is invalid_scalar at [ip_address, id], naming CoreAPI's IdArgument."""
+    f = mock_target_fixtures
+    answer = post(mock_api, f, body=as_json({"virtual_machine_network_interface": {"id": f.network_interface_id}, "ip_address": {"id": 123}}))
+    detail = error_detail(answer)
+    assert detail["path"] == ["ip_address", "id"] and detail["issue"] == "invalid_scalar"
+    assert detail["argument"] == {"id": "CoreAPI/ArgumentSets/IPAddressLookup/IdArgument", "name": "id", "description": None}
+
+
+# --- deployment generations -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("request_ids", "body_generation"), [("hex32", "current"), ("uuid", "legacy"), ("hex32", "legacy")])
+def test_other_generations_of_the_wire_conform(request_ids: str, body_generation: str, mock_target_fixtures: TargetFixtures) -> None:
+    """32-hex request ids and the pre-2024 200 without virtual_network both conform to the fragment."""
+    clock = VirtualClock()
+    mock = ReferenceMock(clock=clock, request_ids=request_ids, body_generation=body_generation)
+    target = mock_target(mock, clock)
+    f = mock_target_fixtures
+    answer = post(target, f, body=as_json({"virtual_machine_network_interface": {"id": f.network_interface_id},
+                                           "ip_address": {"id": f.allocatable[0].id}}))
+    assert answer.status_code == 200
+    assert ("virtual_network" in answer.json()["virtual_machine_network_interface"]) == (body_generation == "current")
+    assert (len(answer.headers["X-Request-Id"]) == 32) == (request_ids == "hex32")
+    conforms_to_fragment(answer)
+
+
+def test_holders_are_virtual_machines(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """The suite reads an interface's virtual machine and sees IPs allocated through it held by that machine."""
+    f = mock_target_fixtures
+    credential = f.credential("valid")
+    machine = api.virtual_machine_of(mock_api, credential, f.network_interface_id)
+    assert machine == "vm_mockAlpha00000001"
+    assert api.holder_of(mock_api, credential, f.ip("allocated_elsewhere")) == api.virtual_machine_of(mock_api, credential, f.other_interface())
+    api.allocate(mock_api, credential, f.network_interface_id, {"id": f.allocatable[0].id})
+    assert api.holder_of(mock_api, credential, f.allocatable[0]) == machine
+    read = api.read_interface(mock_api, credential, f.network_interface_id)
+    assert read.request.url.path.endswith(READ_INTERFACE_PATH)
+    assert (f.allocatable[0].id, f.allocatable[0].address) in api.listed_ips(read)
+
+
+# --- checks ---------------------------------------------------------------------------------------------------
+def judged(status: int, headers: dict[str, str], body: Any, request_body: bytes = b"{}") -> httpx.Response:
+    """A response as the checks see it."""
+    request = httpx.Request("POST", f"http://target.invalid/core/v1{ALLOCATE_PATH}", content=request_body,
+                            headers={"Content-Type": "application/json"})
+    response = httpx.Response(status, headers={"Content-Type": "application/json", **headers}, content=json.dumps(body).encode(),
+                              request=request)
+    response.elapsed = datetime.timedelta(0)
+    return response
+
+
+NOT_FOUND = {"error": {"code": "ip_address_not_found", "description": "No IP addresses were found", "detail": {}}}
+AFTER_AUTH = {"X-Request-Id": HEX32, "X-RateLimit-Permitted": "200", "X-RateLimit-Remaining": "10", "X-Api-Schema": "json-error"}
+
+
+def test_a_faithful_error_passes_every_check() -> None:
+    """A 404 as recorded from the non-production deployment (32-hex id) conforms."""
+    conforms_to_fragment(judged(404, AFTER_AUTH, NOT_FOUND))
+
+
+@pytest.mark.parametrize(("drop", "title", "promise"), [
+    ("X-Api-Schema", "Error without X-Api-Schema: json-error", "X-Api-Schema on errors"),
+    ("X-RateLimit-Remaining", "404 ip_address_not_found without rate-limit headers", "rate-limit headers"),
+])
+def test_a_missing_wire_header_is_a_finding_of_its_own_promise(drop: str, title: str, promise: str) -> None:
+    """Each header the wire always sends, left out, fails its own check under its own promise."""
+    headers = {key: value for key, value in AFTER_AUTH.items() if key != drop}
+    with pytest.raises(ConformanceFailure) as failure:
+        conforms_to_fragment(judged(404, headers, NOT_FOUND))
+    assert failure.value.title == title and failure.value.promise == promise
+
+
+def test_an_empty_request_id_fails() -> None:
+    """X-Request-Id is required and non-empty, whatever its format."""
+    with pytest.raises(ConformanceFailure) as failure:
+        conforms_to_fragment(judged(404, {**AFTER_AUTH, "X-Request-Id": ""}, NOT_FOUND))
+    assert (failure.value.title, failure.value.promise) == ("X-Request-Id missing or empty", "X-Request-Id on every response")
+
+
+def test_a_success_with_api_schema_fails() -> None:
+    """X-Api-Schema is on no success."""
+    with pytest.raises(ConformanceFailure) as failure:
+        conforms_to_fragment(judged(200, {**AFTER_AUTH, "X-Api-Schema": "json-error"}, {}))
+    assert failure.value.title == "Success with X-Api-Schema"
+
+
+@pytest.mark.parametrize(("request_body", "promise"), [(b'{"ip_address": {"id": "\xff"}}', "malformed bytes never crash the server"),
+                                                        (b"{}", "no server errors")])
+def test_a_500_is_charged_to_malformed_bytes_only_when_they_were_sent(request_body: bytes, promise: str) -> None:
+    """A recorded-shape 500 (description null) fails; on non-UTF-8 bytes under the promise a team can accept on its own."""
+    crash = {"error": {"code": "unhandled_exception", "description": None, "detail": {}}}
+    with pytest.raises(ConformanceFailure) as failure:
+        conforms_to_fragment(judged(500, {"X-Request-Id": HEX32, "X-Api-Schema": "json-error"}, crash, request_body))
+    assert failure.value.promise == promise
+
+
+# --- rate limits ----------------------------------------------------------------------------------------------
+class FakeClock:
+    """Time that moves only when slept through."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def limited(permitted: str, remaining: str) -> httpx.Response:
+    """A response with rate-limit headers."""
+    return httpx.Response(200, headers={"X-RateLimit-Permitted": permitted, "X-RateLimit-Remaining": remaining},
+                          request=httpx.Request("POST", "http://target.invalid/", headers={"Authorization": "Bearer t"}))
+
+
+@pytest.mark.parametrize(("permitted", "interval"), [("200", 0.375), ("1000", 0.125)])
+def test_pace_follows_the_first_permitted_seen(permitted: str, interval: float) -> None:
+    """A 200/minute token is paced at 80% of 200/60 s, under --max-rate; later headers do not change it."""
+    from conformance.target import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.125, clock.sleep, clock)
+    pacer.after_response(limited(permitted, "150"))
+    pacer.after_response(limited("5000", "150"))
+    assert pacer.min_interval == pytest.approx(interval)
+
+
+def test_a_remaining_that_never_recovers_is_a_failure_after_one_window() -> None:
+    """Low Remaining waits one window; still low after it, the pacer stops the run with a sentence instead of waiting again."""
+    from conformance.target import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    pacer.after_response(limited("1000", "3"))
+    assert clock.slept == [60.0]
+    with pytest.raises(RateLimitStalled, match="do not recover"):
+        pacer.after_response(limited("1000", "3"))
+    assert sum(clock.slept) == 60.0
+
+
+def test_monitor_allows_concurrent_reordering_but_not_counting_up() -> None:
+    """Remaining may rise by what is in flight; counting up past that, or above Permitted, is a problem."""
+    reordered = RateLimitMonitor()
+    for remaining in ("500", "498", "503", "497"):
+        reordered.observe(limited("1000", remaining))
+    assert reordered.problems == []
+    counting_up = RateLimitMonitor()
+    for remaining in range(1, 80):
+        counting_up.observe(limited("1000", str(remaining)))
+    assert counting_up.problems and "rose" in counting_up.problems[0]
+
+
+def test_window_turnover_is_noticed() -> None:
+    """A jump back towards the top mid-burst is a new window."""
+    assert window_turned_over([100, 90, 80, 995, 990])
+    assert not window_turned_over([100, 98, 103, 90, 85])
+
+
+def test_burst_reaches_the_limit_of_the_mock_and_stops(mock_api: Target, mock_target_fixtures: TargetFixtures) -> None:
+    """A concurrent burst sized from Remaining gets a 429 within the bound and stops soon after."""
+    credential = mock_target_fixtures.credential("valid")
+    body = {"virtual_machine_network_interface": {"id": "vmnet_unknown000001"}, "ip_address": {"id": "ip_unknown0000000001"}}
+
+    def send() -> httpx.Response:
+        return mock_api.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False)
+
+    result = burst(send, 1000 + 20)
+    assert result.limited is not None and result.limited.status_code == 429
+    assert result.sent <= 1000 + 20
+
+
+def test_burst_is_bounded_when_the_server_never_limits() -> None:
+    """A server that never answers 429 ends the burst at its size."""
+    calls = []
+
+    def send() -> httpx.Response:
+        calls.append(1)
+        return limited("1000", "999")
+
+    result = burst(send, 50)
+    assert result.limited is None and result.sent == 50 and len(calls) == 50
