@@ -19,6 +19,7 @@ from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.observed import WireProfile
 from conformance.profiles import register_profiles, session_seed
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
@@ -47,6 +48,7 @@ class ConformanceSession:
     drifts: list[Drift] = field(default_factory=list)
     seen_503: list[httpx.Response] = field(default_factory=list)
     rate_limit_monitor: RateLimitMonitor = field(default_factory=RateLimitMonitor)
+    wire: WireProfile = field(default_factory=WireProfile)
     generated: dict[str, Counter[int]] = field(default_factory=dict)
 
     def machine_of(self, interface_id: str) -> str:
@@ -179,12 +181,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
         return
     probe = make_target(suite)
+    wire = WireProfile()
+    probe.observers.append(wire.observe)
+    fixtures = session.config.stash[FIXTURES_KEY]
     try:
         probe.send("POST", ALLOCATE_PATH, json={}, paced=False)
+        # An authenticated request with no arguments changes nothing and shows the token's allowance.
+        probe.send("POST", ALLOCATE_PATH, credential=fixtures.credentials.get("valid"), json={}, paced=False)
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
         probe.close()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"katapult-conformance target showed: {wire.describe()}")
 
 
 @pytest.fixture(scope="session")
@@ -195,7 +205,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     fixtures = config.stash[FIXTURES_KEY]
     target = make_target(suite)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures)
-    target.observers += [session.observe, session.rate_limit_monitor.observe]
+    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
     if request_log is not None:
         target.observers.append(request_log.observe)

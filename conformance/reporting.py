@@ -203,6 +203,7 @@ class ConformanceReporter:
             problems=problems,
             notes=notes,
             requests=self.requests(),
+            **self.wire(),
         )
         if problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -212,6 +213,13 @@ class ConformanceReporter:
         if self.suite.write_baseline is not None:
             write_baseline(self.path(self.suite.write_baseline), self.starting_baseline(outcomes, found))
             self.written.append(f"baseline of this run's failures written to {self.suite.write_baseline}")
+
+    def wire(self) -> dict[str, Any]:
+        """What the target showed of its wire generation, for the summary."""
+        session = self.config.stash.get(SESSION_KEY, None)
+        if session is None:
+            return {}
+        return {"wire": session.wire.as_dict(), "wire_line": session.wire.describe()}
 
     def starting_baseline(self, outcomes: list[TestOutcome], found: Review | None) -> list[Entry]:
         """The entries still in use, then one per test that failed in its call (only those a baseline can excuse)."""

@@ -37,6 +37,8 @@ class Summary:
     problems: list[str]
     notes: list[str]
     requests: dict[str, Any] | None
+    wire: dict[str, Any] | None = None
+    wire_line: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
 
     @property
@@ -75,7 +77,8 @@ def summary_json(summary: Summary) -> dict[str, Any]:
      "unmapped_tests": [{"test", "outcome", "reason"}],
      "baseline": null | {"known_deviations": [id], "fixed": [id], "expired": [{"id", "expires"}]},
      "problems": [str], "notes": [str],
-     "requests": null | {"sent": int, "by_status": {"<status>": int}}}   (requests: live targets only)
+     "requests": null | {"sent": int, "by_status": {"<status>": int}},   (requests: live targets only)
+     "target_showed": null | {"body_generation": {str: int}, "request_id_format": {str: int}, "rate_limit_permitted": {str: int}}}
     """
     base = summary.review
     return {
@@ -103,6 +106,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "problems": summary.problems,
         "notes": summary.notes,
         "requests": summary.requests,
+        "target_showed": summary.wire,
     }
 
 
@@ -117,6 +121,7 @@ def summary_markdown(summary: Summary) -> str:
         "",
         f"Target: {summary.target} · {summary.generated_at} · **{'passed' if summary.passed else 'failed'}**",
         "",
+        *([f"The target showed: {summary.wire_line}", ""] if summary.wire_line else []),
         "| Promise | Verdict | Detail |",
         "| --- | --- | --- |",
     ]
@@ -146,6 +151,8 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
     lines = [(f"{verdict.verdict:<16} {verdict.promise.id}: {detail(verdict)}", COLOURS.get(verdict.verdict, {})) for verdict in summary.verdicts]
     if summary.unmapped:
         lines.append(("tests declaring no promise: " + ", ".join(f"{o.name} ({o.outcome})" for o in summary.unmapped), {}))
+    if summary.wire_line:
+        lines.append((f"the target showed: {summary.wire_line}", {}))
     if summary.requests is not None:
         by_status = ", ".join(f"{status}: {count}" for status, count in summary.requests["by_status"].items())
         lines.append((f"requests sent: {summary.requests['sent']} ({by_status})", {}))
