@@ -231,10 +231,13 @@ class ConformanceReporter:
             terminalreporter.write_line(line)
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """After the plugin resolved its settings: register the marker, load the baseline, start the reporter."""
+    """Register the marker (whether or not the suite runs, so --strict-markers accepts it)."""
     config.addinivalue_line("markers", f"{MARKER}(*ids): the documented promise(s) of allocate_ip this test speaks for")
+
+
+def start_reporter(config: pytest.Config) -> None:
+    """After the plugin resolved its settings: load the baseline, start the reporter (only in runs of the suite)."""
     REDACT.add(env_secrets(os.environ))
     suite = config.stash[CONFIG_KEY]
     if suite.report is not None and suite.report.suffix not in REPORT_SUFFIXES:
