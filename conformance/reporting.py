@@ -19,6 +19,8 @@ from conformance.promises import (
     DEVIATION,
     FAILED,
     MARKER,
+    NOT_PROVOKED,
+    NOT_RUN,
     PASSED,
     PROMISES,
     SKIPPED,
@@ -195,9 +197,12 @@ class ConformanceReporter:
             return
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
         found, problems, notes = self.baseline_findings(outcomes)
+        verdicts = [judge(promise, outcomes) for promise in PROMISES]
+        if self.suite.require_complete:
+            problems += [f"promise {v.promise.id!r} is {v.verdict} (--require-complete)" for v in verdicts if v.verdict in (NOT_RUN, NOT_PROVOKED)]
         self.summary = Summary(
             target=target_description(self.suite),
-            verdicts=[judge(promise, outcomes) for promise in PROMISES],
+            verdicts=verdicts,
             unmapped=[outcome for outcome in outcomes if not outcome.promises],
             review=found,
             problems=problems,
