@@ -22,6 +22,7 @@ from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.profiles import session_seed, suite_settings
+from conformance.promises import MARKER
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
@@ -104,8 +105,8 @@ def activate(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Suite tests collected by a run whose arguments did not name the suite: set it up now, and show its settings."""
-    if is_active(config) or not any(is_conformance_item(item) for item in items):
+    """Suite tests (or tests opting in to it) collected by a run whose arguments did not name the suite: set it up now, show its settings."""
+    if is_active(config) or not any(uses_suite(item) for item in items):
         return
     activate(config)
     reporter = config.pluginmanager.get_plugin("katapult-conformance-reporter")
@@ -122,9 +123,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """A suite test runs under the suite's hypothesis settings; lacking a fixture entry or request budget, it is skipped saying why."""
-    if not is_conformance_item(item) or not is_active(item.config):
+    if not is_active(item.config) or not uses_suite(item):
         return (yield)
     try:
+        if not is_conformance_item(item):
+            return (yield)
         with local_settings(item.config.stash[SETTINGS_KEY]):
             return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:
@@ -191,6 +194,15 @@ def is_conformance_item(item: pytest.Item) -> bool:
     """Whether a collected test belongs to the suite (not to whatever else the session runs)."""
     module = getattr(item, "module", None)
     return module is not None and module.__name__.startswith("conformance.")
+
+
+def uses_suite(item: pytest.Item) -> bool:
+    """Whether a test is the suite's or opts in to it: it declares a promise, or uses one of this plugin's fixtures."""
+    if is_conformance_item(item) or item.get_closest_marker(MARKER) is not None:
+        return True
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    definitions = getattr(fixture_info, "name2fixturedefs", {})
+    return any(getattr(defs[-1].func, "__module__", None) == __name__ for defs in definitions.values() if defs)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -86,3 +86,15 @@ def test_host_configuration_does_not_hide_the_suite(run_pytest: RunPytest, tmp_p
     assert collected(hosted) == collected(plain)
     assert any("test_scenarios.py::test_scenario[missing-token]" in line for line in collected(hosted))
     assert any("test_generated.py::test_stateful_allocation" in line for line in collected(hosted))
+
+
+def test_a_test_using_the_suites_fixtures_opts_in(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """A host test that asks for a suite fixture gets the suite set up (settings shown, production still refused)."""
+    (tmp_path / "workdir" / "test_extension.py").write_text(
+        "def test_extension(target_fixtures):\n    assert target_fixtures.network_interface_id\n", encoding="utf-8")
+    done = run_pytest("test_extension.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "katapult-conformance target: embedded reference mock (in-process) [default]" in done.stdout
+    refused = run_pytest("test_extension.py", env={"KATAPULT_TARGET_URL": PRODUCTION, "KATAPULT_TARGET_FIXTURES": "x.yaml"})
+    assert refused.returncode == 4
+    assert "refusing to run against Katapult's production API" in refused.stderr
