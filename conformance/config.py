@@ -61,6 +61,8 @@ OPTIONS = (
            "fail when a baseline entry now conforms (keep the baseline clean)", "flag"),
     Option("write_baseline", "--write-baseline", None, None,
            "write this run's failures as a starting baseline to PATH", "path"),
+    Option("require_complete", "--require-complete", "KATAPULT_CONFORMANCE_REQUIRE_COMPLETE", False,
+           "fail the run when any promise is not run or not provoked (every promise must be judged)", "flag"),
 )
 
 
@@ -72,8 +74,13 @@ class Setting:
     source: str
 
 
+def _flag(raw: Any) -> bool:
+    """A flag from the command line (a bool) or the environment ("1", "true", "yes", "on"; anything else is off)."""
+    return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
+
+
 def _convert(option: Option, raw: Any) -> Any:
-    converters: dict[str, Callable[[Any], Any]] = {"str": str, "path": Path, "float": float, "int": int, "flag": bool}
+    converters: dict[str, Callable[[Any], Any]] = {"str": str, "path": Path, "float": float, "int": int, "flag": _flag}
     try:
         return converters[option.kind](raw)
     except (TypeError, ValueError):

@@ -5,35 +5,40 @@ import secrets
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
 import httpx
 import pytest
 import yaml
+from hypothesis import settings
+from hypothesis._settings import local_settings
 
 from conformance import api
+from conformance.collection import targets_suite
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
 from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.observed import WireProfile
-from conformance.profiles import register_profiles, session_seed
+from conformance.profiles import session_seed, suite_settings
+from conformance.promises import MARKER
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
 from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
-# The end-of-run summary, baseline and redaction hooks live in their own module.
-pytest_plugins = ("conformance.reporting",)
+# The end-of-run summary, baseline and redaction hooks, and the host-independent collection, live in their own modules.
+pytest_plugins = ("conformance.reporting", "conformance.collection")
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
 SESSION_KEY = pytest.StashKey["ConformanceSession"]()
 SEED_KEY = pytest.StashKey[int]()
+SETTINGS_KEY = pytest.StashKey[settings]()
 
 
 @dataclass
@@ -86,7 +91,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """A run whose arguments name the suite is set up now, so bad input stops it before any output; any other run is left alone."""
+    if targets_suite(config):
+        activate(config)
+
+
+def is_active(config: pytest.Config) -> bool:
+    """Whether this run has set the suite up (only runs that collect its tests do)."""
+    return CONFIG_KEY in config.stash
+
+
+def activate(config: pytest.Config) -> None:
     """Resolve settings and load the target fixtures before anything is sent; bad input is a usage error."""
+    from conformance.reporting import start_reporter
+
     cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
     try:
         suite = build_config(cli)
@@ -101,16 +119,39 @@ def pytest_configure(config: pytest.Config) -> None:
     REDACT.add(fixtures.secrets())
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
-    register_profiles(suite.profile, suite.max_examples)
+    config.stash[SETTINGS_KEY] = suite_settings(suite.profile, suite.max_examples)
     given_seed = config.getoption("hypothesis_seed", None)
     config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
+    start_reporter(config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Suite tests (or tests opting in to it) collected by a run whose arguments did not name the suite: set it up now, show its settings."""
+    if is_active(config) or not any(uses_suite(item) for item in items):
+        return
+    activate(config)
+    reporter = config.pluginmanager.get_plugin("katapult-conformance-reporter")
+    assert reporter is not None
+    # Registered during this hook, so pluggy does not call the reporter's own hooks that already ran.
+    reporter.pytest_sessionstart(session)
+    reporter.pytest_collection_modifyitems(items)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None and config.get_verbosity() >= 0:
+        for line in pytest_report_header(config):
+            terminal.write_line(line)
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> object:
-    """A test that lacks a fixture entry, or would go over the live target's request budget, is skipped saying why."""
-    try:
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """A suite test runs under the suite's hypothesis settings; lacking a fixture entry or request budget, it is skipped saying why."""
+    if not is_active(item.config) or not uses_suite(item):
         return (yield)
+    try:
+        if not is_conformance_item(item):
+            return (yield)
+        with local_settings(item.config.stash[SETTINGS_KEY]):
+            return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:
         pytest.skip(str(cannot_run))
 
@@ -142,7 +183,9 @@ def interrupt_on_sigterm(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """Show the resolved target, fixtures and profile, and where each came from (never a secret)."""
+    """Show the resolved target, fixtures and profile, and where each came from (never a secret); nothing when the suite is not run."""
+    if not is_active(config):
+        return []
     return [*config.stash[CONFIG_KEY].header_lines(), f"katapult-conformance hypothesis seed: {config.stash[SEED_KEY]}"]
 
 
@@ -175,10 +218,19 @@ def is_conformance_item(item: pytest.Item) -> bool:
     return module is not None and module.__name__.startswith("conformance.")
 
 
+def uses_suite(item: pytest.Item) -> bool:
+    """Whether a test is the suite's or opts in to it: it declares a promise, or uses one of this plugin's fixtures."""
+    if is_conformance_item(item) or item.get_closest_marker(MARKER) is not None:
+        return True
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    definitions = getattr(fixture_info, "name2fixturedefs", {})
+    return any(getattr(defs[-1].func, "__module__", None) == __name__ for defs in definitions.values() if defs)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Before any test: one unauthenticated request, so an unreachable live target stops the run with one message."""
-    suite = session.config.stash[CONFIG_KEY]
-    if not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
+    suite = session.config.stash.get(CONFIG_KEY, None)
+    if suite is None or not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
         return
     probe = make_target(suite)
     wire = WireProfile()

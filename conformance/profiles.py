@@ -16,12 +16,13 @@ PROFILES: dict[str, dict[str, Any]] = {
 COMMON: dict[str, Any] = {"deadline": None, "suppress_health_check": list(HealthCheck), "print_blob": False}
 
 
-def register_profiles(active: str, max_examples: int | None = None) -> None:
-    """Register every profile under `conformance-<name>` and load the active one (optionally resized)."""
-    for name, values in PROFILES.items():
-        resized = {"max_examples": max_examples} if max_examples is not None and name == active else {}
-        settings.register_profile(f"conformance-{name}", **{**COMMON, **values, **resized})
-    settings.load_profile(f"conformance-{active}")
+def suite_settings(active: str, max_examples: int | None = None) -> settings:
+    """The settings of the suite's generated tests: hypothesis' own defaults, then COMMON, the profile and any resize.
+
+    Built from the "default" profile, never loaded: a host project's hypothesis tests keep whatever they had.
+    """
+    resized = {"max_examples": max_examples} if max_examples is not None else {}
+    return settings(settings.get_profile("default"), **{**COMMON, **PROFILES[active], **resized})
 
 
 CI_SEED = 20261127

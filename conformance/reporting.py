@@ -19,6 +19,8 @@ from conformance.promises import (
     DEVIATION,
     FAILED,
     MARKER,
+    NOT_PROVOKED,
+    NOT_RUN,
     PASSED,
     PROMISES,
     SKIPPED,
@@ -195,9 +197,12 @@ class ConformanceReporter:
             return
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
         found, problems, notes = self.baseline_findings(outcomes)
+        verdicts = [judge(promise, outcomes) for promise in PROMISES]
+        if self.suite.require_complete:
+            problems += [f"promise {v.promise.id!r} is {v.verdict} (--require-complete)" for v in verdicts if v.verdict in (NOT_RUN, NOT_PROVOKED)]
         self.summary = Summary(
             target=target_description(self.suite),
-            verdicts=[judge(promise, outcomes) for promise in PROMISES],
+            verdicts=verdicts,
             unmapped=[outcome for outcome in outcomes if not outcome.promises],
             review=found,
             problems=problems,
@@ -239,10 +244,13 @@ class ConformanceReporter:
             terminalreporter.write_line(line)
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """After the plugin resolved its settings: register the marker, load the baseline, start the reporter."""
+    """Register the marker (whether or not the suite runs, so --strict-markers accepts it)."""
     config.addinivalue_line("markers", f"{MARKER}(*ids): the documented promise(s) of allocate_ip this test speaks for")
+
+
+def start_reporter(config: pytest.Config) -> None:
+    """After the plugin resolved its settings: load the baseline, start the reporter (only in runs of the suite)."""
     REDACT.add(env_secrets(os.environ))
     suite = config.stash[CONFIG_KEY]
     if suite.report is not None and suite.report.suffix not in REPORT_SUFFIXES:

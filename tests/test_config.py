@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from conftest import Completed, PytestRunner
 
 MOCK_FIXTURES = data_path("fixtures", "mock-target.yaml")
-SAMPLES = {"str": ("cli-value", "env-value"), "path": ("cli.yaml", "env.yaml"), "float": ("2.5", "7.5"), "int": ("3", "9")}
+SAMPLES = {"str": ("cli-value", "env-value"), "path": ("cli.yaml", "env.yaml"), "float": ("2.5", "7.5"), "int": ("3", "9"), "flag": (True, "1")}
 ENV_OPTIONS = [option for option in OPTIONS if option.env is not None]
 TOKEN = "kc-conformance-secret-0d4f1a"
 CAPABILITIES = "kc-capabilities-secret-77ab3e"
@@ -42,7 +42,13 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 def converted(option: Option, raw: str) -> object:
     """The value resolve() should give for a raw string."""
-    return {"str": str, "path": Path, "float": float, "int": int}[option.kind](raw)
+    return {"str": str, "path": Path, "float": float, "int": int, "flag": bool}[option.kind](raw)
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1", True), ("true", True), ("yes", True), ("0", False), ("false", False), ("", False)])
+def test_flag_from_the_environment(raw: str, value: bool) -> None:
+    """A flag's environment variable is on for 1/true/yes/on, off otherwise."""
+    assert resolve({}, {"KATAPULT_CONFORMANCE_REQUIRE_COMPLETE": raw})["require_complete"].value is value
 
 
 @pytest.mark.parametrize("option", ENV_OPTIONS, ids=[option.dest for option in ENV_OPTIONS])

@@ -42,7 +42,7 @@ def readme_ci_job() -> dict[str, Any]:
 def test_readme_ci_job_runs_the_gate_with_secrets_and_keeps_the_reports() -> None:
     """The job runs the suite against staging, takes tokens from the secret store, and uploads report and JUnit."""
     steps = [step for job in readme_ci_job()["jobs"].values() for step in job["steps"]]
-    gate = next(step for step in steps if "--pyargs conformance" in step.get("run", ""))
+    gate = next(step for step in steps if "katapult-conformance run" in step.get("run", ""))
     assert "--conformance-report" in gate["run"] and "--junitxml" in gate["run"]
     assert gate["env"]["KATAPULT_API_TOKEN"] == "${{ secrets.KATAPULT_API_TOKEN }}"
     assert not [value for value in gate["env"].values() if "token" in value.lower() and "secrets." not in value]

@@ -1,0 +1,112 @@
+"""`katapult-conformance replay FILE...`: judge recorded traffic with the live suite's checks, sending nothing.
+
+Exit 0 when every interaction of the fragment's operations conforms (or is a known deviation in --baseline), 1 otherwise,
+2 on unusable arguments or files.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from conformance.baseline import Baseline, BaselineError, load_baseline, review
+from conformance.promises import BY_ID, DEVIATION, FAILED, PASSED, Promise, TestOutcome, judge
+from conformance.redact import REDACT
+from conformance.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, Judged
+from conformance.replay.judge import judge as judge_one
+from conformance.replay.recordings import Recorded, RecordingError, load_recordings
+from conformance.summary import Summary, terminal_lines, write_report
+
+ENVELOPE_PROMISE = Promise(ERROR_ENVELOPE,
+                           "an error of any endpoint is the shared {error: {code, description, detail}} with X-Api-Schema: json-error")
+FAILURE_LINES = 8
+REPORT_SUFFIXES = (".md", ".json")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The replay command's arguments."""
+    commands = argparse.ArgumentParser(prog="katapult-conformance replay", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                          help="go-vcr cassette (.yaml), HAR 1.2 (.har/.json) or JSON interaction list")
+    commands.add_argument("--base-path", default=DEFAULT_BASE_PATH, help=f"API base path stripped from recorded paths (default {DEFAULT_BASE_PATH})")
+    commands.add_argument("--judge-other-errors", action="store_true",
+                          help="also judge error responses of other endpoints against the shared error envelope")
+    commands.add_argument("--conformance-report", action="append", type=Path, default=[], metavar="PATH",
+                          help="write the verdicts to PATH (.md or .json); may be given more than once")
+    commands.add_argument("--baseline", type=Path, default=None, help="YAML file of accepted deviations (a promise id, or test_replay[<operation>])")
+    commands.add_argument("-v", "--verbose", action="store_true", help="print each failure in full, not only its first lines")
+    return commands
+
+
+def excused_by(baseline: Baseline | None, judged: Judged, today: datetime.date) -> str | None:
+    """The baseline entry that accepts this finding, if any (the one place replay reads a baseline)."""
+    entry = baseline.excuse(judged.baseline_name, judged.promises, today) if baseline is not None else None
+    return entry.id if entry is not None else None
+
+
+def outcome(judged: Judged, baseline: Baseline | None, today: datetime.date) -> TestOutcome:
+    """One interaction as a test outcome, so verdicts, reports and baselines work as in the live suite."""
+    name, promises = judged.recorded.label, judged.promises
+    if judged.failure is None:
+        return TestOutcome(name, promises, PASSED)
+    entry = excused_by(baseline, judged, today)
+    if entry is not None:
+        return TestOutcome(name, promises, DEVIATION, f"accepted by baseline entry {entry!r}", promises, entry)
+    return TestOutcome(name, promises, FAILED, judged.failure.title, promises)
+
+
+def print_failure(judged: Judged, full: bool) -> None:
+    """A finding: the interaction, then the failure's title and its first lines."""
+    assert judged.failure is not None
+    lines = [line for line in str(judged.failure).splitlines() if line.strip()]
+    shown = lines if full else lines[:FAILURE_LINES]
+    print(f"FAILED {judged.recorded.label} [{judged.operation}]: {judged.failure.title}")
+    for line in shown[1:]:
+        print(f"    {line}")
+    if len(shown) < len(lines):
+        print(f"    ... ({len(lines) - len(shown)} more lines; -v shows all)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Read every file, judge each interaction of the fragment's operations, print findings per promise, write reports."""
+    commands = parser()
+    args = commands.parse_args(argv)
+    bad = [str(path) for path in args.conformance_report if path.suffix not in REPORT_SUFFIXES]
+    if bad:
+        commands.error(f"--conformance-report {bad[0]} must end in .md or .json")
+    try:
+        baseline = load_baseline(args.baseline) if args.baseline is not None else None
+        recorded: list[Recorded] = [item for path in args.files for item in load_recordings(path)]
+    except (BaselineError, RecordingError) as error:
+        print(f"katapult-conformance replay: {error}", file=sys.stderr)
+        return 2
+    today = datetime.date.today()
+    judged = [found for found in (judge_one(item, base_path=args.base_path, other_errors=args.judge_other_errors) for item in recorded) if found]
+    outcomes = [outcome(found, baseline, today) for found in judged]
+    for found, result in zip(judged, outcomes, strict=True):
+        if result.outcome == FAILED:
+            print_failure(found, args.verbose)
+    promises = [*BY_ID.values(), ENVELOPE_PROMISE]
+    verdicts = [verdict for verdict in (judge(promise, outcomes) for promise in promises) if verdict.tests]
+    found_review = review(baseline, outcomes, today) if baseline is not None else None
+    problems = [f"baseline entry {entry.id!r} expired on {entry.expires}: fix the deviation, or extend or remove the entry in {args.baseline}"
+                for entry in (found_review.expired if found_review else [])]
+    summary = Summary(target="recorded traffic: " + ", ".join(map(str, args.files)), verdicts=verdicts, unmapped=[], review=found_review,
+                      problems=problems, notes=[], requests=None)
+    skipped = len(recorded) - len(judged)
+    print(f"katapult-conformance replay: {len(recorded)} interactions in {len(args.files)} files; {len(judged)} judged, "
+          f"{skipped} of other endpoints skipped{'' if args.judge_other_errors else ' (--judge-other-errors judges their errors)'}")
+    for text, _ in terminal_lines(summary):
+        print(REDACT(text))
+    if not judged:
+        print("no interaction of the fragment's operations found: check the files and --base-path")
+    for path in args.conformance_report:
+        write_report(path, summary)
+        print(f"conformance report written to {path}")
+    return 0 if summary.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

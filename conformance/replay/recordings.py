@@ -1,0 +1,145 @@
+"""Reading recorded interactions: go-vcr cassettes (YAML), HAR 1.2, and the JSON formats of fixtures/recorded/."""
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+Headers = list[tuple[str, str]]
+
+
+class RecordingError(ValueError):
+    """A file is not a recording this reader knows; the message names the file and what was expected."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded exchange: where it came from, what was sent and what came back."""
+
+    source: str
+    index: int
+    method: str
+    url: str
+    request_headers: Headers
+    request_body: bytes
+    status: int
+    headers: Headers
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        """The URL's path, without query."""
+        return urlsplit(self.url).path or "/"
+
+    @property
+    def label(self) -> str:
+        """How findings name the interaction: file#index METHOD path status."""
+        return f"{self.source}#{self.index} {self.method} {self.path} {self.status}"
+
+
+def _headers(raw: Any) -> Headers:
+    """Headers as name/value pairs, from a mapping (values a string or a list) or a HAR list of {name, value}."""
+    if isinstance(raw, list):
+        return [(str(item["name"]), str(item["value"])) for item in raw if isinstance(item, dict)]
+    if not isinstance(raw, Mapping):
+        return []
+    pairs: Headers = []
+    for name, value in raw.items():
+        values: Iterable[Any] = value if isinstance(value, list) else [value]
+        pairs += [(str(name), str(one)) for one in values]
+    return pairs
+
+
+def _bytes(body: Any) -> bytes:
+    """A recorded body as bytes: text as is, a parsed JSON value re-serialised, nothing as empty."""
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body).encode("utf-8")
+
+
+def _status(response: Mapping[str, Any]) -> int:
+    """The status code: go-vcr's `code`, or the leading number of its `status` line."""
+    code = response.get("code")
+    if isinstance(code, int) and code:
+        return code
+    return int(str(response.get("status", "0")).split(" ", 1)[0])
+
+
+def _vcr(source: str, interactions: list[Any]) -> list[Recorded]:
+    """go-vcr interactions, and the JSON interaction lists shaped like them (body_raw / body_json)."""
+    found = []
+    for index, item in enumerate(interactions):
+        request, response = item["request"], item["response"]
+        body = response["body_raw"] if "body_raw" in response else response.get("body_json", response.get("body"))
+        found.append(Recorded(source, index, str(request["method"]).upper(), str(request["url"]), _headers(request.get("headers")),
+                              _bytes(request.get("body")), _status(response), _headers(response.get("headers")), _bytes(body)))
+    return found
+
+
+def _sample(source: str, items: list[Any]) -> list[Recorded]:
+    """The flat sample format: method, path, base_url, request_body, status, headers, body."""
+    found = []
+    for index, item in enumerate(items):
+        url = str(item.get("base_url", "")).rstrip("/") + str(item["path"])
+        request_headers = [("Content-Type", "application/json")] if item.get("request_body") is not None else []
+        found.append(Recorded(source, index, str(item["method"]).upper(), url, request_headers, _bytes(item.get("request_body")),
+                              int(item["status"]), _headers(item.get("headers")), _bytes(item.get("body"))))
+    return found
+
+
+def _har_text(content: Mapping[str, Any]) -> bytes:
+    text = content.get("text") or ""
+    return base64.b64decode(text) if content.get("encoding") == "base64" else str(text).encode("utf-8")
+
+
+def _har(source: str, entries: list[Any]) -> list[Recorded]:
+    """HAR 1.2 entries (browser and proxy exports)."""
+    found = []
+    for index, entry in enumerate(entries):
+        request, response = entry["request"], entry["response"]
+        sent = str((request.get("postData") or {}).get("text") or "").encode("utf-8")
+        found.append(Recorded(source, index, str(request["method"]).upper(), str(request["url"]), _headers(request.get("headers")), sent,
+                              int(response["status"]), _headers(response.get("headers")), _har_text(response.get("content") or {})))
+    return found
+
+
+def parse(source: str, data: Any) -> list[Recorded]:
+    """The interactions of one parsed file, whichever of the known formats it is."""
+    if isinstance(data, dict) and isinstance(data.get("log"), dict) and isinstance(data["log"].get("entries"), list):
+        return _har(source, data["log"]["entries"])
+    if isinstance(data, dict) and isinstance(data.get("interactions"), list):
+        return _vcr(source, data["interactions"])
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        if all("request" in item and "response" in item for item in data):
+            return _vcr(source, data)
+        if all("method" in item and "path" in item and "status" in item for item in data):
+            return _sample(source, data)
+    raise RecordingError(f"{source} is not a go-vcr cassette, a HAR file or a JSON list of recorded interactions")
+
+
+def load_recordings(path: Path) -> list[Recorded]:
+    """Read one recording file (YAML or JSON); every problem is a RecordingError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecordingError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() in (".json", ".har") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        raise RecordingError(f"{path} is not valid {'JSON' if path.suffix.lower() in ('.json', '.har') else 'YAML'}") from None
+    try:
+        return parse(str(path), data)
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, RecordingError):
+            raise
+        raise RecordingError(f"{path} has an interaction without {error} where its format needs one") from None
