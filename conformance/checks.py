@@ -2,49 +2,69 @@
 from __future__ import annotations
 
 import ipaddress
-import shlex
 import textwrap
 from functools import cache
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import schemathesis
 import yaml
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.transport import Response as SchemathesisResponse
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
-    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
+from conformance.exchange import describe_exchange
+from conformance.findings import NotReached, reach, report
 from conformance.redact import REDACT
 from conformance.resources import data_path
 from conformance.target import ALLOCATE_PATH
 
 SPEC_PATH = data_path("spec", "allocate_ip.yaml")
-BODY_PREVIEW = 600
 # The real endpoint documents 503 service_unavailable, so a 503 is judged by its schema, not as a crash.
 DOCUMENTED_SERVER_ERRORS = frozenset({503})
 # Shorter tokens could turn up in a body by chance; real API tokens are far longer.
 MIN_ECHOED_TOKEN = 16
 NO_SERVER_ERRORS, MALFORMED_BYTES = "no server errors", "malformed bytes never crash the server"
+RESPONSE_SHAPE, SHAPE_200, NO_ECHOED_SECRET = "response shape", "200 shape", "no credential echoed"
 API_SCHEMA_HEADER, RATE_LIMIT_HEADERS, REQUEST_ID_HEADER = "X-Api-Schema on errors", "rate-limit headers", "X-Request-Id on every response"
-SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
+# Headers are judged by wire_headers instead, each under the promise it speaks for.
+SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 class ConformanceFailure(AssertionError):
-    """A response broke a documented promise: title, what came back, what is documented, the exchange."""
+    """A response broke a documented promise: a headline of expected against received, the promise and check, the exchange."""
 
-    def __init__(self, title: str, received: str, documented: str, response: httpx.Response | None = None, *, promise: str | None = None) -> None:
+    def __init__(self, title: str, received: str, documented: str, response: httpx.Response | None = None, *,
+                 promise: str | None = None, check: str | None = None) -> None:
         self.title = title
-        # Which of the test's promises this breaks, when the test speaks for several (see conformance.promises).
+        # Which promise this breaks (conformance.promises); None means the promise the running test exists for.
         self.promise = promise
-        text = f"{title}\n\nReceived: {received}\nDocumented: {documented}"
-        if response is not None:
-            text += "\n\n" + describe_exchange(response)
-        super().__init__(REDACT(text))
+        self.check = check or title
+        self.expected, self.received = documented, received
+        self.status = response.status_code if response is not None else None
+        self.code = error_code(response) if response is not None else None
+        self.exchange = describe_exchange(response) if response is not None else ""
+        self.recorded = False
+        super().__init__()
+
+    @property
+    def headline(self) -> str:
+        """Expected against received, in the endpoint's terms."""
+        if self.title.startswith("Expected "):
+            return f"expected {self.expected}, received {self.received}"
+        return f"{self.title}: expected {self.expected}, received {self.received}"
+
+    def __str__(self) -> str:
+        where = f"promise: {self.promise} · check: {self.check}" if self.promise else f"check: {self.check}"
+        text = f"{self.headline}\n  [{where}]"
+        if self.exchange:
+            text += "\n" + self.exchange
+        return REDACT(text)
 
 
 @cache
@@ -52,38 +72,6 @@ def allocate_operation() -> Any:
     """The operation under test, loaded once from the fragment."""
     schema = schemathesis.openapi.from_path(str(SPEC_PATH))
     return schema[ALLOCATE_PATH]["POST"]
-
-
-def _preview(content: bytes) -> str:
-    text = content.decode("utf-8", "replace")
-    return text if len(text) <= BODY_PREVIEW else text[:BODY_PREVIEW] + f"... ({len(text)} characters)"
-
-
-def curl_line(request: httpx.Request) -> str:
-    """A copy-pasteable curl command for the request, credentials redacted."""
-    parts = ["curl", "-X", request.method]
-    for name, value in request.headers.items():
-        if name.lower() in ("host", "content-length", "accept-encoding", "connection", "user-agent", "accept"):
-            continue
-        shown = "Bearer [redacted]" if name.lower() == "authorization" and value.lower().startswith("bearer ") else value
-        parts += ["-H", f"{name}: {shown}"]
-    if request.content:
-        parts += ["--data-raw", request.content.decode("utf-8", "replace")]
-    parts.append(str(request.url))
-    return REDACT(" ".join(shlex.quote(part) for part in parts))
-
-
-def describe_exchange(response: httpx.Response) -> str:
-    """What was sent and what came back, with every credential replaced by [redacted]."""
-    request = response.request
-    lines = [
-        f"Sent: {request.method} {request.url.path}",
-        f"  body: {_preview(request.content) if request.content else '(none)'}",
-        f"Got: {response.status_code} {response.headers.get('content-type', '(no content type)')}",
-        f"  body: {_preview(response.content)}",
-        f"Reproduce: {curl_line(request)}",
-    ]
-    return REDACT("\n".join(lines))
 
 
 @cache
@@ -120,13 +108,48 @@ def as_schemathesis_response(response: httpx.Response) -> Any:
 
 
 @cache
+def fragment() -> dict[str, Any]:
+    """The fragment as a document (for what schemathesis' checks do not cover)."""
+    loaded = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def resolved(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local $ref in the fragment."""
+    while "$ref" in node:
+        target: Any = fragment()
+        for part in str(node["$ref"]).removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+@cache
 def codes_after_authentication() -> frozenset[str]:
     """Error codes answered after the rate limiter ran (`x-conformance-after-authentication` in the fragment)."""
-    document = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-    schemas = document["components"]["schemas"].values()
+    schemas = fragment()["components"]["schemas"].values()
     return frozenset(
         schema["properties"]["error"]["properties"]["code"]["const"] for schema in schemas if schema.get("x-conformance-after-authentication")
     )
+
+
+@cache
+def documented_headers(status: int) -> tuple[tuple[str, bool, Any], ...]:
+    """(name, required, validator) of each header the fragment declares for allocate_ip's response with this status."""
+    responses = fragment()["paths"][ALLOCATE_PATH]["post"]["responses"]
+    declared = resolved(responses.get(str(status), {})).get("headers", {})
+    return tuple((name, bool(resolved(header).get("required")), jsonschema_rs.validator_for(resolved(header).get("schema", {})))
+                 for name, header in declared.items())
+
+
+def header_promise(name: str) -> str:
+    """The promise a header speaks for."""
+    if name.lower() == "x-request-id":
+        return REQUEST_ID_HEADER
+    if name.lower() == "x-api-schema":
+        return API_SCHEMA_HEADER
+    return RATE_LIMIT_HEADERS if name.lower().startswith("x-ratelimit-") else RESPONSE_SHAPE
 
 
 def sent_malformed_bytes(request: httpx.Request) -> bool:
@@ -138,74 +161,103 @@ def sent_malformed_bytes(request: httpx.Request) -> bool:
     return False
 
 
-def not_a_server_error(response: httpx.Response) -> None:
+def not_a_server_error(response: httpx.Response) -> list[str]:
     """5xx other than the documented 503 means the server crashed; on bytes that are not UTF-8, under a promise of its own."""
+    promise = MALFORMED_BYTES if sent_malformed_bytes(response.request) else NO_SERVER_ERRORS
     if response.status_code >= 500 and response.status_code not in DOCUMENTED_SERVER_ERRORS:
-        if sent_malformed_bytes(response.request):
-            raise ConformanceFailure("Server error on malformed bytes", f"{response.status_code} {error_code(response) or ''}".strip(),
-                                     "400 invalid_json_body (never 5xx except 503)", response, promise=MALFORMED_BYTES)
-        raise ConformanceFailure("Server error", f"{response.status_code} {error_code(response) or ''}".strip(),
-                                 "never 5xx except 503 service_unavailable", response, promise=NO_SERVER_ERRORS)
+        expected = "400 invalid_json_body (never 5xx except 503)" if promise == MALFORMED_BYTES else "never 5xx except 503 service_unavailable"
+        title = "Server error on malformed bytes" if promise == MALFORMED_BYTES else "Server error"
+        raise ConformanceFailure(title, f"{response.status_code} {error_code(response) or ''}".strip(), expected, response,
+                                 promise=promise, check="no 5xx")
+    return [promise]
 
 
-def api_schema_header(response: httpx.Response) -> None:
-    """`X-Api-Schema: json-error` is on every error and on no success (2,420 of 2,420 errors recorded, 0 of 33,954 successes)."""
+def wire_headers(response: httpx.Response) -> list[str]:
+    """The headers the fragment declares for this status, each judged under its own promise; X-Api-Schema on no success."""
+    for name, required, validator in documented_headers(response.status_code):
+        value = response.headers.get(name)
+        if value is None and required:
+            raise ConformanceFailure(f"{name} missing", f"no {name} header on a {response.status_code}", f"{name} on every {response.status_code}",
+                                     response, promise=header_promise(name), check=f"header {name}")
+        if value is not None and not validator.is_valid(value):
+            schema = next(iter(validator.iter_errors(value))).message.split("\n")[0]
+            raise ConformanceFailure(f"{name} does not conform", f"{name}: {value!r} ({schema})", f"{name} as the fragment declares it",
+                                     response, promise=header_promise(name), check=f"header {name}")
     value = response.headers.get("X-Api-Schema")
-    if response.status_code >= 400 and value != "json-error":
-        raise ConformanceFailure("Error without X-Api-Schema: json-error", f"X-Api-Schema: {value}" if value else "no X-Api-Schema header",
-                                 "X-Api-Schema: json-error on every error", response, promise=API_SCHEMA_HEADER)
     if response.status_code < 400 and value is not None:
         raise ConformanceFailure("Success with X-Api-Schema", f"X-Api-Schema: {value} on a {response.status_code}",
-                                 "no X-Api-Schema header on a success", response, promise=API_SCHEMA_HEADER)
+                                 "no X-Api-Schema header on a success", response, promise=API_SCHEMA_HEADER, check="header X-Api-Schema")
+    return [REQUEST_ID_HEADER, API_SCHEMA_HEADER]
 
 
-def request_id_header(response: httpx.Response) -> None:
-    """Every response names itself in a non-empty X-Request-Id; its format is the deployment's (UUID in production, 32 hex elsewhere)."""
-    value = response.headers.get("X-Request-Id")
-    if value is None or not value.strip():
-        raise ConformanceFailure("X-Request-Id missing or empty", "no X-Request-Id header" if value is None else "X-Request-Id: (empty)",
-                                 "a non-empty X-Request-Id on every response", response, promise=REQUEST_ID_HEADER)
-
-
-def rate_limit_headers_after_authentication(response: httpx.Response) -> None:
+def rate_limit_headers_after_authentication(response: httpx.Response) -> list[str]:
     """Errors answered after the rate limiter ran carry X-RateLimit-Permitted/Remaining (errors before it may not)."""
+    if response.status_code == 200:
+        return [RATE_LIMIT_HEADERS]
     code = error_code(response)
     if code not in codes_after_authentication():
-        return
+        return []
     missing = [name for name in ("X-RateLimit-Permitted", "X-RateLimit-Remaining") if name not in response.headers]
-    if missing:
+    required = {name for name, needed, _ in documented_headers(response.status_code) if needed}
+    if missing and not required & set(missing):
+        # Where the fragment requires them for the whole status, wire_headers has already said so.
         raise ConformanceFailure(f"{response.status_code} {code} without rate-limit headers", f"no {' or '.join(missing)}",
                                  "X-RateLimit-Permitted and X-RateLimit-Remaining on every response past authentication",
-                                 response, promise=RATE_LIMIT_HEADERS)
+                                 response, promise=RATE_LIMIT_HEADERS, check="rate-limit headers past authentication")
+    return [RATE_LIMIT_HEADERS]
 
 
-def no_echoed_credential(response: httpx.Response) -> None:
+def no_echoed_credential(response: httpx.Response) -> list[str]:
     """The response never repeats the token the request presented (the real descriptions are fixed texts)."""
     sent = response.request.headers.get("Authorization", "").strip()
     token = sent.split(" ", 1)[-1].strip()
     if len(token) >= MIN_ECHOED_TOKEN and token.encode() in response.content:
         raise ConformanceFailure("Response echoes the credential", "the request's token appears in the response body",
-                                 "no credential in any response", response)
+                                 "no credential in any response", response, promise=NO_ECHOED_SECRET, check="no echoed token")
+    return [NO_ECHOED_SECRET] if len(token) >= MIN_ECHOED_TOKEN else []
 
 
-def conforms_to_fragment(response: httpx.Response) -> None:
-    """Status documented, JSON content type, headers and body valid for that status (schemathesis' checks), no credential echoed."""
-    not_a_server_error(response)
-    no_echoed_credential(response)
-    request_id_header(response)
-    api_schema_header(response)
-    rate_limit_headers_after_authentication(response)
+def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -> list[str]:
+    """Status documented, JSON content type and a body valid for that status (schemathesis' checks)."""
+    promise = SHAPE_200 if response.status_code == 200 else RESPONSE_SHAPE
+    checks = [check for check in SCHEMATHESIS_CHECKS if not (status_expected and check is status_code_conformance)]
     try:
-        response_case().validate_response(as_schemathesis_response(response), checks=SCHEMATHESIS_CHECKS)
+        response_case().validate_response(as_schemathesis_response(response), checks=checks)
     except FailureGroup as group:
-        failures = list(group.exceptions)
-        title = getattr(failures[0], "title", "Response does not conform to the fragment")
-        found = "".join(
-            f"\n  - {getattr(f, 'title', type(f).__name__)}\n" + textwrap.indent(str(getattr(f, "message", f)).strip(), "      ")
-            for f in failures
-        )
-        documented = f"{SPEC_PATH.parent.name}/{SPEC_PATH.name}, POST allocate_ip, responses for {response.status_code}"
-        raise ConformanceFailure(title, f"a response schemathesis' checks reject:{found}", documented, response) from None
+        first = group.exceptions[0]
+        title = str(getattr(first, "title", None) or "Response does not conform to the fragment")
+        found = "; ".join(textwrap.shorten(str(getattr(f, "message", f)).strip(), 300) for f in group.exceptions)
+        documented = f"{SPEC_PATH.parent.name}/{SPEC_PATH.name}: POST allocate_ip, {response.status_code} response"
+        raise ConformanceFailure(title, found, documented, response, promise=promise, check=title) from None
+    return [promise]
+
+
+WIRE_CHECKS = (not_a_server_error, no_echoed_credential, wire_headers, rate_limit_headers_after_authentication)
+
+
+def conforms_to_fragment(response: httpx.Response, *, status_expected: bool = False) -> set[str]:
+    """Every wire check, each deviation reported under its own promise; returns the promises this response failed.
+
+    `status_expected`: the caller judges the status itself (a scenario's expectation), so an unexpected status is
+    its finding, not also an undocumented-status finding of the response shape.
+    """
+    failed: set[str] = set()
+    for check in (*WIRE_CHECKS, lambda r: fragment_shape(r, status_expected=status_expected)):
+        try:
+            passed = check(response)
+        except ConformanceFailure as failure:
+            failed.add(str(failure.promise))
+            report(failure)
+            continue
+        for promise in passed:
+            reach(promise)
+    return failed
+
+
+def body_unusable(response: httpx.Response, failed: set[str]) -> None:
+    """Stop, as not reached, when this response's body broke the shape: what depends on its content cannot be judged."""
+    if failed & {SHAPE_200, RESPONSE_SHAPE}:
+        raise NotReached(f"the {response.status_code} body does not conform to the fragment (see the response shape findings)")
 
 
 def error_code(response: httpx.Response) -> str | None:
@@ -227,12 +279,14 @@ def error_detail(response: httpx.Response) -> dict[str, Any]:
 
 def expect_error(response: httpx.Response, status: int, code: str) -> None:
     """The response is the documented error `status code`, in the wire's shape."""
-    conforms_to_fragment(response)
+    failed = conforms_to_fragment(response, status_expected=True)
     got_code = error_code(response)
+    if response.status_code == status and got_code is None:
+        body_unusable(response, failed)
     if response.status_code != status or got_code != code:
         raise ConformanceFailure(
-            f"Expected {status} {code}", f"{response.status_code} {got_code or '(no error code)'}", f"{status} {code}", response
-        )
+            f"Expected {status} {code}", f"{response.status_code} {got_code or '(no error code)'}", f"{status} {code}", response,
+            check="status and code")
 
 
 def expect_issue(response: httpx.Response, issue: str) -> None:
@@ -240,7 +294,8 @@ def expect_issue(response: httpx.Response, issue: str) -> None:
     expect_error(response, 400, "invalid_argument")
     got = error_detail(response).get("issue")
     if got != issue:
-        raise ConformanceFailure(f"Expected invalid_argument issue {issue}", str(got), issue, response)
+        raise ConformanceFailure(f"Expected invalid_argument issue {issue}", f"invalid_argument issue {got}", f"invalid_argument issue {issue}",
+                                 response, check="invalid_argument issue")
 
 
 def is_ip_address(value: Any) -> bool:

@@ -53,8 +53,9 @@ OPTIONS = (
            "write every request sent (redacted) and its status to PATH, one line each", "path"),
     Option("allow_production", "--allow-production", None, False,
            "allow a target on Katapult's production API (api.katapult.io); refused otherwise", "flag"),
-    Option("report", "--conformance-report", "KATAPULT_CONFORMANCE_REPORT", None,
-           "write the conformance summary to PATH (.md or .json)", "path"),
+    Option("report", "--conformance-report", "KATAPULT_CONFORMANCE_REPORT", (),
+           "write the conformance summary to PATH (.md or .json); give it again for both (env: paths separated by the OS path separator)",
+           "paths"),
     Option("baseline", "--baseline", "KATAPULT_CONFORMANCE_BASELINE", None,
            "YAML file of accepted deviations: listed failures are reported as known and do not fail the run", "path"),
     Option("strict_baseline", "--strict-baseline", None, False,
@@ -79,8 +80,14 @@ def _flag(raw: Any) -> bool:
     return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _paths(raw: Any) -> tuple[Path, ...]:
+    """Several paths: repeated on the command line (a list), or os.pathsep-separated in the environment."""
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(os.pathsep)
+    return tuple(Path(item) for item in items if str(item).strip())
+
+
 def _convert(option: Option, raw: Any) -> Any:
-    converters: dict[str, Callable[[Any], Any]] = {"str": str, "path": Path, "float": float, "int": int, "flag": _flag}
+    converters: dict[str, Callable[[Any], Any]] = {"str": str, "path": Path, "float": float, "int": int, "flag": _flag, "paths": _paths}
     try:
         return converters[option.kind](raw)
     except (TypeError, ValueError):

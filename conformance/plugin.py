@@ -86,6 +86,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help_text = option.help + (f" [env {option.env}]" if option.env else "")
         if option.kind == "flag":
             group.addoption(option.flag, action="store_true", dest=f"conformance_{option.dest}", help=help_text)
+        elif option.kind == "paths":
+            group.addoption(option.flag, action="append", dest=f"conformance_{option.dest}", default=None, help=help_text)
         else:
             group.addoption(option.flag, action="store", dest=f"conformance_{option.dest}", default=None, help=help_text)
 

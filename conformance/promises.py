@@ -1,7 +1,8 @@
-"""The documented promises of allocate_ip, which tests speak for each, and each promise's verdict from their outcomes.
+"""The documented promises of allocate_ip, which tests speak for each, and each promise's verdict.
 
-A test names its promises with `@pytest.mark.promise("403 scope_not_granted", ...)`. A failure counts against the
-first one, unless the failing check names another of them (`ConformanceFailure(..., promise="no side effects")`).
+A test names its promises with `@pytest.mark.promise("403 scope_not_granted", ...)` and fails only on those. Every
+check a response goes through records its deviations as findings under the promise it speaks for (see
+conformance.findings); a promise's verdict comes from its findings and from whether its checks ran to the end.
 """
 from __future__ import annotations
 
@@ -10,22 +11,35 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from conformance.findings import NOT_REACHED_PREFIX, Finding
+
 MARKER = "promise"
 PASSED, FAILED, SKIPPED, DEVIATION = "passed", "failed", "skipped", "known deviation"
-CONFORMS, FAILS, NOT_PROVOKED, KNOWN_DEVIATION, NOT_RUN = "conforms", "fails", "not provoked", "known deviation", "not run"
+CONFORMS, FAILS, KNOWN_DEVIATION = "conforms", "fails", "known deviation"
+NOT_PROVOKED, NOT_REACHED, NOT_RUN = "not provoked", "not reached", "not run"
+JUDGED = (CONFORMS, FAILS, KNOWN_DEVIATION)
+# Skip reasons that mean the target fixtures cannot provoke the promise (the test never started on it).
+NOT_PROVOKED_MARKS = ("not provoked", "in the target fixtures", "to be usable")
 
 
 @dataclass(frozen=True)
 class Promise:
-    """One documented behaviour: its id, what it says, and the fixture key it cannot be provoked without (if any)."""
+    """One documented behaviour: its id, what it says, and the fixture key it cannot be provoked without (if any).
+
+    `by_checks`: judged by the response checks every test runs, so only those checks reaching it count, not a test
+    that passes. `live_provokable`: whether a live target can provoke it at all (maintenance cannot be switched on).
+    """
 
     id: str
     description: str
     needs: str | None = None
+    by_checks: bool = False
+    live_provokable: bool = True
 
 
 PROMISES = (
-    Promise("200 shape", "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable"),
+    Promise("200 shape", "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable",
+            by_checks=True),
     Promise("200 semantics", "the IP asked for (by id or address) is then held by the interface's virtual machine; the 200 lists it"
             " beside the IPs the interface held before", "ip_addresses.allocatable"),
     Promise("400 missing_api_token", "a request without a Bearer token gets 400 missing_api_token"),
@@ -42,21 +56,25 @@ PROMISES = (
             "ip_addresses.allocated_elsewhere"),
     Promise("422 invalid_ip", "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
     Promise("429 rate_limit_reached", "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke"),
-    Promise("503 service_unavailable", "in maintenance, requests get 503 service_unavailable (provoked on the mock only)"),
+    Promise("503 service_unavailable", "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
+            live_provokable=False),
     Promise("mutual exclusivity", "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
     Promise("400 argument errors", "malformed arguments get 400 invalid_argument / missing_required_argument / invalid_json_body"),
     Promise("interface from the path", "a body without virtual_machine_network_interface takes it from the path segment;"
             " an explicit null is 400 missing_required_argument"),
     Promise("query-string arguments", "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
             " application/json"),
-    Promise("response shape", "every response's status, content type, headers and body match the spec fragment"),
-    Promise("X-Request-Id on every response", "every response carries a non-empty X-Request-Id (its format is the deployment's)"),
-    Promise("X-Api-Schema on errors", "every error carries X-Api-Schema: json-error, and no success does"),
+    Promise("response shape", "every response's status, content type and body match the spec fragment", by_checks=True),
+    Promise("X-Request-Id on every response", "every response carries a non-empty X-Request-Id (its format is the deployment's)",
+            by_checks=True),
+    Promise("X-Api-Schema on errors", "every error carries X-Api-Schema: json-error, and no success does", by_checks=True),
     Promise("rate-limit headers",
             "every response past authentication (200s and its errors) carries X-RateLimit-Permitted/Remaining; Remaining never exceeds"
-            " Permitted nor rises mid-window"),
-    Promise("no server errors", "no request, valid or not, gets a 5xx other than 503 service_unavailable"),
-    Promise("malformed bytes never crash the server", "a body of bytes that are not UTF-8 gets a 4xx (invalid_json_body), never a 5xx"),
+            " Permitted nor rises mid-window", by_checks=True),
+    Promise("no server errors", "no request, valid or not, gets a 5xx other than 503 service_unavailable", by_checks=True),
+    Promise("malformed bytes never crash the server", "a body of bytes that are not UTF-8 gets a 4xx (invalid_json_body), never a 5xx",
+            by_checks=True),
+    Promise("no credential echoed", "no response repeats the token the request presented", by_checks=True),
     Promise("order of checks", "authentication, then scope, then arguments, then the endpoint's own checks"),
     Promise("no side effects", "a rejected request changes no allocation"),
     Promise("cleanup", "the suite leaves every IP it touched as it found it"),
@@ -75,7 +93,7 @@ def declared_promises(item: pytest.Item) -> tuple[str, ...]:
 
 @dataclass
 class TestOutcome:
-    """How one test ended, and which of its promises a failure counts against."""
+    """How one test ended: the promises it exists for, the one its failure is charged to, and those its checks reached."""
 
     __test__ = False  # not a test class, despite the name
 
@@ -86,37 +104,56 @@ class TestOutcome:
     charged: tuple[str, ...] = ()
     excused_by: str | None = None
     phase: str = "call"
+    reached: tuple[str, ...] = ()
 
-    def outcome_for(self, promise_id: str) -> str:
-        """The test's result as far as one promise goes: a failure charged to another of its promises is a pass here."""
-        if self.outcome in (FAILED, DEVIATION) and promise_id not in self.charged:
-            return PASSED
-        return self.outcome
+    def reaches(self, promise: Promise) -> bool:
+        """Whether this test judged the promise to the end: a passed test its own (non-check) promises, any test what its checks reached."""
+        if promise.id in self.reached:
+            return True
+        return self.outcome == PASSED and promise.id in self.promises and not promise.by_checks
 
 
 @dataclass
 class PromiseVerdict:
-    """A promise, its verdict, and the tests behind it as (test name, outcome, reason)."""
+    """A promise, its verdict, why, the tests behind it as (test name, outcome, reason), and its findings."""
 
     promise: Promise
     verdict: str
+    reason: str = ""
     tests: list[tuple[str, str, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def judged(self) -> bool:
+        """Whether the run judged this promise (conforms, fails or known deviation)."""
+        return self.verdict in JUDGED
 
     def names(self, outcome: str) -> list[str]:
         """Names of the tests with this outcome."""
         return [name for name, result, _ in self.tests if result == outcome]
 
-    def reasons(self, outcome: str) -> list[str]:
-        """Distinct reasons of the tests with this outcome, in order."""
-        return list(dict.fromkeys(reason for _, result, reason in self.tests if result == outcome and reason))
 
-
-def judge(promise: Promise, outcomes: Iterable[TestOutcome]) -> PromiseVerdict:
-    """Fails if any test failed; else known deviation if any was excused; conforms if any passed; not provoked if all skipped."""
-    results = [(o, o.outcome_for(promise.id)) for o in outcomes if promise.id in o.promises]
-    tests = [(o.name, result, o.reason if result == o.outcome else "") for o, result in results]
-    seen = {outcome for _, outcome, _ in tests}
-    for outcome, verdict in ((FAILED, FAILS), (DEVIATION, KNOWN_DEVIATION), (PASSED, CONFORMS), (SKIPPED, NOT_PROVOKED)):
-        if outcome in seen:
-            return PromiseVerdict(promise, verdict, tests)
-    return PromiseVerdict(promise, NOT_RUN, tests)
+def judge(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[Finding], reached: int) -> PromiseVerdict:
+    """fails on an unexcused finding; known deviation when all are excused; conforms when its checks ran to the end at least once;
+    else not provoked / not reached / not run, saying why."""
+    outcomes = list(outcomes)
+    own = [finding for finding in findings if finding.signature.promise == promise.id]
+    declaring = [o for o in outcomes if promise.id in o.promises]
+    tests = [(o.name, o.outcome, o.reason) for o in declaring]
+    if any(finding.excused_by is None for finding in own):
+        return PromiseVerdict(promise, FAILS, f"{sum(f.count for f in own if f.excused_by is None)} deviation(s)", tests, own)
+    if own:
+        return PromiseVerdict(promise, KNOWN_DEVIATION, "; ".join(dict.fromkeys(str(f.excused_by) for f in own)), tests, own)
+    if reached or any(o.reaches(promise) for o in outcomes):
+        passed = sum(1 for o in declaring if o.outcome == PASSED)
+        return PromiseVerdict(promise, CONFORMS, f"{passed} test(s) passed" if declaring else "checked by other tests", tests)
+    skipped = [o.reason for o in declaring if o.outcome == SKIPPED]
+    provoked = [reason for reason in skipped if any(mark in reason for mark in NOT_PROVOKED_MARKS)]
+    if provoked and len(provoked) == len(declaring):
+        return PromiseVerdict(promise, NOT_PROVOKED, provoked[0], tests)
+    if declaring:
+        stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
+        return PromiseVerdict(promise, NOT_REACHED, stops[0] if stops else "its tests ended before its checks ran", tests)
+    if promise.by_checks:
+        return PromiseVerdict(promise, NOT_REACHED, "no response in this run went through its checks", tests)
+    return PromiseVerdict(promise, NOT_RUN, "no test for it ran (deselected, or the run stopped early)", tests)

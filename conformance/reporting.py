@@ -6,24 +6,27 @@ import logging
 import os
 import re
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 import pytest
 
 from conformance.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
+from conformance.checks import ConformanceFailure
 from conformance.config import SuiteConfig
+from conformance.findings import FindingLog, Scope, Signature, TestScope, message_shape
 from conformance.plugin import CONFIG_KEY, SESSION_KEY
 from conformance.promises import (
     CLEANUP,
     DEVIATION,
     FAILED,
+    FAILS,
     MARKER,
-    NOT_PROVOKED,
-    NOT_RUN,
     PASSED,
     PROMISES,
     SKIPPED,
+    PromiseVerdict,
     TestOutcome,
     declared_promises,
     judge,
@@ -31,7 +34,9 @@ from conformance.promises import (
 from conformance.redact import REDACT, RedactingFormatter, RedactingStream, env_secrets
 from conformance.summary import Summary, terminal_lines, write_report
 
-PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY = "promise", "charged promise", "baseline entry"
+PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
+FINDINGS_KEY = pytest.StashKey[FindingLog]()
+SCOPE_KEY = pytest.StashKey[TestScope]()
 REPORT_SUFFIXES = (".md", ".json")
 QUALIFIED_NAME = re.compile(r"^(?:\w+\.)+(?=\w+: )")
 
@@ -61,6 +66,47 @@ def skip_reason(report: pytest.TestReport) -> str:
     return reason.removeprefix("Skipped: ")
 
 
+@dataclass(frozen=True)
+class Observation:
+    """A finding's facts for a failure that is not a ConformanceFailure (a timeout, a crash of the test, a cleanup drift)."""
+
+    title: str
+    check: str
+    expected: str
+    received: str
+    status: int | None = None
+    code: str | None = None
+    exchange: str = ""
+    promise: str | None = None
+
+
+def first_failure(error: BaseException) -> BaseException:
+    """The failure inside an exception group (hypothesis reports several distinct failures as one)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+def as_judged(failure: BaseException, report: pytest.TestReport) -> Any:
+    """The failure as a finding's facts: a ConformanceFailure already is one; anything else is described by its first line."""
+    if isinstance(failure, ConformanceFailure):
+        return failure
+    line = next((line.strip() for line in str(failure).splitlines() if line.strip()), type(failure).__name__)
+    return Observation(line, type(failure).__name__, "the test to complete", REDACT(line))
+
+
+def recorded_signature(failure: BaseException) -> Signature:
+    """The signature a reported ConformanceFailure was recorded under."""
+    assert isinstance(failure, ConformanceFailure) and failure.promise is not None
+    return Signature(failure.promise, failure.check, failure.status, failure.code, message_shape(failure.received))
+
+
+def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
+    """What a server developer reads: the failure and its exchange, then the notes (falsifying example, seed, reproduce), no suite source."""
+    notes = [str(note) for note in getattr(raised, "__notes__", ()) + getattr(failure, "__notes__", ()) if str(note).strip()]
+    return REDACT("\n".join([str(failure), *dict.fromkeys(notes)]))
+
+
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
     """Replace every secret in what pytest, JUnit and this plugin will print from the report."""
     report.longrepr = REDACT.scrub(report.longrepr)
@@ -81,13 +127,15 @@ def target_description(suite: SuiteConfig) -> str:
 
 
 class ConformanceReporter:
-    """Collects each test's outcome against its promises; turns baselined failures into known deviations; reports."""
+    """Scopes each test's checks, records findings, excuses baselined ones, judges every promise once, and reports."""
 
     def __init__(self, config: pytest.Config, suite: SuiteConfig, baseline: Baseline | None) -> None:
         self.config = config
         self.suite = suite
         self.baseline = baseline
         self.today = datetime.date.today()
+        self.log = FindingLog()
+        config.stash[FINDINGS_KEY] = self.log
         self.outcomes: dict[str, TestOutcome] = {}
         self.summary: Summary | None = None
         self.written: list[str] = []
@@ -114,21 +162,46 @@ class ConformanceReporter:
             item.user_properties.extend((PROMISE_PROPERTY, promise) for promise in declared_promises(item))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """While a test runs, its checks report to its scope: they fail it only on its own promises."""
+        promises = tuple(str(value) for key, value in item.user_properties if key == PROMISE_PROPERTY)
+        scope = Scope.current = TestScope(node_name(item.nodeid), promises, self.log)
+        try:
+            return (yield)
+        finally:
+            Scope.current = None
+            item.stash[SCOPE_KEY] = scope
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Charge a failure to the promise its exception names, else the test's first; excuse it if baselined; redact."""
+        """A failure is a finding of the promise it speaks for; a baselined one becomes a known deviation; output for a reader; redact."""
         report = yield
-        if report.when == "call" and report.failed:
-            promises = properties(report, PROMISE_PROPERTY)
-            named = getattr(call.excinfo.value, "promise", None) if call.excinfo is not None else None
-            charged = (named,) if named in promises else promises[:1]
-            report.user_properties.extend((CHARGED_PROPERTY, promise) for promise in charged)
-            entry = self.baseline.excuse(node_name(item.nodeid), charged, self.today) if self.baseline else None
-            if entry is not None:
-                report.outcome = "skipped"
-                report.wasxfail = f"{DEVIATION}: {entry.reason}"
-                report.user_properties.append((BASELINE_PROPERTY, entry.id))
+        scope = item.stash.get(SCOPE_KEY, None)
+        if report.when == "call" and scope is not None:
+            report.user_properties.extend((REACHED_PROPERTY, promise) for promise in sorted(scope.reached))
+        if report.failed and call.excinfo is not None and report.when in ("call", "teardown"):
+            self.charge(item, report, call.excinfo.value)
         scrub_report(report)
         return report
+
+    def charge(self, item: pytest.Item, report: pytest.TestReport, error: BaseException) -> None:
+        """Record the failure as a finding (unless its check already did), name its promise, excuse it if the baseline says so."""
+        promises = properties(report, PROMISE_PROPERTY) if report.when == "call" else (CLEANUP.id,)
+        failure = first_failure(error)
+        if isinstance(failure, ConformanceFailure):
+            report.longrepr = reader_text(failure, error)
+        if not promises:
+            return
+        named = getattr(failure, "promise", None)
+        promise = named if named in promises or (report.when == "teardown" and named) else promises[0]
+        finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
+            self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
+        report.user_properties.append((CHARGED_PROPERTY, finding.signature.promise))
+        entry = self.baseline.excuse(finding, self.today) if self.baseline else None
+        if entry is not None and report.when == "call":
+            report.outcome = "skipped"
+            report.wasxfail = f"{DEVIATION}: {entry.reason} ({entry.label})"
+            report.user_properties.append((BASELINE_PROPERTY, entry.label))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
@@ -149,23 +222,30 @@ class ConformanceReporter:
         if report.when == "setup" and report.passed:
             return
         promises = properties(report, PROMISE_PROPERTY)
+        reached = properties(report, REACHED_PROPERTY)
         if hasattr(report, "wasxfail"):
             outcome = TestOutcome(name, promises, DEVIATION, report.wasxfail.removeprefix(f"{DEVIATION}: "),
-                                  properties(report, CHARGED_PROPERTY), properties(report, BASELINE_PROPERTY)[0])
+                                  properties(report, CHARGED_PROPERTY), properties(report, BASELINE_PROPERTY)[0], reached=reached)
         elif report.skipped:
-            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when)
+            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when, reached=reached)
         elif report.failed:
             charged = properties(report, CHARGED_PROPERTY) or promises[:1]
-            outcome = TestOutcome(name, promises, FAILED, failure_line(report), charged, phase=report.when)
+            outcome = TestOutcome(name, promises, FAILED, failure_line(report), charged, phase=report.when, reached=reached)
         else:
-            outcome = TestOutcome(name, promises)
+            outcome = TestOutcome(name, promises, reached=reached)
         self.outcomes[report.nodeid] = outcome
 
     def ledger_outcome(self) -> list[TestOutcome]:
-        """The end-of-run ledger check as a cleanup outcome (when the run touched any IP)."""
+        """The end-of-run ledger check as a cleanup outcome (when the run touched any IP); a drift is a cleanup finding."""
         session = self.config.stash.get(SESSION_KEY, None)
         if session is None or not session.ledger.started:
             return []
+        for drift in session.drifts:
+            self.log.record(Observation(f"IP not back in its starting state: {drift.ip.id}", "end-of-run ledger check",
+                                        f"{drift.ip.id} as it started ({drift.started or 'free'})", str(drift)), CLEANUP.id,
+                            "end-of-run ledger check")
+        if not session.drifts:
+            self.log.reach(CLEANUP.id)
         drifts = "; ".join(str(drift) for drift in session.drifts)
         return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,), phase="session")]
 
@@ -177,29 +257,32 @@ class ConformanceReporter:
         statuses = session.target.statuses
         return {"sent": session.target.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)}}
 
-    def baseline_findings(self, outcomes: list[TestOutcome]) -> tuple[Review | None, list[str], list[str]]:
-        """The baseline review, the problems that fail the run, and notes."""
+    def baseline_problems(self) -> tuple[Review | None, list[str], list[str]]:
+        """Mark the findings the baseline excuses; the problems that fail the run, and notes."""
         if self.baseline is None:
             return None, [], []
-        found = review(self.baseline, outcomes, self.today)
+        found = review(self.baseline, self.log.findings.values(), self.today)
         where = self.baseline.path
-        problems = [f"baseline entry {entry.id!r} expired on {entry.expires}: fix the deviation, or extend or remove the entry in {where}"
+        problems = [f"baseline entry {entry.label!r} expired on {entry.expires}: fix the deviation, or extend or remove the entry in {where}"
                     for entry in found.expired]
-        fixed = [f"baseline entry {entry.id!r} now conforms: remove it from {where}" for entry in found.fixed]
+        unmatched = [f"baseline entry {entry.label!r} matched no finding in this run: remove it from {where}" for entry in found.unmatched]
         if self.suite.strict_baseline:
-            return found, problems + [f"{message} (--strict-baseline)" for message in fixed], []
-        return found, problems, fixed
+            return found, problems + [f"{message} (--strict-baseline)" for message in unmatched], []
+        return found, problems, unmatched
 
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """After teardown: judge every promise, fail the run on baseline problems, write the report and baseline."""
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """After teardown: judge every promise once, fail the run on what fails or is missing, write the reports and baseline."""
         if self.config.option.collectonly:
             return
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
-        found, problems, notes = self.baseline_findings(outcomes)
-        verdicts = [judge(promise, outcomes) for promise in PROMISES]
-        if self.suite.require_complete:
-            problems += [f"promise {v.promise.id!r} is {v.verdict} (--require-complete)" for v in verdicts if v.verdict in (NOT_RUN, NOT_PROVOKED)]
+        found, problems, notes = self.baseline_problems()
+        verdicts = [judge(promise, outcomes, self.log.findings.values(), self.log.reached[promise.id]) for promise in PROMISES]
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (session.shouldstop is not False and bool(session.shouldstop))
+        missing = self.not_judged(verdicts)
+        if self.suite.require_complete and missing:
+            problems.append(f"{len(missing)} promise(s) not judged (--require-complete): "
+                            + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing))
         self.summary = Summary(
             target=target_description(self.suite),
             verdicts=verdicts,
@@ -208,16 +291,26 @@ class ConformanceReporter:
             problems=problems,
             notes=notes,
             requests=self.requests(),
+            findings=sorted(self.log.findings.values(), key=lambda f: (f.signature.promise, -f.count)),
+            not_judged=missing,
+            interrupted=interrupted,
             **self.wire(),
         )
-        if problems and session.exitstatus == pytest.ExitCode.OK:
+        failing = any(verdict.verdict == FAILS for verdict in verdicts)
+        if (problems or failing) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.suite.report is not None:
-            write_report(self.path(self.suite.report), self.summary)
-            self.written.append(f"conformance report written to {self.suite.report}")
+        for report_path in self.suite.report:
+            write_report(self.path(report_path), self.summary)
+            self.written.append(f"conformance report written to {report_path}")
         if self.suite.write_baseline is not None:
-            write_baseline(self.path(self.suite.write_baseline), self.starting_baseline(outcomes, found))
-            self.written.append(f"baseline of this run's failures written to {self.suite.write_baseline}")
+            entries = list(found.used) if found is not None else []
+            entries += [Entry.for_finding(f, self.today) for f in self.summary.findings if f.excused_by is None]
+            write_baseline(self.path(self.suite.write_baseline), entries)
+            self.written.append(f"baseline of this run's findings written to {self.suite.write_baseline}")
+
+    def not_judged(self, verdicts: list[PromiseVerdict]) -> list[PromiseVerdict]:
+        """Promises this run did not judge; on a live target, what no live target can provoke (maintenance) is not counted."""
+        return [v for v in verdicts if not v.judged and (v.promise.live_provokable or not self.suite.is_live)]
 
     def wire(self) -> dict[str, Any]:
         """What the target showed of its wire generation, for the summary."""
@@ -226,14 +319,8 @@ class ConformanceReporter:
             return {}
         return {"wire": session.wire.as_dict(), "wire_line": session.wire.describe()}
 
-    def starting_baseline(self, outcomes: list[TestOutcome], found: Review | None) -> list[Entry]:
-        """The entries still in use, then one per test that failed in its call (only those a baseline can excuse)."""
-        entries = list(found.used) if found is not None else []
-        failed = [o for o in outcomes if o.outcome == FAILED and o.phase == "call"]
-        return entries + [Entry(o.name, o.reason or "failed") for o in failed]
-
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """One line per promise, then requests per status (live), baseline problems, and files written (if any promise was judged)."""
+        """One line per promise, the findings, requests per status (live), problems, and files written (if any promise was judged)."""
         summary = self.summary
         if summary is None or not summary.judged:
             return
@@ -253,8 +340,9 @@ def start_reporter(config: pytest.Config) -> None:
     """After the plugin resolved its settings: load the baseline, start the reporter (only in runs of the suite)."""
     REDACT.add(env_secrets(os.environ))
     suite = config.stash[CONFIG_KEY]
-    if suite.report is not None and suite.report.suffix not in REPORT_SUFFIXES:
-        raise pytest.UsageError(f"katapult-conformance: --conformance-report {suite.report} must end in .md or .json")
+    for report_path in suite.report:
+        if report_path.suffix not in REPORT_SUFFIXES:
+            raise pytest.UsageError(f"katapult-conformance: --conformance-report {report_path} must end in .md or .json")
     try:
         baseline = load_baseline(suite.baseline) if suite.baseline is not None else None
     except BaselineError as error:

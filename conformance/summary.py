@@ -1,4 +1,4 @@
-"""The end-of-run summary: what it holds, and its terminal, Markdown and JSON forms."""
+"""The end-of-run summary: verdicts, findings and completeness, in terminal, Markdown and JSON forms (docs/report-format.md)."""
 from __future__ import annotations
 
 import datetime
@@ -8,22 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from conformance.baseline import Review
-from conformance.promises import (
-    CONFORMS,
-    DEVIATION,
-    FAILED,
-    FAILS,
-    KNOWN_DEVIATION,
-    NOT_PROVOKED,
-    PASSED,
-    SKIPPED,
-    PromiseVerdict,
-    TestOutcome,
-)
+from conformance.findings import Finding
+from conformance.promises import CONFORMS, FAILS, KNOWN_DEVIATION, NOT_REACHED, PromiseVerdict, TestOutcome
 from conformance.redact import REDACT
 
-SCHEMA_VERSION = 1
-COLOURS: dict[str, dict[str, bool]] = {FAILS: {"red": True, "bold": True}, CONFORMS: {"green": True}, KNOWN_DEVIATION: {"yellow": True}}
+SCHEMA_VERSION = 2
+COLOURS: dict[str, dict[str, bool]] = {FAILS: {"red": True, "bold": True}, CONFORMS: {"green": True}, KNOWN_DEVIATION: {"yellow": True},
+                                       NOT_REACHED: {"yellow": True}}
+EXAMPLE_LINES = 14
 
 
 @dataclass
@@ -37,55 +29,80 @@ class Summary:
     problems: list[str]
     notes: list[str]
     requests: dict[str, Any] | None
+    findings: list[Finding] = field(default_factory=list)
+    not_judged: list[PromiseVerdict] = field(default_factory=list)
+    interrupted: bool = False
     wire: dict[str, Any] | None = None
     wire_line: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
 
     @property
     def judged(self) -> bool:
-        """Whether any test spoke for a promise (a run of other tests has nothing to summarise)."""
-        return any(verdict.tests for verdict in self.verdicts)
+        """Whether any test spoke for a promise, or any check ran (a run of other tests has nothing to summarise)."""
+        return any(verdict.tests or verdict.judged for verdict in self.verdicts)
+
+    @property
+    def complete(self) -> bool:
+        """Every promise judged, and the run not interrupted."""
+        return not self.not_judged and not self.interrupted
 
     @property
     def passed(self) -> bool:
-        """No promise fails and the baseline raised no problem."""
-        return not self.problems and all(verdict.verdict != FAILS for verdict in self.verdicts)
+        """No promise fails, no problem (baseline, --require-complete), and the run was not interrupted."""
+        return not self.interrupted and not self.problems and all(verdict.verdict != FAILS for verdict in self.verdicts)
+
+    @property
+    def status(self) -> str:
+        """passed, failed, incomplete (passed what it judged, but not everything) or interrupted."""
+        if self.interrupted:
+            return "interrupted"
+        if not self.passed:
+            return "failed"
+        return "passed" if self.complete else "incomplete"
+
+    def unexcused(self) -> list[Finding]:
+        """The findings that fail the run."""
+        return [finding for finding in self.findings if finding.excused_by is None]
 
 
 def detail(verdict: PromiseVerdict) -> str:
     """One line on why a promise got its verdict."""
     if verdict.verdict == FAILS:
-        return ", ".join(verdict.names(FAILED))
-    if verdict.verdict == KNOWN_DEVIATION:
-        return f"{'; '.join(verdict.reasons(DEVIATION))} ({', '.join(verdict.names(DEVIATION))})"
-    if verdict.verdict == CONFORMS:
-        skipped = len(verdict.names(SKIPPED))
-        return f"{len(verdict.names(PASSED))} passed" + (f", {skipped} not provoked" if skipped else "")
-    if verdict.verdict == NOT_PROVOKED:
-        reasons = verdict.reasons(SKIPPED)
-        return reasons[0] if reasons else f"needs {verdict.promise.needs}"
-    return "no test for it ran"
+        titles = list(dict.fromkeys(f.title for f in verdict.findings if f.excused_by is None))
+        return f"{verdict.reason}: " + "; ".join(titles[:3]) + (f" (+{len(titles) - 3} more)" if len(titles) > 3 else "")
+    return verdict.reason
+
+
+def finding_lines(finding: Finding) -> list[str]:
+    """A finding for a reader: promise, expected, received, how often and where, one example exchange and its reproduction."""
+    signature = finding.signature
+    where = f"{signature.status} {signature.code or ''}".strip() if signature.status is not None else "no response"
+    lines = [
+        f"{signature.promise} · {signature.check} · {where} · seen {finding.count}x in {', '.join(finding.tests[:3])}"
+        + (f" (+{len(finding.tests) - 3} tests)" if len(finding.tests) > 3 else ""),
+        f"  expected: {finding.expected}",
+        f"  received: {finding.received}",
+    ]
+    if finding.excused_by:
+        lines.append(f"  known deviation, excused by baseline entry {finding.excused_by}")
+    example = finding.example.splitlines()
+    if example:
+        lines += ["  example:", *(f"    {line}" for line in example[:EXAMPLE_LINES])]
+    return lines
 
 
 def summary_json(summary: Summary) -> dict[str, Any]:
-    """The report as JSON, schema_version 1 (docs/report-format.md).
-
-    {"schema_version": 1, "generated_at": ISO-8601 UTC, "target": str, "passed": bool,
-     "promises": [{"id", "description", "needs": fixture key | null, "verdict": "conforms" | "fails" | "not provoked"
-                   | "known deviation" | "not run", "detail": str,
-                   "tests": [{"test": name, "outcome": "passed" | "failed" | "skipped" | "known deviation", "reason": str}]}],
-     "unmapped_tests": [{"test", "outcome", "reason"}],
-     "baseline": null | {"known_deviations": [id], "fixed": [id], "expired": [{"id", "expires"}]},
-     "problems": [str], "notes": [str],
-     "requests": null | {"sent": int, "by_status": {"<status>": int}},   (requests: live targets only)
-     "target_showed": null | {"body_generation": {str: int}, "request_id_format": {str: int}, "rate_limit_permitted": {str: int}}}
-    """
+    """The report as JSON, schema_version 2 (docs/report-format.md)."""
     base = summary.review
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": summary.generated_at,
         "target": summary.target,
+        "status": summary.status,
         "passed": summary.passed,
+        "complete": summary.complete,
+        "interrupted": summary.interrupted,
+        "not_judged": [{"promise": v.promise.id, "verdict": v.verdict, "reason": v.reason} for v in summary.not_judged],
         "promises": [
             {
                 "id": verdict.promise.id,
@@ -93,15 +110,17 @@ def summary_json(summary: Summary) -> dict[str, Any]:
                 "needs": verdict.promise.needs,
                 "verdict": verdict.verdict,
                 "detail": detail(verdict),
+                "findings": len(verdict.findings),
                 "tests": [{"test": name, "outcome": outcome, "reason": reason} for name, outcome, reason in verdict.tests],
             }
             for verdict in summary.verdicts
         ],
+        "findings": [finding.as_dict() for finding in summary.findings],
         "unmapped_tests": [{"test": o.name, "outcome": o.outcome, "reason": o.reason} for o in summary.unmapped],
         "baseline": None if base is None else {
-            "known_deviations": [entry.id for entry in base.used],
-            "fixed": [entry.id for entry in base.fixed],
-            "expired": [{"id": entry.id, "expires": str(entry.expires)} for entry in base.expired],
+            "used": [entry.label for entry in base.used],
+            "unmatched": [entry.label for entry in base.unmatched],
+            "expired": [{"entry": entry.label, "expires": str(entry.expires)} for entry in base.expired],
         },
         "problems": summary.problems,
         "notes": summary.notes,
@@ -115,11 +134,11 @@ def _cell(text: str) -> str:
 
 
 def summary_markdown(summary: Summary) -> str:
-    """The report as Markdown: a table of promises, then unmapped tests, baseline problems and requests."""
+    """The report as Markdown: the verdict table, the findings with an example each, completeness, problems and requests."""
     lines = [
         "# allocate_ip conformance",
         "",
-        f"Target: {summary.target} · {summary.generated_at} · **{'passed' if summary.passed else 'failed'}**",
+        f"Target: {summary.target} · {summary.generated_at} · **{summary.status}**",
         "",
         *([f"The target showed: {summary.wire_line}", ""] if summary.wire_line else []),
         "| Promise | Verdict | Detail |",
@@ -128,6 +147,13 @@ def summary_markdown(summary: Summary) -> str:
     for verdict in summary.verdicts:
         shown = f"**{verdict.verdict}**" if verdict.verdict == FAILS else verdict.verdict
         lines.append(f"| {_cell(verdict.promise.id)} | {shown} | {_cell(detail(verdict))} |")
+    if summary.findings:
+        lines += ["", "## Findings", ""]
+        for finding in summary.findings:
+            head, *rest = finding_lines(finding)
+            lines += [f"### {head}", "", "```", *(line.removeprefix("  ") for line in rest), "```", ""]
+    if summary.not_judged:
+        lines += ["", "## Not judged", "", *(f"- {_cell(v.promise.id)}: {v.verdict} ({_cell(v.reason)})" for v in summary.not_judged)]
     if summary.unmapped:
         lines += ["", "Tests declaring no promise: " + ", ".join(f"`{o.name}` ({o.outcome})" for o in summary.unmapped)]
     for title, items in (("Problems", summary.problems), ("Notes", summary.notes)):
@@ -147,8 +173,13 @@ def write_report(path: Path, summary: Summary) -> None:
 
 
 def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
-    """The terminal's lines and their markup: one per promise, then unmapped tests, requests per status, notes, problems."""
+    """The terminal's lines and their markup: one per promise, the findings, what was not judged, requests, notes, problems."""
     lines = [(f"{verdict.verdict:<16} {verdict.promise.id}: {detail(verdict)}", COLOURS.get(verdict.verdict, {})) for verdict in summary.verdicts]
+    for finding in summary.findings:
+        head, *rest = finding_lines(finding)
+        colour = {"yellow": True} if finding.excused_by else {"red": True}
+        lines.append((f"finding: {head}", colour))
+        lines += [(line, {}) for line in rest[:3]]
     if summary.unmapped:
         lines.append(("tests declaring no promise: " + ", ".join(f"{o.name} ({o.outcome})" for o in summary.unmapped), {}))
     if summary.wire_line:
@@ -156,6 +187,11 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
     if summary.requests is not None:
         by_status = ", ".join(f"{status}: {count}" for status, count in summary.requests["by_status"].items())
         lines.append((f"requests sent: {summary.requests['sent']} ({by_status})", {}))
+    if summary.interrupted:
+        lines.append(("the run was interrupted: its verdicts are partial and it is not a pass", {"red": True, "bold": True}))
+    elif summary.not_judged:
+        lines.append((f"incomplete: {len(summary.not_judged)} promise(s) not judged ({', '.join(v.promise.id for v in summary.not_judged)})",
+                      {"yellow": True}))
     lines += [(note, {"yellow": True}) for note in summary.notes]
     lines += [(f"run fails: {problem}", {"red": True, "bold": True}) for problem in summary.problems]
     return lines

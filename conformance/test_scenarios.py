@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from conformance import api
-from conformance.checks import ConformanceFailure, conforms_to_fragment, error_code, error_detail, expect_error
+from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, error_code, error_detail, expect_error
+from conformance.findings import reach
 from conformance.ledger import AllocationLedger
 from conformance.plugin import ConformanceSession
 from conformance.ratelimit import Burst, burst, remaining_of
@@ -41,6 +42,7 @@ def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, led
     before = {ip: ledger.touch(ip) for ip in watched}
     response = target.send("POST", path, content=content, headers=headers, params=query or None)
     judge(row, response)
+    reach(row.promise)
     assert_unchanged(ledger, before, response)
 
 
@@ -55,15 +57,17 @@ def assert_unchanged(ledger: AllocationLedger, before: dict[IPRef, str | None], 
                 f"unchanged: held by {holder or 'nobody'}",
                 response,
                 promise="no side effects",
+                check="allocations unchanged",
             )
 
 
 def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, ledger: AllocationLedger, machine: str,
                      held_before: set[tuple[str, str]]) -> None:
     """A 200 returns the interface asked for, listing the IP beside those it held before; the IP is now held by its virtual machine."""
-    conforms_to_fragment(response)
+    body_unusable(response, conforms_to_fragment(response, status_expected=True))
     if response.status_code != 200:
-        raise ConformanceFailure("Expected 200", f"{response.status_code} {error_code(response)}", "200 with the interface", response)
+        raise ConformanceFailure("Expected 200", f"{response.status_code} {error_code(response)}", "200 with the interface", response,
+                                 check="status and code")
     interface = response.json()["virtual_machine_network_interface"]
     if interface["id"] != interface_id:
         raise ConformanceFailure("200 returns another interface", str(interface["id"]), interface_id, response, promise="200 semantics")

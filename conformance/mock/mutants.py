@@ -53,13 +53,19 @@ def mutant(name: str, description: str) -> Callable[[M], M]:
 
 
 def mock_class(name: str | None) -> type[ReferenceMock]:
-    """The faithful mock for None/"faithful", else the named mutant; unknown names are a clear error."""
+    """The faithful mock for None/"faithful", else the named mutant; `a,b` switches on several at once. Unknown names are a clear error."""
     if name in (None, "", "faithful"):
         return ReferenceMock
-    try:
-        return MUTANTS[name]
-    except KeyError:
-        raise ValueError(f"unknown mutant {name!r}: choose one of {', '.join(sorted(MUTANTS))}") from None
+    names = [part.strip() for part in name.split(",") if part.strip()]
+    unknown = [part for part in names if part not in MUTANTS]
+    if unknown:
+        raise ValueError(f"unknown mutant {unknown[0]!r}: choose one of {', '.join(sorted(MUTANTS))}")
+    if len(names) == 1:
+        return MUTANTS[names[0]]
+    # Each mutant overrides its own step and calls super() for the rest, so their deviations compose in one class.
+    attributes = {"name": ",".join(names), "description": " + ".join(MUTANTS[part].description for part in names)}
+    combined: type[ReferenceMock] = type("CombinedMutant", tuple(MUTANTS[part] for part in names), attributes)
+    return combined
 
 
 # --- shared helpers --------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import datetime
 import json
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -13,12 +14,12 @@ import httpx
 import schemathesis
 from schemathesis.core.failures import FailureGroup
 
-from conformance.checks import SCHEMATHESIS_CHECKS, SPEC_PATH, ConformanceFailure, as_schemathesis_response, conforms_to_fragment, error_code
-from conformance.promises import BY_ID
+from conformance.checks import RESPONSE_SHAPE, SCHEMATHESIS_CHECKS, SPEC_PATH, ConformanceFailure, as_schemathesis_response, conforms_to_fragment
+from conformance.findings import Finding, FindingLog, Scope, TestScope, reach
 from conformance.replay.recordings import Recorded
 
 DEFAULT_BASE_PATH = "/core/v1"
-RESPONSE_SHAPE, SHAPE_200, ERROR_ENVELOPE = "response shape", "200 shape", "error envelope"
+ERROR_ENVELOPE = "error envelope"
 # Transport encodings describe bytes the recorder already decoded; httpx would try to decode them again.
 DROPPED_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 
@@ -43,17 +44,11 @@ OPERATIONS = (
 
 @dataclass(frozen=True)
 class Judged:
-    """One mapped (or opted-in) interaction: the operation it is, the promises it speaks for, and what broke, if anything."""
+    """One mapped (or opted-in) interaction: the operation it is, and the findings it added (none when it conforms)."""
 
     recorded: Recorded
     operation: str
-    promises: tuple[str, ...]
-    failure: ConformanceFailure | None = None
-
-    @property
-    def baseline_name(self) -> str:
-        """The name a baseline entry can use for every interaction of this operation."""
-        return f"test_replay[{self.operation}]"
+    findings: tuple[Finding, ...] = ()
 
 
 def api_path(path: str, base_path: str) -> str:
@@ -94,7 +89,8 @@ def conforms_to_operation(response: httpx.Response, operation: Operation) -> Non
         found = "".join(f"\n  - {getattr(f, 'title', type(f).__name__)}\n" + textwrap.indent(str(getattr(f, "message", f)).strip(), "      ")
                         for f in failures)
         documented = f"{SPEC_PATH.parent.name}/{SPEC_PATH.name}, {operation.method} {operation.template}, responses for {response.status_code}"
-        raise ConformanceFailure(title, f"a response schemathesis' checks reject:{found}", documented, response) from None
+        raise ConformanceFailure(title, f"a response schemathesis' checks reject:{found}", documented, response, promise=RESPONSE_SHAPE,
+                                 check=title) from None
 
 
 def has_error_envelope(response: httpx.Response) -> None:
@@ -114,35 +110,34 @@ def has_error_envelope(response: httpx.Response) -> None:
         got = response.headers.get("x-api-schema", "(absent)")
         raise ConformanceFailure("Error lacks X-Api-Schema: json-error", f"X-Api-Schema: {got}", "X-Api-Schema: json-error on every error",
                                  response, promise=ERROR_ENVELOPE)
+    reach(ERROR_ENVELOPE)
 
 
-def promises_of(response: httpx.Response) -> tuple[str, ...]:
-    """The promises an allocate_ip exchange speaks for: the response shape, and the 200 or documented error it is."""
-    if response.status_code == 200:
-        return (RESPONSE_SHAPE, SHAPE_200)
-    named = f"{response.status_code} {error_code(response)}"
-    return (RESPONSE_SHAPE, named) if named in BY_ID else (RESPONSE_SHAPE,)
-
-
-def judge(recorded: Recorded, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False) -> Judged | None:
-    """Judge one exchange, or None when it is another endpoint's (and not an error opted in with other_errors)."""
+def judge(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False) -> Judged | None:
+    """Judge one exchange into `log`, or None when it is another endpoint's (and not an error opted in with other_errors)."""
     operation = operation_for(recorded, base_path)
     response = as_response(recorded)
-    promises: tuple[str, ...]
+    check: Callable[[httpx.Response], object]
     if operation is None:
         if not other_errors or recorded.status < 400:
             return None
-        name, promises, check = "error_envelope", (ERROR_ENVELOPE,), has_error_envelope
+        name, check = "error_envelope", has_error_envelope
     elif operation.name == "allocate_ip":
-        name, promises, check = operation.name, promises_of(response), conforms_to_fragment
+        name, check = operation.name, conforms_to_fragment
     else:
-        name, promises = operation.name, (RESPONSE_SHAPE,)
+        name = operation.name
 
         def check(response: httpx.Response) -> None:
             conforms_to_operation(response, operation)
+            reach(RESPONSE_SHAPE)
 
+    # No promise of its own: every check's finding is recorded under the promise it speaks for, and judging goes on.
+    scope = Scope.current = TestScope(recorded.label, (), log)
     try:
         check(response)
     except ConformanceFailure as failure:
-        return Judged(recorded, name, promises, failure)
-    return Judged(recorded, name, promises)
+        failure.promise = failure.promise or RESPONSE_SHAPE
+        scope.recorded.append(log.record(failure, failure.promise, recorded.label))
+    finally:
+        Scope.current = None
+    return Judged(recorded, name, tuple(scope.recorded))

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance.baseline import Baseline, BaselineError, load_baseline, review
-from conformance.promises import BY_ID, DEVIATION, FAILED, PASSED, Promise, TestOutcome, judge
+from conformance.baseline import BaselineError, load_baseline, review
+from conformance.findings import FindingLog
+from conformance.promises import BY_ID, Promise, judge
 from conformance.redact import REDACT
 from conformance.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, Judged
 from conformance.replay.judge import judge as judge_one
@@ -35,38 +36,23 @@ def parser() -> argparse.ArgumentParser:
                           help="also judge error responses of other endpoints against the shared error envelope")
     commands.add_argument("--conformance-report", action="append", type=Path, default=[], metavar="PATH",
                           help="write the verdicts to PATH (.md or .json); may be given more than once")
-    commands.add_argument("--baseline", type=Path, default=None, help="YAML file of accepted deviations (a promise id, or test_replay[<operation>])")
+    commands.add_argument("--baseline", type=Path, default=None, help="YAML file of accepted deviations, keyed on findings (docs/baseline.md)")
     commands.add_argument("-v", "--verbose", action="store_true", help="print each failure in full, not only its first lines")
     return commands
 
 
-def excused_by(baseline: Baseline | None, judged: Judged, today: datetime.date) -> str | None:
-    """The baseline entry that accepts this finding, if any (the one place replay reads a baseline)."""
-    entry = baseline.excuse(judged.baseline_name, judged.promises, today) if baseline is not None else None
-    return entry.id if entry is not None else None
-
-
-def outcome(judged: Judged, baseline: Baseline | None, today: datetime.date) -> TestOutcome:
-    """One interaction as a test outcome, so verdicts, reports and baselines work as in the live suite."""
-    name, promises = judged.recorded.label, judged.promises
-    if judged.failure is None:
-        return TestOutcome(name, promises, PASSED)
-    entry = excused_by(baseline, judged, today)
-    if entry is not None:
-        return TestOutcome(name, promises, DEVIATION, f"accepted by baseline entry {entry!r}", promises, entry)
-    return TestOutcome(name, promises, FAILED, judged.failure.title, promises)
-
-
 def print_failure(judged: Judged, full: bool) -> None:
-    """A finding: the interaction, then the failure's title and its first lines."""
-    assert judged.failure is not None
-    lines = [line for line in str(judged.failure).splitlines() if line.strip()]
-    shown = lines if full else lines[:FAILURE_LINES]
-    print(f"FAILED {judged.recorded.label} [{judged.operation}]: {judged.failure.title}")
-    for line in shown[1:]:
-        print(f"    {line}")
-    if len(shown) < len(lines):
-        print(f"    ... ({len(lines) - len(shown)} more lines; -v shows all)")
+    """Each finding an interaction added: the interaction, the finding's headline and its first lines."""
+    for finding in judged.findings:
+        lines = [line for line in finding.example.splitlines() if line.strip()]
+        shown = lines if full else lines[:FAILURE_LINES]
+        print(f"FAILED {judged.recorded.label} [{judged.operation}]: {finding.signature.promise}: {finding.title}")
+        print(f"    expected: {finding.expected}")
+        print(f"    received: {finding.received}")
+        for line in shown:
+            print(f"    {line}")
+        if len(shown) < len(lines):
+            print(f"    ... ({len(lines) - len(shown)} more lines; -v shows all)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,18 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"katapult-conformance replay: {error}", file=sys.stderr)
         return 2
     today = datetime.date.today()
-    judged = [found for found in (judge_one(item, base_path=args.base_path, other_errors=args.judge_other_errors) for item in recorded) if found]
-    outcomes = [outcome(found, baseline, today) for found in judged]
-    for found, result in zip(judged, outcomes, strict=True):
-        if result.outcome == FAILED:
+    log = FindingLog()
+    judged = [found for found in (judge_one(item, log, base_path=args.base_path, other_errors=args.judge_other_errors) for item in recorded) if found]
+    found_review = review(baseline, log.findings.values(), today) if baseline is not None else None
+    for found in judged:
+        if any(finding.excused_by is None for finding in found.findings):
             print_failure(found, args.verbose)
     promises = [*BY_ID.values(), ENVELOPE_PROMISE]
-    verdicts = [verdict for verdict in (judge(promise, outcomes) for promise in promises) if verdict.tests]
-    found_review = review(baseline, outcomes, today) if baseline is not None else None
-    problems = [f"baseline entry {entry.id!r} expired on {entry.expires}: fix the deviation, or extend or remove the entry in {args.baseline}"
+    verdicts = [verdict for verdict in (judge(p, [], log.findings.values(), log.reached[p.id]) for p in promises) if verdict.judged]
+    problems = [f"baseline entry {entry.label!r} expired on {entry.expires}: fix the deviation, or extend or remove the entry in {args.baseline}"
                 for entry in (found_review.expired if found_review else [])]
     summary = Summary(target="recorded traffic: " + ", ".join(map(str, args.files)), verdicts=verdicts, unmapped=[], review=found_review,
-                      problems=problems, notes=[], requests=None)
+                      problems=problems, notes=[], requests=None, findings=sorted(log.findings.values(), key=lambda f: -f.count))
     skipped = len(recorded) - len(judged)
     print(f"katapult-conformance replay: {len(recorded)} interactions in {len(args.files)} files; {len(judged)} judged, "
           f"{skipped} of other endpoints skipped{'' if args.judge_other_errors else ' (--judge-other-errors judges their errors)'}")

@@ -1,0 +1,180 @@
+"""Findings: every deviation a check sees, attributed to the promise the check speaks for, grouped by signature.
+
+A test fails only on the promises it exists for; what its checks see about other promises is recorded here, under
+those promises, and the test goes on. Each promise's checks also note when they ran to the end (`reach`), so a
+verdict of "conforms" means they ran at least once and found nothing.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
+
+VARIABLE_PARTS = re.compile(r"'[^']*'|\"[^\"]*\"|\b(?:vmnet|ip|vm|netw|vnet)_\w+|\d+")
+
+
+class Judged(Protocol):
+    """What a finding is made from: a ConformanceFailure, or any exception a test ended with."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def check(self) -> str: ...
+    @property
+    def expected(self) -> str: ...
+    @property
+    def received(self) -> str: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def code(self) -> str | None: ...
+    @property
+    def exchange(self) -> str: ...
+
+
+def message_shape(text: str) -> str:
+    """The message with its variable parts (quoted values, ids, numbers) blanked, so repeats of one deviation group."""
+    return VARIABLE_PARTS.sub("…", text)[:160]
+
+
+class NotReached(Skipped):
+    """The test cannot judge what it exists for, because something it depends on already deviated (recorded elsewhere)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{NOT_REACHED_PREFIX}{reason}")
+
+
+NOT_REACHED_PREFIX = "not reached: "
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What makes two findings the same deviation: promise, check, status, error code and the shape of what was received."""
+
+    promise: str
+    check: str
+    status: int | None
+    code: str | None
+    shape: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the report and the baseline spell it."""
+        return {"promise": self.promise, "check": self.check, "status": self.status, "code": self.code, "shape": self.shape}
+
+
+@dataclass
+class Finding:
+    """One deviation, how often it was seen, by which tests, with one example exchange and its reproduction."""
+
+    signature: Signature
+    title: str
+    expected: str
+    received: str
+    example: str
+    tests: list[str] = field(default_factory=list)
+    count: int = 1
+    excused_by: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the JSON report (and for shipping between processes)."""
+        return {**self.signature.as_dict(), "title": self.title, "expected": self.expected, "received": self.received,
+                "example": self.example, "tests": self.tests, "count": self.count, "excused_by": self.excused_by}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Finding:
+        """The inverse of as_dict."""
+        signature = Signature(raw["promise"], raw["check"], raw["status"], raw["code"], raw["shape"])
+        return cls(signature, raw["title"], raw["expected"], raw["received"], raw["example"], list(raw["tests"]), raw["count"],
+                   raw.get("excused_by"))
+
+
+class FindingLog:
+    """Every finding of the run, and how often each promise's checks ran to the end."""
+
+    def __init__(self) -> None:
+        self.findings: dict[Signature, Finding] = {}
+        self.reached: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def record(self, judged: Judged, promise: str, test: str) -> Finding:
+        """Add one observation of a deviation (grouped with its repeats)."""
+        signature = Signature(promise, judged.check, judged.status, judged.code, message_shape(judged.received))
+        with self.lock:
+            finding = self.findings.get(signature)
+            if finding is None:
+                finding = self.findings[signature] = Finding(signature, judged.title, judged.expected, judged.received, judged.exchange)
+            else:
+                finding.count += 1
+            if test not in finding.tests:
+                finding.tests.append(test)
+            return finding
+
+    def reach(self, promise: str) -> None:
+        """A check of this promise ran to the end and found nothing."""
+        with self.lock:
+            self.reached[promise] += 1
+
+    def of(self, promise: str) -> list[Finding]:
+        """The findings charged to one promise, most frequent first."""
+        return sorted((f for f in self.findings.values() if f.signature.promise == promise), key=lambda f: -f.count)
+
+    def merge(self, findings: list[dict[str, Any]], reached: dict[str, int]) -> None:
+        """Add what another process recorded (pytest-xdist workers)."""
+        with self.lock:
+            for raw in findings:
+                other = Finding.from_dict(raw)
+                mine = self.findings.get(other.signature)
+                if mine is None:
+                    self.findings[other.signature] = other
+                else:
+                    mine.count += other.count
+                    mine.tests += [test for test in other.tests if test not in mine.tests]
+            self.reached.update(reached)
+
+
+@dataclass
+class TestScope:
+    """The test now running: its name, the promises it exists for, and which promises its checks reached."""
+
+    __test__ = False  # not a test class, despite the name
+
+    name: str
+    promises: tuple[str, ...]
+    log: FindingLog
+    reached: set[str] = field(default_factory=set)
+    recorded: list[Finding] = field(default_factory=list)
+
+
+class Scope:
+    """The running test's scope, shared by every thread it starts (bursts judge from worker threads too)."""
+
+    current: TestScope | None = None
+
+
+def report(failure: Any) -> None:
+    """Record a deviation; raise it when it speaks for one of the running test's promises, else let the test go on."""
+    scope = Scope.current
+    if scope is None:
+        raise failure
+    promise = failure.promise or (scope.promises[0] if scope.promises else None)
+    if promise is None:
+        raise failure
+    failure.promise = promise
+    scope.recorded.append(scope.log.record(failure, promise, scope.name))
+    failure.recorded = True
+    if promise in scope.promises:
+        raise failure
+
+
+def reach(promise: str) -> None:
+    """Note that a check of this promise ran to the end for the running test and found nothing."""
+    scope = Scope.current
+    if scope is not None:
+        scope.log.reach(promise)
+        scope.reached.add(promise)
+
+
