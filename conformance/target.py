@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import json as jsonlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -86,6 +87,8 @@ class Target:
         self.sent = 0
         self.statuses: Counter[int] = Counter()
         self.observers: list[Callable[[httpx.Response], None]] = []
+        # Concurrent sends (conformance.concurrency) share the budget and the counters.
+        self.lock = threading.Lock()
 
     @property
     def is_live(self) -> bool:
@@ -108,17 +111,26 @@ class Target:
         params: Mapping[str, str] | None = None,
         paced: bool = True,
         budgeted: bool = True,
+        observed: bool = True,
     ) -> httpx.Response:
         """Send one request; a 429 on a paced request is waited out and retried once.
 
         `budgeted=False` is for putting the target back as it was: cleanup is never refused for lack of budget.
+        `observed=False` leaves the response to the caller, who passes it to `observe` (concurrent sends, in the server's order).
         """
-        response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
+        response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted, observed)
         if paced and response.status_code == 429 and self.is_live:
             retry_after = response.headers.get("Retry-After", "")
             self.pacer.sleep(float(retry_after) if retry_after.isdigit() else 60.0)
-            response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
+            response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted, observed)
         return response
+
+    def observe(self, response: httpx.Response) -> None:
+        """Count the response and tell every observer about it."""
+        with self.lock:
+            self.statuses[response.status_code] += 1
+        for observer in self.observers:
+            observer(response)
 
     def _send_once(
         self,
@@ -131,9 +143,12 @@ class Target:
         params: Mapping[str, str] | None,
         paced: bool,
         budgeted: bool,
+        observed: bool = True,
     ) -> httpx.Response:
-        if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
-            raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
+        with self.lock:
+            if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
+                raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
+            self.sent += 1
         all_headers = dict(credential.headers) if credential else {}
         all_headers.update(headers or {})
         body = content
@@ -142,7 +157,6 @@ class Target:
             all_headers.setdefault("Content-Type", "application/json")
         if paced:
             self.pacer.before_send()
-        self.sent += 1
         started = time.perf_counter()
         try:
             response = self.client.request(method, self.url(path), content=body, headers=all_headers, params=params)
@@ -154,11 +168,10 @@ class Target:
         if not hasattr(response, "_elapsed"):
             # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
             response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
-        self.statuses[response.status_code] += 1
         if paced:
             self.pacer.after_response(response)
-        for observer in self.observers:
-            observer(response)
+        if observed:
+            self.observe(response)
         return response
 
     def close(self) -> None:
