@@ -25,8 +25,9 @@ from conformance.requestlog import RequestLog
 from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, load_target_fixtures
 
-# The end-of-run summary, baseline and redaction hooks live in their own module.
-pytest_plugins = ("conformance.reporting",)
+# The end-of-run summary, baseline and redaction hooks live in their own module; xdist support in another, registered
+# first so its trylast pytest_configure runs before the reporter's (it changes what a worker's reporter writes).
+pytest_plugins = ("conformance.xdist", "conformance.reporting")
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
