@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 
-from conformance.target import ALLOCATE_PATH, UNSET, BudgetExhausted, Target
+from conformance.target import ALLOCATE_PATH, RATE_LIMIT_RESERVE, UNSET, BudgetExhausted, Target
 from conformance.targetfile import Credential
 
 BARRIER_TIMEOUT = 30.0
+WINDOW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,13 @@ class Call:
 
 
 def reserve(target: Target, count: int) -> None:
-    """Take `count` slots from the budget and the pacer first, so a batch sent at once stays within both on average."""
+    """Take `count` slots from the budget, the pacer and the rate-limit window first: a batch sent at once stays within all three."""
     if target.max_requests is not None and target.sent + count > target.max_requests:
         raise BudgetExhausted(f"the request budget of {target.max_requests} cannot take {count} more concurrent requests; raise --max-requests")
+    if target.remaining is not None and target.remaining < count + RATE_LIMIT_RESERVE:
+        # As the pacer does when the window runs low: a batch must not run into a 429 that no request alone would get.
+        target.pacer.sleep(WINDOW_SECONDS)
+        target.remaining = None
     for _ in range(count):
         target.pacer.before_send()
 

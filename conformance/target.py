@@ -87,8 +87,9 @@ class Target:
         self.sent = 0
         self.statuses: Counter[int] = Counter()
         self.observers: list[Callable[[httpx.Response], None]] = []
-        # Concurrent sends (conformance.concurrency) share the budget and the counters.
+        # Concurrent sends (conformance.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
+        self.remaining: int | None = None
 
     @property
     def is_live(self) -> bool:
@@ -127,8 +128,10 @@ class Target:
 
     def observe(self, response: httpx.Response) -> None:
         """Count the response and tell every observer about it."""
+        remaining = response.headers.get("X-RateLimit-Remaining", "")
         with self.lock:
             self.statuses[response.status_code] += 1
+            self.remaining = int(remaining) if remaining.isdigit() else self.remaining
         for observer in self.observers:
             observer(response)
 
