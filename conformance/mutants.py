@@ -27,8 +27,11 @@ from conformance.resources import data_path
 
 FAITHFUL = "faithful"
 # Served over HTTP by default: the transport-level deviations (a hang, a header, a broken body) and a side effect.
-LIVE_PREFERRED = ("hang-on-allocate-by-address", "errors-text-html", "200-invalid-json", "unallocate-noop")
-DEFAULT_LIVE_SAMPLE = 4
+LIVE_PREFERRED = ("hang-on-allocate-by-address", "errors-text-html", "200-invalid-json", "unallocate-noop", "check-then-act-allocator")
+DEFAULT_LIVE_SAMPLE = 5
+# The cheap, precise tests first: a run with --maxfail stops at its first failure, and the scenarios find most mutants
+# within a second, where the generated tests take seconds. The order changes no verdict.
+FIRST_MODULES = ("conformance.test_scenarios", "conformance.test_concurrency")
 DEFAULT_RUN_TIMEOUT = 600.0
 SERVER_START_TIMEOUT = 30.0
 # A short rate-limit window keeps the pacer from waiting out a minute when the generated tests send fast. With it,
@@ -131,15 +134,22 @@ def classify(run: Run, returncode: int, summary: JUnitSummary | None) -> str:
 def child_environment(pycache: Path) -> dict[str, str]:
     """The caller's environment without settings that would change what the suite runs against, bytecode cached in `pycache`."""
     dropped = ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_") and key not in dropped}
+    environ = {key: value for key, value in os.environ.items()
+               if not key.startswith(("KATAPULT_", "PYTEST_XDIST_")) and key not in dropped}
     # Without a bytecode cache every pytest start rewrites ~300 plugin modules again: seconds per run, times every run.
     environ.setdefault("PYTHONPYCACHEPREFIX", str(pycache))
     return environ
 
 
+def suite_modules() -> list[str]:
+    """Every test module of the suite, FIRST_MODULES first."""
+    found = sorted(f"conformance.{path.stem}" for path in Path(__file__).parent.glob("test_*.py"))
+    return [name for name in FIRST_MODULES if name in found] + [name for name in found if name not in FIRST_MODULES]
+
+
 def pytest_command(run: Run, junit: Path, base_url: str | None, maxfail: int = 0) -> list[str]:
-    """The command a user types, plus a JUnit report: the in-process mock (or mutant), or the served one's URL."""
-    command = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
+    """The command a user types (the suite's modules one by one), plus a JUnit report: the mock (or mutant) in-process, or the served one's URL."""
+    command = [sys.executable, "-m", "pytest", "--pyargs", *suite_modules(), "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
     if maxfail:
         command.append(f"--maxfail={maxfail}")
     if base_url is not None:

@@ -18,6 +18,7 @@ from hypothesis._settings import local_settings
 from conformance import api
 from conformance.collection import targets_suite
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
+from conformance.findings import FindingLog
 from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
@@ -31,13 +32,15 @@ from conformance.requestlog import RequestLog
 from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
-# The end-of-run summary, baseline and redaction hooks, and the host-independent collection, live in their own modules.
-pytest_plugins = ("conformance.reporting", "conformance.collection")
+# The end-of-run summary, baseline and redaction hooks, the host-independent collection and xdist support live in their
+# own modules; xdist is registered first so its trylast pytest_configure runs before the reporter's.
+pytest_plugins = ("conformance.xdist", "conformance.reporting", "conformance.collection")
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
 SESSION_KEY = pytest.StashKey["ConformanceSession"]()
 SEED_KEY = pytest.StashKey[int]()
+FINDINGS_KEY = pytest.StashKey[FindingLog]()
 SETTINGS_KEY = pytest.StashKey[settings]()
 
 

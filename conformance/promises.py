@@ -77,6 +77,8 @@ PROMISES = (
     Promise("no credential echoed", "no response repeats the token the request presented", by_checks=True),
     Promise("order of checks", "authentication, then scope, then arguments, then the endpoint's own checks"),
     Promise("no side effects", "a rejected request changes no allocation"),
+    Promise("concurrency", "requests sent at the same moment: one free IP asked for twice has one winner (200) and one 422"
+            " ip_already_allocated; a burst gets each request the answer it gets alone", "other_network_interface.id"),
     Promise("cleanup", "the suite leaves every IP it touched as it found it"),
 )
 BY_ID = {promise.id: promise for promise in PROMISES}

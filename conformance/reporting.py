@@ -16,7 +16,7 @@ from conformance.baseline import Baseline, BaselineError, Entry, Review, load_ba
 from conformance.checks import ConformanceFailure
 from conformance.config import SuiteConfig
 from conformance.findings import FindingLog, Scope, Signature, TestScope, message_shape
-from conformance.plugin import CONFIG_KEY, SESSION_KEY
+from conformance.plugin import CONFIG_KEY, FINDINGS_KEY, SESSION_KEY
 from conformance.promises import (
     CLEANUP,
     DEVIATION,
@@ -35,7 +35,6 @@ from conformance.redact import REDACT, RedactingFormatter, RedactingStream, env_
 from conformance.summary import Summary, terminal_lines, write_report
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
-FINDINGS_KEY = pytest.StashKey[FindingLog]()
 SCOPE_KEY = pytest.StashKey[TestScope]()
 REPORT_SUFFIXES = (".md", ".json")
 QUALIFIED_NAME = re.compile(r"^(?:\w+\.)+(?=\w+: )")

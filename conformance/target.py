@@ -121,9 +121,11 @@ class Target:
         self.max_requests = max_requests
         self.mock = mock
         self.sent = 0
-        self.lock = threading.Lock()
         self.statuses: Counter[int] = Counter()
         self.observers: list[Callable[[httpx.Response], None]] = []
+        # Concurrent sends (conformance.concurrency) share the budget and the counters, and need the window's headroom.
+        self.lock = threading.Lock()
+        self.remaining: int | None = None
 
     @property
     def is_live(self) -> bool:
@@ -146,18 +148,29 @@ class Target:
         params: Mapping[str, str] | None = None,
         paced: bool = True,
         budgeted: bool = True,
+        observed: bool = True,
     ) -> httpx.Response:
         """Send one request; a 429 on a paced request is waited out and retried once.
 
         `budgeted=False` is for putting the target back as it was: cleanup is never refused for lack of budget.
+        `observed=False` leaves the response to the caller, who passes it to `observe` (concurrent sends, in the server's order).
         """
-        response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
+        response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted, observed)
         if paced and response.status_code == 429 and self.is_live:
             retry_after = response.headers.get("Retry-After", "")
             wait = float(retry_after) if retry_after.isdigit() else self.pacer.window_seconds
             self.pacer.sleep(min(wait, self.pacer.window_seconds))
-            response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted)
+            response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted, observed)
         return response
+
+    def observe(self, response: httpx.Response) -> None:
+        """Count the response and tell every observer about it."""
+        remaining = response.headers.get("X-RateLimit-Remaining", "")
+        with self.lock:
+            self.statuses[response.status_code] += 1
+            self.remaining = int(remaining) if remaining.isdigit() else self.remaining
+        for observer in self.observers:
+            observer(response)
 
     def _send_once(
         self,
@@ -170,6 +183,7 @@ class Target:
         params: Mapping[str, str] | None,
         paced: bool,
         budgeted: bool,
+        observed: bool = True,
     ) -> httpx.Response:
         with self.lock:
             if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
@@ -194,12 +208,10 @@ class Target:
         if not hasattr(response, "_elapsed"):
             # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
             response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
-        with self.lock:
-            self.statuses[response.status_code] += 1
-            for observer in self.observers:
-                observer(response)
         if paced:
             self.pacer.after_response(response)
+        if observed:
+            self.observe(response)
         return response
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.resources import data_path
 from conformance.target import Target, mock_target
 from conformance.targetfile import TargetFixtures, load_target_fixtures
+from conformance.xdist import grouped_scheduler
 
 MOCK_TARGET_YAML = data_path("fixtures", "mock-target.yaml")
 SUBPROCESS_TIMEOUT = 300.0
@@ -43,8 +44,30 @@ class ServedMock:
 
 
 def without_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Our environment without KATAPULT_* settings (the caller's own must never leak into a child), plus `env`."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("KATAPULT_")} | dict(env or {})
+    """Our environment without KATAPULT_* settings (the caller's own must never leak into a child) nor xdist's worker variables, plus `env`."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(("KATAPULT_", "PYTEST_XDIST_"))} | dict(env or {})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """`pytest` runs the project's tests on xdist, a worker per core; `-n N` chooses, `-n 0` runs them in this one process.
+
+    Not addopts in pyproject.toml: that file is also the ini of every `pytest --pyargs conformance` run from this checkout.
+    """
+    if config.pluginmanager.has_plugin("xdist") and config.option.numprocesses is None and not hasattr(config, "workerinput"):
+        config.option.numprocesses = "auto"
+
+
+# Modules whose tests share one module-scoped batch of child runs: each goes whole to one xdist worker.
+GROUPED_MODULES = ("tests/test_config.py", "tests/test_reporting.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Spread the tests one by one over the workers (the mutant matrix too), except GROUPED_MODULES, each kept whole."""
+    if config.getoption("dist") != "load":
+        return None
+    return grouped_scheduler(config, log, lambda nodeid: next((module for module in GROUPED_MODULES if nodeid.startswith(module + "::")), None))
 
 
 def child_env(pycache: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:

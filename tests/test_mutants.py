@@ -134,7 +134,9 @@ def test_pytest_command_is_what_a_user_types(tmp_path: Path) -> None:
     """`python -m pytest --pyargs conformance`, with the mutant in-process or the served mock's URL and shipped fixtures."""
     junit = tmp_path / "junit.xml"
     in_process = runner.pytest_command(runner.Run("missing-token-401"), junit, None)
-    assert in_process[:5] == [sys.executable, "-m", "pytest", "--pyargs", "conformance"]
+    modules = runner.suite_modules()
+    assert in_process[:4 + len(modules)] == [sys.executable, "-m", "pytest", "--pyargs", *modules]
+    assert modules[:2] == ["conformance.test_scenarios", "conformance.test_concurrency"] and "conformance.test_generated" in modules
     assert in_process[-2:] == ["--mock-mutant", "missing-token-401"]
     assert "--mock-mutant" not in runner.pytest_command(runner.Run("faithful"), junit, None)
     live = runner.pytest_command(runner.Run("faithful", live=True), junit, "http://127.0.0.1:1/core/v1")
@@ -160,21 +162,38 @@ def test_unknown_only_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert "unknown mutant nope" in capsys.readouterr().err
 
 
+MATRIX = runner.plan(list(MUTANTS), runner.DEFAULT_LIVE_SAMPLE)
+
+
+def test_matrix_plan_covers_every_mutant_in_process_and_the_live_sample() -> None:
+    """The runs below are the whole matrix, as CI runs it: every mutant in-process, the live sample over HTTP, a faithful control in each."""
+    in_process = {run.mutant for run in MATRIX if not run.live}
+    live = {run.mutant for run in MATRIX if run.live}
+    assert in_process == {"faithful", *MUTANTS}
+    assert {"faithful", "hang-on-allocate-by-address", "check-then-act-allocator"} <= live and len(live) == 1 + runner.DEFAULT_LIVE_SAMPLE
+
+
 @pytest.mark.slow
-def test_matrix_catches_every_mutant_and_the_faithful_mock_is_clean(tmp_path: Path) -> None:
-    """The whole matrix, as CI runs it: every mutant caught in-process, the live sample caught over HTTP, no false alarm."""
-    report = tmp_path / "score.json"
+@pytest.mark.parametrize("run", MATRIX, ids=[f"{run.mode}-{run.mutant}" for run in MATRIX])
+def test_matrix_run_comes_out_as_it_should(run: runner.Run, pycache_dir: Path) -> None:
+    """One run of the matrix (xdist spreads them over its workers): the faithful mock clean, a mutant caught."""
     # --maxfail 1: a mutant is caught by its first failure; the README's table comes from a full run instead.
+    outcome = runner.execute(run, runner.child_environment(pycache_dir), MATRIX_TIMEOUT, maxfail=1)
+    assert outcome.ok, f"{run.mode} {run.mutant}: {outcome.status} {outcome.failed[:3]}\n{outcome.detail}"
+
+
+@pytest.mark.slow
+def test_matrix_command_line_scores_and_writes_json(tmp_path: Path) -> None:
+    """`python -m conformance.mutants` runs the plan, prints the score and writes the JSON (a mutant and its control, in-process)."""
+    report = tmp_path / "score.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "conformance.mutants", "--jobs", "2", "--maxfail", "1", "--json", str(report)],
-        capture_output=True, text=True, timeout=MATRIX_TIMEOUT, check=False, cwd=tmp_path,
+        [sys.executable, "-m", "conformance.mutants", "--only", "missing-token-401", "--live-sample", "0", "--jobs", "2", "--maxfail", "1",
+         "--json", str(report)],
+        capture_output=True, text=True, timeout=MATRIX_TIMEOUT, check=False, cwd=tmp_path, env=runner.child_environment(tmp_path / "pycache"),
     )
     assert report.exists(), completed.stdout[-3000:] + completed.stderr[-3000:]
     score = json.loads(report.read_text(encoding="utf-8"))
     statuses = {(run["mutant"], run["mode"]): run["status"] for run in score["runs"]}
-    wrong = {key: status for key, status in statuses.items() if status != ("clean" if key[0] == "faithful" else "caught")}
-    assert not wrong, completed.stdout[-5000:] + completed.stderr[-5000:]
-    assert {name for name, mode in statuses if mode == "in-process"} == {"faithful", *MUTANTS}
-    live = {name for name, mode in statuses if mode == "live"}
-    assert "faithful" in live and "hang-on-allocate-by-address" in live and len(live) == 1 + runner.DEFAULT_LIVE_SAMPLE
-    assert completed.returncode == 0 and score["ok"]
+    assert statuses == {("faithful", "in-process"): "clean", ("missing-token-401", "in-process"): "caught"}, completed.stdout[-3000:]
+    assert completed.returncode == 0 and score["ok"] and score["jobs"] == 2
+    assert "in-process: 1/1 mutants caught, faithful clean" in completed.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -646,3 +647,30 @@ class RemainingCountsUp(ReferenceMock):
         super().count_request(token, headers)
         window = self.windows[token.token]
         headers["X-RateLimit-Remaining"] = str(min(window.used, self.world.permitted))
+
+
+# --- concurrency (issue #12) -----------------------------------------------------------------------------------
+# The race is made deterministic: a request that has passed its checks waits, without the mock's lock, until a rival
+# request has passed the same checks (or RACE_WINDOW seconds), then writes. A lone request only waits.
+RACE_WINDOW = 0.25
+
+
+@mutant("check-then-act-allocator", "the allocator checks the IP is free, then takes it unlocked: two concurrent requests for it both get 200")
+class CheckThenActAllocator(ReferenceMock):
+    def reset(self) -> None:
+        super().reset()
+        self.checked = threading.Condition()
+        self.arrivals: dict[str, int] = {}
+
+    def allocate(self, ip: IPAddress, interface: dict[str, Any]) -> None:
+        with self.checked:
+            mine = self.arrivals[ip.id] = self.arrivals.get(ip.id, 0) + 1
+            self.checked.notify_all()
+        # handle() holds the mock's lock once; letting go of it here is the bug.
+        self.lock.release()
+        try:
+            with self.checked:
+                self.checked.wait_for(lambda: self.arrivals[ip.id] > mine, timeout=RACE_WINDOW)
+        finally:
+            self.lock.acquire()
+        super().allocate(ip, interface)

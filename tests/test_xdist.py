@@ -1,0 +1,106 @@
+"""The suite on xdist: `-n 2` gives the verdicts, counts, request log and clean target of a run without it; two runs on one target are refused."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from conformance.runlock import LOCK_DIR_ENV, RunLock
+
+if TYPE_CHECKING:
+    from conftest import Completed, RunPytest, ServedMock
+
+from test_live import GENEROUS_LIMIT, holders
+
+# The rate-limit burst runs until the window is spent, so its length depends on what ran before it in that process.
+NOT_RATE_LIMIT = ("-k", "not test_rate_limit_reached")
+WITHOUT_XDIST = ("-p", "no:xdist")
+STATUS = re.compile(r" -> \d+$")
+
+
+def run_both(run_pytest: RunPytest, tmp_path: Path, *args: str) -> dict[str, tuple[Completed, dict[str, Any], list[str]]]:
+    """The suite without xdist and with `-n 2`: each run's process, JSON report and request log lines."""
+    runs = {}
+    for name, how in (("n0", WITHOUT_XDIST), ("n2", ("-n", "2"))):
+        report, log = tmp_path / f"{name}.json", tmp_path / f"{name}.log"
+        done = run_pytest("--pyargs", "conformance", *how, *NOT_RATE_LIMIT, *args, "--conformance-report", report, "--request-log", log)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        runs[name] = (done, json.loads(report.read_text(encoding="utf-8")), log.read_text(encoding="utf-8").splitlines())
+    leftovers = [path.name for path in tmp_path.iterdir() if path.name.endswith(".part")]
+    assert not leftovers, leftovers
+    return runs
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each promise's verdict and detail."""
+    return {promise["id"]: (promise["verdict"], promise["detail"]) for promise in report["promises"]}
+
+
+def generated_lines(done: Completed) -> set[str]:
+    """The "generated cases by status" section (in whatever order the tests finished)."""
+    section = done.stdout.split("generated cases by status", 1)[1]
+    return {line for line in section.splitlines()[1:] if line.startswith("test_")}
+
+
+def assert_same_run(runs: dict[str, tuple[Completed, dict[str, Any], list[str]]]) -> None:
+    """Same verdicts (cleanup included), same generated cases per status."""
+    (n0, report0, _), (n2, report2, _) = runs["n0"], runs["n2"]
+    assert "created: 2/2 workers" in n2.stdout and "created:" not in n0.stdout
+    assert verdicts(report2) == verdicts(report0)
+    assert verdicts(report2)["cleanup"][0] == "conforms" and verdicts(report2)["concurrency"][0] == "conforms"
+    assert generated_lines(n2) == generated_lines(n0) and len(generated_lines(n0)) >= 8
+
+
+@pytest.mark.slow
+def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """In process each worker has its own mock: same verdicts and cases; one log with every request (plus each extra worker's end-of-run reads)."""
+    runs = run_both(run_pytest, tmp_path)
+    assert_same_run(runs)
+    log0, log2 = runs["n0"][2], runs["n2"][2]
+    changing = [line for line in log0 if not line.startswith("GET ")]
+    assert sorted(STATUS.sub("", line) for line in log2 if not line.startswith("GET ")) == sorted(STATUS.sub("", line) for line in changing)
+    extra_reads = Counter(log2) - Counter(log0)
+    assert all(line.startswith("GET ") for line in extra_reads) and sum(extra_reads.values()) <= 3, extra_reads
+
+
+@pytest.mark.slow
+def test_live_two_workers_give_the_verdicts_counts_and_log_of_one(
+    serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: Any, tmp_path: Path
+) -> None:
+    """Live, every test goes to one worker: same verdicts, the same requests per status, the same log, and the target left as found."""
+    served = serve_mock(*GENEROUS_LIMIT)
+    before = holders(served.base_url, mock_target_fixtures)
+    runs = run_both(run_pytest, tmp_path, "--target-url", served.base_url, "--target-fixtures", mock_target_fixtures.source, "--max-rate", "2000")
+    assert_same_run(runs)
+    (_, report0, log0), (n2, report2, log2) = runs["n0"], runs["n2"]
+    assert report2["requests"] == report0["requests"] and report0["requests"]["sent"] == len(log0) == len(log2)
+    # Which of two concurrent requests wins differs from run to run; the requests and the counts per status do not.
+    assert sorted(STATUS.sub("", line) for line in log2) == sorted(STATUS.sub("", line) for line in log0)
+    assert f"requests sent: {report0['requests']['sent']}" in n2.stdout
+    assert holders(served.base_url, mock_target_fixtures) == before
+
+
+def test_a_second_run_against_a_busy_target_is_refused(run_pytest: RunPytest, mock_target_fixtures: Any, tmp_path: Path) -> None:
+    """While a run holds a target, another run against the same URL stops at once with one line saying so; then the target is free again."""
+    url = "http://127.0.0.1:9/core/v1"
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    env = {LOCK_DIR_ENV: str(locks)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(LOCK_DIR_ENV, str(locks))
+        held = RunLock.acquire(url)
+        try:
+            done = run_pytest("--pyargs", "conformance", "--target-url", url, "--target-fixtures", mock_target_fixtures.source, env=env)
+        finally:
+            held.release()
+        RunLock.acquire(url).release()
+    assert done.returncode == 4, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    refused = f"ERROR: katapult-conformance: another run against {url} is in progress (pid {os.getpid()}"
+    assert len(lines) == 1 and lines[0].startswith(refused), done.stderr
