@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conformance.exchange import describe_exchange
-from conformance.findings import NotReached, reach, report
+from conformance.findings import NotReached, charge_elsewhere, reach, report
 from conformance.redact import REDACT
 from conformance.resources import data_path
 from conformance.target import ALLOCATE_PATH
@@ -30,9 +30,11 @@ DOCUMENTED_SERVER_ERRORS = frozenset({503})
 # Shorter tokens could turn up in a body by chance; real API tokens are far longer.
 MIN_ECHOED_TOKEN = 16
 NO_SERVER_ERRORS, MALFORMED_BYTES = "no server errors", "malformed bytes never crash the server"
-RESPONSE_SHAPE, SHAPE_200, NO_ECHOED_SECRET = "response shape", "200 shape", "no credential echoed"
+RESPONSE_SHAPE, SHAPE_200, NO_ECHOED_SECRET, ARGUMENT_ERRORS = "response shape", "200 shape", "no credential echoed", "400 argument errors"
 API_SCHEMA_HEADER, RATE_LIMIT_HEADERS, REQUEST_ID_HEADER = "X-Api-Schema on errors", "rate-limit headers", "X-Request-Id on every response"
 # Headers are judged by wire_headers instead, each under the promise it speaks for.
+# Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
+AUTHENTICATED: set[str] = set()
 SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -197,6 +199,9 @@ def rate_limit_headers_after_authentication(response: httpx.Response) -> list[st
     code = error_code(response)
     if code not in codes_after_authentication():
         return []
+    if AUTHENTICATED and response.request.headers.get("Authorization") not in AUTHENTICATED:
+        # An argument error to an unauthenticated request is an order-of-checks deviation; its headers follow from that.
+        return []
     missing = [name for name in ("X-RateLimit-Permitted", "X-RateLimit-Remaining") if name not in response.headers]
     required = {name for name, needed, _ in documented_headers(response.status_code) if needed}
     if missing and not required & set(missing):
@@ -217,10 +222,39 @@ def no_echoed_credential(response: httpx.Response) -> list[str]:
     return [NO_ECHOED_SECRET] if len(token) >= MIN_ECHOED_TOKEN else []
 
 
+@cache
+def code_statuses() -> dict[str, tuple[int, str]]:
+    """Each error code with a promise of its own ("403 invalid_api_token"): its documented status and that promise."""
+    from conformance.promises import PROMISES
+
+    found = {}
+    for promise in PROMISES:
+        status, _, code = promise.id.partition(" ")
+        if status.isdigit() and code and " " not in code:
+            found[code] = (int(status), promise.id)
+    for code in ("invalid_argument", "missing_required_argument", "invalid_json_body"):
+        found[code] = (400, ARGUMENT_ERRORS)
+    return found
+
+
+def status_of_code(response: httpx.Response) -> ConformanceFailure | None:
+    """A known error code under another status than its own: a finding of that code's promise (401 missing_api_token is 400's)."""
+    code = error_code(response)
+    documented = code_statuses().get(code or "")
+    if documented is None or documented[0] == response.status_code:
+        return None
+    status, promise = documented
+    return ConformanceFailure(f"Expected {status} {code}", f"{response.status_code} {code}", f"{status} {code}", response,
+                              promise=promise, check="status and code")
+
+
 def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -> list[str]:
     """Status documented, JSON content type and a body valid for that status (schemathesis' checks)."""
     promise = SHAPE_200 if response.status_code == 200 else RESPONSE_SHAPE
-    checks = [check for check in SCHEMATHESIS_CHECKS if not (status_expected and check is status_code_conformance)]
+    misfiled = status_of_code(response)
+    if misfiled is not None and not status_expected:
+        raise misfiled
+    checks = [check for check in SCHEMATHESIS_CHECKS if not ((status_expected or misfiled) and check is status_code_conformance)]
     try:
         response_case().validate_response(as_schemathesis_response(response), checks=checks)
     except FailureGroup as group:
@@ -277,25 +311,34 @@ def error_detail(response: httpx.Response) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {}
 
 
-def expect_error(response: httpx.Response, status: int, code: str) -> None:
-    """The response is the documented error `status code`, in the wire's shape."""
+def expect_error(response: httpx.Response, status: int, code: str) -> set[str]:
+    """The response is the documented error `status code`, in the wire's shape; returns the promises the response failed."""
     failed = conforms_to_fragment(response, status_expected=True)
     got_code = error_code(response)
+    if response.status_code >= 500 and response.status_code not in DOCUMENTED_SERVER_ERRORS:
+        raise NotReached(f"the server answered {response.status_code} (a finding of {NO_SERVER_ERRORS} or {MALFORMED_BYTES})")
     if response.status_code == status and got_code is None:
         body_unusable(response, failed)
+    if got_code == code and response.status_code != status:
+        misfiled = status_of_code(response)
+        if misfiled is not None:
+            # The right answer under the wrong status is the code's own deviation, wherever it is seen.
+            charge_elsewhere(misfiled)
     if response.status_code != status or got_code != code:
         raise ConformanceFailure(
             f"Expected {status} {code}", f"{response.status_code} {got_code or '(no error code)'}", f"{status} {code}", response,
             check="status and code")
+    return failed
 
 
-def expect_issue(response: httpx.Response, issue: str) -> None:
-    """A 400 invalid_argument whose detail.issue is the expected one."""
-    expect_error(response, 400, "invalid_argument")
+def expect_issue(response: httpx.Response, issue: str) -> set[str]:
+    """A 400 invalid_argument whose detail.issue is the expected one; returns the promises the response failed."""
+    failed = expect_error(response, 400, "invalid_argument")
     got = error_detail(response).get("issue")
     if got != issue:
         raise ConformanceFailure(f"Expected invalid_argument issue {issue}", f"invalid_argument issue {got}", f"invalid_argument issue {issue}",
                                  response, check="invalid_argument issue")
+    return failed
 
 
 def is_ip_address(value: Any) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
 
@@ -99,6 +100,8 @@ class FindingLog:
         self.findings: dict[Signature, Finding] = {}
         self.reached: Counter[str] = Counter()
         self.lock = threading.Lock()
+        # The baseline's judgement, known from the start, so what depends on an accepted deviation still runs.
+        self.excuser: Callable[[Finding], str | None] = lambda finding: None
 
     def record(self, judged: Judged, promise: str, test: str) -> Finding:
         """Add one observation of a deviation (grouped with its repeats)."""
@@ -107,6 +110,7 @@ class FindingLog:
             finding = self.findings.get(signature)
             if finding is None:
                 finding = self.findings[signature] = Finding(signature, judged.title, judged.expected, judged.received, judged.exchange)
+                finding.excused_by = self.excuser(finding)
             else:
                 finding.count += 1
             if test not in finding.tests:
@@ -117,6 +121,11 @@ class FindingLog:
         """A check of this promise ran to the end and found nothing."""
         with self.lock:
             self.reached[promise] += 1
+
+    def deviates(self, promise: str) -> bool:
+        """Whether the promise has a finding the baseline does not excuse."""
+        with self.lock:
+            return any(f.signature.promise == promise and f.excused_by is None for f in self.findings.values())
 
     def of(self, promise: str) -> list[Finding]:
         """The findings charged to one promise, most frequent first."""
@@ -178,3 +187,19 @@ def reach(promise: str) -> None:
         scope.reached.add(promise)
 
 
+
+
+def require(*promises: str) -> None:
+    """Stop the running test as not reached when a promise it builds on already deviates: its findings say what broke."""
+    scope = Scope.current
+    if scope is None:
+        return
+    broken = [promise for promise in promises if promise not in scope.promises and scope.log.deviates(promise)]
+    if broken:
+        raise NotReached(f"builds on {', '.join(broken)}, which already deviates in this run (see its findings)")
+
+
+def charge_elsewhere(failure: Any) -> NoReturn:
+    """Report a failure that speaks for another promise; if the running test does not exist for it, stop the test as not reached."""
+    report(failure)
+    raise NotReached(f"{failure.headline} (a finding of {failure.promise})")

@@ -15,10 +15,10 @@ import yaml
 from hypothesis import settings
 from hypothesis._settings import local_settings
 
-from conformance import api
+from conformance import api, checks
 from conformance.collection import targets_suite
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
-from conformance.findings import FindingLog
+from conformance.findings import FindingLog, report
 from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
@@ -122,6 +122,9 @@ def activate(config: pytest.Config) -> None:
     if suite.is_live:
         interrupt_on_sigterm(config)
     REDACT.add(fixtures.secrets())
+    # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
+    checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
+                                if key in ("valid", "without_scope") and "Authorization" in credential.headers)
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
     config.stash[SETTINGS_KEY] = suite_settings(suite.profile, suite.max_examples)
@@ -261,6 +264,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     suite = config.stash[CONFIG_KEY]
     fixtures = config.stash[FIXTURES_KEY]
     target = make_target(suite)
+    target.pacer.on_stall = report_stalled_rate_limit
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures)
     target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
@@ -284,6 +288,12 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
             + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run.",
             pytrace=False,
         )
+
+
+def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
+    """Rate-limit headers that never recover are a finding of their promise; pacing goes on by X-RateLimit-Permitted alone."""
+    report(checks.ConformanceFailure("X-RateLimit-Remaining does not recover", message, "Remaining back up after one window", response,
+                                     promise=checks.RATE_LIMIT_HEADERS, check="X-RateLimit-Remaining recovers"))
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,15 @@ def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
     return REDACT("\n".join([str(failure), *dict.fromkeys(notes)]))
 
 
+SUITE_ORDER = ("conformance.test_scenarios", "conformance.test_concurrency", "conformance.test_generated")
+
+
+def run_order(item: pytest.Item) -> int:
+    """Scenarios, then concurrency, then generated properties; anything else keeps its place after them (the sort is stable)."""
+    module = getattr(getattr(item, "module", None), "__name__", "")
+    return SUITE_ORDER.index(module) if module in SUITE_ORDER else len(SUITE_ORDER)
+
+
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
     """Replace every secret in what pytest, JUnit and this plugin will print from the report."""
     report.longrepr = REDACT.scrub(report.longrepr)
@@ -134,6 +143,8 @@ class ConformanceReporter:
         self.baseline = baseline
         self.today = datetime.date.today()
         self.log = FindingLog()
+        if baseline is not None:
+            self.log.excuser = lambda finding: (entry.label if (entry := baseline.excuse(finding, self.today)) else None)
         config.stash[FINDINGS_KEY] = self.log
         self.outcomes: dict[str, TestOutcome] = {}
         self.summary: Summary | None = None
@@ -156,9 +167,10 @@ class ConformanceReporter:
             handler.setFormatter(RedactingFormatter(handler.formatter, REDACT))
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Attach each test's promises as properties (JUnit shows them; reports carry them)."""
+        """Attach each test's promises as properties; run the scenarios first, so the properties that build on them know how they went."""
         for item in items:
             item.user_properties.extend((PROMISE_PROPERTY, promise) for promise in declared_promises(item))
+        items.sort(key=run_order)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:

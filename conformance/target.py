@@ -65,6 +65,9 @@ class Pacer:
         self.permitted: int | None = None
         self.waited_for: int | None = None
         self.lock = threading.Lock()
+        # Called instead of raising when Remaining never recovers; after it, Remaining is no longer trusted.
+        self.on_stall: Callable[[str, httpx.Response], None] | None = None
+        self.trust_remaining = True
 
     def before_send(self) -> None:
         """Wait for the next slot at the current pace."""
@@ -85,16 +88,19 @@ class Pacer:
         """Wait out the window when the server says few requests are left; a count that does not recover is a failure."""
         self.follow(response)
         remaining = response.headers.get("X-RateLimit-Remaining", "")
-        if not remaining.isdigit():
+        if not remaining.isdigit() or not self.trust_remaining:
             return
         if int(remaining) > RATE_LIMIT_RESERVE:
             self.waited_for = None
             return
         if self.waited_for is not None:
-            raise RateLimitStalled(
-                f"X-RateLimit-Remaining is still {remaining} after waiting a whole {self.window_seconds:g} s window (it was"
-                f" {self.waited_for}): the server's rate-limit headers do not recover, so the run stops here instead of waiting on them"
-            )
+            message = (f"X-RateLimit-Remaining is still {remaining} after waiting a whole {self.window_seconds:g} s window (it was"
+                       f" {self.waited_for}): the server's rate-limit headers do not recover")
+            if self.on_stall is None:
+                raise RateLimitStalled(message + ", so the run stops here instead of waiting on them")
+            self.trust_remaining = False
+            self.on_stall(message + "; pacing goes on by X-RateLimit-Permitted alone", response)
+            return
         self.waited_for = int(remaining)
         self.sleep(self.window_seconds)
 

@@ -9,7 +9,7 @@ import pytest
 
 from conformance import api
 from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, error_code, error_detail, expect_error
-from conformance.findings import reach
+from conformance.findings import NotReached, charge_elsewhere, reach, require
 from conformance.ledger import AllocationLedger
 from conformance.plugin import ConformanceSession
 from conformance.ratelimit import Burst, burst, remaining_of
@@ -37,6 +37,7 @@ def run_values(conformance_session: ConformanceSession) -> RunValues:
 @pytest.mark.parametrize("row", [row_param(row) for row in ROWS])
 def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues) -> None:
     """One row of the scenario table: provoke, judge, and check that no watched IP moved."""
+    require(*row.depends)
     path, content, headers, query = request_for(row, target_fixtures, run_values)
     watched = [ip_for(target_fixtures, name) for name in row.watch]
     before = {ip: ledger.touch(ip) for ip in watched}
@@ -82,9 +83,9 @@ def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, led
     if not held_before <= listed:
         raise ConformanceFailure("200 drops IPs the interface held", f"ip_addresses lacks {sorted(held_before - listed)}",
                                  "every IP the interface held before, plus the new one", response, promise="200 semantics")
-    permitted = int(response.headers["X-RateLimit-Permitted"])
-    remaining = int(response.headers["X-RateLimit-Remaining"])
-    if remaining > permitted:
+    permitted = int(response.headers.get("X-RateLimit-Permitted", "0") or 0)
+    remaining = int(response.headers.get("X-RateLimit-Remaining", "0") or 0)
+    if remaining > permitted > 0:
         raise ConformanceFailure("X-RateLimit-Remaining above X-RateLimit-Permitted", str(remaining), f"<= {permitted}", response,
                                  promise="rate-limit headers")
     holder = ledger.holder(ip)
@@ -93,6 +94,14 @@ def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, led
             "IP not held by the interface's virtual machine", f"{ip.id} held by {holder or 'nobody'}",
             f"held by {machine} (the virtual machine of {interface_id})", response, promise="200 semantics"
         )
+
+
+def not_yet_allocated(ledger: AllocationLedger, ip: IPRef) -> None:
+    """An allocatable IP must be free before a test allocates it; held now, an earlier deviation (see cleanup) took it."""
+    holder = ledger.touch(ip)
+    if holder is not None:
+        raise NotReached(f"{ip.id} ({ip.address}) is listed as allocatable but is held by {holder}: an earlier allocation was not undone"
+                         " (see cleanup), or the target fixtures list a held IP")
 
 
 def held_ips(target: Target, credential: Credential, interface_id: str) -> set[tuple[str, str]]:
@@ -112,8 +121,7 @@ def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFi
     credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(1 if lookup == "address" and len(target_fixtures.allocatable) > 1 else 0)
     interface_id = target_fixtures.network_interface_id
-    if ledger.touch(ip) is not None:
-        pytest.fail(f"{ip.id} ({ip.address}) is listed as allocatable but is already allocated; free it or fix the target fixtures")
+    not_yet_allocated(ledger, ip)
     machine = conformance_session.machine_of(interface_id)
     before = held_ips(target, credential, interface_id)
     response = api.allocate(target, credential, interface_id, {lookup: getattr(ip, lookup)})
@@ -127,8 +135,7 @@ def test_interface_from_path_segment(target: Target, target_fixtures: TargetFixt
     credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(0)
     interface_id = target_fixtures.network_interface_id
-    if ledger.touch(ip) is not None:
-        pytest.fail(f"{ip.id} ({ip.address}) is listed as allocatable but is already allocated; free it or fix the target fixtures")
+    not_yet_allocated(ledger, ip)
     machine = conformance_session.machine_of(interface_id)
     before = held_ips(target, credential, interface_id)
     path = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", f"/{interface_id}/")
@@ -143,8 +150,8 @@ def test_ip_held_by_the_other_machine_is_refused(target: Target, target_fixtures
     credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(0)
     other = conformance_session.other_interface()
-    if ledger.touch(ip) is not None:
-        pytest.fail(f"{ip.id} ({ip.address}) is listed as allocatable but is already allocated; free it or fix the target fixtures")
+    require("200 semantics")
+    not_yet_allocated(ledger, ip)
     taken = api.allocate(target, credential, other, {"id": ip.id})
     if taken.status_code != 200:
         raise ConformanceFailure("Allocating a free IP to the other interface failed", f"{taken.status_code} {error_code(taken)}",
@@ -162,6 +169,7 @@ def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run
     """A concurrent burst sized from X-RateLimit-Remaining gets 429 rate_limit_reached within one window; total_permitted matches."""
     if not target_fixtures.provoke_rate_limit:
         pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
+    require("rate-limit headers")
     credential = target_fixtures.credential("valid")
     body = api.allocate_body(run_values.value("unknown_interface"), {"id": run_values.value("unknown_ip")})
 
@@ -171,8 +179,9 @@ def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run
     first = send()
     remaining = remaining_of(first)
     if remaining is None:
-        raise ConformanceFailure("No X-RateLimit-Remaining past authentication", "a 404 without X-RateLimit-Remaining",
-                                 "X-RateLimit-Remaining on every response past authentication", first)
+        charge_elsewhere(ConformanceFailure("No X-RateLimit-Remaining past authentication", "a 404 without X-RateLimit-Remaining",
+                                            "X-RateLimit-Remaining on every response past authentication", first,
+                                            promise="rate-limit headers", check="header X-RateLimit-Remaining"))
     try:
         result = burst(send, remaining + BURST_MARGIN)
         if result.limited is None and result.turned_over:
@@ -210,7 +219,8 @@ def wait_for_new_window(target: Target, send: Callable[[], httpx.Response]) -> N
 
 
 @pytest.mark.promise("503 service_unavailable")
-def test_service_unavailable(target: Target, target_fixtures: TargetFixtures, conformance_session: ConformanceSession) -> None:
+def test_service_unavailable(target: Target, target_fixtures: TargetFixtures, conformance_session: ConformanceSession,
+                             ledger: AllocationLedger) -> None:
     """In maintenance, a valid request gets 503 service_unavailable (mock); on a live target any 503 seen is judged."""
     if target.mock is None:
         seen = conformance_session.seen_503
@@ -221,6 +231,7 @@ def test_service_unavailable(target: Target, target_fixtures: TargetFixtures, co
         return
     credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(0)
+    ledger.touch(ip)
     target.mock.maintenance = True
     try:
         response = api.allocate(target, credential, target_fixtures.network_interface_id, {"id": ip.id})

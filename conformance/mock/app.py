@@ -186,12 +186,14 @@ class ReferenceMock:
         with self.lock:
             self.world = self.pristine.fresh()
             self.windows: dict[str, RateWindow] = {}
+            self.serving: MockRequest | None = None
             self.maintenance = False
 
     # --- transport-independent entry point ------------------------------------------------------------------
     def handle(self, request: MockRequest) -> MockResponse:
         """Answer one request."""
         with self.lock:
+            self.serving = request
             headers: dict[str, str] = {"X-Request-Id": self.request_id()}
             try:
                 status, body = self.dispatch(request, headers)

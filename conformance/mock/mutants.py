@@ -70,9 +70,10 @@ def mock_class(name: str | None) -> type[ReferenceMock]:
 
 
 # --- shared helpers --------------------------------------------------------------------------------------------
-def is_allocation(body: Any) -> bool:
-    """Whether a response body is allocate_ip's 200 (not a support operation's)."""
-    return isinstance(body, dict) and "virtual_machine_network_interface" in body
+def is_allocation(mock: ReferenceMock, body: Any) -> bool:
+    """Whether a response body is allocate_ip's 200 (not the interface read's, which has the same shape)."""
+    serving = mock.serving
+    return isinstance(body, dict) and "virtual_machine_network_interface" in body and serving is not None and is_allocate_request(serving)
 
 
 def is_allocate_request(request: MockRequest) -> bool:
@@ -134,7 +135,8 @@ class RecodesErrors(ReferenceMock):
         except ApiError as error:
             for code, status, new_code in self.recodes:
                 if error.code == code:
-                    raise ApiError(status, new_code, error.detail) from None
+                    # The new code's own detail fields, as the real error would carry them (invalid_api_token has details).
+                    raise ApiError(status, new_code, {"details": None} if new_code == "invalid_api_token" else error.detail) from None
             raise
 
 
@@ -174,7 +176,7 @@ class CrashesOnId(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         key, value = super().lookup_argument(args, name, keys)
         if isinstance(value, str) and self.crashes_on(value):
-            raise ApiError(500, "internal_server_error")
+            raise ApiError(500, "unhandled_exception")
         return key, value
 
 
@@ -222,7 +224,7 @@ class IPItemMissingAddress(ReferenceMock):
 @mutant("200-without-rate-limit-headers", "the 200 lacks the X-RateLimit-Permitted and X-RateLimit-Remaining headers")
 class WithoutRateLimitHeaders(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
-        if is_allocation(body):
+        if is_allocation(self, body):
             headers.pop("X-RateLimit-Permitted", None)
             headers.pop("X-RateLimit-Remaining", None)
         return super().respond(status, body, headers)
@@ -508,7 +510,7 @@ class ErrorsTextHtml(ReferenceMock):
 class InvalidJSON200(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         response = super().respond(status, body, headers)
-        if is_allocation(body):
+        if is_allocation(self, body):
             response.body = response.body[:-1]
         return response
 
@@ -527,7 +529,7 @@ class CrashesOnLongId(CrashesOnId):
 
 @mutant("invalid-json-body-500", "a body that is not JSON crashes the server (500) instead of 400 invalid_json_body")
 class InvalidJSONBody500(RecodesErrors):
-    recodes = (("invalid_json_body", 500, "internal_server_error"),)
+    recodes = (("invalid_json_body", 500, "unhandled_exception"),)
 
 
 @mutant("hang-on-allocate-by-address", "the first successful allocation by address is made, but its response never comes")
