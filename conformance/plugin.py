@@ -265,7 +265,9 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     fixtures = config.stash[FIXTURES_KEY]
     target = make_target(suite)
     target.pacer.on_stall = report_stalled_rate_limit
-    session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures)
+    monitor = RateLimitMonitor(clock=target.pacer.now, window_seconds=target.pacer.window_seconds)
+    session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures,
+                                 rate_limit_monitor=monitor)
     target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
     if request_log is not None:

@@ -146,9 +146,9 @@ def judge(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[
         return PromiseVerdict(promise, FAILS, f"{sum(f.count for f in own if f.excused_by is None)} deviation(s)", tests, own)
     if own:
         return PromiseVerdict(promise, KNOWN_DEVIATION, "; ".join(dict.fromkeys(str(f.excused_by) for f in own)), tests, own)
-    if reached or any(o.reaches(promise) for o in outcomes):
-        passed = sum(1 for o in declaring if o.outcome == PASSED)
-        return PromiseVerdict(promise, CONFORMS, f"{passed} test(s) passed" if declaring else "checked by other tests", tests)
+    judged_by = sum(1 for o in declaring if o.reaches(promise))
+    if reached or judged_by or any(o.reaches(promise) for o in outcomes):
+        return PromiseVerdict(promise, CONFORMS, f"{judged_by} test(s) judged it, no finding" if judged_by else "checked, no finding", tests)
     skipped = [o.reason for o in declaring if o.outcome == SKIPPED]
     provoked = [reason for reason in skipped if any(mark in reason for mark in NOT_PROVOKED_MARKS)]
     if provoked and len(provoked) == len(declaring):

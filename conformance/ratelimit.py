@@ -22,7 +22,11 @@ CONCURRENT_RISE = 2 * BURST_WORKERS
 class RateLimitMonitor:
     """Remembers the lowest Remaining per token (by hash, never the token) in its window and records inconsistencies."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window_seconds: float = 60.0) -> None:
+        # A rise long after the lowest count may be a window the monitor did not see begin; only rises within one window count.
+        self.clock = clock
+        self.window_seconds = window_seconds
+        self.lowest_at: dict[str, float] = {}
         self.lowest: dict[str, int] = {}
         self.problems: list[str] = []
         self.seen = 0
@@ -47,11 +51,15 @@ class RateLimitMonitor:
             if remaining > permitted:
                 self.problems.append(f"Remaining {remaining} above Permitted {permitted}")
             elif remaining >= permitted * NEW_WINDOW_SHARE:
-                self.lowest[token] = remaining
+                self.lowest[token], self.lowest_at[token] = remaining, self.clock()
                 return
             elif lowest is not None and remaining > lowest + CONCURRENT_RISE:
-                self.problems.append(f"Remaining rose from {lowest} to {remaining} without a new window (Permitted {permitted})")
-            self.lowest[token] = remaining if lowest is None else min(lowest, remaining)
+                if self.clock() - self.lowest_at[token] < self.window_seconds:
+                    self.problems.append(f"Remaining rose from {lowest} to {remaining} without a new window (Permitted {permitted})")
+                self.lowest[token], self.lowest_at[token] = remaining, self.clock()
+                return
+            if lowest is None or remaining < lowest:
+                self.lowest[token], self.lowest_at[token] = remaining, self.clock()
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""The baseline: listed failures are known deviations that do not fail the run; fixed and expired entries are called out."""
+"""The baseline: entries keyed on a finding's signature excuse exactly those findings, and nothing written for one deviation hides another."""
 from __future__ import annotations
 
 import datetime
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -9,13 +10,13 @@ import pytest
 import yaml
 from conftest import RunPytest
 
-from conformance.baseline import Baseline, BaselineError, Entry, load_baseline, review
-from conformance.promises import DEVIATION, FAILED, PASSED, SKIPPED, TestOutcome
+from conformance.baseline import BaselineError, Entry, load_baseline, review
+from conformance.findings import Finding, Signature
 
-# missing-token-401 breaks the two scenarios below; the invalid-token ones still conform.
-MUTANT = ("--mock-mutant", "missing-token-401")
-SELECT = ("-k", "test_scenario and (missing-token or invalid-token)")
-TODAY = datetime.date(2025, 6, 1)
+TODAY = datetime.date(2026, 12, 2)
+ENTRY = {"promise": "400 missing_api_token", "check": "status and code", "status": 401, "code": "missing_api_token",
+         "reason": "staging answers 401 (TICKET-1)", "expires": "2999-12-31"}
+SCENARIOS = ("--pyargs", "conformance.test_scenarios", "-p", "no:xdist")
 
 
 def write(tmp_path: Path, entries: list[dict[str, object]] | str, name: str = "baseline.yaml") -> Path:
@@ -25,120 +26,139 @@ def write(tmp_path: Path, entries: list[dict[str, object]] | str, name: str = "b
     return path
 
 
-def run_suite(run_pytest: RunPytest, *args: str | Path) -> tuple[int, str]:
-    """Run the selected scenarios against the mutant; exit code and stdout."""
-    done = run_pytest("--pyargs", "conformance", *MUTANT, *SELECT, *args)
+def run(run_pytest: RunPytest, mutants: str, *args: str | Path) -> tuple[int, str]:
+    """The scenarios against these mutants; exit code and output."""
+    done = run_pytest(*SCENARIOS, "--mock-mutant", mutants, "--request-timeout", "2", *args)
     return done.returncode, done.stdout + done.stderr
 
 
-def test_listed_failures_are_known_deviations_and_do_not_fail_the_run(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """A failing promise listed in the baseline: exit 0, xfailed with the reason, in the terminal and in JUnit; a listed
-    promise that conforms is reported as fixed."""
-    baseline = write(tmp_path, [{"id": "400 missing_api_token", "reason": "staging answers 401 (TICKET-1)", "expires": "2999-12-31"},
-                                {"id": "403 invalid_api_token", "reason": "was broken"}])
-    junit = tmp_path / "junit.xml"
-    returncode, output = run_suite(run_pytest, "--baseline", baseline, "--junitxml", junit)
-    assert returncode == 0, output
-    assert "1 xfailed" in output
-    assert "known deviation  400 missing_api_token: staging answers 401 (TICKET-1) (test_scenario[missing-token])" in output
-    assert f"baseline entry '403 invalid_api_token' now conforms: remove it from {baseline}" in output
-    case = next(case for case in ET.parse(junit).getroot().iter("testcase") if case.get("name") == "test_scenario[missing-token]")
-    skipped = case.find("skipped")
-    assert skipped is not None and skipped.get("message") == "known deviation: staging answers 401 (TICKET-1)"
+def failing_promises(report: Path) -> set[str]:
+    """The promises a JSON report says fail."""
+    return {p["id"] for p in json.loads(report.read_text(encoding="utf-8"))["promises"] if p["verdict"] == "fails"}
 
 
-def test_write_baseline_then_run_with_it_passes(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """--write-baseline records this run's failures by test name; the next run with it passes."""
-    written = tmp_path / "written.yaml"
-    returncode, output = run_suite(run_pytest, "--write-baseline", written)
-    assert returncode == 1, output
-    entries = load_baseline(written).entries
-    assert [entry.id for entry in entries] == ["test_scenario[missing-token]"]
-    assert entries[0].reason.startswith("ConformanceFailure: ")
-    returncode, output = run_suite(run_pytest, "--baseline", written)
-    assert returncode == 0, output
-    assert "known deviation  400 missing_api_token" in output
+def test_an_entry_excuses_its_finding_as_a_known_deviation(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """401 for a missing token, baselined: exit 0, the scenario a known deviation in the terminal and in JUnit."""
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    code, output = run(run_pytest, "missing-token-401", "--baseline", write(tmp_path, [ENTRY]), "--junitxml", junit,
+                       "--conformance-report", report, "-k", "missing-token")
+    assert code == 0, output
+    assert "known deviation" in output and "TICKET-1" in output
+    verdicts = {p["id"]: p["verdict"] for p in json.loads(report.read_text())["promises"]}
+    assert verdicts["400 missing_api_token"] == "known deviation"
+    skipped = [case for case in ET.parse(junit).getroot().iter("testcase") if case.find("skipped") is not None]
+    assert skipped and "known deviation" in str(skipped[0].find("skipped").get("message"))  # type: ignore[union-attr]
 
 
-def test_strict_baseline_fails_on_a_fixed_entry(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """With --strict-baseline, an entry that now conforms fails the run, saying which entry to remove."""
-    baseline = write(tmp_path, [{"id": "400 missing_api_token", "reason": "401"}, {"id": "test_scenario[invalid-token]", "reason": "fixed"}])
-    returncode, output = run_suite(run_pytest, "--baseline", baseline, "--strict-baseline")
-    assert returncode == 1, output
-    assert f"run fails: baseline entry 'test_scenario[invalid-token]' now conforms: remove it from {baseline} (--strict-baseline)" in output
-    assert "1 xfailed" in output
+def test_an_entry_excuses_nothing_else(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """The same entry against a server that also accepts unknown tokens: that regression still fails the run."""
+    report = tmp_path / "report.json"
+    code, output = run(run_pytest, "missing-token-401,invalid-token-accepted", "--baseline", write(tmp_path, [ENTRY]),
+                       "--conformance-report", report)
+    assert code == 1, output
+    assert "403 invalid_api_token" in failing_promises(report)
+    assert "400 missing_api_token" not in failing_promises(report)
 
 
-def test_expired_entry_no_longer_excuses_and_fails_the_run(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """An entry past its date is named and fails the run; its failure shows as a failure again."""
-    baseline = write(tmp_path, [{"id": "400 missing_api_token", "reason": "401", "expires": "2000-01-31"}])
-    returncode, output = run_suite(run_pytest, "--baseline", baseline)
-    assert returncode == 1, output
-    expected = f"baseline entry '400 missing_api_token' expired on 2000-01-31: fix the deviation, or extend or remove the entry in {baseline}"
-    assert f"run fails: {expected}" in output
-    assert "fails            400 missing_api_token: test_scenario[missing-token]" in output
+# (baselined mutant, another mutant breaking a different promise): the baseline must not hide the second.
+PAIRS = [
+    ("request-id-empty", "invalid-token-accepted"),
+    ("request-id-empty", "scope-not-required"),
+    ("errors-without-x-api-schema", "exclusivity-id-wins"),
+    ("500-on-non-utf8-body", "already-allocated-409"),
+]
 
 
-def test_malformed_baseline_is_a_one_line_usage_error(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """A bad baseline stops the run before any request, with one sentence and no traceback."""
-    baseline = write(tmp_path, [{"id": "400 missing_api_token"}])
-    done = run_pytest("--pyargs", "conformance", "--baseline", baseline)
-    assert done.returncode == 4
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    reason = "needs a reason: say why the deviation is accepted"
-    assert lines == [f"ERROR: katapult-conformance: baseline {baseline} entry 1 (400 missing_api_token) {reason}"]
+@pytest.mark.parametrize(("accepted", "regression"), PAIRS, ids=[f"{a}+{b}" for a, b in PAIRS])
+def test_a_baseline_written_for_one_mutant_hides_no_other(accepted: str, regression: str, run_pytest: RunPytest, tmp_path: Path) -> None:
+    """--write-baseline against one mutant passes that mutant alone, and fails it combined with one that breaks another promise."""
+    baseline = tmp_path / "baseline.yaml"
+    code, output = run(run_pytest, accepted, "--write-baseline", baseline)
+    assert code == 1 and baseline.exists(), output
+    code, output = run(run_pytest, accepted, "--baseline", baseline, "--strict-baseline")
+    assert code == 0, output
+    report = tmp_path / "combined.json"
+    code, output = run(run_pytest, f"{accepted},{regression}", "--baseline", baseline, "--conformance-report", report)
+    assert code == 1, output
+    assert failing_promises(report), output
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("id: x\n", "must be a YAML list of entries"),
-        ("- [1, 2]\n", "entry 1 must be a mapping"),
-        ("- {id: 400 missing_api_token, reason: r, until: 2025-01-01}\n", "entry 1 has unknown key 'until'"),
-        ("- {reason: r}\n", "entry 1 needs an id"),
-        ("- {id: 403 scope not granted, reason: r}\n", "id '403 scope not granted' is neither a promise"),
-        ("- {id: 400 missing_api_token, reason: r, expires: next week}\n", "entry 1.expires must be a date like 2026-03-31"),
-        ("- {id: test_a, reason: r}\n- {id: test_a, reason: s}\n", "lists 'test_a' twice"),
-        ("- {id: [\n", "is not valid YAML at line"),
-    ],
-)
-def test_malformed_baselines(tmp_path: Path, text: str, message: str) -> None:
-    """Each problem is a BaselineError naming it."""
-    with pytest.raises(BaselineError) as raised:
-        load_baseline(write(tmp_path, text))
-    assert message in str(raised.value)
+def test_strict_baseline_fails_on_an_entry_that_matched_nothing(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """On the faithful mock the entry matches no finding: a note, or with --strict-baseline a failure naming it."""
+    baseline = write(tmp_path, [ENTRY])
+    code, output = run(run_pytest, "faithful", "--baseline", baseline, "-k", "missing-token")
+    assert code == 0 and "matched no finding" in output, output
+    code, output = run(run_pytest, "faithful", "--baseline", baseline, "--strict-baseline", "-k", "missing-token")
+    assert code == 1 and "matched no finding" in output and "--strict-baseline" in output, output
 
 
-def test_missing_file_and_empty_file(tmp_path: Path) -> None:
-    """A missing file says so; an empty file is an empty baseline."""
-    with pytest.raises(BaselineError, match="cannot read baseline"):
-        load_baseline(tmp_path / "absent.yaml")
-    assert load_baseline(write(tmp_path, "")).entries == ()
+def test_an_expired_entry_excuses_nothing_and_fails_the_run(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """Past its date, the entry no longer excuses its finding, and the run says to fix or extend it."""
+    code, output = run(run_pytest, "missing-token-401", "--baseline", write(tmp_path, [{**ENTRY, "expires": "2020-01-01"}]),
+                       "-k", "missing-token")
+    assert code == 1 and "expired on 2020-01-01" in output, output
 
 
-def test_dates_parse_and_expire_after_their_day(tmp_path: Path) -> None:
-    """expires is a date; the entry still excuses on that day and not after."""
-    baseline = load_baseline(write(tmp_path, "- {id: 400 missing_api_token, reason: r, expires: 2025-06-01}\n"))
-    assert baseline.entries == (Entry("400 missing_api_token", "r", datetime.date(2025, 6, 1)),)
-    assert baseline.excuse("test_scenario[missing-token]", ["400 missing_api_token"], TODAY) is not None
-    assert baseline.excuse("test_scenario[missing-token]", ["400 missing_api_token"], TODAY + datetime.timedelta(days=1)) is None
+def test_a_bad_baseline_is_a_one_line_usage_error(run_pytest: RunPytest, tmp_path: Path) -> None:
+    """An invalid date is exit 4 with one sentence naming the entry, not an INTERNALERROR."""
+    code, output = run(run_pytest, "faithful", "--baseline", write(tmp_path, [{**ENTRY, "expires": "2026-13-01"}]))
+    assert code == 4 and "entry 1" in output and "INTERNALERROR" not in output, output
 
 
-def test_review_finds_used_fixed_and_expired() -> None:
-    """Used: excused a failure; fixed: its tests ran and passed; skipped tests prove nothing; expired: past its date."""
-    baseline = Baseline(Path("b.yaml"), (
-        Entry("400 missing_api_token", "r"),
-        Entry("403 invalid_api_token", "r"),
-        Entry("403 scope_not_granted", "r"),
-        Entry("test_old", "r", datetime.date(2020, 1, 1)),
-    ))
-    outcomes = [
-        TestOutcome("test_a", ("400 missing_api_token",), DEVIATION, "r", ("400 missing_api_token",), "400 missing_api_token"),
-        TestOutcome("test_b", ("403 invalid_api_token", "no side effects"), FAILED, "moved", ("no side effects",)),
-        TestOutcome("test_c", ("403 scope_not_granted",), SKIPPED, "needs credentials.without_scope"),
-        TestOutcome("test_old", ("mutual exclusivity",), PASSED),
-    ]
-    found = review(baseline, outcomes, TODAY)
-    assert [entry.id for entry in found.used] == ["400 missing_api_token"]
-    assert [entry.id for entry in found.fixed] == ["403 invalid_api_token"]
-    assert [entry.id for entry in found.expired] == ["test_old"]
+@pytest.mark.parametrize(("entry", "message"), [
+    ({**ENTRY, "expires": "2026-13-01"}, "entry 1: expires must be a date"),
+    ({**ENTRY, "colour": "red"}, "entry 1 has unknown key 'colour'"),
+    ({**ENTRY, "promise": "403 scope_not_grantd"}, "entry 1: promise '403 scope_not_grantd' is not a promise"),
+    ({key: value for key, value in ENTRY.items() if key != "expires"}, "entry 1 lacks expires"),
+    ({key: value for key, value in ENTRY.items() if key != "check"}, "entry 1 lacks check"),
+    ({**ENTRY, "status": "401"}, "entry 1: status must be an HTTP status"),
+    ({**ENTRY, "message": "("}, "entry 1: message is not a valid regular expression"),
+    ({"id": "400 missing_api_token", "reason": "old"}, "entry 1 uses `id`, the 0.1 baseline format"),
+    ("not a list", "must be a YAML list"),
+])
+def test_malformed_entries_name_the_entry(entry: object, message: str, tmp_path: Path) -> None:
+    """Each problem is one BaselineError naming the entry and what to fix."""
+    with pytest.raises(BaselineError, match=message.replace("(", r"\(").replace("'", "'")):
+        load_baseline(write(tmp_path, entry if isinstance(entry, str) else [entry]))  # type: ignore[list-item]
+
+
+def test_a_repeated_entry_is_refused(tmp_path: Path) -> None:
+    """Two entries for one signature: keep one."""
+    with pytest.raises(BaselineError, match="entry 2 repeats"):
+        load_baseline(write(tmp_path, [ENTRY, ENTRY]))
+
+
+def finding(status: int = 401, code: str = "missing_api_token", received: str = "401 missing_api_token") -> Finding:
+    """A finding of the 400 missing_api_token promise."""
+    return Finding(Signature("400 missing_api_token", "status and code", status, code, received), "Expected 400 missing_api_token",
+                   "400 missing_api_token", received, "")
+
+
+def test_entries_match_exactly_and_the_message_pattern_narrows() -> None:
+    """Same promise, check, status and code; another status is not excused; a message pattern must match too."""
+    entry = Entry("400 missing_api_token", "status and code", 401, "missing_api_token", "why", TODAY)
+    assert entry.matches(finding())
+    assert not entry.matches(finding(status=403, received="403 missing_api_token"))
+    narrowed = Entry("400 missing_api_token", "status and code", 401, "missing_api_token", "why", TODAY, message="^401 ")
+    assert narrowed.matches(finding()) and not narrowed.matches(finding(received="401 something else entirely".replace("401 ", "x")))
+
+
+def test_review_marks_excused_findings_and_lists_unmatched_and_expired(tmp_path: Path) -> None:
+    """The review sets excused_by, and reports entries used, matched nothing, or expired."""
+    baseline = load_baseline(write(tmp_path, [ENTRY, {**ENTRY, "status": 403}, {**ENTRY, "status": 404, "expires": "2020-01-01"}]))
+    found = [finding()]
+    outcome = review(baseline, found, TODAY)
+    assert found[0].excused_by is not None
+    assert [e.status for e in outcome.used] == [401]
+    assert [e.status for e in outcome.unmatched] == [403]
+    assert [e.status for e in outcome.expired] == [404]
+
+
+def test_written_entries_round_trip(tmp_path: Path) -> None:
+    """An entry written for a finding loads back and excuses that finding."""
+    from conformance.baseline import write_baseline
+
+    path = tmp_path / "written.yaml"
+    write_baseline(path, [Entry.for_finding(finding(), TODAY)])
+    loaded = load_baseline(path)
+    assert loaded.excuse(finding(), TODAY) is not None

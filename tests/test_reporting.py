@@ -9,7 +9,22 @@ from pathlib import Path
 import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
 
-from conformance.promises import BY_ID, CONFORMS, FAILED, FAILS, KNOWN_DEVIATION, NOT_PROVOKED, NOT_RUN, PASSED, PROMISES, SKIPPED, TestOutcome, judge
+from conformance.findings import Finding, Signature
+from conformance.promises import (
+    BY_ID,
+    CONFORMS,
+    FAILED,
+    FAILS,
+    KNOWN_DEVIATION,
+    NOT_PROVOKED,
+    NOT_REACHED,
+    NOT_RUN,
+    PASSED,
+    PROMISES,
+    SKIPPED,
+    TestOutcome,
+    judge,
+)
 from conformance.summary import Summary, write_report
 
 SCOPE_OR_CAPABILITIES = "test_scenario and (scope-not-granted or invalid-capabilities or missing-token)"
@@ -51,26 +66,32 @@ def test_terminal_shows_one_line_per_promise_with_its_verdict(side_effect_run: t
     assert returncode == 1, stdout
     lines = promise_lines(stdout)
     assert set(lines) == set(BY_ID), stdout
-    assert lines["403 scope_not_granted"] == "conforms         403 scope_not_granted: 1 passed"
-    assert lines["no side effects"].startswith("fails            no side effects: test_scenario[scope-not-granted]")
+    assert lines["403 scope_not_granted"] == "conforms         403 scope_not_granted: 1 test(s) judged it, no finding"
+    assert lines["no side effects"].startswith("fails            no side effects: 1 deviation(s): Rejected request changed an allocation")
     capabilities = "not provoked     403 invalid_capabilities_token: needs credentials.invalid_capabilities"
     assert lines["403 invalid_capabilities_token"].startswith(capabilities)
-    assert lines["response shape"] == "not run          response shape: no test for it ran"
+    assert lines["response shape"] == "conforms         response shape: checked, no finding"
+    assert lines["429 rate_limit_reached"].startswith("not run          429 rate_limit_reached: no test for it ran")
+    assert "finding: no side effects · allocations unchanged · 403 scope_not_granted · seen 1x in test_scenario[scope-not-granted]" in stdout
     assert "requests sent" not in stdout
 
 
 def test_failure_of_a_named_check_counts_against_that_promise_only(side_effect_run: tuple[int, str, dict[str, object], ET.Element]) -> None:
     """The scope scenario answered 403 correctly but moved an IP: only "no side effects" fails, in the JSON report too."""
     _, _, report, _ = side_effect_run
-    assert report["schema_version"] == 1
-    assert report["passed"] is False
+    assert report["schema_version"] == 2
+    assert report["passed"] is False and report["status"] == "failed" and report["complete"] is False
     promises = {entry["id"]: entry for entry in report["promises"]}  # type: ignore[attr-defined]
     assert promises["403 scope_not_granted"]["verdict"] == CONFORMS
     side_effects = promises["no side effects"]
     assert side_effects["verdict"] == FAILS
     failed = [test for test in side_effects["tests"] if test["outcome"] == FAILED]
     assert [test["test"] for test in failed] == ["test_scenario[scope-not-granted]"]
-    assert failed[0]["reason"] == "ConformanceFailure: Rejected request changed an allocation"
+    assert failed[0]["reason"].startswith("Rejected request changed an allocation: expected unchanged")
+    findings = report["findings"]  # type: ignore[index]
+    assert [(f["promise"], f["check"], f["status"], f["code"], f["count"]) for f in findings] == [  # type: ignore[union-attr]
+        ("no side effects", "allocations unchanged", 403, "scope_not_granted", 1)]
+    assert "Reproduce:" in findings[0]["example"] and "curl" in findings[0]["example"]  # type: ignore[index]
     capabilities = promises["403 invalid_capabilities_token"]
     assert capabilities["verdict"] == NOT_PROVOKED
     assert capabilities["needs"] == "credentials.invalid_capabilities"
@@ -95,43 +116,63 @@ def test_live_run_shows_requests_per_status(run_pytest: RunPytest, served_mock: 
                       "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000")
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"^requests sent: \d+ \(200: \d+, 400: \d+\)$", done.stdout, re.MULTILINE), done.stdout
-    assert "conforms         400 missing_api_token: 1 passed" in done.stdout
+    assert "conforms         400 missing_api_token: 1 test(s) judged it, no finding" in done.stdout
 
 
-def test_markdown_report_is_a_table_of_promises(tmp_path: Path) -> None:
-    """The .md report has one table row per promise, with the verdict and its detail."""
+def finding(promise: str, count: int = 1, excused_by: str | None = None) -> Finding:
+    """A finding of this promise."""
+    found = Finding(Signature(promise, "status and code", 404, "ip_address_not_found", "404 ip_address_not_found"),
+                    "Expected 400 invalid_argument", "400 invalid_argument | ambiguous", "404 ip_address_not_found", "Sent: POST ...",
+                    ["test_a"], count)
+    found.excused_by = excused_by
+    return found
+
+
+def test_markdown_report_is_a_table_of_promises_then_the_findings(tmp_path: Path) -> None:
+    """The .md report has one row per promise, then each finding with its example, then what was not judged."""
     outcomes = [
-        TestOutcome("test_a", ("mutual exclusivity",), FAILED, "ConformanceFailure: Expected 400 | 404", ("mutual exclusivity",)),
+        TestOutcome("test_a", ("mutual exclusivity",), FAILED, "expected 400 invalid_argument, received 404", ("mutual exclusivity",)),
         TestOutcome("test_b", ("403 scope_not_granted",), SKIPPED, "needs credentials.without_scope in the target fixtures (x.yaml)"),
     ]
-    summary = Summary("https://api.staging.example/core/v1", [judge(promise, outcomes) for promise in PROMISES], [], None, [], [],
-                      {"sent": 3, "by_status": {"200": 1, "400": 2}})
+    findings = [finding("mutual exclusivity")]
+    verdicts = [judge(promise, outcomes, findings, 0) for promise in PROMISES]
+    summary = Summary("https://api.staging.example/core/v1", verdicts, [], None, [], [], {"sent": 3, "by_status": {"200": 1, "400": 2}},
+                      findings=findings, not_judged=[v for v in verdicts if not v.judged])
     path = tmp_path / "out" / "report.md"
     write_report(path, summary)
     text = path.read_text(encoding="utf-8")
-    assert "| mutual exclusivity | **fails** | test_a |" in text
+    assert "| mutual exclusivity | **fails** | 1 deviation(s): Expected 400 invalid_argument |" in text
     assert "| 403 scope_not_granted | not provoked | needs credentials.without_scope in the target fixtures (x.yaml) |" in text
-    assert "| response shape | not run | no test for it ran |" in text
+    assert "| response shape | not reached | no response in this run went through its checks |" in text
+    assert "## Findings" in text and "expected: 400 invalid_argument \\| ambiguous" not in text and "Sent: POST ..." in text
+    assert "## Not judged" in text
     assert "| 400 | 2 |" in text
     assert "**failed**" in text
 
 
 @pytest.mark.parametrize(
-    ("outcomes", "verdict"),
+    ("outcomes", "findings", "reached", "verdict"),
     [
-        ([PASSED, PASSED], CONFORMS),
-        ([PASSED, SKIPPED], CONFORMS),
-        ([PASSED, FAILED], FAILS),
-        ([PASSED, "known deviation"], KNOWN_DEVIATION),
-        (["known deviation", FAILED], FAILS),
-        ([SKIPPED, SKIPPED], NOT_PROVOKED),
-        ([], NOT_RUN),
+        ([PASSED, PASSED], [], 0, CONFORMS),
+        ([PASSED, SKIPPED], [], 0, CONFORMS),
+        ([PASSED, FAILED], [None], 0, FAILS),
+        ([PASSED, "known deviation"], ["entry"], 0, KNOWN_DEVIATION),
+        (["known deviation", FAILED], ["entry", None], 0, FAILS),
+        ([FAILED], [], 0, NOT_REACHED),
+        ([SKIPPED, SKIPPED], [], 0, NOT_PROVOKED),
+        ([], [], 0, NOT_RUN),
+        ([], [], 3, CONFORMS),
     ],
 )
-def test_verdict_rules(outcomes: list[str], verdict: str) -> None:
-    """Any failure fails the promise; else an excused failure is a known deviation; else a pass conforms; all skipped is not provoked."""
-    tests = [TestOutcome(f"test_{index}", ("order of checks",), outcome, "", ("order of checks",)) for index, outcome in enumerate(outcomes)]
-    assert judge(BY_ID["order of checks"], tests).verdict == verdict
+def test_verdict_rules(outcomes: list[str], findings: list[str | None], reached: int, verdict: str) -> None:
+    """An unexcused finding fails; all excused is a known deviation; a test or check that judged it conforms; else why not."""
+    reasons = {SKIPPED: "needs credentials.without_scope in the target fixtures (x.yaml)", FAILED: "stopped on another promise"}
+    tests = [TestOutcome(f"test_{index}", ("order of checks",), outcome, reasons.get(outcome, ""), ("no side effects",))
+             for index, outcome in enumerate(outcomes)]
+    found = [finding("order of checks", excused_by=excuse) for excuse in findings]
+    for index, item in enumerate(found):
+        item.signature = Signature(item.signature.promise, f"check {index}", 404, None, "")
+    assert judge(BY_ID["order of checks"], tests, found, reached).verdict == verdict
 
 
 def test_unknown_promise_in_a_marker_is_a_usage_error(run_pytest: RunPytest, tmp_path: Path) -> None:
@@ -151,7 +192,7 @@ def test_tests_without_a_promise_are_listed(run_pytest: RunPytest, tmp_path: Pat
     done = run_pytest("--pyargs", "conformance", test_file, "-k", "test_plain or (test_scenario and missing-token)")
     assert done.returncode == 0, done.stdout
     assert "tests declaring no promise: test_plain (passed)" in done.stdout
-    assert "conforms         400 missing_api_token: 1 passed" in done.stdout
+    assert "conforms         400 missing_api_token: 1 test(s) judged it, no finding" in done.stdout
 
 
 def test_report_needs_a_known_suffix(run_pytest: RunPytest) -> None:

@@ -331,7 +331,7 @@ class OmitsAllocatedIP(ReferenceMock):
 
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
-        body["ip_addresses"] = [item for item in body["ip_addresses"] if item["id"] != self.just_allocated]
+        body["ip_addresses"] = [item for item in body["ip_addresses"] if item["id"] != getattr(self, "just_allocated", None)]
         return body
 
 
