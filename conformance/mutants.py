@@ -80,6 +80,8 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     first_failure: float | None = None
     detail: str = ""
+    # The promises the run's conformance report says fail (what the deviation was attributed to).
+    failing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -148,8 +150,9 @@ def suite_modules() -> list[str]:
 
 
 def pytest_command(run: Run, junit: Path, base_url: str | None, maxfail: int = 0) -> list[str]:
-    """The command a user types (the suite's modules one by one), plus a JUnit report: the mock (or mutant) in-process, or the served one's URL."""
-    command = [sys.executable, "-m", "pytest", "--pyargs", *suite_modules(), "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
+    """The command a user types (the suite's modules one by one) with JUnit and JSON reports: the mock (or mutant) in-process, or a URL."""
+    command = [sys.executable, "-m", "pytest", "--pyargs", *suite_modules(), "-p", "no:cacheprovider", "-q", f"--junitxml={junit}",
+               f"--conformance-report={junit.with_name('report.json')}"]
     if maxfail:
         command.append(f"--maxfail={maxfail}")
     if base_url is not None:
@@ -226,7 +229,14 @@ def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0)
         detail = "" if status in ("clean", "caught", "missed") else _tail(completed.stdout + completed.stderr)
         if summary is None:
             return Outcome(run, status, seconds, detail=detail)
-        return Outcome(run, status, seconds, summary.tests, summary.failed, summary.first_failure, detail)
+        return Outcome(run, status, seconds, summary.tests, summary.failed, summary.first_failure, detail, failing_promises(workdir / "report.json"))
+
+
+def failing_promises(report: Path) -> list[str]:
+    """The promises a conformance report says fail (none when the run wrote no report)."""
+    if not report.exists():
+        return []
+    return [promise["id"] for promise in json.loads(report.read_text(encoding="utf-8"))["promises"] if promise["verdict"] == "fails"]
 
 
 @contextmanager

@@ -12,41 +12,44 @@ BROKEN = {
     "200-returns-other-interface": ("test_allocate_free_ip[id]", "200 returns another interface"),
     "200-omits-allocated-ip": ("test_allocate_free_ip[id]", "Allocated IP missing from ip_addresses"),
     "allocates-to-other-interface": ("test_allocate_free_ip[id]", "IP not held by the interface's virtual machine"),
-    "request-id-empty": ("test_allocate_free_ip[id]", "X-Request-Id missing or empty"),
-    "errors-without-x-api-schema": ("test_scenario[missing-token]", "Error without X-Api-Schema: json-error"),
-    "success-with-x-api-schema": ("test_allocate_free_ip[id]", "Success with X-Api-Schema"),
-    "errors-without-rate-limit-headers": ("test_scenario[interface-not-found]", "without rate-limit headers"),
     "200-lists-only-new-ip": ("test_allocate_free_ip[id]", "200 drops IPs the interface held"),
     "allocation-names-interface": ("test_allocate_free_ip[id]", "IP not held by the interface's virtual machine"),
-    "path-segment-ignored": ("test_scenario[interface-from-literal-path]", "Expected 404 virtual_machine_network_interface_not_found"),
-    "null-interface-filled-from-path": ("test_scenario[interface-null-is-missing]", "Expected 400 missing_required_argument"),
-    "query-string-ignored": ("test_scenario[query-id-body-address-ambiguous]", "ambiguous_lookup_values"),
-    "query-wins-over-body": ("test_scenario[body-wins-over-query]", "Expected 404 ip_address_not_found"),
-    "json-read-whatever-content-type": ("test_scenario[json-as-text-plain-ignored]", "Expected 400 missing_required_argument"),
-    "non-object-body-invalid-json": ("test_scenario[null-body-has-no-arguments]", "Expected 400 missing_required_argument"),
-    "500-on-non-utf8-body": ("test_scenario[body-not-utf8]", "Server error on malformed bytes"),
-    "missing-token-401": ("test_scenario[missing-token]", "Undocumented status code"),
-    "non-bearer-scheme-accepted": ("test_scenario[non-bearer-token]", "Expected 400 missing_api_token"),
+    "missing-token-401": ("test_scenario[missing-token]", "expected 400 missing_api_token, received 401 missing_api_token"),
+    "non-bearer-scheme-accepted": ("test_scenario[non-bearer-token]", "expected 400 missing_api_token"),
     "invalid-token-401": ("test_scenario[invalid-token]", "Broken promise (403 invalid_api_token)"),
-    "scope-error-without-scopes": ("test_scenario[scope-not-granted]", "scopes"),
     "network-error-names-allowed-network": ("test_scenario[unauthorized-network]", "is not an IP address"),
     "capabilities-token-as-invalid-api-token": ("test_scenario[invalid-capabilities]", "Broken promise (403 invalid_capabilities_token)"),
-    "not-found-codes-swapped": ("test_scenario[interface-not-found]", "Expected 404 virtual_machine_network_interface_not_found"),
-    "already-allocated-409": ("test_scenario[already-allocated-by-id]", "Undocumented status code"),
-    "already-allocated-ip-moved": ("test_scenario[already-allocated-by-id]", "Expected 422 ip_already_allocated"),
-    "invalid-ip-unchecked": ("test_scenario[invalid-ip]", "Expected 422 invalid_ip"),
-    "429-total-permitted-string": ("test_rate_limit_reached", "total_permitted"),
-    "rate-limit-never-429": ("test_rate_limit_reached", "Expected 429 rate_limit_reached"),
-    "maintenance-ignored": ("test_service_unavailable", "Expected 503 service_unavailable"),
+    "not-found-codes-swapped": ("test_scenario[interface-not-found]", "expected 404 virtual_machine_network_interface_not_found"),
+    "already-allocated-409": ("test_scenario[already-allocated-by-id]", "expected 422 ip_already_allocated, received 409 ip_already_allocated"),
+    "already-allocated-ip-moved": ("test_scenario[already-allocated-by-id]", "expected 422 ip_already_allocated"),
+    "invalid-ip-unchecked": ("test_scenario[invalid-ip]", "expected 422 invalid_ip"),
+    "rate-limit-never-429": ("test_rate_limit_reached", "No 429 past the rate limit"),
+    "maintenance-ignored": ("test_service_unavailable", "expected 503 service_unavailable"),
     "exclusivity-id-wins": ("test_scenario[exclusive-two-ips]", "ambiguous_lookup_values"),
     "empty-lookup-accepted": ("test_scenario[exclusive-empty-lookup]", "missing_lookup_value"),
-    "null-is-a-value": ("test_scenario[exclusive-null-is-no-value]", "Expected 404 ip_address_not_found"),
-    "arguments-before-authentication": ("test_scenario[order-no-token-broken-body]", "Expected 400 missing_api_token"),
-    "scope-after-arguments": ("test_scenario[order-no-scope-broken-body]", "Expected 403 scope_not_granted"),
+    "null-is-a-value": ("test_scenario[exclusive-null-is-no-value]", "expected 404 ip_address_not_found"),
+    "arguments-before-authentication": ("test_scenario[order-no-token-broken-body]", "expected 400 missing_api_token"),
+    "scope-after-arguments": ("test_scenario[order-no-scope-broken-body]", "expected 403 scope_not_granted"),
     "422-still-allocates": ("test_scenario[invalid-ip]", "Rejected request changed an allocation"),
     "ambiguous-still-allocates": ("test_scenario[exclusive-same-ip]", "Rejected request changed an allocation"),
     "scope-denied-still-allocates": ("test_scenario[scope-not-granted]", "Rejected request changed an allocation"),
-    "errors-unwrapped": ("test_scenario[missing-token]", "Response violates schema"),
+    "path-segment-ignored": ("test_scenario[interface-from-literal-path]", "expected 404 virtual_machine_network_interface_not_found"),
+    "null-interface-filled-from-path": ("test_scenario[interface-null-is-missing]", "expected 400 missing_required_argument"),
+    "query-string-ignored": ("test_scenario[query-fills-missing-lookup]", "expected 404 ip_address_not_found"),
+    "query-wins-over-body": ("test_scenario[body-wins-over-query]", "expected 404 ip_address_not_found"),
+    "json-read-whatever-content-type": ("test_scenario[json-as-text-plain-ignored]", "expected 400 missing_required_argument"),
+    "non-object-body-invalid-json": ("test_scenario[null-body-has-no-arguments]", "expected 400 missing_required_argument"),
+    "500-on-non-utf8-body": ("test_scenario[body-not-utf8]", "Server error on malformed bytes"),
+}
+# Deviations of a promise the scenarios do not exist for: no scenario fails for them, the run does, and the finding says why.
+FOUND = {
+    "errors-unwrapped": "finding: response shape · Response violates schema · 400 · seen",
+    "request-id-empty": "finding: X-Request-Id on every response · header X-Request-Id",
+    "errors-without-x-api-schema": "finding: X-Api-Schema on errors · header X-Api-Schema",
+    "success-with-x-api-schema": "finding: X-Api-Schema on errors · header X-Api-Schema · 200",
+    "errors-without-rate-limit-headers": "finding: rate-limit headers · header X-RateLimit-Permitted · 404",
+    "scope-error-without-scopes": "finding: response shape · Response violates schema · 403 scope_not_granted",
+    "429-total-permitted-string": "finding: response shape · Response violates schema · 429 rate_limit_reached",
 }
 
 
@@ -72,6 +75,17 @@ def test_broken_promise_fails_its_scenario(mutant: str, pytester: pytest.Pyteste
     section = output.split(f"_ {scenario} _", 1)
     assert len(section) == 2, output[-3000:]
     assert phrase in section[1], f"the failure of {scenario} does not say {phrase!r}:\n{section[1][:3000]}"
+
+
+@pytest.mark.parametrize("mutant", sorted(FOUND))
+def test_deviation_of_another_promise_is_a_finding_that_fails_the_run(mutant: str, pytester: pytest.Pytester) -> None:
+    """A header or shape deviation fails no scenario (none exists for it) but is a finding under its own promise, and the run fails."""
+    result = pytester.runpytest_inprocess(
+        "--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "--mock-mutant", mutant, "--request-timeout", "2",
+    )
+    output = result.stdout.str()
+    assert result.ret == 1, output[-3000:]
+    assert FOUND[mutant] in output, f"no finding {FOUND[mutant]!r} under {mutant}:\n{output[-3000:]}"
 
 
 MINIMAL_FIXTURES = """\

@@ -343,7 +343,9 @@ class AllocatesToOtherInterface(ReferenceMock):
 
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
-        body["ip_addresses"].append({"id": self.just_allocated.id, "address": self.just_allocated.address})
+        moved = getattr(self, "just_allocated", None)
+        if moved is not None:
+            body["ip_addresses"].append({"id": moved.id, "address": moved.address})
         return body
 
 
