@@ -20,11 +20,12 @@ from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.observed import WireProfile
+from conformance.preflight import SETUP_ERROR_EXIT, Preflight, preflight, stop_message
 from conformance.profiles import register_profiles, session_seed
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
-from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
+from conformance.target import BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
 # The end-of-run summary, baseline and redaction hooks live in their own module.
@@ -34,6 +35,7 @@ CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
 SESSION_KEY = pytest.StashKey["ConformanceSession"]()
 SEED_KEY = pytest.StashKey[int]()
+PREFLIGHT_KEY = pytest.StashKey[Preflight]()
 
 
 @dataclass
@@ -176,24 +178,29 @@ def is_conformance_item(item: pytest.Item) -> bool:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Before any test: one unauthenticated request, so an unreachable live target stops the run with one message."""
+    """Before any test on a live target: the preflight checks the setup; a wrong one stops the run with exit 6, one line per problem."""
     suite = session.config.stash[CONFIG_KEY]
     if not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
         return
     probe = make_target(suite)
     wire = WireProfile()
     probe.observers.append(wire.observe)
-    fixtures = session.config.stash[FIXTURES_KEY]
     try:
-        probe.send("POST", ALLOCATE_PATH, json={}, paced=False)
-        # An authenticated request with no arguments changes nothing and shows the token's allowance.
-        probe.send("POST", ALLOCATE_PATH, credential=fixtures.credentials.get("valid"), json={}, paced=False)
+        found = preflight(probe, session.config.stash[FIXTURES_KEY])
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
         probe.close()
+    session.config.stash[PREFLIGHT_KEY] = found
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not found.ok:
+        if reporter is not None:
+            reporter.write_line(stop_message(found), red=True)
+        pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP_ERROR_EXIT})", returncode=SETUP_ERROR_EXIT)
     if reporter is not None:
+        reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
+        for note in found.notes:
+            reporter.write_line(f"katapult-conformance preflight note: {note}")
         reporter.write_line(f"katapult-conformance target showed: {wire.describe()}")
 
 
