@@ -1,6 +1,7 @@
 """The pytest plugin: options, the resolved target in the header, and the target/ledger fixtures."""
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
 import threading
@@ -212,15 +213,16 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     fixtures = config.stash[FIXTURES_KEY]
     target = make_target(suite)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures)
-    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe]
+    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.ledger.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
     if request_log is not None:
         target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
+    record_starting_state(session, config.stash.get(PREFLIGHT_KEY, None))
     yield session
     try:
-        session.ledger.restore()
-        session.drifts = session.ledger.verify()
+        left = session.ledger.verify()
+        session.drifts = [*session.ledger.moved_unasked, *left]
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
     finally:
@@ -228,12 +230,37 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         if request_log is not None:
             request_log.close()
     if session.drifts:
-        pytest.fail(
-            "katapult-conformance left the target changed; these IPs are not back in their starting state:\n"
-            + "\n".join(f"  {drift}" for drift in session.drifts)
-            + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run.",
-            pytrace=False,
-        )
+        pytest.fail(cleanup_message(session), pytrace=False)
+
+
+def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:
+    """Every fixture IP's holder before the first test (read by the preflight on a live target), and where each can go back to."""
+    ledger, fixtures = session.ledger, session.fixtures
+    if found is not None:
+        ledger.start(found.holders)
+        session.machines.update(found.machines)
+    ledger.read_start(fixtures.known_ips())
+    for interface in (fixtures.network_interface_id, fixtures.other_network_interface_id):
+        if interface is not None and interface not in session.machines:
+            # A target that cannot say an interface's machine is judged by the tests that need it; cleanup just knows less.
+            with contextlib.suppress(TargetError):
+                session.machines[interface] = api.virtual_machine_of(session.target, fixtures.credential("valid"), interface, budgeted=False)
+        if interface is not None and interface in session.machines:
+            ledger.add_home(interface, session.machines[interface])
+
+
+def cleanup_message(session: ConformanceSession) -> str:
+    """Why the end-of-run check failed: IPs the target moved unasked (put back now), and IPs that could not be put back."""
+    lines = []
+    unasked = session.ledger.moved_unasked
+    if unasked:
+        lines.append("the target moved IPs that no test left changed (they are put back now):")
+        lines += [f"  {drift}" for drift in unasked]
+    left = [drift for drift in session.drifts if drift not in unasked]
+    if left:
+        lines.append("katapult-conformance left the target changed; these IPs are not back in their starting state:")
+        lines += [f"  {drift}" for drift in left]
+    return "\n".join(lines)
 
 
 @pytest.fixture(scope="session")
