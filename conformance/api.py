@@ -14,9 +14,9 @@ def allocate_body(interface_id: Any, ip_lookup: Any) -> dict[str, Any]:
     return {"virtual_machine_network_interface": {"id": interface_id}, "ip_address": ip_lookup}
 
 
-def allocate(target: Target, credential: Credential | None, interface_id: Any, ip_lookup: Any) -> httpx.Response:
+def allocate(target: Target, credential: Credential | None, interface_id: Any, ip_lookup: Any, *, budgeted: bool = True) -> httpx.Response:
     """POST allocate_ip."""
-    return target.send("POST", ALLOCATE_PATH, credential=credential, json=allocate_body(interface_id, ip_lookup))
+    return target.send("POST", ALLOCATE_PATH, credential=credential, json=allocate_body(interface_id, ip_lookup), budgeted=budgeted)
 
 
 def holder_of(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> str | None:

@@ -1,6 +1,7 @@
 """The pytest plugin: options, the resolved target in the header, and the target/ledger fixtures."""
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
 import threading
@@ -24,12 +25,13 @@ from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.observed import WireProfile
+from conformance.preflight import SETUP_ERROR_EXIT, Preflight, preflight, stop_message
 from conformance.profiles import session_seed, suite_settings
 from conformance.promises import MARKER
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
-from conformance.target import ALLOCATE_PATH, BudgetExhausted, Target, TargetError, live_target, mock_target
+from conformance.target import BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
 # The end-of-run summary, baseline and redaction hooks, the host-independent collection and xdist support live in their
@@ -42,6 +44,7 @@ SESSION_KEY = pytest.StashKey["ConformanceSession"]()
 SEED_KEY = pytest.StashKey[int]()
 FINDINGS_KEY = pytest.StashKey[FindingLog]()
 SETTINGS_KEY = pytest.StashKey[settings]()
+PREFLIGHT_KEY = pytest.StashKey[Preflight]()
 
 
 @dataclass
@@ -236,24 +239,29 @@ def uses_suite(item: pytest.Item) -> bool:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Before any test: one unauthenticated request, so an unreachable live target stops the run with one message."""
+    """Before any test on a live target: the preflight checks the setup; a wrong one stops the run with exit 6, one line per problem."""
     suite = session.config.stash.get(CONFIG_KEY, None)
     if suite is None or not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
         return
     probe = make_target(suite)
     wire = WireProfile()
     probe.observers.append(wire.observe)
-    fixtures = session.config.stash[FIXTURES_KEY]
     try:
-        probe.send("POST", ALLOCATE_PATH, json={}, paced=False)
-        # An authenticated request with no arguments changes nothing and shows the token's allowance.
-        probe.send("POST", ALLOCATE_PATH, credential=fixtures.credentials.get("valid"), json={}, paced=False)
+        found = preflight(probe, session.config.stash[FIXTURES_KEY])
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
         probe.close()
+    session.config.stash[PREFLIGHT_KEY] = found
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not found.ok:
+        if reporter is not None:
+            reporter.write_line(stop_message(found), red=True)
+        pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP_ERROR_EXIT})", returncode=SETUP_ERROR_EXIT)
     if reporter is not None:
+        reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
+        for note in found.notes:
+            reporter.write_line(f"katapult-conformance preflight note: {note}")
         reporter.write_line(f"katapult-conformance target showed: {wire.describe()}")
 
 
@@ -268,15 +276,16 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     monitor = RateLimitMonitor(clock=target.pacer.now, window_seconds=target.pacer.window_seconds)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures,
                                  rate_limit_monitor=monitor)
-    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe]
+    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.ledger.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
     if request_log is not None:
         target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
+    record_starting_state(session, config.stash.get(PREFLIGHT_KEY, None))
     yield session
     try:
-        session.ledger.restore()
-        session.drifts = session.ledger.verify()
+        left = session.ledger.verify()
+        session.drifts = [*session.ledger.moved_unasked, *left]
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
     finally:
@@ -284,12 +293,37 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         if request_log is not None:
             request_log.close()
     if session.drifts:
-        pytest.fail(
-            "katapult-conformance left the target changed; these IPs are not back in their starting state:\n"
-            + "\n".join(f"  {drift}" for drift in session.drifts)
-            + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run.",
-            pytrace=False,
-        )
+        pytest.fail(cleanup_message(session), pytrace=False)
+
+
+def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:
+    """Every fixture IP's holder before the first test (read by the preflight on a live target), and where each can go back to."""
+    ledger, fixtures = session.ledger, session.fixtures
+    if found is not None:
+        ledger.start(found.holders)
+        session.machines.update(found.machines)
+    ledger.read_start(fixtures.known_ips())
+    for interface in (fixtures.network_interface_id, fixtures.other_network_interface_id):
+        if interface is not None and interface not in session.machines:
+            # A target that cannot say an interface's machine is judged by the tests that need it; cleanup just knows less.
+            with contextlib.suppress(TargetError):
+                session.machines[interface] = api.virtual_machine_of(session.target, fixtures.credential("valid"), interface, budgeted=False)
+        if interface is not None and interface in session.machines:
+            ledger.add_home(interface, session.machines[interface])
+
+
+def cleanup_message(session: ConformanceSession) -> str:
+    """Why the end-of-run check failed: IPs the target moved unasked (put back now), and IPs that could not be put back."""
+    lines = []
+    unasked = session.ledger.moved_unasked
+    if unasked:
+        lines.append("the target moved IPs that no test left changed (they are put back now):")
+        lines += [f"  {drift}" for drift in unasked]
+    left = [drift for drift in session.drifts if drift not in unasked]
+    if left:
+        lines.append("katapult-conformance left the target changed; these IPs are not back in their starting state:")
+        lines += [f"  {drift}" for drift in left]
+    return "\n".join(lines)
 
 
 def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:

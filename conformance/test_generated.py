@@ -53,9 +53,6 @@ class Sender:
         # Many requests per example on the in-process mock (hypothesis' per-example cost dominates there);
         # one per example on a live target, where each request costs real time and rate limit.
         self.batch = (1, 1) if self.target.is_live else (4, 8)
-        self.ips = {key: ip for ip in fixtures.known_ips() for key in (ip.id, ip.address)}
-        for ip in fixtures.allocatable:
-            ledger.touch(ip)
 
     def send(self, request: GeneratedRequest) -> httpx.Response:
         """Send one generated request; a 200 is undone at once so every example starts from the same state."""
@@ -68,16 +65,16 @@ class Sender:
             response = self.target.send("POST", ALLOCATE_PATH, json=request.body, headers=headers)
         self.statuses[response.status_code] += 1
         if response.status_code == 200:
-            self.undo(request.body)
+            self.undo(response.request)
         return response
 
-    def undo(self, body: Any) -> None:
-        """Put back an IP a generated request allocated."""
-        lookup = body.get("ip_address") if isinstance(body, dict) else None
-        named = [self.ips[value] for value in (lookup or {}).values() if isinstance(value, str) and value in self.ips]
-        for ip in named:
-            self.ledger.touch(ip)
-        self.ledger.restore()
+    def undo(self, request: httpx.Request) -> None:
+        """Put back what a generated request allocated: the IPs it names, or every fixture IP when it names none."""
+        named = self.ledger.named(request)
+        if not named:
+            self.ledger.restore(list(self.ledger.started))
+        for ip in sorted(named, key=lambda ip: ip.id):
+            self.ledger.undo(ip)
 
     def holders(self, ips: list[IPRef]) -> dict[IPRef, str | None]:
         """Who holds each of these IPs now."""
@@ -265,8 +262,6 @@ class AllocationMachine(RuleBasedStateMachine):
                                          f"held by {holder or 'nobody'}")
 
     def teardown(self) -> None:
-        for ip in self.model:
-            CONTEXT.ledger.touch(ip)
         CONTEXT.ledger.restore()
 
 

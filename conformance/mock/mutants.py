@@ -325,6 +325,8 @@ class ReturnsOtherInterface(ReferenceMock):
 
 @mutant("200-omits-allocated-ip", "the 200 body's ip_addresses leaves out the IP just allocated")
 class OmitsAllocatedIP(ReferenceMock):
+    just_allocated: str | None = None
+
     def allocate(self, ip: IPAddress, interface: dict[str, Any]) -> None:
         super().allocate(ip, interface)
         self.just_allocated = ip.id
@@ -337,15 +339,16 @@ class OmitsAllocatedIP(ReferenceMock):
 
 @mutant("allocates-to-other-interface", "the IP goes to another interface, though the 200 body lists it under the one asked for")
 class AllocatesToOtherInterface(ReferenceMock):
+    just_allocated: IPAddress | None = None
+
     def allocate(self, ip: IPAddress, interface: dict[str, Any]) -> None:
         super().allocate(ip, other_interface(self, interface))
         self.just_allocated = ip
 
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
-        moved = getattr(self, "just_allocated", None)
-        if moved is not None:
-            body["ip_addresses"].append({"id": moved.id, "address": moved.address})
+        if self.just_allocated is not None:
+            body["ip_addresses"].append({"id": self.just_allocated.id, "address": self.just_allocated.address})
         return body
 
 
