@@ -124,13 +124,17 @@ def parse_junit(path: Path) -> JUnitSummary:
     return JUnitSummary(len(seen), failed, first_failure)
 
 
-def classify(run: Run, returncode: int, summary: JUnitSummary | None) -> str:
-    """The run's status from pytest's exit code (0 passed, 1 tests failed, else trouble) and its report."""
-    if summary is None or returncode not in (0, 1) or (returncode == 1) != bool(summary.failed):
+def classify(run: Run, returncode: int, summary: JUnitSummary | None, failing: Sequence[str] = ()) -> str:
+    """The run's status from pytest's exit code (0 passed, 1 failed, else trouble), its JUnit report and its failing promises.
+
+    A deviation of a promise no test exists for fails no test but is a finding that fails the run: that is caught too.
+    """
+    caught = bool(summary and summary.failed) or bool(failing)
+    if summary is None or returncode not in (0, 1) or (returncode == 1) != caught:
         return "error"
     if run.mutant == FAITHFUL:
-        return "false-alarm" if summary.failed else "clean"
-    return "caught" if summary.failed else "missed"
+        return "false-alarm" if caught else "clean"
+    return "caught" if caught else "missed"
 
 
 def child_environment(pycache: Path) -> dict[str, str]:
@@ -225,11 +229,12 @@ def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0)
             return Outcome(run, "error", time.monotonic() - started, detail=str(error))
         seconds = time.monotonic() - started
         summary = parse_junit(junit) if junit.exists() else None
-        status = classify(run, completed.returncode, summary)
+        failing = failing_promises(workdir / "report.json")
+        status = classify(run, completed.returncode, summary, failing)
         detail = "" if status in ("clean", "caught", "missed") else _tail(completed.stdout + completed.stderr)
         if summary is None:
             return Outcome(run, status, seconds, detail=detail)
-        return Outcome(run, status, seconds, summary.tests, summary.failed, summary.first_failure, detail, failing_promises(workdir / "report.json"))
+        return Outcome(run, status, seconds, summary.tests, summary.failed, summary.first_failure, detail, failing)
 
 
 def failing_promises(report: Path) -> list[str]:

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from conftest import Completed, PytestRunner
 
 MOCK_FIXTURES = data_path("fixtures", "mock-target.yaml")
-SAMPLES = {"str": ("cli-value", "env-value"), "path": ("cli.yaml", "env.yaml"), "float": ("2.5", "7.5"), "int": ("3", "9"), "flag": (True, "1")}
+SAMPLES = {"str": ("cli-value", "env-value"), "path": ("cli.yaml", "env.yaml"), "float": ("2.5", "7.5"), "int": ("3", "9"), "flag": (True, "1"),
+           "paths": (["a.md", "b.json"], "c.md")}
 ENV_OPTIONS = [option for option in OPTIONS if option.env is not None]
 TOKEN = "kc-conformance-secret-0d4f1a"
 CAPABILITIES = "kc-capabilities-secret-77ab3e"
@@ -42,6 +43,8 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 def converted(option: Option, raw: str) -> object:
     """The value resolve() should give for a raw string."""
+    if option.kind == "paths":
+        return tuple(Path(item) for item in (raw if isinstance(raw, list) else [raw]))
     return {"str": str, "path": Path, "float": float, "int": int, "flag": bool}[option.kind](raw)
 
 

@@ -16,7 +16,7 @@ CAUGHT_BY_GENERATION = {
     "200-missing-mac-address": "test_every_response_conforms",
     "exclusivity-id-wins": "test_exclusivity_two_values_are_ambiguous",
     "arguments-before-authentication": "test_auth_before_arguments",
-    "unprocessable-codes-swapped": "test_stateful_allocation",
+    "allocates-to-other-interface": "test_stateful_allocation",
     "ambiguous-still-allocates": "test_exclusivity_two_values_are_ambiguous",
     "422-still-allocates": "test_stateful_allocation",
 }

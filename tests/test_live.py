@@ -91,7 +91,8 @@ def test_live_target_talks_http(served_mock: ServedMock, mock_target_fixtures: T
         answer = api.allocate(target, valid, interface, {"id": ip.id})
         assert answer.status_code == 200, answer.text
         conforms_to_fragment(answer)
-        assert api.holder_of(target, valid, ip) == interface
+        # The wire names the interface's virtual machine as the holder (fixtures/mock-world.yaml).
+        assert api.holder_of(target, valid, ip) == api.virtual_machine_of(target, valid, interface) == "vm_mockAlpha00000001"
         assert api.unallocate(target, valid, ip).status_code == 200
         assert api.holder_of(target, valid, ip) is None
         refused = api.allocate(target, mock_target_fixtures.credential("network_restricted"), interface, {"id": ip.id})

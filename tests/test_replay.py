@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from conftest import ServedMock
 
 from conformance.replay.judge import operation_for
@@ -114,7 +115,10 @@ def test_reports_and_baseline(replay: Replay, tmp_path: Path) -> None:
     assert {p["id"]: p["verdict"] for p in report["promises"]}["response shape"] == "fails"
     assert "**fails**" in md.read_text(encoding="utf-8")
     baseline = tmp_path / "baseline.yaml"
-    baseline.write_text("- id: test_replay[get_ip_address]\n  reason: staging unwraps this error (TICKET-1)\n", encoding="utf-8")
+    finding = report["findings"][0]
+    entry = {key: finding[key] for key in ("promise", "check", "status", "code")}
+    baseline.write_text(yaml.safe_dump([{**entry, "reason": "staging unwraps this error (TICKET-1)", "expires": "2999-12-31"}]),
+                        encoding="utf-8")
     code, output = replay(broken, "--baseline", baseline)
     assert code == 0, output
     assert "known deviation" in output

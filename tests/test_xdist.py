@@ -59,14 +59,14 @@ def assert_same_run(runs: dict[str, tuple[Completed, dict[str, Any], list[str]]]
 
 @pytest.mark.slow
 def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """In process each worker has its own mock: same verdicts and cases; one log with every request (plus each extra worker's end-of-run reads)."""
+    """In process each worker has its own mock: same verdicts and cases; one log with every request (plus each extra worker's reads of the fixture IPs' starting states)."""
     runs = run_both(run_pytest, tmp_path)
     assert_same_run(runs)
     log0, log2 = runs["n0"][2], runs["n2"][2]
     changing = [line for line in log0 if not line.startswith("GET ")]
     assert sorted(STATUS.sub("", line) for line in log2 if not line.startswith("GET ")) == sorted(STATUS.sub("", line) for line in changing)
     extra_reads = Counter(log2) - Counter(log0)
-    assert all(line.startswith("GET ") for line in extra_reads) and sum(extra_reads.values()) <= 3, extra_reads
+    assert all(line.startswith("GET ") for line in extra_reads) and sum(extra_reads.values()) <= 6, extra_reads
 
 
 @pytest.mark.slow
