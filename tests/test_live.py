@@ -100,7 +100,7 @@ def test_live_target_talks_http(served_mock: ServedMock, mock_target_fixtures: T
         assert error_detail(refused) == {"ip_address": "127.0.0.1"}
     finally:
         target.close()
-    assert len(seen) == target.sent == 5
+    assert len(seen) == target.sent == 6
     assert all(response.request.url.host == "127.0.0.1" for response in seen)
 
 

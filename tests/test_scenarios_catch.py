@@ -25,7 +25,7 @@ BROKEN = {
     "invalid-ip-unchecked": ("test_scenario[invalid-ip]", "expected 422 invalid_ip"),
     "rate-limit-never-429": ("test_rate_limit_reached", "No 429 past the rate limit"),
     "maintenance-ignored": ("test_service_unavailable", "expected 503 service_unavailable"),
-    "exclusivity-id-wins": ("test_scenario[exclusive-two-ips]", "ambiguous_lookup_values"),
+    "exclusivity-id-wins": ("test_scenario[exclusive-two-ips]", "expected 400 invalid_argument, received 200"),
     "empty-lookup-accepted": ("test_scenario[exclusive-empty-lookup]", "missing_lookup_value"),
     "null-is-a-value": ("test_scenario[exclusive-null-is-no-value]", "expected 404 ip_address_not_found"),
     "arguments-before-authentication": ("test_scenario[order-no-token-broken-body]", "expected 400 missing_api_token"),
