@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-import yaml
 from hypothesis import strategies as st
 
-from conformance.checks import SPEC_PATH
+from conformance.checks import resolved
 from conformance.targetfile import TargetFixtures
 
 BODY_SCHEMA_REF = "#/components/schemas/AllocateIPRequest"
@@ -68,21 +66,9 @@ class KnownValues:
         return st.sampled_from((True, True, True, False)).flatmap(lambda use_real: real if use_real else TEXT)
 
 
-@cache
-def _document() -> dict[str, Any]:
-    loaded = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-    assert isinstance(loaded, dict)
-    return loaded
-
-
 def resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Follow a local $ref."""
-    while "$ref" in schema:
-        node: Any = _document()
-        for part in schema["$ref"].lstrip("#/").split("/"):
-            node = node[part]
-        schema = node
-    return schema
+    """Follow a local $ref in the fragment (one resolver, conformance.checks')."""
+    return resolved(dict(schema))
 
 
 def body_schema() -> Mapping[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from test_pacing import FakeClock
 
 from conformance import api
 from conformance.checks import ConformanceFailure, conforms_to_fragment, error_code, error_detail
@@ -262,21 +263,6 @@ def test_a_500_is_charged_to_malformed_bytes_only_when_they_were_sent(request_bo
 
 
 # --- rate limits ----------------------------------------------------------------------------------------------
-class FakeClock:
-    """Time that moves only when slept through."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def limited(permitted: str, remaining: str) -> httpx.Response:
     """A response with rate-limit headers."""
     return httpx.Response(200, headers={"X-RateLimit-Permitted": permitted, "X-RateLimit-Remaining": remaining},
