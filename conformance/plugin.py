@@ -110,11 +110,32 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> object:
+    """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+    session = item.config.stash.get(SESSION_KEY, None)
+    if session is not None and session.target.out_of_time() and is_conformance_item(item):
+        pytest.skip(f"not run: the run's --max-duration of {session.target.max_duration:g} s is spent; raise --max-duration to run more")
+    try:
+        return (yield)
+    except (MissingFixture, BudgetExhausted) as cannot_run:
+        pytest.skip(str(cannot_run))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> object:
     """A test that lacks a fixture entry, or would go over the live target's request budget, is skipped saying why."""
     try:
         return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:
+        pytest.skip(str(cannot_run))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """The budget running out in a teardown that is not cleanup (cleanup is never budgeted) skips, naming the option."""
+    try:
+        return (yield)
+    except BudgetExhausted as cannot_run:
         pytest.skip(str(cannot_run))
 
 
@@ -166,7 +187,8 @@ def reproduce_command(config: pytest.Config, test_name: str) -> str:
 def make_target(suite: SuiteConfig) -> Target:
     """The mock (optionally a mutant) or the live URL, per the settings."""
     if suite.is_live:
-        return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate)
+        return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
+                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
     clock = VirtualClock()
     mock = mock_class(suite.mock_mutant)(load_world(suite.mock_world or DEFAULT_WORLD), clock=clock)
     return mock_target(mock, clock, timeout=suite.request_timeout)

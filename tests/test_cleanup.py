@@ -1,7 +1,9 @@
 """Nothing the suite changes survives it: starting states read once, moved IPs put back, what cannot be named with its fix."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.preflight import preflight
+from conformance.requestlog import RequestLog
 from conformance.target import Target, mock_target
 from conformance.targetfile import TargetFixtures, load_target_fixtures
 
@@ -131,3 +134,17 @@ def test_a_live_run_against_a_mover_leaves_every_ip_as_it_found_it(
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr
     assert state() == before, result.stdout[-3000:]
     live.close()
+
+
+def test_request_log_lines_carry_time_and_request_id(tmp_path: Path) -> None:
+    """Each request log line starts with a UTC timestamp and ends with the response's X-Request-Id, to match server logs."""
+    clock = VirtualClock()
+    target = mock_target(mock_class(None)(load_world(DEFAULT_WORLD), clock=clock), clock)
+    log = RequestLog(tmp_path / "requests.log", "run")
+    target.observers.append(log.observe)
+    response = api.allocate(target, None, FIXTURES.network_interface_id, {"id": "ip_x"})
+    log.close()
+    (line,) = (tmp_path / "requests.log").read_text(encoding="utf-8").splitlines()
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z POST /core/v1/", line), line
+    assert line.endswith(f"-> 400 {response.headers['X-Request-Id']}")
+
