@@ -60,12 +60,12 @@ def test_allow_production_lets_the_settings_through() -> None:
 
 
 def holder(served: ServedMock, fixtures: TargetFixtures, ip: IPRef) -> str | None:
-    """Which interface holds the IP on the served mock, read with the fixtures' valid token."""
+    """Which virtual machine holds the IP on the served mock, read with the fixtures' valid token."""
     response = httpx.get(f"{served.base_url}/ip_addresses/ip_address", params={"ip_address[id]": ip.id},
                          headers=dict(fixtures.credential("valid").headers), timeout=10)
     response.raise_for_status()
     allocation = response.json()["allocation"]
-    return allocation["id"] if allocation else None
+    return allocation["value"]["id"] if allocation else None
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -87,7 +87,7 @@ def test_interrupted_run_gives_back_its_allocation(
             time.sleep(0.1)
         assert flag.exists(), f"no allocation happened: {process.communicate(timeout=30)[0] if process.poll() is not None else 'timed out'}"
         assert flag.read_text() == "200"
-        assert holder(served_mock, mock_target_fixtures, ip) == mock_target_fixtures.network_interface_id
+        assert holder(served_mock, mock_target_fixtures, ip) == "vm_mockAlpha00000001"
         process.send_signal(stop)
         output, _ = process.communicate(timeout=60)
     finally:
