@@ -49,6 +49,10 @@ OPTIONS = (
            "request budget for a live target; tests that would exceed it are skipped (default 4000)", "int"),
     Option("max_rate", "--max-rate", "KATAPULT_MAX_RATE", 8.0,
            "requests per second sent to a live target (default 8, i.e. 480/min, under Katapult's 1000/min)", "float"),
+    Option("max_duration", "--max-duration", "KATAPULT_MAX_DURATION", 1200.0,
+           "seconds a live run may send for (default 1200, 20 min); then the tests left are skipped as not run, cleanup still runs", "float"),
+    Option("ca_bundle", "--ca-bundle", "KATAPULT_CA_BUNDLE", None,
+           "PEM file of CA certificates to trust for the live target (an internal CA); default: the system's, or SSL_CERT_FILE", "path"),
     Option("request_log", "--request-log", "KATAPULT_REQUEST_LOG", None,
            "write every request sent (redacted) and its status to PATH, one line each", "path"),
     Option("allow_production", "--allow-production", None, False,
@@ -167,6 +171,8 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         raise ConfigError("a live target needs --target-fixtures (or KATAPULT_TARGET_FIXTURES): see fixtures/staging.example.yaml")
     if config.max_examples is not None and config.max_examples <= 0:
         raise ConfigError("--conformance-max-examples must be positive")
-    if config.request_timeout <= 0 or config.max_rate <= 0 or config.max_requests <= 0:
-        raise ConfigError("--request-timeout, --max-rate and --max-requests must be positive")
+    if config.request_timeout <= 0 or config.max_rate <= 0 or config.max_requests <= 0 or config.max_duration <= 0:
+        raise ConfigError("--request-timeout, --max-rate, --max-requests and --max-duration must be positive")
+    if config.ca_bundle is not None and not Path(config.ca_bundle).is_file():
+        raise ConfigError(f"--ca-bundle {config.ca_bundle} is not a file; pass a PEM file of CA certificates")
     return config

@@ -352,13 +352,19 @@ def report_json(outcomes: Sequence[Outcome], wall: float, jobs: int) -> dict[str
     return {"ok": all(o.ok for o in outcomes), "wall_seconds": round(wall, 2), "jobs": jobs, "runs": runs}
 
 
+def live_sample_size(text: str) -> int:
+    """A number of mutants, or `all` for the whole catalogue."""
+    return len(MUTANTS) if text == "all" else int(text)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m conformance.mutants", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--only", default=None, metavar="NAME,...", help="mutants to run (default: all); the faithful mock always runs")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel (default: the number of CPUs)")
-    parser.add_argument("--live-sample", type=int, default=DEFAULT_LIVE_SAMPLE,
-                        help=f"also run this many mutants, and the faithful mock, live over loopback HTTP (default {DEFAULT_LIVE_SAMPLE}; 0: none)")
+    parser.add_argument("--live-sample", type=live_sample_size, default=DEFAULT_LIVE_SAMPLE,
+                        help=f"also run this many mutants, and the faithful mock, live over loopback HTTP (default {DEFAULT_LIVE_SAMPLE}; 0: none;"
+                             " all: the whole catalogue)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT, help=f"seconds allowed per run (default {DEFAULT_RUN_TIMEOUT:g})")
     parser.add_argument("--maxfail", type=int, default=0, metavar="N",
                         help="stop each run after N failures: faster, but lists fewer catching tests (default 0: run everything)")

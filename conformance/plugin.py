@@ -154,6 +154,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+    session = item.config.stash.get(SESSION_KEY, None)
+    if session is not None and session.target.out_of_time() and is_conformance_item(item):
+        pytest.skip(f"not run: the run's --max-duration of {session.target.max_duration:g} s is spent; raise --max-duration to run more")
+    try:
+        return (yield)
+    except (MissingFixture, BudgetExhausted) as cannot_run:
+        pytest.skip(str(cannot_run))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """A suite test runs under the suite's hypothesis settings; lacking a fixture entry or request budget, it is skipped saying why."""
     if not is_active(item.config) or not uses_suite(item):
@@ -164,6 +176,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         with local_settings(item.config.stash[SETTINGS_KEY]):
             return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:
+        pytest.skip(str(cannot_run))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """The budget running out in a teardown that is not cleanup (cleanup is never budgeted) skips, naming the option."""
+    try:
+        return (yield)
+    except BudgetExhausted as cannot_run:
         pytest.skip(str(cannot_run))
 
 
@@ -217,7 +238,8 @@ def reproduce_command(config: pytest.Config, test_name: str) -> str:
 def make_target(suite: SuiteConfig) -> Target:
     """The mock (optionally a mutant) or the live URL, per the settings."""
     if suite.is_live:
-        return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate)
+        return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
+                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
     clock = VirtualClock()
     mock = mock_class(suite.mock_mutant)(load_world(suite.mock_world or DEFAULT_WORLD), clock=clock)
     return mock_target(mock, clock, timeout=suite.request_timeout)

@@ -1,6 +1,7 @@
 """An audit log of every request the suite sends: one redacted line each, the run's nonce normalised."""
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -12,7 +13,7 @@ RUN_PLACEHOLDER = "<run>"
 
 
 class RequestLog:
-    """Appends `METHOD path?query body -> status` per response; two ci runs on one target give the same file."""
+    """Appends `TIME METHOD path?query body -> status X-Request-Id` per response, to match a failure against the server's logs."""
 
     def __init__(self, path: Path, run_id: str) -> None:
         self.run_id = run_id
@@ -23,7 +24,9 @@ class RequestLog:
         request = response.request
         target = request.url.raw_path.decode("ascii", "replace")
         body = request.content.decode("utf-8", "replace")
-        line = f"{request.method} {target} {body} -> {response.status_code}"
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        request_id = response.headers.get("X-Request-Id") or "-"
+        line = f"{stamp} {request.method} {target} {body} -> {response.status_code} {request_id}"
         self.file.write(REDACT(line.replace(self.run_id, RUN_PLACEHOLDER)) + "\n")
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import json as jsonlib
+import ssl
 import threading
 import time
 from collections import Counter
@@ -118,6 +119,7 @@ class Target:
         timeout: float,
         max_requests: int | None,
         mock: ReferenceMock | None = None,
+        max_duration: float | None = None,
     ) -> None:
         self.kind = kind
         self.base_url = base_url.rstrip("/")
@@ -125,6 +127,8 @@ class Target:
         self.pacer = pacer
         self.timeout = timeout
         self.max_requests = max_requests
+        self.max_duration = max_duration
+        self.deadline = None if max_duration is None else time.monotonic() + max_duration
         self.mock = mock
         self.sent = 0
         self.statuses: Counter[int] = Counter()
@@ -132,6 +136,10 @@ class Target:
         # Concurrent sends (conformance.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
         self.remaining: int | None = None
+
+    def out_of_time(self) -> bool:
+        """Whether the run's --max-duration is spent."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     @property
     def is_live(self) -> bool:
@@ -194,6 +202,8 @@ class Target:
         with self.lock:
             if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
                 raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
+            if budgeted and self.out_of_time():
+                raise BudgetExhausted(f"not run: the run's --max-duration of {self.max_duration:g} s is spent; raise --max-duration to run more")
             self.sent += 1
         all_headers = dict(credential.headers) if credential else {}
         all_headers.update(headers or {})
@@ -252,8 +262,10 @@ def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0)
     return Target("mock", MOCK_BASE_URL, client, pacer, timeout=timeout, max_requests=None, mock=mock)
 
 
-def live_target(base_url: str, *, timeout: float, max_requests: int, max_rate: float) -> Target:
-    """A real server at base_url, paced and budgeted."""
-    client = httpx.Client(timeout=timeout, headers={"User-Agent": "katapult-conformance"})
+def live_target(base_url: str, *, timeout: float, max_requests: int, max_rate: float, max_duration: float | None = None,
+                ca_bundle: str | None = None) -> Target:
+    """A real server at base_url, paced and budgeted; TLS trusts `ca_bundle` when given (httpx reads SSL_CERT_FILE and proxy variables)."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+    client = httpx.Client(timeout=timeout, headers={"User-Agent": "katapult-conformance"}, verify=verify)
     pacer = Pacer(1.0 / max_rate, time.sleep, time.monotonic)
-    return Target("live", base_url, client, pacer, timeout=timeout, max_requests=max_requests)
+    return Target("live", base_url, client, pacer, timeout=timeout, max_requests=max_requests, max_duration=max_duration)

@@ -681,3 +681,21 @@ class CheckThenActAllocator(ReferenceMock):
         finally:
             self.lock.acquire()
         super().allocate(ip, interface)
+
+
+# --- cleanup (issue #11): IPs moved that no request asked for ---------------------------------------------------
+@mutant("not-found-allocates-a-free-ip", "a 404 ip_address_not_found allocates some other free IP of the interface's network anyway")
+class NotFoundAllocatesFreeIP(ReferenceMock):
+    def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
+        try:
+            return super().allocate_ip(request, headers)
+        except ApiError as error:
+            if error.code == "ip_address_not_found":
+                with suppress(ApiError, LookupError, TypeError, AttributeError):
+                    args = self.with_interface_from_path(request, self.arguments(request))
+                    interface = self.find_interface(args["virtual_machine_network_interface"]["id"])
+                    free = sorted((ip for ip in self.world.ips.values() if ip.allocated_to is None and ip.network == interface["network"]),
+                                  key=lambda ip: ip.id)
+                    if free:
+                        self.allocate(free[-1], interface)
+            raise

@@ -1,0 +1,42 @@
+"""Budget and time are bounded: running out skips tests naming the option, never blames the server, and cleanup still runs."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
+
+from conformance import api
+from conformance.mock.app import VirtualClock
+from conformance.mock.mutants import mock_class
+from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.target import BudgetExhausted, mock_target
+from conformance.targetfile import load_target_fixtures
+
+FIXTURES = load_target_fixtures(MOCK_TARGET_YAML, environ={})
+
+
+def test_max_duration_ends_sending_and_names_the_option() -> None:
+    """Past --max-duration a budgeted request is refused (the test is skipped as not run); cleanup requests still go out."""
+    clock = VirtualClock()
+    target = mock_target(mock_class(None)(load_world(DEFAULT_WORLD), clock=clock), clock)
+    target.max_duration, target.deadline = 1.0, time.monotonic() - 1
+    with pytest.raises(BudgetExhausted, match="--max-duration of 1 s is spent"):
+        api.allocate(target, None, FIXTURES.network_interface_id, {"id": "ip_x"})
+    assert api.unallocate(target, FIXTURES.credential("valid"), FIXTURES.allocatable_ip(0), budgeted=False).status_code == 422
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("option", "value"), [("--max-requests", "60"), ("--max-duration", "3")])
+def test_running_out_skips_naming_the_option(option: str, value: str, served_mock: ServedMock, run_pytest: RunPytest) -> None:
+    """Out of budget or time, in setup, body or teardown: tests are skipped naming the option, nothing fails, cleanup passes."""
+    started = time.monotonic()
+    result = run_pytest("--pyargs", "conformance", "-q", "-rs", "-k", "not rate_limit", "--target-url", served_mock.base_url,
+                        "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "50", option, value)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert not re.search(r"\d+ (failed|errors?)\b", output), output[-3000:]
+    assert f"raise {option} to run more" in output
+    assert "conforms         cleanup" in output
+    assert time.monotonic() - started < 60
