@@ -1,6 +1,8 @@
 """Each promise of the scenario table, broken on the mock one behaviour at a time, fails the matching scenario."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -43,13 +45,13 @@ BROKEN = {
 }
 # Deviations of a promise the scenarios do not exist for: no scenario fails for them, the run does, and the finding says why.
 FOUND = {
-    "errors-unwrapped": "finding: response shape · Response violates schema · 400 · seen",
-    "request-id-empty": "finding: X-Request-Id on every response · header X-Request-Id",
-    "errors-without-x-api-schema": "finding: X-Api-Schema on errors · header X-Api-Schema",
-    "success-with-x-api-schema": "finding: X-Api-Schema on errors · header X-Api-Schema · 200",
-    "errors-without-rate-limit-headers": "finding: rate-limit headers · header X-RateLimit-Permitted · 404",
-    "scope-error-without-scopes": "finding: response shape · Response violates schema · 403 scope_not_granted",
-    "429-total-permitted-string": "finding: response shape · Response violates schema · 429 rate_limit_reached",
+    "errors-unwrapped": ("response shape", "finding: response shape · Response violates schema · 400 · seen"),
+    "request-id-empty": ("X-Request-Id on every response", "finding: X-Request-Id on every response · header X-Request-Id"),
+    "errors-without-x-api-schema": ("X-Api-Schema on errors", "finding: X-Api-Schema on errors · header X-Api-Schema"),
+    "success-with-x-api-schema": ("X-Api-Schema on errors", "finding: X-Api-Schema on errors · header X-Api-Schema · 200"),
+    "errors-without-rate-limit-headers": ("rate-limit headers", "finding: rate-limit headers · header X-RateLimit-Permitted · 404"),
+    "scope-error-without-scopes": ("response shape", "finding: response shape · Response violates schema · 403 scope_not_granted"),
+    "429-total-permitted-string": ("response shape", "finding: response shape · Response violates schema · 429 rate_limit_reached"),
 }
 
 
@@ -78,14 +80,19 @@ def test_broken_promise_fails_its_scenario(mutant: str, pytester: pytest.Pyteste
 
 
 @pytest.mark.parametrize("mutant", sorted(FOUND))
-def test_deviation_of_another_promise_is_a_finding_that_fails_the_run(mutant: str, pytester: pytest.Pytester) -> None:
-    """A header or shape deviation fails no scenario (none exists for it) but is a finding under its own promise, and the run fails."""
+def test_header_or_shape_deviation_fails_only_its_own_promise(mutant: str, pytester: pytest.Pytester) -> None:
+    """A header or shape deviation fails no scenario (none exists for it): it is a finding of its promise alone, and the run fails."""
+    promise, phrase = FOUND[mutant]
+    report = pytester.path / "report.json"
     result = pytester.runpytest_inprocess(
         "--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "--mock-mutant", mutant, "--request-timeout", "2",
+        "--conformance-report", str(report),
     )
     output = result.stdout.str()
     assert result.ret == 1, output[-3000:]
-    assert FOUND[mutant] in output, f"no finding {FOUND[mutant]!r} under {mutant}:\n{output[-3000:]}"
+    assert phrase in output, f"no finding {phrase!r} under {mutant}:\n{output[-3000:]}"
+    failing = {p["id"] for p in json.loads(report.read_text(encoding="utf-8"))["promises"] if p["verdict"] == "fails"}
+    assert failing == {promise}, f"{mutant} should fail only {promise!r}, not {sorted(failing - {promise})}"
 
 
 MINIMAL_FIXTURES = """\
