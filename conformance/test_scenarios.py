@@ -113,34 +113,38 @@ def held_ips(target: Target, credential: Credential, interface_id: str) -> set[t
     return api.listed_ips(response)
 
 
+def allocate_and_judge(target: Target, fixtures: TargetFixtures, ledger: AllocationLedger, session: ConformanceSession, ip: IPRef,
+                       send: Callable[[Credential, str], httpx.Response]) -> None:
+    """Allocate a free IP to the interface (as `send` asks for it) and judge the 200: shape, semantics, holder, prior IPs."""
+    credential = fixtures.credential("valid")
+    interface_id = fixtures.network_interface_id
+    not_yet_allocated(ledger, ip)
+    machine = session.machine_of(interface_id)
+    before = held_ips(target, credential, interface_id)
+    assert_allocated(send(credential, interface_id), interface_id, ip, ledger, machine, before)
+
+
 @pytest.mark.promise("200 shape", "200 semantics")
 @pytest.mark.parametrize("lookup", ["id", "address"])
 def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                           conformance_session: ConformanceSession) -> None:
     """Allocating a free IP (by id, or by address) returns the interface in the documented shape; its virtual machine now holds it."""
-    credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(1 if lookup == "address" and len(target_fixtures.allocatable) > 1 else 0)
-    interface_id = target_fixtures.network_interface_id
-    not_yet_allocated(ledger, ip)
-    machine = conformance_session.machine_of(interface_id)
-    before = held_ips(target, credential, interface_id)
-    response = api.allocate(target, credential, interface_id, {lookup: getattr(ip, lookup)})
-    assert_allocated(response, interface_id, ip, ledger, machine, before)
+    allocate_and_judge(target, target_fixtures, ledger, conformance_session, ip,
+                       lambda credential, interface_id: api.allocate(target, credential, interface_id, {lookup: getattr(ip, lookup)}))
 
 
 @pytest.mark.promise("interface from the path", "200 semantics")
 def test_interface_from_path_segment(target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                                      conformance_session: ConformanceSession) -> None:
     """A body with only ip_address, posted to the interface's own id as the path segment, allocates to that interface."""
-    credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(0)
-    interface_id = target_fixtures.network_interface_id
-    not_yet_allocated(ledger, ip)
-    machine = conformance_session.machine_of(interface_id)
-    before = held_ips(target, credential, interface_id)
-    path = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", f"/{interface_id}/")
-    response = target.send("POST", path, credential=credential, json={"ip_address": {"id": ip.id}})
-    assert_allocated(response, interface_id, ip, ledger, machine, before)
+
+    def send(credential: Credential, interface_id: str) -> httpx.Response:
+        path = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", f"/{interface_id}/")
+        return target.send("POST", path, credential=credential, json={"ip_address": {"id": ip.id}})
+
+    allocate_and_judge(target, target_fixtures, ledger, conformance_session, ip, send)
 
 
 @pytest.mark.promise("422 ip_already_allocated", "no side effects")
