@@ -24,6 +24,13 @@ from test_live import GENEROUS_LIMIT, holders
 NOT_RATE_LIMIT = ("-k", "not test_rate_limit_reached")
 WITHOUT_XDIST = ("-p", "no:xdist")
 STATUS = re.compile(r" -> \d+$")
+# Each request-log line starts with its UTC time and ends with the response's X-Request-Id: both differ between any two runs.
+STAMPS = re.compile(r"^\S+Z | [0-9a-fA-F-]{32,36}$|(?<=-> \d{3}) \S+$")
+
+
+def request_lines(text: str) -> list[str]:
+    """A request log's lines without the time and request id, so two runs' logs compare."""
+    return [STAMPS.sub("", line) for line in text.splitlines()]
 
 
 def run_both(run_pytest: RunPytest, tmp_path: Path, *args: str) -> dict[str, tuple[Completed, dict[str, Any], list[str]]]:
@@ -33,7 +40,7 @@ def run_both(run_pytest: RunPytest, tmp_path: Path, *args: str) -> dict[str, tup
         report, log = tmp_path / f"{name}.json", tmp_path / f"{name}.log"
         done = run_pytest("--pyargs", "conformance", *how, *NOT_RATE_LIMIT, *args, "--conformance-report", report, "--request-log", log)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-        runs[name] = (done, json.loads(report.read_text(encoding="utf-8")), log.read_text(encoding="utf-8").splitlines())
+        runs[name] = (done, json.loads(report.read_text(encoding="utf-8")), request_lines(log.read_text(encoding="utf-8")))
     leftovers = [path.name for path in tmp_path.iterdir() if path.name.endswith(".part")]
     assert not leftovers, leftovers
     return runs
