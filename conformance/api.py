@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 
+from conformance.checks import error_code
 from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH, Target, TargetError
 from conformance.targetfile import Credential, IPRef
 
@@ -81,13 +82,15 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 def error_code_of(response: httpx.Response) -> str:
-    """`error.code` for messages, or the content type when the body is not an error envelope."""
+    """`error.code` for messages (read by the checks' own reader), or the content type when the body is not JSON."""
+    code = error_code(response)
+    if code is not None:
+        return code
     try:
-        body = response.json()
+        response.json()
     except ValueError:
         return f"({response.headers.get('content-type', 'no content type')})"
-    error = body.get("error") if isinstance(body, dict) else None
-    return str(error.get("code")) if isinstance(error, dict) else "(no error code)"
+    return "(no error code)"
 
 
 def unallocate(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> httpx.Response:

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from conformance.exchange import describe_exchange
 from conformance.findings import NotReached, charge_elsewhere, reach, report
+from conformance.promises import PROMISES
 from conformance.redact import REDACT
 from conformance.resources import data_path
 from conformance.target import ALLOCATE_PATH
@@ -225,8 +226,6 @@ def no_echoed_credential(response: httpx.Response) -> list[str]:
 @cache
 def code_statuses() -> dict[str, tuple[int, str]]:
     """Each error code with a promise of its own ("403 invalid_api_token"): its documented status and that promise."""
-    from conformance.promises import PROMISES
-
     found = {}
     for promise in PROMISES:
         status, _, code = promise.id.partition(" ")
