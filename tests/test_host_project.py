@@ -10,8 +10,11 @@ PRODUCTION = "https://api.katapult.io/core/v1"
 # Settings that would each stop a run of the suite with exit 4: a host run must not even look at them.
 SUITE_ENV = {"KATAPULT_TARGET_URL": PRODUCTION, "KATAPULT_CONFORMANCE_PROFILE": "no-such-profile", "KATAPULT_MAX_RATE": "fast",
              "KATAPULT_CONFORMANCE_BASELINE": "missing-baseline.yaml"}
+# The host's hypothesis test records the settings it ran with; the project tests compare them with a run without
+# the plugin, because hypothesis' own defaults depend on the environment (a `CI` variable selects its "ci" profile).
 HOST_TESTS = '''
-import datetime
+import json
+from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
@@ -23,11 +26,11 @@ def test_host_plain():
 @given(st.integers())
 def test_host_hypothesis_keeps_its_defaults(number):
     current = settings()
-    assert current.max_examples == 100
-    assert current.deadline == datetime.timedelta(milliseconds=200)
-    assert not current.derandomize
-    assert tuple(current.suppress_health_check) == ()
-    assert settings.get_current_profile_name() == "default"
+    seen = {"profile": settings.get_current_profile_name(), "max_examples": current.max_examples,
+            "deadline": repr(current.deadline), "derandomize": current.derandomize,
+            "suppress_health_check": sorted(check.name for check in current.suppress_health_check),
+            "database": type(current.database).__name__}
+    Path("host_settings.json").write_text(json.dumps(seen, sort_keys=True), encoding="utf-8")
 '''
 HOSTILE_INI = """[pytest]
 python_files = *_test.py
@@ -42,6 +45,11 @@ def host_project(workdir: Path, ini: str | None = None) -> None:
     (workdir / "test_host.py").write_text(HOST_TESTS, encoding="utf-8")
     if ini is not None:
         (workdir / "pytest.ini").write_text(ini, encoding="utf-8")
+
+
+def host_settings(workdir: Path) -> str:
+    """The hypothesis settings the host's test recorded in its last run from `workdir`."""
+    return (workdir / "host_settings.json").read_text(encoding="utf-8")
 
 
 def summary(done: Completed) -> str:
@@ -63,9 +71,11 @@ def test_host_run_behaves_as_without_the_plugin(run_pytest: RunPytest, tmp_path:
     # pytest's own "plugins:" header line names every installed plugin; nothing else may mention the suite.
     mentions = [line for line in (with_plugin.stdout + with_plugin.stderr).splitlines() if "katapult" in line.lower()]
     assert [line for line in mentions if not line.startswith("plugins: ")] == []
+    seen_with_plugin = host_settings(tmp_path / "workdir")
     without_plugin = run_pytest("test_host.py", "-rA", "-p", "no:katapult_conformance", env=SUITE_ENV)
     assert without_plugin.returncode == 0, without_plugin.stdout + without_plugin.stderr
     assert summary(with_plugin) == summary(without_plugin) == "2 passed"
+    assert seen_with_plugin == host_settings(tmp_path / "workdir")
 
 
 def test_host_hypothesis_tests_keep_defaults_beside_the_suite(run_pytest: RunPytest, tmp_path: Path) -> None:
@@ -74,6 +84,10 @@ def test_host_hypothesis_tests_keep_defaults_beside_the_suite(run_pytest: RunPyt
     done = run_pytest("test_host.py", "--pyargs", "conformance", "-k", "host_ or test_every_response_conforms", "-q")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert summary(done).startswith("3 passed"), done.stdout[-2000:]
+    seen_beside_the_suite = host_settings(tmp_path / "workdir")
+    alone = run_pytest("test_host.py", "-q", "-p", "no:katapult_conformance")
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert seen_beside_the_suite == host_settings(tmp_path / "workdir")
 
 
 def test_host_configuration_does_not_hide_the_suite(run_pytest: RunPytest, tmp_path: Path) -> None:
