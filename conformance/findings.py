@@ -162,13 +162,25 @@ class Scope:
     """The running test's scope, shared by every thread it starts (bursts judge from worker threads too)."""
 
     current: TestScope | None = None
+    # Where a deviation seen between tests goes (a session fixture's request): the run's log, set by the reporter.
+    between_tests: FindingLog | None = None
+
+
+BETWEEN_TESTS = "(between tests)"
 
 
 def report(failure: Any) -> None:
-    """Record a deviation; raise it when it speaks for one of the running test's promises, else let the test go on."""
+    """Record a deviation; raise it when it speaks for one of the running test's promises, else let the test go on.
+
+    Seen between tests (in a session fixture), a deviation with a promise is recorded under it and fails no test.
+    """
     scope = Scope.current
     if scope is None:
-        raise failure
+        if Scope.between_tests is None or failure.promise is None:
+            raise failure
+        Scope.between_tests.record(failure, failure.promise, BETWEEN_TESTS)
+        failure.recorded = True
+        return
     promise = failure.promise or (scope.promises[0] if scope.promises else None)
     if promise is None:
         raise failure

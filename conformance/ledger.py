@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from conformance import api
+from conformance.findings import NotReached
 from conformance.target import ALLOCATE_PATH, UNALLOCATE_PATH, Target, TargetError
 from conformance.targetfile import Credential, IPRef
 
@@ -106,6 +107,13 @@ class AllocationLedger:
             self.started[ip] = self.holder(ip)
         self.dirty.add(ip)
         return self.holder(ip)
+
+    def touch_free(self, ip: IPRef) -> None:
+        """Touch an IP a test needs free; held now (an earlier deviation was not put back), the test is not reached."""
+        holder = self.touch(ip)
+        if holder is not None:
+            raise NotReached(f"{ip.id} ({ip.address}) is listed as allocatable but is held by {holder}: an earlier allocation was not undone"
+                             " (see cleanup), or the target fixtures list a held IP")
 
     def undo(self, ip: IPRef) -> None:
         """Quickly put back an IP a request just allocated (inside a test: counted against the budget)."""

@@ -68,10 +68,15 @@ class Run:
         """What the mock does differently."""
         return mock_class(self.mutant).description
 
+    @property
+    def breaks(self) -> tuple[str, ...]:
+        """The promises the mutant's deviation breaks: a full run must fail exactly these."""
+        return mock_class(self.mutant).breaks
+
 
 @dataclass
 class Outcome:
-    """What one run found: status is clean, false-alarm, caught, missed, error or timeout."""
+    """What one run found: status is clean, false-alarm, caught, misattributed, missed, error or timeout."""
 
     run: Run
     status: str
@@ -137,6 +142,16 @@ def classify(run: Run, returncode: int, summary: JUnitSummary | None, failing: S
     return "caught" if caught else "missed"
 
 
+def attributed(run: Run, status: str, failing: Sequence[str], full: bool) -> str:
+    """A caught mutant is `misattributed` when a full run's failing promises are not exactly those its deviation breaks.
+
+    Such a report would send its reader to the wrong promise; a run stopped by --maxfail cannot be judged on this.
+    """
+    if status == "caught" and full and set(failing) != set(run.breaks):
+        return "misattributed"
+    return status
+
+
 def child_environment(pycache: Path) -> dict[str, str]:
     """The caller's environment without settings that would change what the suite runs against, bytecode cached in `pycache`."""
     dropped = ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")
@@ -144,6 +159,8 @@ def child_environment(pycache: Path) -> dict[str, str]:
                if not key.startswith(("KATAPULT_", "PYTEST_XDIST_")) and key not in dropped}
     # Without a bytecode cache every pytest start rewrites ~300 plugin modules again: seconds per run, times every run.
     environ.setdefault("PYTHONPYCACHEPREFIX", str(pycache))
+    # Each run starts in a fresh directory, where hypothesis would rebuild its Unicode tables (~4.5 s) in .hypothesis.
+    environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(pycache / "hypothesis"))
     return environ
 
 
@@ -230,8 +247,10 @@ def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0)
         seconds = time.monotonic() - started
         summary = parse_junit(junit) if junit.exists() else None
         failing = failing_promises(workdir / "report.json")
-        status = classify(run, completed.returncode, summary, failing)
+        status = attributed(run, classify(run, completed.returncode, summary, failing), failing, full=not maxfail)
         detail = "" if status in ("clean", "caught", "missed") else _tail(completed.stdout + completed.stderr)
+        if status == "misattributed":
+            detail = f"fails {', '.join(failing)}; its deviation breaks {', '.join(run.breaks)}"
         if summary is None:
             return Outcome(run, status, seconds, detail=detail)
         return Outcome(run, status, seconds, summary.tests, summary.failed, summary.first_failure, detail, failing)
@@ -290,7 +309,7 @@ def caught_by(outcome: Outcome, quote: Callable[[str], str] = str) -> str:
 def evidence(outcome: Outcome) -> str:
     """The tests that caught the mock, or the last line of what went wrong."""
     lines = outcome.detail.strip().splitlines()
-    if outcome.status in ("error", "timeout") and lines:
+    if outcome.status in ("error", "timeout", "misattributed") and lines:
         return lines[-1]
     return caught_by(outcome)
 
@@ -319,10 +338,12 @@ def text_table(outcomes: Sequence[Outcome]) -> str:
 
 def markdown_table(outcomes: Sequence[Outcome]) -> str:
     """The score as a Markdown table, for the README."""
-    lines = ["| mutant | deviation | mode | result | first failure | caught by |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| mutant | deviation | mode | result | promises failing | first failure | caught by |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for o in outcomes:
         tests = caught_by(o, lambda name: f"`{name}`") or "-"
-        cells = [f"`{o.run.mutant}`", o.run.description.replace("|", "\\|"), o.run.mode, result(o), timing(o), tests]
+        promises = ", ".join(o.failing) or "-"
+        cells = [f"`{o.run.mutant}`", o.run.description.replace("|", "\\|"), o.run.mode, result(o), promises, timing(o), tests]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -338,7 +359,9 @@ def score_line(outcomes: Sequence[Outcome], wall: float, jobs: int) -> str:
             control = ", ".join(o.status for o in controls) or "not run"
             parts.append(f"{mode}: {caught}/{len(mutants)} mutants caught, faithful {control}")
     total = sum(o.seconds for o in outcomes)
-    return f"{'; '.join(parts)}. Matrix wall time {wall:.1f} s with {jobs} jobs ({total:.1f} s of runs)."
+    judged = [o for o in outcomes if not o.run.live and o.run.mutant != FAITHFUL and o.failing]
+    precision = f" In-process, {sum(len(o.failing) for o in judged) / len(judged):.2f} promises fail per caught mutant." if judged else ""
+    return f"{'; '.join(parts)}.{precision} Matrix wall time {wall:.1f} s with {jobs} jobs ({total:.1f} s of runs)."
 
 
 def report_json(outcomes: Sequence[Outcome], wall: float, jobs: int) -> dict[str, Any]:

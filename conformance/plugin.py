@@ -31,7 +31,7 @@ from conformance.promises import MARKER
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
-from conformance.target import BudgetExhausted, Target, TargetError, live_target, mock_target
+from conformance.target import NOT_RUN_PREFIX, BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
 # The end-of-run summary, baseline and redaction hooks, the host-independent collection and xdist support live in their
@@ -61,6 +61,8 @@ class ConformanceSession:
     rate_limit_monitor: RateLimitMonitor = field(default_factory=RateLimitMonitor)
     wire: WireProfile = field(default_factory=WireProfile)
     generated: dict[str, Counter[int]] = field(default_factory=dict)
+    # Requests the preflight sent before the tests (not in target.sent, which is the tests' own).
+    preflight_requests: int = 0
 
     def machine_of(self, interface_id: str) -> str:
         """The virtual machine an interface belongs to: the holder the API shows for IPs allocated through it (read once)."""
@@ -158,7 +160,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.target.out_of_time() and is_conformance_item(item):
-        pytest.skip(f"not run: the run's --max-duration of {session.target.max_duration:g} s is spent; raise --max-duration to run more")
+        pytest.skip(f"{NOT_RUN_PREFIX}the run's --max-duration of {session.target.max_duration:g} s is spent; raise --max-duration to run more")
     try:
         return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:
@@ -303,7 +305,9 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     if request_log is not None:
         target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
-    record_starting_state(session, config.stash.get(PREFLIGHT_KEY, None))
+    found = config.stash.get(PREFLIGHT_KEY, None)
+    session.preflight_requests = found.requests if found is not None else 0
+    record_starting_state(session, found)
     yield session
     try:
         left = session.ledger.verify()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from conformance.findings import NOT_REACHED_PREFIX, Finding
+from conformance.target import NOT_RUN_PREFIX
 
 MARKER = "promise"
 PASSED, FAILED, SKIPPED, DEVIATION = "passed", "failed", "skipped", "known deviation"
@@ -153,6 +154,9 @@ def judge(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[
     provoked = [reason for reason in skipped if any(mark in reason for mark in NOT_PROVOKED_MARKS)]
     if provoked and len(provoked) == len(declaring):
         return PromiseVerdict(promise, NOT_PROVOKED, provoked[0], tests)
+    bounded = [o.reason for o in declaring if o.outcome == SKIPPED and o.reason.startswith(NOT_RUN_PREFIX)]
+    if bounded and len(bounded) == len(declaring):
+        return PromiseVerdict(promise, NOT_RUN, bounded[0].removeprefix(NOT_RUN_PREFIX), tests)
     if declaring:
         stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
         return PromiseVerdict(promise, NOT_REACHED, stops[0] if stops else "its tests ended before its checks ran", tests)

@@ -146,6 +146,7 @@ class ConformanceReporter:
         if baseline is not None:
             self.log.excuser = lambda finding: (entry.label if (entry := baseline.excuse(finding, self.today)) else None)
         config.stash[FINDINGS_KEY] = self.log
+        Scope.between_tests = self.log
         self.outcomes: dict[str, TestOutcome] = {}
         self.summary: Summary | None = None
         self.written: list[str] = []
@@ -261,12 +262,13 @@ class ConformanceReporter:
         return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,), phase="session")]
 
     def requests(self) -> dict[str, Any] | None:
-        """Requests sent per status, on live targets."""
+        """Requests the tests sent per status, and those the preflight sent before them, on live targets."""
         session = self.config.stash.get(SESSION_KEY, None)
         if session is None or not session.target.is_live:
             return None
         statuses = session.target.statuses
-        return {"sent": session.target.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)}}
+        return {"sent": session.target.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)},
+                "preflight": session.preflight_requests}
 
     def baseline_problems(self) -> tuple[Review | None, list[str], list[str]]:
         """Mark the findings the baseline excuses; the problems that fail the run, and notes."""

@@ -160,7 +160,8 @@ def summary_markdown(summary: Summary) -> str:
         if items:
             lines += ["", f"## {title}", "", *(f"- {_cell(item)}" for item in items)]
     if summary.requests is not None:
-        lines += ["", f"## Requests sent: {summary.requests['sent']}", "", "| Status | Count |", "| --- | --- |"]
+        preflight = summary.requests.get("preflight", 0)
+        lines += ["", f"## Requests sent: {summary.requests['sent']}, plus {preflight} by the preflight", "", "| Status | Count |", "| --- | --- |"]
         lines += [f"| {status} | {count} |" for status, count in summary.requests["by_status"].items()]
     return "\n".join(lines) + "\n"
 
@@ -186,7 +187,8 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         lines.append((f"the target showed: {summary.wire_line}", {}))
     if summary.requests is not None:
         by_status = ", ".join(f"{status}: {count}" for status, count in summary.requests["by_status"].items())
-        lines.append((f"requests sent: {summary.requests['sent']} ({by_status})", {}))
+        preflight = summary.requests.get("preflight", 0)
+        lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), plus {preflight} by the preflight", {}))
     if summary.interrupted:
         lines.append(("the run was interrupted: its verdicts are partial and it is not a pass", {"red": True, "bold": True}))
     elif summary.not_judged:

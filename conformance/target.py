@@ -41,8 +41,15 @@ class TargetUnreachable(TargetError):
     """The target refused or could not be reached."""
 
 
+# A test stopped by the run's own bounds (budget, duration) was not run: its promises are `not run`, not `not reached`.
+NOT_RUN_PREFIX = "not run: "
+
+
 class BudgetExhausted(TargetError):
-    """The live target's request budget is spent."""
+    """The live target's request budget or the run's duration is spent; the message starts with NOT_RUN_PREFIX."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason if reason.startswith(NOT_RUN_PREFIX) else NOT_RUN_PREFIX + reason)
 
 
 class RateLimitStalled(TargetError):
@@ -203,7 +210,7 @@ class Target:
             if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
                 raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
             if budgeted and self.out_of_time():
-                raise BudgetExhausted(f"not run: the run's --max-duration of {self.max_duration:g} s is spent; raise --max-duration to run more")
+                raise BudgetExhausted(f"the run's --max-duration of {self.max_duration:g} s is spent; raise --max-duration to run more")
             self.sent += 1
         all_headers = dict(credential.headers) if credential else {}
         all_headers.update(headers or {})

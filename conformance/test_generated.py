@@ -116,7 +116,13 @@ def sender(request: pytest.FixtureRequest, conformance_session: ConformanceSessi
     return Sender(conformance_session, target_fixtures, ledger, request.node.name, seeded)
 
 
-def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest], judge: Any) -> None:
+# On a live target, a property that probes one refusal (auth before arguments, exclusivity) draws this share of the
+# profile's examples: every request costs rate limit there, and the in-process run covers the input space in full.
+LIVE_REFUSAL_SHARE = 4
+MIN_LIVE_EXAMPLES = 10
+
+
+def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest], judge: Any, live_share: int = 1) -> None:
     """Run a property: draw a batch of requests, send each, judge each response (batches shrink like any list)."""
     smallest, largest = sender.batch
 
@@ -125,6 +131,8 @@ def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest],
         for request in batch:
             judge(request, sender.send(request))
 
+    if sender.target.is_live and live_share > 1:
+        property_ = settings(max_examples=max(MIN_LIVE_EXAMPLES, settings().max_examples // live_share))(property_)
     sender.run(property_)
 
 
@@ -145,7 +153,7 @@ def test_auth_before_arguments(identity: str, sender: Sender, known: KnownValues
     status, code = AUTH_FAILURES[identity]
     before = sender.holders(list(target_fixtures.allocatable))
     strategy = any_body(known).map(lambda request: GeneratedRequest(identity, request.body, request.raw))
-    draw_and_send(sender, strategy, lambda request, response: expect_error(response, status, code))
+    draw_and_send(sender, strategy, lambda request, response: expect_error(response, status, code), LIVE_REFUSAL_SHARE)
     sender.assert_holders_unchanged(before, "Refused requests changed allocations")
 
 
@@ -159,7 +167,7 @@ def test_exclusivity_two_values_are_ambiguous(sender: Sender, known: KnownValues
         expect_issue(response, "ambiguous_lookup_values")
 
     bodies = ambiguous_lookups(known).map(lambda lookup: GeneratedRequest("valid", api.allocate_body(target_fixtures.network_interface_id, lookup)))
-    draw_and_send(sender, bodies, judge)
+    draw_and_send(sender, bodies, judge, LIVE_REFUSAL_SHARE)
     sender.assert_holders_unchanged(before, "Ambiguous lookups changed allocations")
 
 
@@ -168,7 +176,7 @@ def test_exclusivity_no_value_is_missing(sender: Sender, known: KnownValues, tar
     """An ip_address lookup naming none of its keys is 400 missing_lookup_value."""
     bodies = lookups_without_value(known).map(
         lambda lookup: GeneratedRequest("valid", api.allocate_body(target_fixtures.network_interface_id, lookup)))
-    draw_and_send(sender, bodies, lambda request, response: expect_issue(response, "missing_lookup_value"))
+    draw_and_send(sender, bodies, lambda request, response: expect_issue(response, "missing_lookup_value"), LIVE_REFUSAL_SHARE)
 
 
 @pytest.mark.promise(*WIRE_PROMISES)
@@ -206,6 +214,10 @@ class AllocationMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.model: dict[IPRef, str | None] = {}
+        # The last step's response when the server refused it: a state change after it is a side effect, not a semantics failure.
+        self.refused: httpx.Response | None = None
+        # The last step's unallocate: an IP still held after it is the support operation failing (cleanup's promise).
+        self.unallocated: httpx.Response | None = None
 
     @rule(target=ips, index=st.integers(min_value=0, max_value=100))
     def pick(self, index: int) -> IPRef:
@@ -219,6 +231,8 @@ class AllocationMachine(RuleBasedStateMachine):
         response = api.allocate(CONTEXT.target, CONTEXT.fixtures.credential("valid"), interface, {by: getattr(ip, by)})
         CONTEXT.sender.statuses[response.status_code] += 1
         holder = self.model.get(ip)
+        self.refused = response if holder is not None and holder != machine else None
+        self.unallocated = None
         if holder is None:
             body_unusable(response, conforms_to_fragment(response))
             if response.status_code != 200:
@@ -249,6 +263,7 @@ class AllocationMachine(RuleBasedStateMachine):
     def unallocate(self, ip: IPRef) -> None:
         if self.model.get(ip) is not None:
             response = api.unallocate(CONTEXT.target, CONTEXT.fixtures.credential("valid"), ip)
+            self.refused, self.unallocated = None, response
             if response.status_code != 200:
                 raise ConformanceFailure("Unallocate failed", str(response.status_code), "200 {}", response)
             self.model[ip] = None
@@ -257,6 +272,14 @@ class AllocationMachine(RuleBasedStateMachine):
     def target_agrees(self) -> None:
         for ip, holder in self.model.items():
             actual = CONTEXT.ledger.holder(ip)
+            if actual != holder and self.refused is not None:
+                charge_elsewhere(ConformanceFailure("Rejected request changed an allocation",
+                                                    f"{ip.id} ({ip.address}) now held by {actual or 'nobody'}",
+                                                    f"unchanged: held by {holder or 'nobody'}", self.refused, promise="no side effects",
+                                                    check="allocations unchanged"))
+            if actual != holder and holder is None and self.unallocated is not None:
+                charge_elsewhere(ConformanceFailure("Unallocate left the IP allocated", f"{ip.id} ({ip.address}) still held by {actual}",
+                                                    "held by nobody", self.unallocated, promise="cleanup", check="unallocate"))
             if actual != holder:
                 raise ConformanceFailure("Allocation state differs from the model", f"{ip.id} held by {actual or 'nobody'}",
                                          f"held by {holder or 'nobody'}")
@@ -290,6 +313,9 @@ def usable_other_interface(session: ConformanceSession) -> str | None:
 def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, ledger: AllocationLedger) -> None:
     """Allocate, allocate elsewhere (422), unallocate: the target always agrees with a model of who holds what."""
     target_fixtures.allocatable_ip(0)
+    for ip in target_fixtures.allocatable:
+        # The model starts with every allocatable IP free.
+        ledger.touch_free(ip)
     CONTEXT.target, CONTEXT.fixtures, CONTEXT.ledger, CONTEXT.sender = sender.target, target_fixtures, ledger, sender
     CONTEXT.other_interface = usable_other_interface(sender.session)
     examples = max(10, settings().max_examples // 3)

@@ -114,6 +114,7 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
     return {
         "live": session.target.is_live,
         "sent": session.target.sent,
+        "preflight": session.preflight_requests,
         "statuses": {str(status): count for status, count in session.target.statuses.items()},
         "generated": {name: {str(status): count for status, count in statuses.items()} for name, statuses in session.generated.items()},
         "started": [[ip.id, ip.address, holder] for ip, holder in session.ledger.started.items()],
@@ -134,6 +135,7 @@ class Merged:
 
     live: bool = False
     sent: int = 0
+    preflight: int = 0
     statuses: Counter[int] = dataclasses.field(default_factory=Counter)
     generated: dict[str, Counter[int]] = dataclasses.field(default_factory=dict)
     started: dict[IPRef, str | None] = dataclasses.field(default_factory=dict)
@@ -148,6 +150,7 @@ class Merged:
         """One worker's data."""
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
+        self.preflight += int(data["preflight"])
         self.statuses.update({int(status): count for status, count in data["statuses"].items()})
         for name, statuses in data["generated"].items():
             self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
@@ -207,6 +210,7 @@ def controller_session(session: pytest.Session, merged: Merged) -> ConformanceSe
     conformance = ConformanceSession(target, ledger, run_id="controller", fixtures=config.stash[FIXTURES_KEY], generated=merged.generated,
                                      wire=merged.wire)
     conformance.drifts = list(merged.drifts)
+    conformance.preflight_requests = merged.preflight
     return conformance
 
 

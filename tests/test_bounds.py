@@ -39,4 +39,7 @@ def test_running_out_skips_naming_the_option(option: str, value: str, served_moc
     assert not re.search(r"\d+ (failed|errors?)\b", output), output[-3000:]
     assert f"raise {option} to run more" in output
     assert "conforms         cleanup" in output
+    # What the bound stopped is `not run`, naming the option; never `not reached` or `fails` because of it.
+    assert re.search(rf"^not run +[^:]+: .*raise {option} to run more", output, re.MULTILINE), output[-3000:]
+    assert not re.search(rf"^not reached +[^:]+: .*raise {option}", output, re.MULTILINE), output[-3000:]
     assert time.monotonic() - started < 60

@@ -11,6 +11,7 @@ import pytest
 from conformance import mutants as runner
 from conformance.mock.app import MockRequest, MockResponse, ReferenceMock
 from conformance.mock.mutants import MUTANTS, NAME_PATTERN, mock_class, mutant
+from conformance.promises import BY_ID
 from conformance.target import ALLOCATE_PATH
 
 MIN_MUTANTS = 32
@@ -65,7 +66,13 @@ def test_mutant_answers_a_valid_request(name: str) -> None:
 def test_registering_a_bad_or_taken_name_is_refused(name: str) -> None:
     """The registry refuses a name that is taken, reserved or not kebab-case."""
     with pytest.raises(ValueError, match="mutant name"):
-        mutant(name, "a deviation")
+        mutant(name, "a deviation", ("response shape",))
+
+
+def test_registering_a_mutant_that_breaks_nothing_is_refused() -> None:
+    """A mutant must say which promises it breaks: the matrix holds its runs to exactly those."""
+    with pytest.raises(ValueError, match="must name the promises its deviation breaks"):
+        mutant("breaks-nothing", "a deviation", ())
 
 
 def test_mock_class_selects_the_faithful_mock_or_a_mutant() -> None:
@@ -107,6 +114,48 @@ def test_classify(mutant_name: str, returncode: int, failed: list[str], status: 
     """Only exit codes 0 and 1 with a report that agrees count; anything else is an error, never a catch."""
     summary = runner.JUnitSummary(len(failed), failed, 1.0 if failed else None)
     assert runner.classify(runner.Run(mutant_name), returncode, summary) == status
+
+
+@pytest.mark.parametrize(
+    ("failing", "full", "status"),
+    [
+        (["400 missing_api_token"], True, "caught"),
+        (["400 missing_api_token", "response shape"], True, "misattributed"),
+        (["response shape"], True, "misattributed"),
+        (["response shape"], False, "caught"),
+    ],
+)
+def test_attribution(failing: list[str], full: bool, status: str) -> None:
+    """A full run's failing promises must be exactly those the mutant breaks; a --maxfail run is not judged on it."""
+    assert runner.attributed(runner.Run("missing-token-401"), "caught", failing, full) == status
+    assert runner.attributed(runner.Run("missing-token-401"), "missed", [], full) == "missed"
+
+
+# Mutants whose deviation is one header or one part of a body's shape: they break exactly one promise, judged by checks.
+HEADER_AND_SHAPE = ("request-id-empty", "errors-without-x-api-schema", "success-with-x-api-schema", "errors-text-html",
+                    "200-missing-mac-address", "200-unwrapped", "200-network-as-string", "200-ip-item-missing-address",
+                    "errors-unwrapped", "errors-without-rate-limit-headers", "200-without-rate-limit-headers")
+MAX_MEAN_PROMISES = 1.5
+
+
+def test_catalogue_says_what_each_deviation_breaks() -> None:
+    """Each mutant names known promises it breaks; on average at most 1.5, a header or shape mutant exactly its own one.
+
+    The matrix below holds each full in-process run to exactly these promises, so this table is what the runs measure.
+    """
+    for name, cls in MUTANTS.items():
+        assert cls.breaks and set(cls.breaks) <= set(BY_ID), f"{name} breaks {cls.breaks}: not promises of the suite"
+        assert len(set(cls.breaks)) == len(cls.breaks), name
+    assert sum(len(cls.breaks) for cls in MUTANTS.values()) / len(MUTANTS) <= MAX_MEAN_PROMISES
+    for name in HEADER_AND_SHAPE:
+        (promise,) = MUTANTS[name].breaks
+        assert BY_ID[promise].by_checks, f"{name} breaks {promise}, not a promise of the response checks"
+
+
+def test_combined_mutants_break_what_their_parts_break() -> None:
+    """`a,b` breaks the union of what a and b break."""
+    combined = mock_class("missing-token-401,request-id-empty")
+    assert combined.breaks == (*MUTANTS["missing-token-401"].breaks, *MUTANTS["request-id-empty"].breaks)
 
 
 def test_a_run_without_report_is_an_error() -> None:
@@ -176,9 +225,12 @@ def test_matrix_plan_covers_every_mutant_in_process_and_the_live_sample() -> Non
 @pytest.mark.slow
 @pytest.mark.parametrize("run", MATRIX, ids=[f"{run.mode}-{run.mutant}" for run in MATRIX])
 def test_matrix_run_comes_out_as_it_should(run: runner.Run, pycache_dir: Path) -> None:
-    """One run of the matrix (xdist spreads them over its workers): the faithful mock clean, a mutant caught."""
-    # --maxfail 1: a mutant is caught by its first failure; the README's table comes from a full run instead.
-    outcome = runner.execute(run, runner.child_environment(pycache_dir), MATRIX_TIMEOUT, maxfail=1)
+    """One run of the matrix (xdist spreads them over its workers): the faithful mock clean, a mutant caught.
+
+    In-process runs go to the end, so a mutant must fail exactly the promises it breaks (`misattributed` otherwise).
+    """
+    # Live runs stop at their first failure (--maxfail 1): the served mock costs real time, and attribution is held in-process.
+    outcome = runner.execute(run, runner.child_environment(pycache_dir), MATRIX_TIMEOUT, maxfail=1 if run.live else 0)
     assert outcome.ok, f"{run.mode} {run.mutant}: {outcome.status} {outcome.failed[:3]}\n{outcome.detail}"
 
 

@@ -29,7 +29,7 @@ from conformance.mock.app import ApiError
 from conformance.mock.mutants import MUTANTS, mutant
 
 
-@mutant("token-echoed-loudly", "authentication errors repeat the bearer token and come back as 401")
+@mutant("token-echoed-loudly", "authentication errors repeat the bearer token and come back as 401", breaks=("no credential echoed",))
 class TokenEchoedLoudly(MUTANTS["token-echoed-in-error"]):
     def authenticate(self, request):
         try:

@@ -26,6 +26,7 @@ from conformance.promises import (
     judge,
 )
 from conformance.summary import Summary, write_report
+from conformance.target import BudgetExhausted
 
 SCOPE_OR_CAPABILITIES = "test_scenario and (scope-not-granted or invalid-capabilities or missing-token)"
 
@@ -110,12 +111,17 @@ def test_junit_names_tests_and_carries_their_promises(side_effect_run: tuple[int
     assert cases["test_scenario[invalid-capabilities]"].find("skipped") is not None
 
 
-def test_live_run_shows_requests_per_status(run_pytest: RunPytest, served_mock: ServedMock) -> None:
-    """Against a URL, the summary ends with the requests sent per status."""
+def test_live_run_shows_requests_per_status(run_pytest: RunPytest, served_mock: ServedMock, tmp_path: Path) -> None:
+    """Against a URL, the summary ends with the requests sent per status and those the preflight sent; the JSON report has both."""
     done = run_pytest("--pyargs", "conformance", "-k", "test_scenario and missing-token", "--target-url", served_mock.base_url,
-                      "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000")
+                      "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000", "--conformance-report", "report.json")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"^requests sent: \d+ \(200: \d+, 400: \d+\)$", done.stdout, re.MULTILINE), done.stdout
+    preflight = re.search(r"preflight: setup ok \((\d+) requests\)", done.stdout)
+    assert preflight, done.stdout
+    requests = json.loads((tmp_path / "workdir" / "report.json").read_text(encoding="utf-8"))["requests"]
+    assert requests["preflight"] == int(preflight.group(1)) and 0 < requests["preflight"] <= 20
+    assert re.search(rf"^requests sent: {requests['sent']} \(200: \d+, 400: \d+\), plus {requests['preflight']} by the preflight$",
+                     done.stdout, re.MULTILINE), done.stdout
     assert "conforms         400 missing_api_token: 1 test(s) judged it, no finding" in done.stdout
 
 
@@ -160,15 +166,21 @@ def test_markdown_report_is_a_table_of_promises_then_the_findings(tmp_path: Path
         (["known deviation", FAILED], ["entry", None], 0, FAILS),
         ([FAILED], [], 0, NOT_REACHED),
         ([SKIPPED, SKIPPED], [], 0, NOT_PROVOKED),
+        (["bounded", "bounded"], [], 0, NOT_RUN),
+        (["bounded", FAILED], [], 0, NOT_REACHED),
         ([], [], 0, NOT_RUN),
         ([], [], 3, CONFORMS),
     ],
 )
 def test_verdict_rules(outcomes: list[str], findings: list[str | None], reached: int, verdict: str) -> None:
-    """An unexcused finding fails; all excused is a known deviation; a test or check that judged it conforms; else why not."""
-    reasons = {SKIPPED: "needs credentials.without_scope in the target fixtures (x.yaml)", FAILED: "stopped on another promise"}
-    tests = [TestOutcome(f"test_{index}", ("order of checks",), outcome, reasons.get(outcome, ""), ("no side effects",))
-             for index, outcome in enumerate(outcomes)]
+    """An unexcused finding fails; all excused is a known deviation; a test or check that judged it conforms; else why not.
+
+    "bounded" is a test skipped by the run's own bounds (--max-requests, --max-duration): not run, unless another test got further.
+    """
+    reasons = {SKIPPED: "needs credentials.without_scope in the target fixtures (x.yaml)", FAILED: "stopped on another promise",
+               "bounded": str(BudgetExhausted("the request budget of 60 is spent; raise --max-requests to run more"))}
+    tests = [TestOutcome(f"test_{index}", ("order of checks",), SKIPPED if outcome == "bounded" else outcome, reasons.get(outcome, ""),
+                         ("no side effects",)) for index, outcome in enumerate(outcomes)]
     found = [finding("order of checks", excused_by=excuse) for excuse in findings]
     for index, item in enumerate(found):
         item.signature = Signature(item.signature.promise, f"check {index}", 404, None, "")

@@ -170,6 +170,8 @@ class ReferenceMock:
 
     name = "faithful"
     description = "the reference mock, faithful to the real endpoint"
+    # The promises of the suite a mutant's deviation breaks, and only those: what a full run against it must fail.
+    breaks: tuple[str, ...] = ()
 
     def __init__(self, world: World | None = None, clock: Callable[[], float] = time.monotonic, *,
                  request_ids: str = "uuid", body_generation: str = "current") -> None:

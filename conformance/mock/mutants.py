@@ -35,18 +35,21 @@ LONG_ID = 255
 M = TypeVar("M", bound=type[ReferenceMock])
 
 
-def mutant(name: str, description: str) -> Callable[[M], M]:
-    """Register a mutant class under a stable kebab-case name with a one-line description."""
+def mutant(name: str, description: str, breaks: tuple[str, ...]) -> Callable[[M], M]:
+    """Register a mutant class under a stable kebab-case name, with a one-line description and the promises it breaks."""
     if not NAME_PATTERN.match(name) or name == ReferenceMock.name:
         raise ValueError(f"mutant name {name!r} must be kebab-case and not {ReferenceMock.name!r}")
     if name in MUTANTS:
         raise ValueError(f"mutant name {name!r} is registered twice")
     if not description.strip() or "\n" in description:
         raise ValueError(f"mutant {name!r} needs a one-line description")
+    if not breaks:
+        raise ValueError(f"mutant {name!r} must name the promises its deviation breaks")
 
     def register(cls: M) -> M:
         cls.name = name
         cls.description = cls.__doc__ = description
+        cls.breaks = breaks
         MUTANTS[name] = cls
         return cls
 
@@ -64,7 +67,8 @@ def mock_class(name: str | None) -> type[ReferenceMock]:
     if len(names) == 1:
         return MUTANTS[names[0]]
     # Each mutant overrides its own step and calls super() for the rest, so their deviations compose in one class.
-    attributes = {"name": ",".join(names), "description": " + ".join(MUTANTS[part].description for part in names)}
+    attributes = {"name": ",".join(names), "description": " + ".join(MUTANTS[part].description for part in names),
+                  "breaks": tuple(dict.fromkeys(promise for part in names for promise in MUTANTS[part].breaks))}
     combined: type[ReferenceMock] = type("CombinedMutant", tuple(MUTANTS[part] for part in names), attributes)
     return combined
 
@@ -181,7 +185,7 @@ class CrashesOnId(ReferenceMock):
 
 
 # --- shape -----------------------------------------------------------------------------------------------------
-@mutant("200-missing-mac-address", "the 200 body lacks the required mac_address field")
+@mutant("200-missing-mac-address", "the 200 body lacks the required mac_address field", breaks=("200 shape",))
 class MissingMacAddress(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -189,14 +193,14 @@ class MissingMacAddress(ReferenceMock):
         return body
 
 
-@mutant("200-unwrapped", "the 200 body is the interface itself, not wrapped in virtual_machine_network_interface")
+@mutant("200-unwrapped", "the 200 body is the interface itself, not wrapped in virtual_machine_network_interface", breaks=("200 shape",))
 class Unwrapped200(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         body: dict[str, Any] = super().allocate_ip(request, headers)["virtual_machine_network_interface"]
         return body
 
 
-@mutant("200-network-as-string", "the 200 body's network is its id string instead of an {id, name} object")
+@mutant("200-network-as-string", "the 200 body's network is its id string instead of an {id, name} object", breaks=("200 shape",))
 class NetworkAsString(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -205,7 +209,7 @@ class NetworkAsString(ReferenceMock):
         return body
 
 
-@mutant("200-null-virtual-network-as-object", "the 200 body sends an absent virtual_network as {} instead of null")
+@mutant("200-null-virtual-network-as-object", "the 200 body sends an absent virtual_network as {} instead of null", breaks=("200 shape",))
 class NullVirtualNetworkAsObject(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -213,7 +217,7 @@ class NullVirtualNetworkAsObject(ReferenceMock):
         return body
 
 
-@mutant("200-ip-item-missing-address", "the 200 body's ip_addresses items carry only an id, no address")
+@mutant("200-ip-item-missing-address", "the 200 body's ip_addresses items carry only an id, no address", breaks=("200 shape",))
 class IPItemMissingAddress(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -221,7 +225,7 @@ class IPItemMissingAddress(ReferenceMock):
         return body
 
 
-@mutant("200-without-rate-limit-headers", "the 200 lacks the X-RateLimit-Permitted and X-RateLimit-Remaining headers")
+@mutant("200-without-rate-limit-headers", "the 200 lacks the X-RateLimit-Permitted and X-RateLimit-Remaining headers", breaks=("rate-limit headers",))
 class WithoutRateLimitHeaders(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         if is_allocation(self, body):
@@ -230,35 +234,36 @@ class WithoutRateLimitHeaders(ReferenceMock):
         return super().respond(status, body, headers)
 
 
-@mutant("request-id-empty", "X-Request-Id is sent empty")
+@mutant("request-id-empty", "X-Request-Id is sent empty", breaks=("X-Request-Id on every response",))
 class RequestIdEmpty(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         headers["X-Request-Id"] = ""
         return super().respond(status, body, headers)
 
 
-@mutant("errors-unwrapped", "error bodies are the bare {code, description, detail}, without the error envelope")
+@mutant("errors-unwrapped", "error bodies are the bare {code, description, detail}, without the error envelope", breaks=("response shape",))
 class ErrorsUnwrapped(ReferenceMock):
     def error_body(self, error: ApiError) -> dict[str, Any]:
         inner: dict[str, Any] = super().error_body(error)["error"]
         return inner
 
 
-@mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)")
+@mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)", breaks=("response shape",))
 class ScopeErrorWithoutScopes(ReferenceMock):
     def check_scope(self, token: Token) -> None:
         with amending("scope_not_granted", lambda error: error.detail.clear()):
             super().check_scope(token)
 
 
-@mutant("429-total-permitted-string", "429 rate_limit_reached gives detail.total_permitted as a string")
+@mutant("429-total-permitted-string", "429 rate_limit_reached gives detail.total_permitted as a string", breaks=("response shape",))
 class TotalPermittedString(ReferenceMock):
     def count_request(self, token: Token, headers: dict[str, str]) -> None:
         with amending("rate_limit_reached", lambda error: error.detail.update(total_permitted=str(self.world.permitted))):
             super().count_request(token, headers)
 
 
-@mutant("network-error-names-allowed-network", "403 unauthorized_network_for_api_token names the allowed network, not the caller's address")
+@mutant("network-error-names-allowed-network", "403 unauthorized_network_for_api_token names the allowed network, not the caller's address",
+        breaks=("403 unauthorized_network_for_api_token",))
 class NetworkErrorNamesAllowedNetwork(ReferenceMock):
     def authenticate(self, request: MockRequest) -> Token:
         def name_network(error: ApiError) -> None:
@@ -270,27 +275,28 @@ class NetworkErrorNamesAllowedNetwork(ReferenceMock):
 
 
 # --- status and code -------------------------------------------------------------------------------------------
-@mutant("missing-token-401", "a request without a token gets 401 instead of 400 missing_api_token")
+@mutant("missing-token-401", "a request without a token gets 401 instead of 400 missing_api_token", breaks=("400 missing_api_token",))
 class MissingToken401(RecodesErrors):
     recodes = (("missing_api_token", 401, "missing_api_token"),)
 
 
-@mutant("missing-token-403", "a request without a token gets 403 instead of 400 missing_api_token")
+@mutant("missing-token-403", "a request without a token gets 403 instead of 400 missing_api_token", breaks=("400 missing_api_token",))
 class MissingToken403(RecodesErrors):
     recodes = (("missing_api_token", 403, "missing_api_token"),)
 
 
-@mutant("invalid-token-401", "an unknown token gets 401 instead of 403 invalid_api_token")
+@mutant("invalid-token-401", "an unknown token gets 401 instead of 403 invalid_api_token", breaks=("403 invalid_api_token",))
 class InvalidToken401(RecodesErrors):
     recodes = (("invalid_api_token", 401, "invalid_api_token"),)
 
 
-@mutant("already-allocated-409", "ip_already_allocated comes with 409 instead of 422")
+@mutant("already-allocated-409", "ip_already_allocated comes with 409 instead of 422", breaks=("422 ip_already_allocated",))
 class AlreadyAllocated409(RecodesErrors):
     recodes = (("ip_already_allocated", 409, "ip_already_allocated"),)
 
 
-@mutant("not-found-codes-swapped", "the two 404 codes are swapped: an unknown interface says ip_address_not_found and vice versa")
+@mutant("not-found-codes-swapped", "the two 404 codes are swapped: an unknown interface says ip_address_not_found and vice versa",
+        breaks=("404 virtual_machine_network_interface_not_found", "404 ip_address_not_found"))
 class NotFoundCodesSwapped(RecodesErrors):
     recodes = (
         ("virtual_machine_network_interface_not_found", 404, "ip_address_not_found"),
@@ -298,17 +304,20 @@ class NotFoundCodesSwapped(RecodesErrors):
     )
 
 
-@mutant("unprocessable-codes-swapped", "the two 422 codes are swapped: ip_already_allocated and invalid_ip")
+@mutant("unprocessable-codes-swapped", "the two 422 codes are swapped: ip_already_allocated and invalid_ip",
+        breaks=("422 ip_already_allocated", "422 invalid_ip"))
 class UnprocessableCodesSwapped(RecodesErrors):
     recodes = (("ip_already_allocated", 422, "invalid_ip"), ("invalid_ip", 422, "ip_already_allocated"))
 
 
-@mutant("capabilities-token-as-invalid-api-token", "a bad capabilities token gets invalid_api_token instead of invalid_capabilities_token")
+@mutant("capabilities-token-as-invalid-api-token", "a bad capabilities token gets invalid_api_token instead of invalid_capabilities_token",
+        breaks=("403 invalid_capabilities_token",))
 class CapabilitiesTokenAsInvalidAPIToken(RecodesErrors):
     recodes = (("invalid_capabilities_token", 403, "invalid_api_token"),)
 
 
-@mutant("missing-argument-as-invalid-argument", "a missing ip_address gets invalid_argument, not missing_required_argument")
+@mutant("missing-argument-as-invalid-argument", "a missing ip_address gets invalid_argument, not missing_required_argument",
+        breaks=("400 argument errors",))
 class MissingArgumentAsInvalidArgument(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         if name not in args:
@@ -317,13 +326,13 @@ class MissingArgumentAsInvalidArgument(ReferenceMock):
 
 
 # --- semantics -------------------------------------------------------------------------------------------------
-@mutant("200-returns-other-interface", "the 200 body describes another interface than the one asked for")
+@mutant("200-returns-other-interface", "the 200 body describes another interface than the one asked for", breaks=("200 semantics",))
 class ReturnsOtherInterface(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         return super().render_interface(other_interface(self, interface))
 
 
-@mutant("200-omits-allocated-ip", "the 200 body's ip_addresses leaves out the IP just allocated")
+@mutant("200-omits-allocated-ip", "the 200 body's ip_addresses leaves out the IP just allocated", breaks=("200 semantics",))
 class OmitsAllocatedIP(ReferenceMock):
     just_allocated: str | None = None
 
@@ -337,7 +346,8 @@ class OmitsAllocatedIP(ReferenceMock):
         return body
 
 
-@mutant("allocates-to-other-interface", "the IP goes to another interface, though the 200 body lists it under the one asked for")
+@mutant("allocates-to-other-interface", "the IP goes to another interface, though the 200 body lists it under the one asked for",
+        breaks=("200 semantics", "cleanup"))
 class AllocatesToOtherInterface(ReferenceMock):
     just_allocated: IPAddress | None = None
 
@@ -352,19 +362,21 @@ class AllocatesToOtherInterface(ReferenceMock):
         return body
 
 
-@mutant("already-allocated-ip-moved", "an IP held by another interface is silently moved (200) instead of 422 ip_already_allocated")
+@mutant("already-allocated-ip-moved", "an IP held by another interface is silently moved (200) instead of 422 ip_already_allocated",
+        breaks=("422 ip_already_allocated",))
 class AlreadyAllocatedMoved(ReferenceMock):
     def check_allocatable(self, ip: IPAddress, interface: dict[str, Any]) -> None:
         super().check_allocatable(replace(ip, allocated_to=None), interface)
 
 
-@mutant("invalid-ip-unchecked", "an IP from another network is allocated (200) instead of 422 invalid_ip")
+@mutant("invalid-ip-unchecked", "an IP from another network is allocated (200) instead of 422 invalid_ip", breaks=("422 invalid_ip",))
 class InvalidIPUnchecked(ReferenceMock):
     def check_allocatable(self, ip: IPAddress, interface: dict[str, Any]) -> None:
         super().check_allocatable(replace(ip, network=interface["network"]), interface)
 
 
-@mutant("invalid-scalar-unchecked", "a lookup value of the wrong type ({\"id\": 123}) is used as a string instead of 400 invalid_scalar")
+@mutant("invalid-scalar-unchecked", "a lookup value of the wrong type ({\"id\": 123}) is used as a string instead of 400 invalid_scalar",
+        breaks=("400 argument errors",))
 class InvalidScalarUnchecked(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         lookup = args.get(name)
@@ -375,17 +387,18 @@ class InvalidScalarUnchecked(ReferenceMock):
 
 
 # --- exclusivity -----------------------------------------------------------------------------------------------
-@mutant("exclusivity-id-wins", "both ip_address lookup keys are accepted and id wins")
+@mutant("exclusivity-id-wins", "both ip_address lookup keys are accepted and id wins", breaks=("mutual exclusivity",))
 class ExclusivityIdWins(PrefersLookupKey):
     winner = "id"
 
 
-@mutant("exclusivity-address-wins", "both ip_address lookup keys are accepted and address wins")
+@mutant("exclusivity-address-wins", "both ip_address lookup keys are accepted and address wins", breaks=("mutual exclusivity",))
 class ExclusivityAddressWins(PrefersLookupKey):
     winner = "address"
 
 
-@mutant("empty-lookup-accepted", "a lookup with no value ({} or only unknown keys) is looked up as id null (404) instead of 400 missing_lookup_value")
+@mutant("empty-lookup-accepted", "a lookup with no value ({} or only unknown keys) is looked up as id null (404) instead of 400 missing_lookup_value",
+        breaks=("mutual exclusivity",))
 class EmptyLookupAccepted(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         lookup = args.get(name)
@@ -394,7 +407,7 @@ class EmptyLookupAccepted(ReferenceMock):
         return super().lookup_argument(args, name, keys)
 
 
-@mutant("null-is-a-value", "a null beside a value ({\"id\": x, \"address\": null}) counts as ambiguous_lookup_values")
+@mutant("null-is-a-value", "a null beside a value ({\"id\": x, \"address\": null}) counts as ambiguous_lookup_values", breaks=("mutual exclusivity",))
 class NullIsAValue(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         lookup = args.get(name)
@@ -404,14 +417,16 @@ class NullIsAValue(ReferenceMock):
 
 
 # --- order of checks -------------------------------------------------------------------------------------------
-@mutant("arguments-before-authentication", "the arguments are validated before the token, so a bad body beats a missing token")
+@mutant("arguments-before-authentication", "the arguments are validated before the token, so a bad body beats a missing token",
+        breaks=("rate-limit headers", "order of checks"))
 class ArgumentsBeforeAuthentication(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         validate_arguments(self, request)
         return super().allocate_ip(request, headers)
 
 
-@mutant("scope-after-arguments", "the scope is checked after the arguments, so a bad body beats a missing scope")
+@mutant("scope-after-arguments", "the scope is checked after the arguments, so a bad body beats a missing scope",
+        breaks=("rate-limit headers", "order of checks"))
 class ScopeAfterArguments(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         if SCOPE not in self.authenticate(request).scopes:
@@ -419,36 +434,37 @@ class ScopeAfterArguments(ReferenceMock):
         return super().allocate_ip(request, headers)
 
 
-@mutant("rate-limit-never-429", "the rate limit is counted in the headers but never enforced: no 429")
+@mutant("rate-limit-never-429", "the rate limit is counted in the headers but never enforced: no 429", breaks=("429 rate_limit_reached",))
 class RateLimitNever429(ReferenceMock):
     def count_request(self, token: Token, headers: dict[str, str]) -> None:
         with suppress(ApiError):
             super().count_request(token, headers)
 
 
-@mutant("maintenance-ignored", "maintenance mode answers normally instead of 503 service_unavailable")
+@mutant("maintenance-ignored", "maintenance mode answers normally instead of 503 service_unavailable", breaks=("503 service_unavailable",))
 class MaintenanceIgnored(ReferenceMock):
     def check_maintenance(self) -> None:
         """Never in maintenance."""
 
 
 # --- side effects ----------------------------------------------------------------------------------------------
-@mutant("422-still-allocates", "a 422 (ip_already_allocated, invalid_ip) is answered but the IP is allocated anyway")
+@mutant("422-still-allocates", "a 422 (ip_already_allocated, invalid_ip) is answered but the IP is allocated anyway", breaks=("no side effects",))
 class Rejected422StillAllocates(AllocatesWhenRejecting):
     leaky = frozenset({"ip_already_allocated", "invalid_ip"})
 
 
-@mutant("ambiguous-still-allocates", "400 ambiguous_lookup_values is answered but the IP named by id is allocated anyway")
+@mutant("ambiguous-still-allocates", "400 ambiguous_lookup_values is answered but the IP named by id is allocated anyway",
+        breaks=("no side effects",))
 class AmbiguousStillAllocates(AllocatesWhenRejecting):
     leaky = frozenset({"ambiguous_lookup_values"})
 
 
-@mutant("scope-denied-still-allocates", "403 scope_not_granted is answered but the IP is allocated anyway")
+@mutant("scope-denied-still-allocates", "403 scope_not_granted is answered but the IP is allocated anyway", breaks=("no side effects",))
 class ScopeDeniedStillAllocates(AllocatesWhenRejecting):
     leaky = frozenset({"scope_not_granted"})
 
 
-@mutant("unallocate-noop", "unallocate answers 200 {} but leaves the IP allocated")
+@mutant("unallocate-noop", "unallocate answers 200 {} but leaves the IP allocated", breaks=("cleanup",))
 class UnallocateNoop(ReferenceMock):
     def unallocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         holders = {ip.id: ip.allocated_to for ip in self.world.ips.values()}
@@ -459,7 +475,7 @@ class UnallocateNoop(ReferenceMock):
 
 
 # --- security --------------------------------------------------------------------------------------------------
-@mutant("invalid-token-accepted", "an unknown token is accepted as if it held the ip_addresses scope")
+@mutant("invalid-token-accepted", "an unknown token is accepted as if it held the ip_addresses scope", breaks=("403 invalid_api_token",))
 class InvalidTokenAccepted(ReferenceMock):
     def authenticate(self, request: MockRequest) -> Token:
         try:
@@ -471,25 +487,27 @@ class InvalidTokenAccepted(ReferenceMock):
             return Token(token, (SCOPE,))
 
 
-@mutant("scope-not-required", "a token without the ip_addresses scope is served")
+@mutant("scope-not-required", "a token without the ip_addresses scope is served", breaks=("403 scope_not_granted",))
 class ScopeNotRequired(ReferenceMock):
     def check_scope(self, token: Token) -> None:
         """Every token will do."""
 
 
-@mutant("network-restriction-ignored", "a token restricted to other networks is served from anywhere")
+@mutant("network-restriction-ignored", "a token restricted to other networks is served from anywhere",
+        breaks=("403 unauthorized_network_for_api_token",))
 class NetworkRestrictionIgnored(ReferenceMock):
     def network_allowed(self, token: Token, client: str) -> bool:
         return True
 
 
-@mutant("non-bearer-scheme-accepted", "a token sent with any scheme (e.g. `Token <token>`) is accepted as a bearer token")
+@mutant("non-bearer-scheme-accepted", "a token sent with any scheme (e.g. `Token <token>`) is accepted as a bearer token",
+        breaks=("400 missing_api_token",))
 class NonBearerSchemeAccepted(ReferenceMock):
     def bearer_token(self, request: MockRequest) -> str | None:
         return (request.header("Authorization") or "").strip().partition(" ")[2].strip() or None
 
 
-@mutant("token-echoed-in-error", "authentication errors repeat the bearer token in their description")
+@mutant("token-echoed-in-error", "authentication errors repeat the bearer token in their description", breaks=("no credential echoed",))
 class TokenEchoedInError(ReferenceMock):
     def authenticate(self, request: MockRequest) -> Token:
         try:
@@ -502,7 +520,7 @@ class TokenEchoedInError(ReferenceMock):
 
 
 # --- transport -------------------------------------------------------------------------------------------------
-@mutant("errors-text-html", "error responses carry Content-Type: text/html")
+@mutant("errors-text-html", "error responses carry Content-Type: text/html", breaks=("response shape",))
 class ErrorsTextHtml(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         response = super().respond(status, body, headers)
@@ -511,7 +529,7 @@ class ErrorsTextHtml(ReferenceMock):
         return response
 
 
-@mutant("200-invalid-json", "the 200 body is truncated JSON")
+@mutant("200-invalid-json", "the 200 body is truncated JSON", breaks=("200 shape",))
 class InvalidJSON200(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         response = super().respond(status, body, headers)
@@ -520,24 +538,25 @@ class InvalidJSON200(ReferenceMock):
         return response
 
 
-@mutant("500-on-non-ascii-id", "a lookup value with non-ASCII characters crashes the server (500) instead of a 404")
+@mutant("500-on-non-ascii-id", "a lookup value with non-ASCII characters crashes the server (500) instead of a 404", breaks=("no server errors",))
 class CrashesOnNonASCII(CrashesOnId):
     def crashes_on(self, value: str) -> bool:
         return not value.isascii()
 
 
-@mutant("500-on-long-id", f"a lookup value longer than {LONG_ID} characters crashes the server (500) instead of a 404")
+@mutant("500-on-long-id", f"a lookup value longer than {LONG_ID} characters crashes the server (500) instead of a 404", breaks=("no server errors",))
 class CrashesOnLongId(CrashesOnId):
     def crashes_on(self, value: str) -> bool:
         return len(value) > LONG_ID
 
 
-@mutant("invalid-json-body-500", "a body that is not JSON crashes the server (500) instead of 400 invalid_json_body")
+@mutant("invalid-json-body-500", "a body that is not JSON crashes the server (500) instead of 400 invalid_json_body",
+        breaks=("no server errors", "malformed bytes never crash the server"))
 class InvalidJSONBody500(RecodesErrors):
     recodes = (("invalid_json_body", 500, "unhandled_exception"),)
 
 
-@mutant("hang-on-allocate-by-address", "the first successful allocation by address is made, but its response never comes")
+@mutant("hang-on-allocate-by-address", "the first successful allocation by address is made, but its response never comes", breaks=("200 shape",))
 class HangOnAllocateByAddress(ReferenceMock):
     hung = False
 
@@ -550,7 +569,7 @@ class HangOnAllocateByAddress(ReferenceMock):
 
 
 # --- the wire's own conventions (fact sheet, revised 2026-12-01) ------------------------------------------------
-@mutant("errors-without-x-api-schema", "error responses lack the X-Api-Schema: json-error header")
+@mutant("errors-without-x-api-schema", "error responses lack the X-Api-Schema: json-error header", breaks=("X-Api-Schema on errors",))
 class ErrorsWithoutApiSchema(ReferenceMock):
     def handle(self, request: MockRequest) -> MockResponse:
         response = super().handle(request)
@@ -558,14 +577,15 @@ class ErrorsWithoutApiSchema(ReferenceMock):
         return response
 
 
-@mutant("success-with-x-api-schema", "successful responses carry X-Api-Schema: json-error too")
+@mutant("success-with-x-api-schema", "successful responses carry X-Api-Schema: json-error too", breaks=("X-Api-Schema on errors",))
 class SuccessWithApiSchema(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         headers["X-Api-Schema"] = "json-error"
         return super().respond(status, body, headers)
 
 
-@mutant("errors-without-rate-limit-headers", "errors answered past authentication (404, 422, argument errors) lack X-RateLimit-*")
+@mutant("errors-without-rate-limit-headers", "errors answered past authentication (404, 422, argument errors) lack X-RateLimit-*",
+        breaks=("rate-limit headers",))
 class ErrorsWithoutRateLimitHeaders(ReferenceMock):
     def handle(self, request: MockRequest) -> MockResponse:
         response = super().handle(request)
@@ -575,7 +595,8 @@ class ErrorsWithoutRateLimitHeaders(ReferenceMock):
         return response
 
 
-@mutant("200-lists-only-new-ip", "the 200 body's ip_addresses lists only the IP just allocated, not those the interface held before")
+@mutant("200-lists-only-new-ip", "the 200 body's ip_addresses lists only the IP just allocated, not those the interface held before",
+        breaks=("200 semantics",))
 class ListsOnlyNewIP(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         body = super().allocate_ip(request, headers)
@@ -586,7 +607,7 @@ class ListsOnlyNewIP(ReferenceMock):
         return body
 
 
-@mutant("allocation-names-interface", "GET ip_address names the interface as the holder, not its virtual machine")
+@mutant("allocation-names-interface", "GET ip_address names the interface as the holder, not its virtual machine", breaks=("200 semantics",))
 class AllocationNamesInterface(ReferenceMock):
     def holder(self, ip: IPAddress) -> dict[str, Any] | None:
         if ip.allocated_to is None:
@@ -594,13 +615,15 @@ class AllocationNamesInterface(ReferenceMock):
         return {"type": "VirtualMachine", "value": {"id": ip.allocated_to, "name": "interface"}}
 
 
-@mutant("path-segment-ignored", "a body without virtual_machine_network_interface is refused (400) instead of filled from the path")
+@mutant("path-segment-ignored", "a body without virtual_machine_network_interface is refused (400) instead of filled from the path",
+        breaks=("interface from the path",))
 class PathSegmentIgnored(ReferenceMock):
     def with_interface_from_path(self, request: MockRequest, args: dict[str, Any]) -> dict[str, Any]:
         return args
 
 
-@mutant("null-interface-filled-from-path", "an explicit null virtual_machine_network_interface is filled from the path too")
+@mutant("null-interface-filled-from-path", "an explicit null virtual_machine_network_interface is filled from the path too",
+        breaks=("interface from the path",))
 class NullInterfaceFilledFromPath(ReferenceMock):
     def with_interface_from_path(self, request: MockRequest, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("virtual_machine_network_interface") is None:
@@ -608,13 +631,13 @@ class NullInterfaceFilledFromPath(ReferenceMock):
         return super().with_interface_from_path(request, args)
 
 
-@mutant("query-string-ignored", "allocate_ip ignores arguments in the query string")
+@mutant("query-string-ignored", "allocate_ip ignores arguments in the query string", breaks=("query-string arguments",))
 class QueryStringIgnored(ReferenceMock):
     def arguments(self, request: MockRequest) -> dict[str, Any]:
         return self.parse_body(request) if is_allocate_request(request) else super().arguments(request)
 
 
-@mutant("query-wins-over-body", "allocate_ip lets query-string arguments win over the JSON body's")
+@mutant("query-wins-over-body", "allocate_ip lets query-string arguments win over the JSON body's", breaks=("query-string arguments",))
 class QueryWinsOverBody(ReferenceMock):
     def arguments(self, request: MockRequest) -> dict[str, Any]:
         if not is_allocate_request(request):
@@ -622,14 +645,15 @@ class QueryWinsOverBody(ReferenceMock):
         return deep_merge(self.parse_body(request), query_arguments(request.query))
 
 
-@mutant("json-read-whatever-content-type", "the body is read as JSON whatever its Content-Type (text/plain too)")
+@mutant("json-read-whatever-content-type", "the body is read as JSON whatever its Content-Type (text/plain too)", breaks=("query-string arguments",))
 class JSONWhateverContentType(ReferenceMock):
     def parse_body(self, request: MockRequest) -> dict[str, Any]:
         headers = {key: value for key, value in request.headers.items() if key.lower() != "content-type"}
         return super().parse_body(replace(request, headers={**headers, "Content-Type": "application/json"}))
 
 
-@mutant("non-object-body-invalid-json", "a JSON body that is null or not an object gets 400 invalid_json_body instead of counting as {}")
+@mutant("non-object-body-invalid-json", "a JSON body that is null or not an object gets 400 invalid_json_body instead of counting as {}",
+        breaks=("400 argument errors",))
 class NonObjectBodyInvalidJSON(ReferenceMock):
     def parse_body(self, request: MockRequest) -> dict[str, Any]:
         parsed = super().parse_body(request)
@@ -638,7 +662,8 @@ class NonObjectBodyInvalidJSON(ReferenceMock):
         return parsed
 
 
-@mutant("500-on-non-utf8-body", "a body of bytes that are not UTF-8 crashes the server (500 unhandled_exception), as the framework did when run")
+@mutant("500-on-non-utf8-body", "a body of bytes that are not UTF-8 crashes the server (500 unhandled_exception), as the framework did when run",
+        breaks=("malformed bytes never crash the server",))
 class CrashesOnNonUTF8(ReferenceMock):
     def parse_body(self, request: MockRequest) -> dict[str, Any]:
         try:
@@ -648,7 +673,7 @@ class CrashesOnNonUTF8(ReferenceMock):
         return super().parse_body(request)
 
 
-@mutant("rate-limit-remaining-counts-up", "X-RateLimit-Remaining counts up instead of down within a window")
+@mutant("rate-limit-remaining-counts-up", "X-RateLimit-Remaining counts up instead of down within a window", breaks=("rate-limit headers",))
 class RemainingCountsUp(ReferenceMock):
     def count_request(self, token: Token, headers: dict[str, str]) -> None:
         super().count_request(token, headers)
@@ -662,7 +687,8 @@ class RemainingCountsUp(ReferenceMock):
 RACE_WINDOW = 0.25
 
 
-@mutant("check-then-act-allocator", "the allocator checks the IP is free, then takes it unlocked: two concurrent requests for it both get 200")
+@mutant("check-then-act-allocator", "the allocator checks the IP is free, then takes it unlocked: two concurrent requests for it both get 200",
+        breaks=("concurrency",))
 class CheckThenActAllocator(ReferenceMock):
     def reset(self) -> None:
         super().reset()
@@ -684,7 +710,8 @@ class CheckThenActAllocator(ReferenceMock):
 
 
 # --- cleanup (issue #11): IPs moved that no request asked for ---------------------------------------------------
-@mutant("not-found-allocates-a-free-ip", "a 404 ip_address_not_found allocates some other free IP of the interface's network anyway")
+@mutant("not-found-allocates-a-free-ip", "a 404 ip_address_not_found allocates some other free IP of the interface's network anyway",
+        breaks=("no side effects",))
 class NotFoundAllocatesFreeIP(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         try:
