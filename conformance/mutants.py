@@ -22,10 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from conformance import api
 from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.resources import data_path
+from conformance.target import live_target
+from conformance.targetfile import IPRef, load_target_fixtures
 
 FAITHFUL = "faithful"
+MOCK_FIXTURES = data_path("fixtures", "mock-target.yaml")
 # Served over HTTP by default: the transport-level deviations (a hang, a header, a broken body) and a side effect.
 LIVE_PREFERRED = ("hang-on-allocate-by-address", "errors-text-html", "200-invalid-json", "unallocate-noop", "check-then-act-allocator")
 DEFAULT_LIVE_SAMPLE = 5
@@ -40,6 +44,9 @@ SERVER_START_TIMEOUT = 30.0
 LIVE_WINDOW_SECONDS = "2"
 LIVE_DESELECT = "not test_rate_limit_reached"
 LIVE_MAX_RATE = "2000"
+# --live-pace default: the suite's own pacing and budget, as a user runs it, against a mock whose window is short
+# enough for the 429 burst to end in seconds yet long enough for the pacer's minute-long assumptions to hold.
+DEFAULT_PACE_WINDOW_SECONDS = "10"
 # The loopback mock costs nothing per request; the default budget exists to protect real targets.
 LIVE_MAX_REQUESTS = "100000"
 SHOWN_TESTS = 3
@@ -52,6 +59,8 @@ class Run:
 
     mutant: str
     live: bool = False
+    # Live only: the suite's default pacing and budget (slow, as a user runs it) instead of the matrix's fast one.
+    default_pace: bool = False
 
     @property
     def mode(self) -> str:
@@ -76,7 +85,7 @@ class Run:
 
 @dataclass
 class Outcome:
-    """What one run found: status is clean, false-alarm, caught, misattributed, missed, error or timeout."""
+    """What one run found: status is clean, false-alarm, caught, misattributed, missed, left-changed, error or timeout."""
 
     run: Run
     status: str
@@ -170,16 +179,18 @@ def suite_modules() -> list[str]:
     return [name for name in FIRST_MODULES if name in found] + [name for name in found if name not in FIRST_MODULES]
 
 
-def pytest_command(run: Run, junit: Path, base_url: str | None, maxfail: int = 0) -> list[str]:
+def pytest_command(run: Run, junit: Path, base_url: str | None, maxfail: int = 0, max_examples: int | None = None) -> list[str]:
     """The command a user types (the suite's modules one by one) with JUnit and JSON reports: the mock (or mutant) in-process, or a URL."""
     command = [sys.executable, "-m", "pytest", "--pyargs", *suite_modules(), "-p", "no:cacheprovider", "-q", f"--junitxml={junit}",
                f"--conformance-report={junit.with_name('report.json')}"]
     if maxfail:
         command.append(f"--maxfail={maxfail}")
+    if max_examples is not None:
+        command += ["--conformance-max-examples", str(max_examples)]
     if base_url is not None:
-        fixtures = data_path("fixtures", "mock-target.yaml")
-        command += ["--target-url", base_url, "--target-fixtures", str(fixtures), "--max-rate", LIVE_MAX_RATE, "--max-requests", LIVE_MAX_REQUESTS]
-        command += ["-k", LIVE_DESELECT]
+        command += ["--target-url", base_url, "--target-fixtures", str(MOCK_FIXTURES)]
+        if not run.default_pace:
+            command += ["--max-rate", LIVE_MAX_RATE, "--max-requests", LIVE_MAX_REQUESTS, "-k", LIVE_DESELECT]
     elif run.mutant != FAITHFUL:
         command += ["--mock-mutant", run.mutant]
     return command
@@ -199,9 +210,11 @@ def first_line(stream: IO[str], timeout: float) -> str:
 
 
 @contextmanager
-def served(mutant: str, workdir: Path, environ: dict[str, str]) -> Iterator[str]:
+def served(run: Run, workdir: Path, environ: dict[str, str]) -> Iterator[str]:
     """Serve the mock (or a mutant) with `python -m conformance.mock --port 0`; yield its base URL; stop it after."""
-    command = [sys.executable, "-m", "conformance.mock", "--port", "0", "--window-seconds", LIVE_WINDOW_SECONDS]
+    mutant = run.mutant
+    window = DEFAULT_PACE_WINDOW_SECONDS if run.default_pace else LIVE_WINDOW_SECONDS
+    command = [sys.executable, "-m", "conformance.mock", "--port", "0", "--window-seconds", window]
     if mutant != FAITHFUL:
         command += ["--mutant", mutant]
     with (workdir / "server.err").open("w+", encoding="utf-8") as errors:
@@ -223,16 +236,17 @@ def served(mutant: str, workdir: Path, environ: dict[str, str]) -> Iterator[str]
             process.stdout.close()
 
 
-def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0) -> Outcome:
+def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0, max_examples: int | None = None) -> Outcome:
     """Run the suite once, from an empty working directory, and judge the outcome."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"kc-mutant-{run.mutant}-") as tmp:
         workdir = Path(tmp)
         junit = workdir / "junit.xml"
         try:
-            with served(run.mutant, workdir, environ) if run.live else _nothing() as base_url:
+            with served(run, workdir, environ) if run.live else _nothing() as base_url:
+                before = fixture_holders(base_url) if base_url else {}
                 completed = subprocess.run(
-                    pytest_command(run, junit, base_url, maxfail),
+                    pytest_command(run, junit, base_url, maxfail, max_examples),
                     capture_output=True,
                     text=True,
                     timeout=timeout,
@@ -240,6 +254,7 @@ def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0)
                     cwd=workdir,
                     check=False,
                 )
+                left = left_changed(before, fixture_holders(base_url), completed.stdout) if base_url else []
         except subprocess.TimeoutExpired:
             return Outcome(run, "timeout", time.monotonic() - started, detail=f"the suite did not finish within {timeout:g} s")
         except RuntimeError as error:
@@ -251,9 +266,28 @@ def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0)
         detail = "" if status in ("clean", "caught", "missed") else _tail(completed.stdout + completed.stderr)
         if status == "misattributed":
             detail = f"fails {', '.join(failing)}; its deviation breaks {', '.join(run.breaks)}"
+        if left:
+            # Whatever else happened, a live run that leaves the target changed without naming it broke its word.
+            status, detail = "left-changed", "the run left the target changed without naming it: " + "; ".join(left)
         if summary is None:
             return Outcome(run, status, seconds, detail=detail)
         return Outcome(run, status, seconds, summary.tests, summary.failed, summary.first_failure, detail, failing)
+
+
+def fixture_holders(base_url: str) -> dict[IPRef, str | None]:
+    """Who holds each IP of the mock's target fixtures, read straight from the served mock."""
+    fixtures = load_target_fixtures(MOCK_FIXTURES, environ={})
+    target = live_target(base_url, timeout=10.0, max_requests=1000, max_rate=1000.0)
+    try:
+        return {ip: api.holder_of(target, fixtures.credential("valid"), ip, budgeted=False) for ip in fixtures.known_ips()}
+    finally:
+        target.close()
+
+
+def left_changed(before: dict[IPRef, str | None], after: dict[IPRef, str | None], output: str) -> list[str]:
+    """The IPs a run left changed that its output does not name (a cleanup failure names each IP it could not put back)."""
+    return [f"{ip.id} was {before[ip] or 'free'}, now {after[ip] or 'free'}" for ip in before
+            if after.get(ip) != before[ip] and ip.id not in output]
 
 
 def failing_promises(report: Path) -> list[str]:
@@ -274,22 +308,23 @@ def live_sample(names: Sequence[str], size: int) -> list[str]:
     return ordered[:size]
 
 
-def plan(names: Sequence[str], live_size: int) -> list[Run]:
+def plan(names: Sequence[str], live_size: int, default_pace: bool = False, in_process: bool = True) -> list[Run]:
     """Every run of the matrix: the faithful mock and each mutant in-process, then the live sample with its own control."""
-    runs = [Run(FAITHFUL), *(Run(name) for name in names)]
+    runs = [Run(FAITHFUL), *(Run(name) for name in names)] if in_process else []
     sample = live_sample(names, live_size)
     if sample:
-        runs += [Run(FAITHFUL, live=True), *(Run(name, live=True) for name in sample)]
+        runs += [Run(FAITHFUL, live=True, default_pace=default_pace), *(Run(name, live=True, default_pace=default_pace) for name in sample)]
     return runs
 
 
-def run_matrix(runs: Sequence[Run], jobs: int, timeout: float, maxfail: int = 0, progress: bool = True) -> list[Outcome]:
+def run_matrix(runs: Sequence[Run], jobs: int, timeout: float, maxfail: int = 0, progress: bool = True,
+               max_examples: int | None = None) -> list[Outcome]:
     """Execute the runs in parallel (live runs first, as they take longest); outcomes in the order of `runs`."""
     outcomes: dict[Run, Outcome] = {}
     ordered = sorted(runs, key=lambda run: not run.live)
     with tempfile.TemporaryDirectory(prefix="kc-mutants-pycache-") as pycache, ThreadPoolExecutor(max_workers=jobs) as pool:
         environ = child_environment(Path(pycache))
-        futures = {pool.submit(execute, run, environ, timeout, maxfail): run for run in ordered}
+        futures = {pool.submit(execute, run, environ, timeout, maxfail, max_examples): run for run in ordered}
         for done, future in enumerate(as_completed(futures), 1):
             outcome = outcomes[futures[future]] = future.result()
             if progress:
@@ -369,7 +404,8 @@ def report_json(outcomes: Sequence[Outcome], wall: float, jobs: int) -> dict[str
     runs = []
     for o in outcomes:
         entry = asdict(o)
-        entry.update(mutant=o.run.mutant, mode=o.run.mode, description=o.run.description, expected=o.run.expected, ok=o.ok)
+        entry.update(mutant=o.run.mutant, mode=o.run.mode, description=o.run.description, expected=o.run.expected, ok=o.ok,
+                     pace="default" if o.run.default_pace else "fast", breaks=list(o.run.breaks))
         del entry["run"]
         runs.append(entry)
     return {"ok": all(o.ok for o in outcomes), "wall_seconds": round(wall, 2), "jobs": jobs, "runs": runs}
@@ -388,14 +424,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--live-sample", type=live_sample_size, default=DEFAULT_LIVE_SAMPLE,
                         help=f"also run this many mutants, and the faithful mock, live over loopback HTTP (default {DEFAULT_LIVE_SAMPLE}; 0: none;"
                              " all: the whole catalogue)")
+    parser.add_argument("--live-pace", choices=("fast", "default"), default="fast",
+                        help="fast (default): live runs at --max-rate 2000 against a 2 s window, without the 429 burst; default: the suite's"
+                             " own pacing and budget against a 10 s window, burst included, as a user runs it (minutes per run)")
+    parser.add_argument("--live-only", action="store_true", help="run only the live sample (and its faithful control), nothing in-process")
     parser.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT, help=f"seconds allowed per run (default {DEFAULT_RUN_TIMEOUT:g})")
     parser.add_argument("--maxfail", type=int, default=0, metavar="N",
                         help="stop each run after N failures: faster, but lists fewer catching tests (default 0: run everything)")
+    parser.add_argument("--max-examples", type=int, default=None, metavar="N",
+                        help="generated examples per property test in each run (default: the ci profile's); fewer is faster")
     parser.add_argument("--markdown", action="store_true", help="print the score table as Markdown (for the README)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.timeout <= 0 or args.live_sample < 0 or args.maxfail < 0:
-        parser.error("--jobs and --timeout must be positive, --live-sample and --maxfail not negative")
+    if args.jobs < 1 or args.timeout <= 0 or args.live_sample < 0 or args.maxfail < 0 or (args.max_examples is not None and args.max_examples < 1):
+        parser.error("--jobs, --timeout and --max-examples must be positive, --live-sample and --maxfail not negative")
     if args.only is not None:
         args.only = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = [name for name in args.only if name not in MUTANTS]
@@ -408,9 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the matrix, print the table and the score; 0 only when the faithful mock is clean and every mutant is caught."""
     args = parse_args(argv)
     names = args.only if args.only is not None else list(MUTANTS)
-    runs = plan(names, args.live_sample)
+    runs = plan(names, args.live_sample, default_pace=args.live_pace == "default", in_process=not args.live_only)
     started = time.monotonic()
-    outcomes = run_matrix(runs, args.jobs, args.timeout, args.maxfail)
+    outcomes = run_matrix(runs, args.jobs, args.timeout, args.maxfail, max_examples=args.max_examples)
     wall = time.monotonic() - started
     print(markdown_table(outcomes) if args.markdown else text_table(outcomes))
     problems = [o for o in outcomes if not o.ok and o.detail]

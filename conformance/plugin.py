@@ -19,7 +19,7 @@ from hypothesis._settings import local_settings
 from conformance import api, checks
 from conformance.collection import targets_suite
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
-from conformance.findings import FindingLog, report
+from conformance.findings import FindingLog, Scope, report
 from conformance.ledger import AllocationLedger, Drift
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
@@ -305,6 +305,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     if request_log is not None:
         target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
+    # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
+    Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
     record_starting_state(session, found)
@@ -315,6 +317,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
     finally:
+        Scope.between_tests = None
         target.close()
         if request_log is not None:
             request_log.close()

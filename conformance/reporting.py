@@ -146,7 +146,6 @@ class ConformanceReporter:
         if baseline is not None:
             self.log.excuser = lambda finding: (entry.label if (entry := baseline.excuse(finding, self.today)) else None)
         config.stash[FINDINGS_KEY] = self.log
-        Scope.between_tests = self.log
         self.outcomes: dict[str, TestOutcome] = {}
         self.summary: Summary | None = None
         self.written: list[str] = []
@@ -268,7 +267,7 @@ class ConformanceReporter:
             return None
         statuses = session.target.statuses
         return {"sent": session.target.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)},
-                "preflight": session.preflight_requests}
+                "preflight": session.preflight_requests, "throttled": session.target.throttled}
 
     def baseline_problems(self) -> tuple[Review | None, list[str], list[str]]:
         """Mark the findings the baseline excuses; the problems that fail the run, and notes."""

@@ -188,7 +188,9 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
     if summary.requests is not None:
         by_status = ", ".join(f"{status}: {count}" for status, count in summary.requests["by_status"].items())
         preflight = summary.requests.get("preflight", 0)
-        lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), plus {preflight} by the preflight", {}))
+        throttled = summary.requests.get("throttled", 0)
+        waited = f"; {throttled} paced request(s) got a 429 and were retried after a wait" if throttled else ""
+        lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), plus {preflight} by the preflight{waited}", {}))
     if summary.interrupted:
         lines.append(("the run was interrupted: its verdicts are partial and it is not a pass", {"red": True, "bold": True}))
     elif summary.not_judged:

@@ -41,6 +41,8 @@ class TargetUnreachable(TargetError):
     """The target refused or could not be reached."""
 
 
+# Set on a response whose request was in flight beside another: its headers may be observed out of the server's order.
+OVERLAPPED = "katapult_conformance_overlapped"
 # A test stopped by the run's own bounds (budget, duration) was not run: its promises are `not run`, not `not reached`.
 NOT_RUN_PREFIX = "not run: "
 
@@ -139,6 +141,11 @@ class Target:
         self.mock = mock
         self.sent = 0
         self.statuses: Counter[int] = Counter()
+        # 429s answered to paced requests (each waited out and retried once): the pacing fell short of the server's limit.
+        self.throttled = 0
+        # Requests in flight, and a count that moves whenever one starts beside another (see OVERLAPPED).
+        self.in_flight = 0
+        self.overlaps = 0
         self.observers: list[Callable[[httpx.Response], None]] = []
         # Concurrent sends (conformance.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
@@ -178,6 +185,7 @@ class Target:
         """
         response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted, observed)
         if paced and response.status_code == 429 and self.is_live:
+            self.throttled += 1
             retry_after = response.headers.get("Retry-After", "")
             wait = float(retry_after) if retry_after.isdigit() else self.pacer.window_seconds
             self.pacer.sleep(min(wait, self.pacer.window_seconds))
@@ -221,6 +229,12 @@ class Target:
         if paced:
             self.pacer.before_send()
         started = time.perf_counter()
+        with self.lock:
+            self.in_flight += 1
+            overlapped = self.in_flight > 1
+            if overlapped:
+                self.overlaps += 1
+            overlaps_before = self.overlaps
         try:
             response = self.client.request(method, self.url(path), content=body, headers=all_headers, params=params)
         except httpx.TimeoutException:
@@ -228,6 +242,11 @@ class Target:
         except httpx.TransportError as error:
             reason = REDACT(str(error)) or type(error).__name__
             raise TargetUnreachable(f"cannot reach {self.base_url} ({reason}); check --target-url and that the server is up") from None
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                overlapped = overlapped or self.overlaps != overlaps_before
+        response.extensions[OVERLAPPED] = overlapped
         if not hasattr(response, "_elapsed"):
             # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
             response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)

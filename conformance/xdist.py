@@ -115,6 +115,7 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
         "live": session.target.is_live,
         "sent": session.target.sent,
         "preflight": session.preflight_requests,
+        "throttled": session.target.throttled,
         "statuses": {str(status): count for status, count in session.target.statuses.items()},
         "generated": {name: {str(status): count for status, count in statuses.items()} for name, statuses in session.generated.items()},
         "started": [[ip.id, ip.address, holder] for ip, holder in session.ledger.started.items()],
@@ -136,6 +137,7 @@ class Merged:
     live: bool = False
     sent: int = 0
     preflight: int = 0
+    throttled: int = 0
     statuses: Counter[int] = dataclasses.field(default_factory=Counter)
     generated: dict[str, Counter[int]] = dataclasses.field(default_factory=dict)
     started: dict[IPRef, str | None] = dataclasses.field(default_factory=dict)
@@ -151,6 +153,7 @@ class Merged:
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
         self.preflight += int(data["preflight"])
+        self.throttled += int(data["throttled"])
         self.statuses.update({int(status): count for status, count in data["statuses"].items()})
         for name, statuses in data["generated"].items():
             self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
@@ -204,7 +207,7 @@ def controller_session(session: pytest.Session, merged: Merged) -> ConformanceSe
     config = session.config
     target = make_target(config.stash[CONFIG_KEY])
     target.close()
-    target.sent, target.statuses = merged.sent, merged.statuses
+    target.sent, target.statuses, target.throttled = merged.sent, merged.statuses, merged.throttled
     ledger = AllocationLedger(target, config.stash[FIXTURES_KEY].credentials.get("valid") or Credential.bearer("valid", ""))
     ledger.started = dict(merged.started)
     conformance = ConformanceSession(target, ledger, run_id="controller", fixtures=config.stash[FIXTURES_KEY], generated=merged.generated,

@@ -306,6 +306,37 @@ def test_monitor_allows_concurrent_reordering_but_not_counting_up() -> None:
     assert counting_up.problems and "rose" in counting_up.problems[0]
 
 
+def test_monitor_judges_a_rise_only_on_a_request_that_was_alone() -> None:
+    """A response to a request sent beside others may be observed late; only a lone request's Remaining can prove a rise."""
+    from conformance.target import OVERLAPPED
+
+    stale = limited("1000", "500")
+    stale.extensions[OVERLAPPED] = True
+    monitor = RateLimitMonitor()
+    for response in (limited("1000", "460"), stale, limited("1000", "455")):
+        monitor.observe(response)
+    assert monitor.problems == []
+    monitor.observe(limited("1000", "520"))
+    assert monitor.problems == ["Remaining rose from 455 to 520 without a new window (Permitted 1000)"]
+
+
+def test_target_marks_requests_sent_beside_others(mock_target_fixtures: TargetFixtures) -> None:
+    """A request alone is not marked overlapped; two sent together are (this mutant holds each allocation open a moment)."""
+    from conformance.concurrency import Call, send_together
+    from conformance.mock.mutants import mock_class
+    from conformance.mock.world import DEFAULT_WORLD, load_world
+    from conformance.target import OVERLAPPED
+
+    clock = VirtualClock()
+    target = mock_target(mock_class("check-then-act-allocator")(load_world(DEFAULT_WORLD), clock=clock), clock)
+    valid, interface = mock_target_fixtures.credential("valid"), mock_target_fixtures.network_interface_id
+    alone = api.allocate(target, valid, interface, {"id": "ip_nope"})
+    assert alone.extensions[OVERLAPPED] is False
+    ip = mock_target_fixtures.allocatable_ip(0)
+    together = send_together(target, [Call(valid, json=api.allocate_body(interface, {"id": ip.id})) for _ in range(2)])
+    assert [response.extensions[OVERLAPPED] for response in together] == [True, True]
+
+
 def test_window_turnover_is_noticed() -> None:
     """A jump back towards the top mid-burst is a new window."""
     assert window_turned_over([100, 90, 80, 995, 990])
