@@ -321,8 +321,16 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         target.close()
         if request_log is not None:
             request_log.close()
-    if session.drifts:
-        pytest.fail(cleanup_message(session), pytrace=False)
+    if not session.drifts:
+        return
+    if request.session.shouldstop or request.session.shouldfail:
+        # Stopped early (--maxfail, -x): pytest tears this down in its own sessionfinish, where a failure is a crash.
+        # The summary's cleanup verdict fails on these drifts; the terminal names them now.
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(cleanup_message(session), red=True)
+        return
+    pytest.fail(cleanup_message(session), pytrace=False)
 
 
 def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:

@@ -148,3 +148,15 @@ def test_request_log_lines_carry_time_and_request_id(tmp_path: Path) -> None:
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z POST /core/v1/", line), line
     assert line.endswith(f"-> 400 {response.headers['X-Request-Id']}")
 
+
+
+@pytest.mark.slow
+def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest) -> None:
+    """Stopped by --maxfail against a server whose unallocate does nothing: no traceback; cleanup fails naming the IP and its fix."""
+    served = serve_mock("--mutant", "unallocate-noop")
+    done = run_pytest("--pyargs", "conformance.test_scenarios", "-q", "--maxfail", "1", "-k", "allocate_free_ip",
+                      "--target-url", served.base_url, "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000")
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    assert "Traceback" not in output
+    assert re.search(r"^fails +cleanup: .*ip_mockFree000000001 .*to restore it run: curl", done.stdout, re.MULTILINE), done.stdout[-3000:]
