@@ -24,6 +24,7 @@ from conformance.promises import PROMISES
 from conformance.redact import REDACT
 from conformance.resources import data_path
 from conformance.target import ALLOCATE_PATH
+from conformance.targetfile import IPRef
 
 SPEC_PATH = data_path("spec", "allocate_ip.yaml")
 # The real endpoint documents 503 service_unavailable, so a 503 is judged by its schema, not as a crash.
@@ -351,3 +352,9 @@ def is_ip_address(value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def side_effect(ip: IPRef, now: str | None, before: str | None, response: httpx.Response) -> ConformanceFailure:
+    """A rejected request changed who holds an IP: the finding of "no side effects"."""
+    return ConformanceFailure("Rejected request changed an allocation", f"{ip.id} ({ip.address}) now held by {now or 'nobody'}",
+                              f"unchanged: held by {before or 'nobody'}", response, promise="no side effects", check="allocations unchanged")

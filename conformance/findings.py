@@ -162,7 +162,7 @@ class Scope:
     """The running test's scope, shared by every thread it starts (bursts judge from worker threads too)."""
 
     current: TestScope | None = None
-    # Where a deviation seen between tests goes (a session fixture's request): the run's log, set by the reporter.
+    # Where a deviation seen between tests goes (a session fixture's request): the run's log, set while the suite's session lives.
     between_tests: FindingLog | None = None
 
 

@@ -31,7 +31,7 @@ from conformance.promises import MARKER
 from conformance.ratelimit import RateLimitMonitor
 from conformance.redact import REDACT
 from conformance.requestlog import RequestLog
-from conformance.target import NOT_RUN_PREFIX, BudgetExhausted, Target, TargetError, live_target, mock_target
+from conformance.target import BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
 # The end-of-run summary, baseline and redaction hooks, the host-independent collection and xdist support live in their
@@ -160,7 +160,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.target.out_of_time() and is_conformance_item(item):
-        pytest.skip(f"{NOT_RUN_PREFIX}the run's --max-duration of {session.target.max_duration:g} s is spent; raise --max-duration to run more")
+        pytest.skip(str(session.target.out_of_time_error()))
     try:
         return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:

@@ -155,6 +155,10 @@ class Target:
         """Whether the run's --max-duration is spent."""
         return self.deadline is not None and time.monotonic() >= self.deadline
 
+    def out_of_time_error(self) -> BudgetExhausted:
+        """What a test past --max-duration is skipped with (its message starts with NOT_RUN_PREFIX)."""
+        return BudgetExhausted(f"the run's --max-duration of {self.max_duration:g} s is spent; raise --max-duration to run more")
+
     @property
     def is_live(self) -> bool:
         """Whether this target is a real URL (not the in-process mock)."""
@@ -218,7 +222,7 @@ class Target:
             if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
                 raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
             if budgeted and self.out_of_time():
-                raise BudgetExhausted(f"the run's --max-duration of {self.max_duration:g} s is spent; raise --max-duration to run more")
+                raise self.out_of_time_error()
             self.sent += 1
         all_headers = dict(credential.headers) if credential else {}
         all_headers.update(headers or {})

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from conformance import api
-from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, expect_issue
+from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, expect_issue, side_effect
 from conformance.findings import charge_elsewhere, require
 from conformance.generation import (
     GeneratedRequest,
@@ -273,10 +273,7 @@ class AllocationMachine(RuleBasedStateMachine):
         for ip, holder in self.model.items():
             actual = CONTEXT.ledger.holder(ip)
             if actual != holder and self.refused is not None:
-                charge_elsewhere(ConformanceFailure("Rejected request changed an allocation",
-                                                    f"{ip.id} ({ip.address}) now held by {actual or 'nobody'}",
-                                                    f"unchanged: held by {holder or 'nobody'}", self.refused, promise="no side effects",
-                                                    check="allocations unchanged"))
+                charge_elsewhere(side_effect(ip, actual, holder, self.refused))
             if actual != holder and holder is None and self.unallocated is not None:
                 charge_elsewhere(ConformanceFailure("Unallocate left the IP allocated", f"{ip.id} ({ip.address}) still held by {actual}",
                                                     "held by nobody", self.unallocated, promise="cleanup", check="unallocate"))

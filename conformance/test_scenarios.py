@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from conformance import api
-from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, error_code, error_detail, expect_error
+from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, error_code, error_detail, expect_error, side_effect
 from conformance.findings import NotReached, charge_elsewhere, reach, require
 from conformance.ledger import AllocationLedger
 from conformance.plugin import ConformanceSession
@@ -52,14 +52,7 @@ def assert_unchanged(ledger: AllocationLedger, before: dict[IPRef, str | None], 
     for ip, holder in before.items():
         now = ledger.holder(ip)
         if now != holder:
-            raise ConformanceFailure(
-                "Rejected request changed an allocation",
-                f"{ip.id} ({ip.address}) now held by {now or 'nobody'}",
-                f"unchanged: held by {holder or 'nobody'}",
-                response,
-                promise="no side effects",
-                check="allocations unchanged",
-            )
+            raise side_effect(ip, now, holder, response)
 
 
 def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, ledger: AllocationLedger, machine: str,
