@@ -1,8 +1,11 @@
 """Checks: small functions that judge one response and raise a ConformanceFailure with a stable title."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import textwrap
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -12,6 +15,7 @@ import schemathesis
 import yaml
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.transport import Response as SchemathesisResponse
+from schemathesis.openapi.checks import JsonSchemaError
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -61,6 +65,9 @@ class ConformanceFailure(AssertionError):
         """Expected against received, in the endpoint's terms."""
         if self.title.startswith("Expected "):
             return f"expected {self.expected}, received {self.received}"
+        if self.title == self.received:
+            # The title already says what was received (a schema fault by path and rule).
+            return f"{self.title}: expected {self.expected}"
         return f"{self.title}: expected {self.expected}, received {self.received}"
 
     def __str__(self) -> str:
@@ -262,12 +269,156 @@ def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -
     try:
         response_case().validate_response(as_schemathesis_response(response), checks=checks)
     except FailureGroup as group:
-        first = group.exceptions[0]
-        title = str(getattr(first, "title", None) or "Response does not conform to the fragment")
-        found = "; ".join(textwrap.shorten(str(getattr(f, "message", f)).strip(), 300) for f in group.exceptions)
-        documented = f"{SPEC_PATH.parent.name}/{SPEC_PATH.name}: POST allocate_ip, {response.status_code} response"
-        raise ConformanceFailure(title, found, documented, response, promise=promise, check=title) from None
+        raise shape_failure(response, list(group.exceptions), promise) from None
     return [promise]
+
+
+def shape_failure(response: httpx.Response, failures: list[Any], promise: str) -> ConformanceFailure:
+    """schemathesis' verdict as one finding: a body that breaks its schema is told by path and rule, never as a schema dump.
+
+    A documented error whose only faults are in its `detail` breaks that error's own promise, not the response shape.
+    """
+    check = str(getattr(failures[0], "title", None) or "Response does not conform to the fragment")
+    documented = f"{SPEC_PATH.parent.name}/{SPEC_PATH.name}: POST allocate_ip, {response.status_code} response"
+    others = [textwrap.shorten(str(getattr(f, "message", f)).strip(), 300) for f in failures if not isinstance(f, JsonSchemaError)]
+    violations = body_violations(response) if len(others) < len(failures) else []
+    if not violations:
+        return ConformanceFailure(check, "; ".join(others) or check, documented, response, promise=promise, check=check)
+    schemas = {violation.schema for violation in violations}
+    if len(schemas) == 1 and None not in schemas:
+        documented += f" (#/components/schemas/{schemas.pop()})"
+    if not others:
+        promise = detail_promise(response, violations) or promise
+    more = f" (+{len(violations) - SHOWN_VIOLATIONS} more)" if len(violations) > SHOWN_VIOLATIONS else ""
+    found = "; ".join([*others, *(violation.text for violation in violations[:SHOWN_VIOLATIONS])]) + more
+    # The title is the first fault, so every one-line view (verdict, JUnit message, short summary) names its path.
+    title = others[0] if others else violations[0].text + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else "")
+    return ConformanceFailure(title, found, documented, response, promise=promise, check=check)
+
+
+SHOWN_VIOLATIONS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Violation:
+    """One way a body breaks its schema: where (a JSON path from the body's root), the rule it breaks, and the schema it was held to."""
+
+    path: tuple[str | int, ...]
+    rule: str
+    schema: str | None = None
+
+    @property
+    def text(self) -> str:
+        """E.g. "error.detail.scopes is missing"."""
+        return f"{json_path(self.path)} {self.rule}"
+
+
+def json_path(path: Sequence[str | int]) -> str:
+    """`error.detail.scopes`, `virtual_machine_network_interface.ip_addresses[0].address`; the root is "the body"."""
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+    return text or "the body"
+
+
+JSON_TYPES = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer", "number": "a number",
+              "boolean": "a boolean", "null": "null"}
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, with its article ("a string", "an integer")."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else JSON_TYPES["boolean"]
+    kinds = ((dict, "object"), (list, "array"), (str, "string"), (int, "integer"), (float, "number"))
+    return next(JSON_TYPES[name] for kind, name in kinds if isinstance(value, kind))
+
+
+def shown(value: Any) -> str:
+    """A value as JSON, cut short."""
+    return textwrap.shorten(json.dumps(value), 60)
+
+
+def response_schema(status: int) -> dict[str, Any] | None:
+    """The fragment's JSON schema for allocate_ip's response with this status (None when it documents none)."""
+    documented = resolved(fragment()["paths"][ALLOCATE_PATH]["post"]["responses"].get(str(status), {}))
+    schema = documented.get("content", {}).get("application/json", {}).get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+@cache
+def schema_validator(status: int) -> Any:
+    """A validator for one status's body schema, its $refs resolved in the fragment."""
+    return jsonschema_rs.validator_for({**(response_schema(status) or {}), "components": fragment()["components"]})
+
+
+def body_violations(response: httpx.Response) -> list[Violation]:
+    """Each place the body breaks its status's schema, as path and rule; empty when the body is not JSON or no schema applies."""
+    if response_schema(response.status_code) is None:
+        return []
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    return [violation for error in schema_validator(response.status_code).iter_errors(body) for violation in violations_of(error)]
+
+
+def violations_of(error: Any) -> list[Violation]:
+    """One validation error as violations: a oneOf is told by the branch the body meant (the one whose type and constants match)."""
+    kind = error.kind
+    path = tuple(error.instance_path)
+    schema = component(error.schema_path)
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.OneOfNotValid):
+        return one_of_violations(path, [list(branch) for branch in kind.context], error.instance)
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        return [Violation((*path, kind.property), "is missing", schema)]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Type):
+        expected = " or ".join(JSON_TYPES.get(name, name) for name in kind.types)
+        return [Violation(path, f"is not {expected} (it is {json_type(error.instance)})", schema)]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Constant):
+        return [Violation(path, f"is {shown(error.instance)}, not {shown(kind.expected_value)}", schema)]
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        return [Violation(path, f"is {shown(error.instance)}, not one of {', '.join(shown(option) for option in kind.options)}", schema)]
+    rule = str(error.schema_path[-1]) if error.schema_path else "schema"
+    return [Violation(path, f"breaks {rule}: {textwrap.shorten(error.message.splitlines()[0], 120)}", schema)]
+
+
+def mismatched(path: tuple[str | int, ...], branch: list[Any]) -> bool:
+    """Whether a oneOf branch is not the one the value meant: a constant differs, or the value is not the branch's type."""
+    return any(isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Constant)
+               or (isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Type) and tuple(error.instance_path) == path)
+               for error in branch)
+
+
+def one_of_violations(path: tuple[str | int, ...], branches: list[list[Any]], value: Any) -> list[Violation]:
+    """A value no branch of a oneOf accepts: the branch it meant, or, when it meant none, the types or constants it could have been."""
+    meant = [branch for branch in branches if not mismatched(path, branch)]
+    if len(meant) == 1:
+        return [violation for error in meant[0] for violation in violations_of(error)]
+    if meant:
+        # Several branches fit as well (e.g. the error envelope is missing): told by the closest, naming none of them.
+        return [dataclasses.replace(violation, schema=None) for error in min(meant, key=len) for violation in violations_of(error)]
+    errors = [error for branch in branches for error in branch]
+    if all(len(branch) == 1 and isinstance(branch[0].kind, jsonschema_rs.ValidationErrorKind.Type) for branch in branches):
+        types = dict.fromkeys(JSON_TYPES.get(name, name) for error in errors for name in error.kind.types)
+        return [Violation(path, f"is not {' or '.join(types)} (it is {json_type(value)})")]
+    constants = [error for error in errors if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Constant)]
+    where = {tuple(error.instance_path) for error in constants}
+    if len(where) == 1 and len(constants) == len(branches):
+        options = ", ".join(dict.fromkeys(shown(error.kind.expected_value) for error in constants))
+        return [Violation(where.pop(), f"is {shown(constants[0].instance)}, not one of the documented {options}")]
+    return [violation for error in min(branches, key=len) for violation in violations_of(error)]
+
+
+def component(schema_path: Sequence[str | int]) -> str | None:
+    """The named schema a validation error comes from (`ScopeNotGrantedError`), if any."""
+    parts = list(schema_path)
+    return str(parts[parts.index("schemas") + 1]) if "schemas" in parts[:-1] else None
+
+
+def detail_promise(response: httpx.Response, violations: list[Violation]) -> str | None:
+    """The error's own promise, when every violation is in the `detail` of an error code documented under this status."""
+    documented = code_statuses().get(error_code(response) or "")
+    if documented is None or documented[0] != response.status_code:
+        return None
+    return documented[1] if all(violation.path[:2] == ("error", "detail") for violation in violations) else None
 
 
 WIRE_CHECKS = (not_a_server_error, no_echoed_credential, wire_headers, rate_limit_headers_after_authentication)

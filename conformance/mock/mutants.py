@@ -248,14 +248,14 @@ class ErrorsUnwrapped(ReferenceMock):
         return inner
 
 
-@mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)", breaks=("response shape",))
+@mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)", breaks=("403 scope_not_granted",))
 class ScopeErrorWithoutScopes(ReferenceMock):
     def check_scope(self, token: Token) -> None:
         with amending("scope_not_granted", lambda error: error.detail.clear()):
             super().check_scope(token)
 
 
-@mutant("429-total-permitted-string", "429 rate_limit_reached gives detail.total_permitted as a string", breaks=("response shape",))
+@mutant("429-total-permitted-string", "429 rate_limit_reached gives detail.total_permitted as a string", breaks=("429 rate_limit_reached",))
 class TotalPermittedString(ReferenceMock):
     def count_request(self, token: Token, headers: dict[str, str]) -> None:
         with amending("rate_limit_reached", lambda error: error.detail.update(total_permitted=str(self.world.permitted))):
