@@ -1,7 +1,6 @@
 """Compare Katapult's published allocate_ip contract with spec/allocate_ip.yaml and flag drift."""
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import sys
@@ -14,6 +13,7 @@ import httpx
 import yaml
 
 from conformance.resources import data_path
+from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
 
 SPEC = ("spec", "allocate_ip.yaml")
 PUBLISHED = ("fixtures", "published-openapi.json")
@@ -491,7 +491,8 @@ def compare(published: Document, ours: Document) -> list[Difference]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the differences; exit 0 if all are known, 1 if any is new, 2 if a document is unusable."""
-    parser = argparse.ArgumentParser(prog="python -m conformance.drift", description=__doc__)
+    parser = CommandParser("drift", __doc__.splitlines()[0] if __doc__ else None, exits=(OK, FAILED, INTERRUPTED_OR_UNREADABLE, USAGE),
+                           says={OK: "every difference is known (explained)", FAILED: "a new difference from the published document"})
     parser.add_argument(
         "published",
         nargs="?",
@@ -503,8 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         differences = compare(load(args.published), load(str(data_path(*SPEC))))
     except DriftInputError as error:
-        print(f"drift: {error}", file=sys.stderr)
-        return 2
+        return fail("drift", str(error), INTERRUPTED_OR_UNREADABLE)
     new = sum(1 for d in differences if d.known is None)
     if args.json:
         summary = {"known": len(differences) - new, "new": new}

@@ -244,7 +244,7 @@ def test_unusable_document_exits_2(tmp_path: Path, content: str | None, needle: 
 def test_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A directory instead of a file exits 2."""
     assert drift.main([str(tmp_path)]) == 2
-    assert f"drift: cannot read {tmp_path}" in capsys.readouterr().err
+    assert f"katapult-conformance drift: error: cannot read {tmp_path}" in capsys.readouterr().err
 
 
 def test_url_is_fetched(published: Doc, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,3 +290,12 @@ def test_unknown_difference_is_new() -> None:
     published = {parent: drift.Fact("documented", None), ("response", "418", "envelope"): drift.Fact("bare", parent)}
     differences = drift.diff(published, {})
     assert [(d.key, d.known) for d in differences] == [(parent, None)]
+
+
+def test_unknown_option_is_one_line_and_exit_4(capsys: pytest.CaptureFixture[str]) -> None:
+    """An option drift does not have is one line naming it and where the options are listed, exit 4 as in `run`."""
+    with pytest.raises(SystemExit) as exited:
+        drift.main(["--jsn"])
+    assert exited.value.code == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["katapult-conformance drift: error: unrecognized arguments: --jsn; see `katapult-conformance drift --help`"]

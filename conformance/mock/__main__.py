@@ -9,6 +9,7 @@ from pathlib import Path
 from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.mock.server import MockServer
 from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.setup.command import INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
 
 
 def latency_range(text: str) -> tuple[float, float]:
@@ -25,7 +26,8 @@ def latency_range(text: str) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, print the base URL as the first line, serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m conformance.mock", description=__doc__)
+    parser = CommandParser("mock", "Serve the reference mock over HTTP on 127.0.0.1; the first line printed is its base URL.",
+                           exits=(OK, INTERRUPTED_OR_UNREADABLE, USAGE))
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--mutant", default=None, help="serve a broken variant instead; --list-mutants names them")
@@ -52,14 +54,12 @@ def main(argv: list[str] | None = None) -> int:
             world.window_seconds = args.window_seconds
         mock = mock_class(args.mutant)(world, request_ids=args.request_ids, body_generation=args.body_generation)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return fail("mock", str(error), INTERRUPTED_OR_UNREADABLE)
     try:
         server = MockServer(mock, args.host, args.port, latency=args.latency)
     except OSError as error:
         fix = "choose another --port (--port 0 takes a free one)" if error.errno == errno.EADDRINUSE else "check --host and --port"
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}; {fix}", file=sys.stderr)
-        return 2
+        return fail("mock", f"cannot listen on {args.host}:{args.port}: {error.strerror or error}; {fix}", USAGE)
     print(server.base_url, flush=True)
     try:
         server.httpd.serve_forever()
