@@ -19,6 +19,10 @@ from conformance.mock.world import IPAddress, Token, World, load_world
 
 BASE_PATH = "/core/v1"
 SCOPE = "ip_addresses"
+# The support operations' scopes (published API schema): any one of a tuple will do, and a refusal names them all.
+READ_IP_SCOPES = ("ip_addresses", "ip_addresses:read")
+READ_INTERFACE_SCOPES = ("virtual_machines", "virtual_machines:read")
+UNALLOCATE_SCOPES = (SCOPE,)
 # The middle segment is a route parameter: it fills a body without virtual_machine_network_interface (see allocate_ip).
 ALLOCATE_ROUTE = re.compile(r"^/virtual_machine_network_interfaces/(?P<segment>[^/]+)/allocate_ip$")
 READ_INTERFACE_ROUTE = re.compile(r"^/virtual_machine_network_interfaces/[^/]+$")
@@ -279,17 +283,26 @@ class ReferenceMock:
             raise ApiError(503, "service_unavailable")
 
     def check_scope(self, token: Token) -> None:
-        """403 unless the token holds the ip_addresses scope."""
-        if SCOPE not in token.scopes:
-            raise ApiError(403, "scope_not_granted", {"scopes": [SCOPE]})
+        """allocate_ip's scope: 403 unless the token holds ip_addresses."""
+        self.check_granted(token, (SCOPE,))
 
-    def gate(self, request: MockRequest, headers: dict[str, str], scope: str | None = SCOPE) -> Token:
-        """Everything before the arguments: authentication, rate limit, maintenance, scope."""
+    def check_granted(self, token: Token, scopes: tuple[str, ...]) -> None:
+        """A support operation's scope: 403 unless the token holds one of `scopes`, naming them all."""
+        if not set(scopes) & set(token.scopes):
+            raise ApiError(403, "scope_not_granted", {"scopes": list(scopes)})
+
+    def gate(self, request: MockRequest, headers: dict[str, str], scopes: tuple[str, ...] | None = None) -> Token:
+        """Everything before the arguments: authentication, rate limit, maintenance, scope (allocate_ip's unless `scopes` are given).
+
+        The support operations check their own scopes apart from check_scope, so a mutant of allocate_ip's scope check leaves them be.
+        """
         token = self.authenticate(request)
         self.count_request(token, headers)
         self.check_maintenance()
-        if scope is not None:
+        if scopes is None:
             self.check_scope(token)
+        else:
+            self.check_granted(token, scopes)
         return token
 
     # --- step 2: arguments ---------------------------------------------------------------------------------
@@ -405,7 +418,7 @@ class ReferenceMock:
 
     def read_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         """GET /ip_addresses/ip_address?ip_address[id]=... (support operation)."""
-        self.gate(request, headers)
+        self.gate(request, headers, READ_IP_SCOPES)
         key, value = self.lookup_argument(self.arguments(request), "ip_address", IP_LOOKUP_KEYS)
         ip = self.find_ip(key, value)
         allocation = self.holder(ip)
@@ -420,13 +433,18 @@ class ReferenceMock:
 
     def read_interface(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         """GET /virtual_machine_network_interfaces/virtual_machine_network_interface?virtual_machine_network_interface[id]=... (support)."""
-        self.gate(request, headers, scope=None)
+        self.gate(request, headers, READ_INTERFACE_SCOPES)
         _, value = self.lookup_argument(self.arguments(request), "virtual_machine_network_interface", INTERFACE_LOOKUP_KEYS)
-        return {"virtual_machine_network_interface": self.render_interface(self.find_interface(value))}
+        return {"virtual_machine_network_interface": self.render_read_interface(self.find_interface(value))}
+
+    def render_read_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
+        """The interface read's body: allocate_ip's fields plus speed_profile (field spec in the published API schema)."""
+        profile = interface.get("speed_profile")
+        return {**self.render_interface(interface), "speed_profile": dict(profile) if profile else None}
 
     def unallocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         """POST /ip_addresses/ip_address/unallocate (support operation)."""
-        self.gate(request, headers)
+        self.gate(request, headers, UNALLOCATE_SCOPES)
         key, value = self.lookup_argument(self.arguments(request), "ip_address", IP_LOOKUP_KEYS)
         ip = self.find_ip(key, value)
         if ip.allocated_to is None:
