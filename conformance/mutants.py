@@ -181,7 +181,12 @@ def suite_modules() -> list[str]:
 
 def pytest_command(run: Run, junit: Path, base_url: str | None, maxfail: int = 0, max_examples: int | None = None) -> list[str]:
     """The command a user types (the suite's modules one by one) with JUnit and JSON reports: the mock (or mutant) in-process, or a URL."""
-    command = [sys.executable, "-m", "pytest", "--pyargs", *suite_modules(), "-p", "no:cacheprovider", "-q", f"--junitxml={junit}",
+    return [sys.executable, "-m", "pytest", *pytest_arguments(run, junit, base_url, maxfail, max_examples)]
+
+
+def pytest_arguments(run: Run, junit: Path, base_url: str | None, maxfail: int = 0, max_examples: int | None = None) -> list[str]:
+    """pytest's arguments for one run (also what the project's tests pass to an in-process pytest)."""
+    command = ["--pyargs", *suite_modules(), "-p", "no:cacheprovider", "-q", f"--junitxml={junit}",
                f"--conformance-report={junit.with_name('report.json')}"]
     if maxfail:
         command.append(f"--maxfail={maxfail}")
