@@ -9,6 +9,14 @@ from conformance.checks import error_code
 from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH, Target, TargetError
 from conformance.targetfile import Credential, IPRef
 
+# The interface read's scopes (published API schema), which allocate_ip's own (ip_addresses) does not include.
+INTERFACE_READ_SCOPES = ("virtual_machines", "virtual_machines:read")
+ALLOCATE_SUFFIX = "/allocate_ip"
+
+
+class InterfaceReadRefused(TargetError):
+    """The token may not read interfaces (403 scope_not_granted); the message names the scope. Not a setup mistake."""
+
 
 def allocate_body(interface_id: Any, ip_lookup: Any) -> dict[str, Any]:
     """The documented request body."""
@@ -41,8 +49,10 @@ def holder_of(target: Target, credential: Credential, ip: IPRef, *, budgeted: bo
 
 
 def virtual_machine_of(target: Target, credential: Credential, interface_id: str, *, budgeted: bool = True) -> str:
-    """The id of the virtual machine an interface belongs to (the holder its allocations show)."""
+    """The id of the virtual machine an interface belongs to (the holder its allocations show); InterfaceReadRefused for scope."""
     response = read_interface(target, credential, interface_id, budgeted=budgeted)
+    if response.status_code == 403 and error_code(response) == "scope_not_granted":
+        raise InterfaceReadRefused(read_refusal(response))
     if response.status_code != 200:
         raise TargetError(
             f"cannot read the network interface {interface_id}: GET {READ_INTERFACE_PATH} answered {response.status_code}"
@@ -54,6 +64,32 @@ def virtual_machine_of(target: Target, credential: Credential, interface_id: str
     if not isinstance(machine_id, str) or not machine_id:
         raise TargetError(f"GET {READ_INTERFACE_PATH} for {interface_id} names no virtual_machine.id; is --target-url a Katapult Core API v1?")
     return machine_id
+
+
+def read_refusal(response: httpx.Response) -> str:
+    """Why the interface read was refused, naming the scopes the server asked for (the documented ones when it names none)."""
+    error = json_object(response).get("error")
+    detail = error.get("detail") if isinstance(error, dict) else None
+    asked = detail.get("scopes") if isinstance(detail, dict) else None
+    scopes = [str(scope) for scope in asked] if isinstance(asked, list) and asked else list(INTERFACE_READ_SCOPES)
+    return f"the token in credentials.valid lacks the {' or '.join(scopes)} scope (GET {READ_INTERFACE_PATH} answered 403 scope_not_granted)"
+
+
+def machine_named_by(response: httpx.Response) -> tuple[str, str] | None:
+    """(interface id, virtual machine id) that an allocate_ip 200 names, or None for any other response."""
+    if response.status_code != 200 or response.request.method != "POST" or not response.request.url.path.endswith(ALLOCATE_SUFFIX):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    interface = body.get("virtual_machine_network_interface") if isinstance(body, dict) else None
+    machine = interface.get("virtual_machine") if isinstance(interface, dict) else None
+    interface_id = interface.get("id") if isinstance(interface, dict) else None
+    machine_id = machine.get("id") if isinstance(machine, dict) else None
+    if isinstance(interface_id, str) and interface_id and isinstance(machine_id, str) and machine_id:
+        return interface_id, machine_id
+    return None
 
 
 def read_interface(target: Target, credential: Credential, interface_id: str, *, budgeted: bool = True) -> httpx.Response:

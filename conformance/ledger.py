@@ -47,6 +47,8 @@ class AllocationLedger:
         self.dirty: set[IPRef] = set()
         # A holder (virtual machine id) -> an interface of it, to give back an IP that started on it.
         self.homes: dict[str, str] = {}
+        # Fixture interfaces whose virtual machine is not known yet (the token may not read interfaces): tried as a way home.
+        self.unplaced: list[str] = []
         self.known: dict[IPRef, str | None] = {}
         self.stale: set[IPRef] = set()
         self.moved_unasked: list[Drift] = []
@@ -68,6 +70,13 @@ class AllocationLedger:
         """An interface the suite may allocate to, under the holder its allocations show (its virtual machine)."""
         self.homes.setdefault(machine, interface_id)
         self.homes.setdefault(interface_id, interface_id)
+        if interface_id in self.unplaced:
+            self.unplaced.remove(interface_id)
+
+    def add_unplaced(self, interface_id: str) -> None:
+        """An interface the suite may allocate to whose virtual machine is not known yet: a way home to try when none is known."""
+        if interface_id not in self.unplaced and interface_id not in self.homes:
+            self.unplaced.append(interface_id)
 
     def observe(self, response: httpx.Response) -> None:
         """After a request that could have changed a holder, forget what is known of the IPs it names (all of them on a 200 naming none)."""
@@ -131,6 +140,23 @@ class AllocationLedger:
         home = self.homes.get(started) if started is not None else None
         if home is not None:
             api.allocate(self.target, self.credential, home, {"id": ip.id}, budgeted=budgeted)
+        elif started is not None:
+            self.find_home(ip, started, budgeted=budgeted)
+
+    def find_home(self, ip: IPRef, started: str, *, budgeted: bool) -> None:
+        """No interface of `started` is known: give the IP to each unplaced interface in turn; its 200 names the virtual machine.
+
+        The IP stays where the 200 names `started`; anywhere else it is taken back at once.
+        """
+        for interface in list(self.unplaced):
+            response = api.allocate(self.target, self.credential, interface, {"id": ip.id}, budgeted=budgeted)
+            named = api.machine_named_by(response)
+            if named is not None and named[0] == interface:
+                self.add_home(interface, named[1])
+                if named[1] == started:
+                    return
+            if response.status_code == 200:
+                api.unallocate(self.target, self.credential, ip, budgeted=budgeted)
 
     def fix_command(self, ip: IPRef, started: str | None, now: str | None) -> str:
         """What to run by hand to put the IP back."""

@@ -16,11 +16,12 @@ import yaml
 from hypothesis import settings
 from hypothesis._settings import local_settings
 
-from conformance import api, checks
+from conformance import checks
 from conformance.collection import targets_suite
 from conformance.config import OPTIONS, ConfigError, SuiteConfig, build_config
 from conformance.findings import FindingLog, Scope, report
 from conformance.ledger import AllocationLedger, Drift
+from conformance.machines import InterfaceMachines
 from conformance.mock.app import VirtualClock
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
@@ -55,7 +56,6 @@ class ConformanceSession:
     ledger: AllocationLedger
     run_id: str
     fixtures: TargetFixtures
-    machines: dict[str, str] = field(default_factory=dict)
     drifts: list[Drift] = field(default_factory=list)
     seen_503: list[httpx.Response] = field(default_factory=list)
     rate_limit_monitor: RateLimitMonitor = field(default_factory=RateLimitMonitor)
@@ -63,23 +63,30 @@ class ConformanceSession:
     generated: dict[str, Counter[int]] = field(default_factory=dict)
     # Requests the preflight sent before the tests (not in target.sent, which is the tests' own).
     preflight_requests: int = 0
+    # Each interface's virtual machine: read where the token may, else learnt from allocate_ip's 200s.
+    interfaces: InterfaceMachines = field(init=False)
 
-    def machine_of(self, interface_id: str) -> str:
-        """The virtual machine an interface belongs to: the holder the API shows for IPs allocated through it (read once)."""
-        if interface_id not in self.machines:
-            self.machines[interface_id] = api.virtual_machine_of(self.target, self.fixtures.credential("valid"), interface_id)
-        return self.machines[interface_id]
+    def __post_init__(self) -> None:
+        self.interfaces = InterfaceMachines(self.target, self.fixtures.credential("valid"))
+
+    def machine_of(self, interface_id: str) -> str | None:
+        """The interface's virtual machine (the holder its allocations show); None while unreadable (scope) and unnamed by a 200."""
+        return self.interfaces.of(interface_id)
 
     def other_interface(self) -> str:
-        """The other interface, when it is on another virtual machine; else a skip naming the key and why."""
+        """The other interface; a skip naming the key and why when it is known to be on the same virtual machine."""
         other = self.fixtures.other_interface()
+        self.check_other_machine(other)
+        return other
+
+    def check_other_machine(self, other: str) -> None:
+        """UnusableFixture once both virtual machines are known and are one; while one is unknown there is nothing to say yet."""
         mine, theirs = self.machine_of(self.fixtures.network_interface_id), self.machine_of(other)
-        if mine == theirs:
+        if mine is not None and mine == theirs:
             raise UnusableFixture("other_network_interface.id", (
                 f"{other} is on the same virtual machine ({mine}) as network_interface.id, and the API names an IP's holder"
                 f" by virtual machine, so the two cannot be told apart; name an interface of another virtual machine"
                 f" in {self.fixtures.source}"))
-        return other
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -220,7 +227,24 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     """Show the resolved target, fixtures and profile, and where each came from (never a secret); nothing when the suite is not run."""
     if not is_active(config):
         return []
-    return [*config.stash[CONFIG_KEY].header_lines(), f"katapult-conformance hypothesis seed: {config.stash[SEED_KEY]}"]
+    return [*config.stash[CONFIG_KEY].header_lines(), f"katapult-conformance hypothesis seed: {config.stash[SEED_KEY]}",
+            f"katapult-conformance {machine_source(config)}"]
+
+
+def machine_source(config: pytest.Config) -> str:
+    """Where interface virtual machines come from: on the mock, one read tells; on a live target the preflight says it."""
+    suite, fixtures = config.stash[CONFIG_KEY], config.stash[FIXTURES_KEY]
+    if suite.is_live:
+        return ("interface virtual machines from the interface read where credentials.valid may read interfaces, else from"
+                " allocate_ip's 200 answers (the preflight says which)")
+    probe = make_target(suite)
+    machines = InterfaceMachines(probe, fixtures.credential("valid"))
+    try:
+        with contextlib.suppress(TargetError):
+            machines.of(fixtures.network_interface_id, budgeted=False)
+    finally:
+        probe.close()
+    return machines.describe()
 
 
 def reproduce_command(config: pytest.Config, test_name: str) -> str:
@@ -284,6 +308,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP_ERROR_EXIT})", returncode=SETUP_ERROR_EXIT)
     if reporter is not None:
         reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
+        reporter.write_line(f"katapult-conformance preflight: interface virtual machines from {found.machine_source}")
         for note in found.notes:
             reporter.write_line(f"katapult-conformance preflight note: {note}")
         reporter.write_line(f"katapult-conformance target showed: {wire.describe()}")
@@ -300,7 +325,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     monitor = RateLimitMonitor(clock=target.pacer.now, window_seconds=target.pacer.window_seconds)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures,
                                  rate_limit_monitor=monitor)
-    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.ledger.observe]
+    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.interfaces.learn,
+                         session.ledger.observe]
     request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
     if request_log is not None:
         target.observers.append(request_log.observe)
@@ -334,19 +360,28 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
 
 
 def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:
-    """Every fixture IP's holder before the first test (read by the preflight on a live target), and where each can go back to."""
-    ledger, fixtures = session.ledger, session.fixtures
+    """Every fixture IP's holder before the first test (read by the preflight on a live target), and where each can go back to.
+
+    Where the token may not read interfaces, their virtual machines (and so the ways home) are learnt from allocate_ip's 200s.
+    """
+    ledger, fixtures, interfaces = session.ledger, session.fixtures, session.interfaces
+    fixture_interfaces = [interface for interface in (fixtures.network_interface_id, fixtures.other_network_interface_id) if interface]
+    interfaces.on_learn.append(lambda interface, machine: ledger.add_home(interface, machine) if interface in fixture_interfaces else None)
     if found is not None:
         ledger.start(found.holders)
-        session.machines.update(found.machines)
+        for interface, read in found.machines.items():
+            interfaces.add(interface, read)
+        if found.interface_read_refused is not None:
+            interfaces.refused(found.interface_read_refused)
     ledger.read_start(fixtures.known_ips())
-    for interface in (fixtures.network_interface_id, fixtures.other_network_interface_id):
-        if interface is not None and interface not in session.machines:
-            # A target that cannot say an interface's machine is judged by the tests that need it; cleanup just knows less.
-            with contextlib.suppress(TargetError):
-                session.machines[interface] = api.virtual_machine_of(session.target, fixtures.credential("valid"), interface, budgeted=False)
-        if interface is not None and interface in session.machines:
-            ledger.add_home(interface, session.machines[interface])
+    for interface in fixture_interfaces:
+        # A target that cannot say an interface's machine is judged by the tests that need it; cleanup just knows less.
+        with contextlib.suppress(TargetError):
+            machine = interfaces.of(interface, budgeted=False)
+            if machine is not None:
+                ledger.add_home(interface, machine)
+            else:
+                ledger.add_unplaced(interface)
 
 
 def cleanup_message(session: ConformanceSession) -> str:

@@ -7,15 +7,26 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, Target, TargetError, TargetUnreachable
+from conformance.api import read_refusal
+from conformance.machines import ANSWERS_SOURCE, READ_SOURCE
+from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH, Target, TargetError, TargetUnreachable
 from conformance.targetfile import Credential, IPRef, TargetFixtures
 
 # Not 1 (the server does not conform), 2 (interrupted), 3 (internal error), 4 (bad options), 5 (no tests).
 SETUP_ERROR_EXIT = 6
 API_BASE_HINT = "is --target-url the API base, ending in /core/v1?"
+# What each credential must be, for a message naming a key given another's token.
+WANTED = {"valid": "a token with the ip_addresses scope", "without_scope": "a token without the ip_addresses scope",
+          "network_restricted": "a token restricted to networks other than this client's",
+          "invalid_capabilities": "a capabilities token the server refuses"}
 # What each optional credential must be refused with; a credential refused as unknown is a setup mistake.
 REFUSED_AS = {"without_scope": "scope_not_granted", "network_restricted": "unauthorized_network_for_api_token",
               "invalid_capabilities": "invalid_capabilities_token"}
+# Answers given only past the scope check: a token that gets one holds the operation's scope (or the server ignores scopes).
+SERVED_PAST_SCOPE = frozenset({"invalid_argument", "missing_required_argument", "invalid_json_body", "virtual_machine_network_interface_not_found",
+                               "ip_address_not_found", "ip_already_allocated", "invalid_ip"})
+# An IP id no target can have (real ids have no hyphen): looking it up allocates nothing.
+PROBE_IP_ID = "ip_conformance-preflight-probe"
 
 
 class SetupUnreachable(TargetError):
@@ -31,6 +42,8 @@ class Preflight:
     holders: dict[IPRef, str | None] = field(default_factory=dict)
     machines: dict[str, str] = field(default_factory=dict)
     networks: dict[str, str] = field(default_factory=dict)
+    # Why the token may not read interfaces (naming the scope), when it may not: their machines come from allocate_ip's 200s.
+    interface_read_refused: str | None = None
     requests: int = 0
 
     @property
@@ -38,10 +51,16 @@ class Preflight:
         """Whether the setup is usable."""
         return not self.problems
 
+    @property
+    def machine_source(self) -> str:
+        """Where the run learns each interface's virtual machine."""
+        return ANSWERS_SOURCE if self.interface_read_refused is not None else READ_SOURCE
+
     def lines(self) -> list[str]:
         """What it found, one line each: problems first, then notes and the starting state of each fixture IP."""
         lines = [f"setup problem: {problem}" for problem in self.problems]
         lines += [f"note: {note}" for note in self.notes]
+        lines.append(f"interface virtual machines from {self.machine_source}")
         lines += [f"interface {interface} is on virtual machine {machine}" for interface, machine in self.machines.items()]
         lines += [f"{ip.id} ({ip.address}) starts {'held by ' + holder if holder else 'free'}" for ip, holder in self.holders.items()]
         lines.append(f"preflight sent {self.requests} requests")
@@ -98,6 +117,8 @@ class Checker:
         self.found = Preflight()
         self.valid = fixtures.credential("valid")
         self.where = f"in {fixtures.source}"
+        # Interfaces the token may not read (scope): their existence is probed after the starting state is read.
+        self.unread: list[tuple[str, str]] = []
 
     def send(self, method: str, path: str, credential: Credential | None = None, **kwargs: Any) -> httpx.Response:
         # Unpaced: a dozen requests do not need it, and the pacer's own judgement of the headers is the tests' job.
@@ -107,9 +128,11 @@ class Checker:
         """Every check, in dependency order."""
         started = self.target.sent
         try:
+            self.distinct_credentials()
             if self.api_answers() and self.valid_token_works():
                 self.interfaces()
                 self.ips()
+                self.unread_interfaces_exist()
                 self.other_credentials()
         except TargetUnreachable as error:
             raise SetupUnreachable(f"{error}{self.transport_hint(str(error))}") from None
@@ -180,6 +203,14 @@ class Checker:
 
     def interface(self, key: str, interface_id: str) -> None:
         response = self.send("GET", READ_INTERFACE_PATH, self.valid, params={"virtual_machine_network_interface[id]": interface_id})
+        if response.status_code == 403 and code_of(response) == "scope_not_granted":
+            # Least privilege: allocate_ip needs only ip_addresses. Not a setup mistake; the 200s name the machines instead.
+            if self.found.interface_read_refused is None:
+                self.found.interface_read_refused = read_refusal(response)
+                self.note(f"{self.found.interface_read_refused}; interface virtual machines are learnt from allocate_ip's answers, and"
+                          " other_network_interface.id is checked to be on another virtual machine once they name both")
+            self.unread.append((key, interface_id))
+            return
         if code_of(response) == "virtual_machine_network_interface_not_found":
             self.problem(f"{key} {interface_id} does not exist on the target (404 virtual_machine_network_interface_not_found);"
                          f" name an existing interface ({self.where})")
@@ -245,6 +276,29 @@ class Checker:
                 self.problem(f"{key} {ip.id} ({ip.address}) is on {interface_id}'s own network {network}, so it is valid for it;"
                              f" list an IP of another network ({self.where})")
 
+    def unread_interfaces_exist(self) -> None:
+        """An interface the token may not read exists if allocate_ip looks it up: an unknown IP with it allocates nothing.
+
+        Sent after the starting state is read, so a server that moves IPs on this probe is found by the cleanup, not blamed on the setup.
+        """
+        for key, interface_id in self.unread:
+            body = {"virtual_machine_network_interface": {"id": interface_id}, "ip_address": {"id": PROBE_IP_ID}}
+            response = self.send("POST", ALLOCATE_PATH, self.valid, json=body)
+            if code_of(response) == "virtual_machine_network_interface_not_found":
+                self.problem(f"{key} {interface_id} does not exist on the target (allocate_ip answered 404"
+                             f" virtual_machine_network_interface_not_found); name an existing interface ({self.where})")
+
+    def distinct_credentials(self) -> None:
+        """Each credential is its own secret: one token under two keys would make a scenario expect a refusal from an allowed token."""
+        keys = list(self.fixtures.credentials)
+        for index, key in enumerate(keys):
+            mine = self.fixtures.credentials[key].secrets()
+            for earlier in keys[:index]:
+                if mine & self.fixtures.credentials[earlier].secrets():
+                    self.problem(f"credentials.{key} is the same secret as credentials.{earlier}; give each key its own token"
+                                 f" (credentials.{key} must be {WANTED.get(key, 'another identity')}) ({self.where})")
+                    break
+
     def other_credentials(self) -> None:
         """Each optional credential is a token the server knows (being served instead is the suite's to judge, not a setup error)."""
         for key, expected in REFUSED_AS.items():
@@ -255,14 +309,37 @@ class Checker:
             code = code_of(response)
             if code == "invalid_api_token" and expected != "invalid_capabilities_token" and "Authorization" in credential.headers:
                 self.problem(f"credentials.{key} is refused as invalid_api_token: the token is unknown or expired; renew it ({self.where})")
+            elif key == "without_scope" and served_past_scope(response):
+                self.scope_granted(credential, response)
             elif code != expected:
                 self.note(f"credentials.{key} got {said(response)}, not {expected}; the scenarios will judge it")
+
+    def scope_granted(self, credential: Credential, allocated: httpx.Response) -> None:
+        """allocate_ip served credentials.without_scope: ask unallocate (same scope) with an empty lookup, which frees nothing.
+
+        Refused there for scope, the token lacks it and allocate_ip ignores scopes (the scenarios judge it); served there too,
+        the token holds ip_addresses, a setup mistake (or a server that ignores scopes everywhere, which no request can tell apart).
+        """
+        response = self.send("POST", UNALLOCATE_PATH, credential, json={"ip_address": {}})
+        if served_past_scope(response):
+            self.problem(f"credentials.without_scope is served past the scope check (allocate_ip answered {said(allocated)} and unallocate"
+                         f" {said(response)} to requests without a value, where a token without the ip_addresses scope gets 403"
+                         f" scope_not_granted): it holds the scope; give a token without ip_addresses (if it truly lacks it, the"
+                         f" server ignores scopes) ({self.where})")
+        else:
+            self.note(f"credentials.without_scope got {said(allocated)} from allocate_ip but {said(response)} from unallocate, which"
+                      " needs the same scope: allocate_ip seems to ignore the scope; the scenarios will judge it")
 
     def problem(self, message: str) -> None:
         self.found.problems.append(message)
 
     def note(self, message: str) -> None:
         self.found.notes.append(message)
+
+
+def served_past_scope(response: httpx.Response) -> bool:
+    """Whether the answer comes after the scope check: a success, or an argument or lookup error."""
+    return 200 <= response.status_code < 300 or code_of(response) in SERVED_PAST_SCOPE
 
 
 def preflight(target: Target, fixtures: TargetFixtures) -> Preflight:
