@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 import pytest
+from _pytest._code.code import ReprFileLocation, TerminalRepr
+from _pytest._io import TerminalWriter
+from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 
 from conformance.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
 from conformance.checks import ConformanceFailure
@@ -32,7 +35,8 @@ from conformance.promises import (
     judge,
 )
 from conformance.redact import REDACT, RedactingFormatter, RedactingStream, env_secrets
-from conformance.summary import Summary, terminal_lines, write_report
+from conformance.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
+from conformance.xdist import is_worker
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
 SCOPE_KEY = pytest.StashKey[TestScope]()
@@ -106,6 +110,53 @@ def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
     return REDACT("\n".join([str(failure), *dict.fromkeys(notes)]))
 
 
+RUN_NODE = "conformance"
+
+
+@dataclass(eq=False)
+class CaseText(TerminalRepr):
+    """Why a run-level case failed: its first line is the message JUnit and the short summary show, the whole text its report."""
+
+    text: str
+
+    @property
+    def reprcrash(self) -> ReprFileLocation:
+        """Where pytest and JUnit read a failure's one-line message."""
+        return ReprFileLocation(RUN_NODE, 0, self.text.splitlines()[0])
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        """The whole text, as written."""
+        for line in self.text.splitlines():
+            tw.line(line)
+
+
+def case_report(name: str, text: str, promises: tuple[str, ...]) -> pytest.TestReport:
+    """A failing test report for what the run itself judged, e.g. `conformance::promise[rate-limit headers]`."""
+    properties = [(PROMISE_PROPERTY, promise) for promise in promises] + [(CHARGED_PROPERTY, promise) for promise in promises]
+    return pytest.TestReport(f"{RUN_NODE}::{name}", (RUN_NODE, None, name), {}, "failed", CaseText(REDACT(text)), "call",
+                             user_properties=properties)
+
+
+def closing(case: pytest.TestReport) -> pytest.TestReport:
+    """The passed teardown that ends a case (JUnit closes its test case, with its properties, on it)."""
+    return pytest.TestReport(case.nodeid, case.location, {}, "passed", None, "teardown", user_properties=case.user_properties)
+
+
+def unspoken_cases(summary: Summary, outcomes: list[TestOutcome]) -> list[pytest.TestReport]:
+    """A failing case for each promise that fails with no failing test charged to it, and for each run-level check that fails the run."""
+    spoken = {promise for outcome in outcomes if outcome.outcome == FAILED and outcome.phase != "session" for promise in outcome.charged}
+    cases = []
+    for verdict in summary.verdicts:
+        if verdict.verdict == FAILS and verdict.promise.id not in spoken:
+            findings = [line for finding in verdict.findings if finding.excused_by is None for line in finding_lines(finding)]
+            text = "\n".join([f"{verdict.promise.id}: {detail(verdict)}",
+                              "(no test of this run failed on it: its findings were seen by tests that exist for other promises)", *findings])
+            cases.append(case_report(f"promise[{verdict.promise.id}]", text, (verdict.promise.id,)))
+    checks = dict.fromkeys(problem.check for problem in summary.problems)
+    cases += [case_report(f"run[{check}]", "\n".join(p.text for p in summary.problems if p.check == check), ()) for check in checks]
+    return cases
+
+
 SUITE_ORDER = ("conformance.test_scenarios", "conformance.test_concurrency", "conformance.test_generated")
 
 
@@ -149,6 +200,7 @@ class ConformanceReporter:
         self.outcomes: dict[str, TestOutcome] = {}
         self.summary: Summary | None = None
         self.written: list[str] = []
+        self.emitted: set[str] = set()
 
     def path(self, given: Path) -> Path:
         """A path from the command line, relative to where pytest was invoked."""
@@ -223,6 +275,8 @@ class ConformanceReporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record how each test ended; a teardown failure counts against cleanup."""
+        if report.nodeid in self.emitted:
+            return
         name = node_name(report.nodeid)
         if report.when == "teardown":
             if report.failed:
@@ -269,17 +323,17 @@ class ConformanceReporter:
         return {"sent": session.target.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)},
                 "preflight": session.preflight_requests, "throttled": session.target.throttled}
 
-    def baseline_problems(self) -> tuple[Review | None, list[str], list[str]]:
+    def baseline_problems(self) -> tuple[Review | None, list[Problem], list[str]]:
         """Mark the findings the baseline excuses; the problems that fail the run, and notes."""
         if self.baseline is None:
             return None, [], []
         found = review(self.baseline, self.log.findings.values(), self.today)
         where = self.baseline.path
-        problems = [f"baseline entry {entry.label!r} expired on {entry.expires}: fix the deviation, or extend or remove the entry in {where}"
-                    for entry in found.expired]
+        problems = [Problem("baseline-expired", f"baseline entry {entry.label!r} expired on {entry.expires}: fix the deviation, or extend"
+                                                f" or remove the entry in {where}") for entry in found.expired]
         unmatched = [f"baseline entry {entry.label!r} matched no finding in this run: remove it from {where}" for entry in found.unmatched]
         if self.suite.strict_baseline:
-            return found, problems + [f"{message} (--strict-baseline)" for message in unmatched], []
+            return found, problems + [Problem("strict-baseline", f"{message} (--strict-baseline)") for message in unmatched], []
         return found, problems, unmatched
 
     @pytest.hookimpl(trylast=True)
@@ -293,8 +347,8 @@ class ConformanceReporter:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (session.shouldstop is not False and bool(session.shouldstop))
         missing = self.not_judged(verdicts)
         if self.suite.require_complete and missing:
-            problems.append(f"{len(missing)} promise(s) not judged (--require-complete): "
-                            + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing))
+            problems.append(Problem("require-complete", f"{len(missing)} promise(s) not judged (--require-complete): "
+                                    + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing)))
         self.summary = Summary(
             target=target_description(self.suite),
             verdicts=verdicts,
@@ -311,6 +365,8 @@ class ConformanceReporter:
         failing = any(verdict.verdict == FAILS for verdict in verdicts)
         if (problems or failing) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if not interrupted:
+            self.emit(session, unspoken_cases(self.summary, outcomes))
         for report_path in self.suite.report:
             write_report(self.path(report_path), self.summary)
             self.written.append(f"conformance report written to {report_path}")
@@ -319,6 +375,31 @@ class ConformanceReporter:
             entries += [Entry.for_finding(f, self.today) for f in self.summary.findings if f.excused_by is None]
             write_baseline(self.path(self.suite.write_baseline), entries)
             self.written.append(f"baseline of this run's findings written to {self.suite.write_baseline}")
+
+    def emit(self, session: pytest.Session, cases: list[pytest.TestReport]) -> None:
+        """Report the run's own failing cases as tests, once (on the xdist controller, not its workers): the terminal's counts and
+        last line, JUnit and the exit code then tell the same story as the summary."""
+        if not cases or is_worker(self.config):
+            return
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        verbosity = self.config.get_verbosity()
+        if terminal is not None and verbosity <= 0:
+            # Their letters on a line of their own, like a test file's, not after the last file's progress.
+            writer = self.config.get_terminal_writer()
+            if writer.width_of_current_line:
+                writer.line()
+            if verbosity == 0:
+                writer.write(f"{RUN_NODE} ")
+        # They are tests of this run: counted as collected, the progress ends at 100%, not past it.
+        session.testscollected += len(cases)
+        for case in cases:
+            self.emitted.add(case.nodeid)
+            self.config.hook.pytest_runtest_logreport(report=case)
+            self.config.hook.pytest_runtest_logreport(report=closing(case))
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None:
+            # pytest wrote JUnit before this judgement could be made (it follows pytest's own end-of-run teardown): again, with the cases.
+            xml.pytest_sessionfinish()
 
     def not_judged(self, verdicts: list[PromiseVerdict]) -> list[PromiseVerdict]:
         """Promises this run did not judge; on a live target, what no live target can provoke (maintenance) is not counted."""

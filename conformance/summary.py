@@ -18,6 +18,17 @@ COLOURS: dict[str, dict[str, bool]] = {FAILS: {"red": True, "bold": True}, CONFO
 EXAMPLE_LINES = 14
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What fails the run besides a promise: the run-level check it comes from (its JUnit case, run[<check>]) and what to do."""
+
+    check: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass
 class Summary:
     """Everything the end-of-run summary says, in every format."""
@@ -26,7 +37,7 @@ class Summary:
     verdicts: list[PromiseVerdict]
     unmapped: list[TestOutcome]
     review: Review | None
-    problems: list[str]
+    problems: list[Problem]
     notes: list[str]
     requests: dict[str, Any] | None
     findings: list[Finding] = field(default_factory=list)
@@ -122,7 +133,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
             "unmatched": [entry.label for entry in base.unmatched],
             "expired": [{"entry": entry.label, "expires": str(entry.expires)} for entry in base.expired],
         },
-        "problems": summary.problems,
+        "problems": [problem.text for problem in summary.problems],
         "notes": summary.notes,
         "requests": summary.requests,
         "target_showed": summary.wire,
@@ -156,7 +167,7 @@ def summary_markdown(summary: Summary) -> str:
         lines += ["", "## Not judged", "", *(f"- {_cell(v.promise.id)}: {v.verdict} ({_cell(v.reason)})" for v in summary.not_judged)]
     if summary.unmapped:
         lines += ["", "Tests declaring no promise: " + ", ".join(f"`{o.name}` ({o.outcome})" for o in summary.unmapped)]
-    for title, items in (("Problems", summary.problems), ("Notes", summary.notes)):
+    for title, items in (("Problems", [problem.text for problem in summary.problems]), ("Notes", summary.notes)):
         if items:
             lines += ["", f"## {title}", "", *(f"- {_cell(item)}" for item in items)]
     if summary.requests is not None:
@@ -197,5 +208,5 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         lines.append((f"incomplete: {len(summary.not_judged)} promise(s) not judged ({', '.join(v.promise.id for v in summary.not_judged)})",
                       {"yellow": True}))
     lines += [(note, {"yellow": True}) for note in summary.notes]
-    lines += [(f"run fails: {problem}", {"red": True, "bold": True}) for problem in summary.problems]
+    lines += [(f"run fails: {problem.text}", {"red": True, "bold": True}) for problem in summary.problems]
     return lines

@@ -18,7 +18,7 @@ from conformance.redact import REDACT
 from conformance.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, Judged
 from conformance.replay.judge import judge as judge_one
 from conformance.replay.recordings import Recorded, RecordingError, load_recordings
-from conformance.summary import Summary, terminal_lines, write_report
+from conformance.summary import Problem, Summary, terminal_lines, write_report
 
 ENVELOPE_PROMISE = Promise(ERROR_ENVELOPE,
                            "an error of any endpoint is the shared {error: {code, description, detail}} with X-Api-Schema: json-error")
@@ -77,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_failure(found, args.verbose)
     promises = [*BY_ID.values(), ENVELOPE_PROMISE]
     verdicts = [verdict for verdict in (judge(p, [], log.findings.values(), log.reached[p.id]) for p in promises) if verdict.judged]
-    problems = [f"baseline entry {entry.label!r} expired on {entry.expires}: fix the deviation, or extend or remove the entry in {args.baseline}"
-                for entry in (found_review.expired if found_review else [])]
+    problems = [Problem("baseline-expired", f"baseline entry {entry.label!r} expired on {entry.expires}: fix the deviation, or extend or"
+                                            f" remove the entry in {args.baseline}") for entry in (found_review.expired if found_review else [])]
     summary = Summary(target="recorded traffic: " + ", ".join(map(str, args.files)), verdicts=verdicts, unmapped=[], review=found_review,
                       problems=problems, notes=[], requests=None, findings=sorted(log.findings.values(), key=lambda f: -f.count))
     skipped = len(recorded) - len(judged)
