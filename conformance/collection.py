@@ -11,6 +11,10 @@ from _pytest.pathlib import fnmatch_ex
 
 SUITE_DIR = Path(__file__).resolve().parent
 SUITE_FILE = re.compile(r"^test_\w+\.py$")
+# The suite's node ids start with this whatever the working directory, rootdir or install: pytest derives them from the
+# rootdir, which it picks before entry-point plugins register their options, so `--target-fixtures /elsewhere/x.yaml`
+# counts as a path there; ids keyed on by -k, --deselect, baselines and xdist's grouping must not move with it.
+SUITE_ID_PREFIX = "conformance/"
 # pytest's own defaults: the suite's modules are written for these, not for whatever the host configured.
 SUITE_PATTERNS = {"python_functions": ("test",), "python_classes": ("Test",)}
 # A suite installed in a virtualenv under the host's project is not the host's to collect when it runs `pytest .`.
@@ -20,6 +24,11 @@ NOT_SOURCE_PARTS = frozenset({"site-packages", "dist-packages"})
 def is_suite_file(path: Path) -> bool:
     """Whether the path is one of the suite's test modules (conformance/test_*.py)."""
     return path.parent.resolve() == SUITE_DIR and SUITE_FILE.match(path.name) is not None
+
+
+def suite_nodeid(path: Path) -> str:
+    """A suite module's node id: conformance/test_x.py, the same from any directory and any install."""
+    return SUITE_ID_PREFIX + path.name
 
 
 class SuiteModule(pytest.Module):
@@ -38,13 +47,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
         return None
     if any(fnmatch_ex(pattern, file_path) for pattern in parent.config.getini("python_files")):
         return None
-    return SuiteModule.from_parent(parent, path=file_path)
+    return SuiteModule.from_parent(parent, path=file_path, nodeid=suite_nodeid(file_path))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> pytest.Module | None:
     """Suite modules pytest collects itself are SuiteModules too."""
-    return SuiteModule.from_parent(parent, path=module_path) if is_suite_file(module_path) else None
+    return SuiteModule.from_parent(parent, path=module_path, nodeid=suite_nodeid(module_path)) if is_suite_file(module_path) else None
 
 
 def _arg_path(arg: str, pyargs: bool, invocation_dir: Path) -> Path | None:

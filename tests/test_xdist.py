@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +88,9 @@ def test_live_two_workers_give_the_verdicts_counts_and_log_of_one(
     """Live, every test goes to one worker: same verdicts, the same requests per status, the same log, and the target left as found."""
     served = serve_mock(*GENEROUS_LIMIT)
     before = holders(served.base_url, mock_target_fixtures)
-    runs = run_both(run_pytest, tmp_path, "--target-url", served.base_url, "--target-fixtures", mock_target_fixtures.source, "--max-rate", "2000")
+    # Outside the checkout, as a user runs it (a fixtures path inside it made pytest's rootdir the checkout, hiding unstable ids).
+    fixtures = shutil.copy(mock_target_fixtures.source, tmp_path / "mock-target.yaml")
+    runs = run_both(run_pytest, tmp_path, "--target-url", served.base_url, "--target-fixtures", fixtures, "--max-rate", "2000")
     assert_same_run(runs)
     (_, report0, log0), (n2, report2, log2) = runs["n0"], runs["n2"]
     assert report2["requests"] == report0["requests"] and report0["requests"]["sent"] == len(log0) == len(log2)
