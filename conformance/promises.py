@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pytest
+from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
 
 from conformance.findings import NOT_REACHED_PREFIX, Finding
 from conformance.target import NOT_RUN_PREFIX
@@ -17,7 +18,7 @@ from conformance.target import NOT_RUN_PREFIX
 MARKER = "promise"
 PASSED, FAILED, SKIPPED, DEVIATION = "passed", "failed", "skipped", "known deviation"
 CONFORMS, FAILS, KNOWN_DEVIATION = "conforms", "fails", "known deviation"
-NOT_PROVOKED, NOT_REACHED, NOT_RUN = "not provoked", "not reached", "not run"
+NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = "not provoked", "not reached", "not run", "opted out"
 JUDGED = (CONFORMS, FAILS, KNOWN_DEVIATION)
 # Skip reasons that mean the target fixtures cannot provoke the promise (the test never started on it).
 NOT_PROVOKED_MARKS = ("not provoked", "in the target fixtures", "to be usable")
@@ -94,6 +95,14 @@ def declared_promises(item: pytest.Item) -> tuple[str, ...]:
     return found
 
 
+class OptedOut(Skipped):
+    """The target fixtures say not to run this test (e.g. `rate_limit.provoke: false`): a choice, not a gap in coverage."""
+
+    def __init__(self, setting: str) -> None:
+        super().__init__(f"opted out in the target fixtures ({setting})")
+        self.setting = setting
+
+
 @dataclass
 class TestOutcome:
     """How one test ended: the promises it exists for, the one its failure is charged to, and those its checks reached."""
@@ -108,6 +117,8 @@ class TestOutcome:
     excused_by: str | None = None
     phase: str = "call"
     reached: tuple[str, ...] = ()
+    # The target fixtures' setting that opted this test out (skipped by OptedOut), if any.
+    opted_out: str | None = None
 
     def reaches(self, promise: Promise) -> bool:
         """Whether this test judged the promise to the end: a passed test its own (non-check) promises, any test what its checks reached."""
@@ -138,7 +149,7 @@ class PromiseVerdict:
 
 def judge(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[Finding], reached: int) -> PromiseVerdict:
     """fails on an unexcused finding; known deviation when all are excused; conforms when its checks ran to the end at least once;
-    else not provoked / not reached / not run, saying why."""
+    else opted out (every test of it opted out by the target fixtures) / not provoked / not reached / not run, saying why."""
     outcomes = list(outcomes)
     own = [finding for finding in findings if finding.signature.promise == promise.id]
     declaring = [o for o in outcomes if promise.id in o.promises]
@@ -150,6 +161,9 @@ def judge(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[
     judged_by = sum(1 for o in declaring if o.reaches(promise))
     if reached or judged_by or any(o.reaches(promise) for o in outcomes):
         return PromiseVerdict(promise, CONFORMS, f"{judged_by} test(s) judged it, no finding" if judged_by else "checked, no finding", tests)
+    settings = [o.opted_out for o in declaring if o.outcome == SKIPPED and o.opted_out]
+    if settings and len(settings) == len(declaring):
+        return PromiseVerdict(promise, OPTED_OUT, f"not run, as the target fixtures say ({', '.join(dict.fromkeys(settings))})", tests)
     skipped = [o.reason for o in declaring if o.outcome == SKIPPED]
     provoked = [reason for reason in skipped if any(mark in reason for mark in NOT_PROVOKED_MARKS)]
     if provoked and len(provoked) == len(declaring):

@@ -26,9 +26,11 @@ from conformance.promises import (
     FAILED,
     FAILS,
     MARKER,
+    OPTED_OUT,
     PASSED,
     PROMISES,
     SKIPPED,
+    OptedOut,
     PromiseVerdict,
     TestOutcome,
     declared_promises,
@@ -39,9 +41,12 @@ from conformance.summary import Problem, Summary, detail, finding_lines, termina
 from conformance.xdist import is_worker
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
+OPTED_OUT_PROPERTY = "opted out by"
 SCOPE_KEY = pytest.StashKey[TestScope]()
 REPORT_SUFFIXES = (".md", ".json")
 QUALIFIED_NAME = re.compile(r"^(?:\w+\.)+(?=\w+: )")
+# pytest words a skip by its exception: "Skipped: why", or the qualified name of a subclass (NotReached, OptedOut).
+SKIP_CLASS = re.compile(r"^(?:\w+\.)*[A-Z]\w*: ")
 
 
 def node_name(nodeid: str) -> str:
@@ -63,10 +68,10 @@ def failure_line(report: pytest.TestReport) -> str:
 
 
 def skip_reason(report: pytest.TestReport) -> str:
-    """Why a test was skipped (which names the fixture key it needs)."""
+    """Why a test was skipped (which names the fixture key it needs), without the skip's class ("Skipped: ", "...NotReached: ")."""
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    return reason.removeprefix("Skipped: ")
+    return SKIP_CLASS.sub("", reason, count=1)
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,9 @@ class ConformanceReporter:
         scope = item.stash.get(SCOPE_KEY, None)
         if report.when == "call" and scope is not None:
             report.user_properties.extend((REACHED_PROPERTY, promise) for promise in sorted(scope.reached))
+        if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, OptedOut):
+            # As data, not in the skip's words: it travels with the report (to the xdist controller too).
+            report.user_properties.append((OPTED_OUT_PROPERTY, call.excinfo.value.setting))
         if report.failed and call.excinfo is not None and report.when in ("call", "teardown"):
             self.charge(item, report, call.excinfo.value)
         scrub_report(report)
@@ -292,7 +300,8 @@ class ConformanceReporter:
             outcome = TestOutcome(name, promises, DEVIATION, report.wasxfail.removeprefix(f"{DEVIATION}: "),
                                   properties(report, CHARGED_PROPERTY), properties(report, BASELINE_PROPERTY)[0], reached=reached)
         elif report.skipped:
-            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when, reached=reached)
+            opted_out = next(iter(properties(report, OPTED_OUT_PROPERTY)), None)
+            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when, reached=reached, opted_out=opted_out)
         elif report.failed:
             charged = properties(report, CHARGED_PROPERTY) or promises[:1]
             outcome = TestOutcome(name, promises, FAILED, failure_line(report), charged, phase=report.when, reached=reached)
@@ -402,8 +411,9 @@ class ConformanceReporter:
             xml.pytest_sessionfinish()
 
     def not_judged(self, verdicts: list[PromiseVerdict]) -> list[PromiseVerdict]:
-        """Promises this run did not judge; on a live target, what no live target can provoke (maintenance) is not counted."""
-        return [v for v in verdicts if not v.judged and (v.promise.live_provokable or not self.suite.is_live)]
+        """Promises this run did not judge; neither what the target fixtures opted out of, nor, on a live target, what no live target can
+        provoke (maintenance) is counted."""
+        return [v for v in verdicts if not v.judged and v.verdict != OPTED_OUT and (v.promise.live_provokable or not self.suite.is_live)]
 
     def wire(self) -> dict[str, Any]:
         """What the target showed of its wire generation, for the summary."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from conformance.baseline import Review
 from conformance.findings import Finding
-from conformance.promises import CONFORMS, FAILS, KNOWN_DEVIATION, NOT_REACHED, PromiseVerdict, TestOutcome
+from conformance.promises import CONFORMS, FAILS, KNOWN_DEVIATION, NOT_REACHED, OPTED_OUT, PromiseVerdict, TestOutcome
 from conformance.redact import REDACT
 
 SCHEMA_VERSION = 2
@@ -54,8 +54,13 @@ class Summary:
 
     @property
     def complete(self) -> bool:
-        """Every promise judged, and the run not interrupted."""
+        """Every promise judged (or opted out of by the target fixtures), and the run not interrupted."""
         return not self.not_judged and not self.interrupted
+
+    @property
+    def opted_out(self) -> list[PromiseVerdict]:
+        """The promises the target fixtures chose not to run (e.g. `rate_limit.provoke: false`)."""
+        return [verdict for verdict in self.verdicts if verdict.verdict == OPTED_OUT]
 
     @property
     def passed(self) -> bool:
@@ -114,6 +119,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "complete": summary.complete,
         "interrupted": summary.interrupted,
         "not_judged": [{"promise": v.promise.id, "verdict": v.verdict, "reason": v.reason} for v in summary.not_judged],
+        "opted_out": [{"promise": v.promise.id, "reason": v.reason} for v in summary.opted_out],
         "promises": [
             {
                 "id": verdict.promise.id,
@@ -165,6 +171,8 @@ def summary_markdown(summary: Summary) -> str:
             lines += [f"### {head}", "", "```", *(line.removeprefix("  ") for line in rest), "```", ""]
     if summary.not_judged:
         lines += ["", "## Not judged", "", *(f"- {_cell(v.promise.id)}: {v.verdict} ({_cell(v.reason)})" for v in summary.not_judged)]
+    if summary.opted_out:
+        lines += ["", "## Opted out", "", *(f"- {_cell(v.promise.id)}: {_cell(v.reason)}" for v in summary.opted_out)]
     if summary.unmapped:
         lines += ["", "Tests declaring no promise: " + ", ".join(f"`{o.name}` ({o.outcome})" for o in summary.unmapped)]
     for title, items in (("Problems", [problem.text for problem in summary.problems]), ("Notes", summary.notes)):

@@ -77,7 +77,8 @@ class TargetFixtures:
     allocatable: tuple[IPRef, ...]
     allocated_elsewhere: IPRef | None
     invalid_for_interface: IPRef | None
-    provoke_rate_limit: bool
+    # None when the file does not say: an explicit false opts the 429 out, an absent key leaves it not provoked.
+    provoke_rate_limit: bool | None
 
     def credential(self, key: str) -> Credential:
         """The named credential, or MissingFixture naming `credentials.<key>`."""
@@ -225,8 +226,8 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
         raise FixturesError("ip_addresses.allocatable must be a list of {id, address}")
     allocatable = tuple(ip for index, entry in enumerate(allocatable_raw) if (ip := _ip(entry, f"ip_addresses.allocatable[{index}]")))
     rate_limit = _mapping(data.get("rate_limit"), "rate_limit", ("provoke",))
-    provoke = rate_limit.get("provoke", False)
-    if not isinstance(provoke, bool):
+    provoke = rate_limit.get("provoke")
+    if provoke is not None and not isinstance(provoke, bool):
         raise FixturesError("rate_limit.provoke must be true or false")
     return TargetFixtures(
         source=path,

@@ -12,6 +12,7 @@ from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fr
 from conformance.findings import NotReached, charge_elsewhere, reach, require
 from conformance.ledger import AllocationLedger
 from conformance.plugin import ConformanceSession
+from conformance.promises import OptedOut
 from conformance.ratelimit import Burst, burst, remaining_of
 from conformance.scenarios import ROWS, Row, RunValues, ip_for, judge, request_for
 from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, Target
@@ -178,6 +179,8 @@ def test_ip_held_by_the_other_machine_is_refused(target: Target, target_fixtures
 @pytest.mark.promise("429 rate_limit_reached")
 def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run_values: RunValues) -> None:
     """A concurrent burst sized from X-RateLimit-Remaining gets 429 rate_limit_reached within one window; total_permitted matches."""
+    if target_fixtures.provoke_rate_limit is False:
+        raise OptedOut("rate_limit.provoke: false")
     if not target_fixtures.provoke_rate_limit:
         pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
     require("rate-limit headers")
