@@ -1,14 +1,17 @@
-"""`katapult-conformance`: one command for what a user does with the suite (run, doctor, mock, replay, drift, mutants)."""
+"""`katapult-conformance`: one command for what a user does with the suite (init, run, doctor, mock, replay, drift, mutants)."""
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-
-import pytest
+from pathlib import Path
 
 from conformance.config import OPTIONS
+from conformance.resources import data_path
+from conformance.setup.command import OK, USAGE, CommandParser, fail
 
 Main = Callable[[Sequence[str] | None], int]
 RUN_USAGE = """usage: katapult-conformance run [PYTEST OPTIONS...]
@@ -20,13 +23,79 @@ suite options (each also read from its environment variable):
 """
 
 
+def pytest_command(args: Sequence[str], launched_as: str | None = None) -> list[str]:
+    """What `run ARGS` becomes: `pytest --pyargs conformance ARGS`, by the `pytest` script installed beside this command's own."""
+    # The script itself, not `python -m pytest`: hypothesis draws on constants of the local modules loaded, the script
+    # (a __main__ outside site-packages) among them, so the two generate other cases. pip puts both scripts of one
+    # environment in one folder (resolved: pipx links only ours); without it, -m with -P (the working directory kept
+    # off sys.path, as under the script) comes closest.
+    ours = Path(sys.argv[0] if launched_as is None else launched_as)
+    script = ours.resolve().parent / ("pytest.exe" if os.name == "nt" else "pytest")
+    launcher = [str(script)] if ours.stem == "katapult-conformance" and script.is_file() else [sys.executable, "-P", "-m", "pytest"]
+    return [*launcher, "--pyargs", "conformance", *args]
+
+
 def run(argv: Sequence[str] | None) -> int:
-    """The suite, in this process (so Ctrl-C and SIGTERM still undo its allocations), with pytest's options passed through."""
+    """The suite: this process becomes `pytest --pyargs conformance ARGS`, so Ctrl-C and SIGTERM reach pytest itself."""
+    # Not pytest.main() in this process: it has imported the conformance package already, so pytest could not rewrite it
+    # (PytestAssertRewriteWarning), and hypothesis, which draws on the constants of every local module loaded (this one
+    # too), generated other cases than `pytest --pyargs conformance` (235 against 252 for test_exclusivity_no_value_is_missing).
     args = list(argv or [])
     if args and args[0] in ("-h", "--help"):
         print(RUN_USAGE + "\n".join(f"  {o.flag:<28} {o.help}" + (f" [env {o.env}]" if o.env else "") for o in OPTIONS))
         return 0
-    return int(pytest.main(["--pyargs", "conformance", *args]))
+    command = pytest_command(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(command[0], command)
+    # Windows has no exec: wait for the child, which gets Ctrl-C from the console too and cleans up before it exits.
+    child = subprocess.Popen(command)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+# What `init` writes: the file, the data it is copied from, what it is, and the next steps ({path} is where it went).
+STARTERS = {
+    "live": ("staging.yaml", ("fixtures", "staging.example.yaml"), "the target fixtures of a live Katapult deployment, to fill in", (
+        "export KATAPULT_API_TOKEN=...   # a token with the ip_addresses scope; the optional tokens are named in the file",
+        "edit {path}: the interface the suite may allocate to and the IPs it may use (each key is explained there)",
+        "katapult-conformance doctor --target-url https://api.staging.katapult.dev/core/v1 --target-fixtures {path}",
+        "katapult-conformance run --target-url https://api.staging.katapult.dev/core/v1 --target-fixtures {path}",
+    )),
+    "mock": ("mock-target.yaml", ("fixtures", "mock-target.yaml"), "the target fixtures of the served reference mock (its tokens are the"
+             " mock's own, not secrets)", (
+        "katapult-conformance mock --port 8080   # in another terminal: serves http://127.0.0.1:8080/core/v1",
+        "katapult-conformance run --target-url http://127.0.0.1:8080/core/v1 --target-fixtures {path}",
+    )),
+}
+
+
+def init(argv: Sequence[str] | None) -> int:
+    """Write the example target fixtures (or the served mock's, with --mock) into DIR and print the next steps."""
+    parser = CommandParser("init", "Write a commented target fixtures file to start from, and print the next steps.",
+                           says={OK: "the file was written", USAGE: "an unknown option, or the file exists (pass --force)"})
+    parser.add_argument("dir", nargs="?", default=".", type=Path, help="directory to write it into, made if missing (default: .)")
+    parser.add_argument("--mock", action="store_true", help="write mock-target.yaml, the fixtures of `katapult-conformance mock`,"
+                        " instead of staging.yaml")
+    parser.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    args = parser.parse_args(list(argv or []))
+    name, source, what, steps = STARTERS["mock" if args.mock else "live"]
+    path = args.dir / name
+    if path.exists() and not args.force:
+        return fail("init", f"{path} exists; pass --force to overwrite it, or name another directory", USAGE)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(data_path(*source).read_text(encoding="utf-8"), encoding="utf-8")
+    except OSError as error:
+        return fail("init", f"cannot write {path}: {error.strerror or error}; name a directory you can write to", USAGE)
+    print(f"wrote {path}: {what}")
+    print("next:")
+    print("\n".join(f"  {number}. {step.format(path=path)}" for number, step in enumerate(steps, 1)))
+    return OK
 
 
 def doctor(argv: Sequence[str] | None) -> int:
@@ -52,6 +121,7 @@ def _delegate(module: str, function: str = "main") -> Main:
 
 
 COMMANDS: dict[str, tuple[Main, str]] = {
+    "init": (init, "write a target fixtures file to start from (--mock: the served mock's) and print the next steps"),
     "run": (run, "run the conformance suite (pytest options pass through)"),
     "doctor": (doctor, "preflight: check settings, fixtures and the target without running the suite"),
     "mock": (_delegate("conformance.mock.__main__"), "serve the reference mock over HTTP"),

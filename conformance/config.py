@@ -168,7 +168,7 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     if config.profile not in PROFILES:
         raise ConfigError(f"unknown conformance profile {config.profile!r}; choose one of {', '.join(PROFILES)}")
     if config.is_live and config.settings["target_fixtures"].value is None:
-        raise ConfigError("a live target needs --target-fixtures (or KATAPULT_TARGET_FIXTURES): see fixtures/staging.example.yaml")
+        raise ConfigError("a live target needs --target-fixtures (or KATAPULT_TARGET_FIXTURES); `katapult-conformance init` writes one to fill in")
     if config.max_examples is not None and config.max_examples <= 0:
         raise ConfigError("--conformance-max-examples must be positive")
     if config.request_timeout <= 0 or config.max_rate <= 0 or config.max_requests <= 0 or config.max_duration <= 0:

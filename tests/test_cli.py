@@ -11,7 +11,7 @@ from conftest import child_env
 
 from conformance.cli import COMMANDS, main
 
-SUBCOMMANDS = ("run", "doctor", "mock", "replay", "drift", "mutants")
+SUBCOMMANDS = ("init", "run", "doctor", "mock", "replay", "drift", "mutants")
 
 
 def test_console_script_is_installed() -> None:
