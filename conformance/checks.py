@@ -176,7 +176,7 @@ def not_a_server_error(response: httpx.Response) -> list[str]:
     """5xx other than the documented 503 means the server crashed; on bytes that are not UTF-8, under a promise of its own."""
     promise = MALFORMED_BYTES if sent_malformed_bytes(response.request) else NO_SERVER_ERRORS
     if response.status_code >= 500 and response.status_code not in DOCUMENTED_SERVER_ERRORS:
-        expected = "400 invalid_json_body (never 5xx except 503)" if promise == MALFORMED_BYTES else "never 5xx except 503 service_unavailable"
+        expected = "a documented 4xx (never 5xx except 503)" if promise == MALFORMED_BYTES else "never 5xx except 503 service_unavailable"
         title = "Server error on malformed bytes" if promise == MALFORMED_BYTES else "Server error"
         raise ConformanceFailure(title, f"{response.status_code} {error_code(response) or ''}".strip(), expected, response,
                                  promise=promise, check="no 5xx")

@@ -13,17 +13,40 @@ from typing import Any
 
 import httpx
 
-from conformance.checks import ConformanceFailure, error_detail, expect_error, expect_issue, is_ip_address
+from conformance.checks import (
+    ConformanceFailure,
+    body_unusable,
+    code_statuses,
+    conforms_to_fragment,
+    error_code,
+    error_detail,
+    expect_error,
+    expect_issue,
+    is_ip_address,
+    status_of_code,
+)
+from conformance.findings import charge_elsewhere
 from conformance.identities import identity_headers
+from conformance.preflight import served_past_scope
 from conformance.target import ALLOCATE_PATH
 from conformance.targetfile import IPRef, TargetFixtures
 
 VALID_BODY = {"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id"}}
 NOT_JSON = b'{"virtual_machine_network_interface": {"id": '
-# Bytes that are not UTF-8: the framework itself answered 500 to such a body when run (a defect, with a promise of its own).
-NOT_UTF8 = b'{"ip_address": {"id": "\xff\xfe"}}'
+# Bytes that are not UTF-8 (a promise of their own: the framework itself answered 500 to such a body when run). The real
+# parser does not check strings to be UTF-8, so inside well-formed JSON they go on to the lookups, where a server may crash
+# in its database; a body of them outright is no JSON at all. Right answers differ by where they are: any documented 4xx.
+INVALID_UTF8 = b"\xff\xfe"
+NOT_UTF8 = b'{"ip_address": {"id": "' + INVALID_UTF8 + b'"}}'
+# A JSON body encoded as UTF-16, byte order mark first: not UTF-8 anywhere.
+UTF16_BODY = '{"ip_address": {"id": "ip_conformance"}}'.encode("utf-16")
+# Stands in a body template for INVALID_UTF8, which JSON text cannot carry; swapped for the bytes once the body is encoded.
+INVALID_UTF8_MARK = "@@conformance-invalid-utf8@@"
 SPEC = "spec/allocate_ip.yaml"
 LONG_ID_LENGTH = 1000
+# A token meant to lack the scope was served: no request tells a server that ignores scopes from a token that has it.
+SERVED_WITHOUT_SCOPE = ("served past the scope check: either the server ignores the ip_addresses scope, or credentials.without_scope"
+                        " holds it (a setup mistake: give a token without ip_addresses; on a live target the preflight checks for it)")
 
 
 @dataclass(frozen=True)
@@ -34,7 +57,8 @@ class Row:
     promise: str
     description: str
     spec_ref: str
-    expect: tuple[int, str]
+    # None: any documented 4xx in the wire's shape (never a 5xx), where the wire has more than one right answer.
+    expect: tuple[int, str] | None
     credential: str = "valid"
     body: Any = field(default_factory=lambda: VALID_BODY)
     raw_body: bytes | None = None
@@ -166,8 +190,18 @@ ROWS = (
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": 12345}}),
     Row("body-not-json", "400 argument errors", "a body that is not JSON gets 400 invalid_json_body",
         f"{SPEC}#/components/schemas/InvalidJSONBodyError", (400, "invalid_json_body"), raw_body=NOT_JSON),
-    Row("body-not-utf8", "malformed bytes never crash the server", "a body of bytes that are not UTF-8 gets 400 invalid_json_body, not a 5xx",
-        f"{SPEC}#/components/schemas/InvalidJSONBodyError", (400, "invalid_json_body"), raw_body=NOT_UTF8),
+    Row("body-not-utf8", "malformed bytes never crash the server",
+        "invalid UTF-8 inside a JSON string is not rejected by the parser: a documented 4xx (on the wire 404"
+        " virtual_machine_network_interface_not_found, the path's segment being no interface), never a 5xx",
+        f"{SPEC}#/paths/allocate_ip/post/responses (any documented 4xx)", None, raw_body=NOT_UTF8),
+    Row("ip-id-not-utf8", "malformed bytes never crash the server",
+        "an ip_address id of invalid UTF-8 beside a real interface reaches the IP lookup: a documented 4xx (on the wire 404"
+        " ip_address_not_found), never a 5xx",
+        f"{SPEC}#/paths/allocate_ip/post/responses (any documented 4xx)", None,
+        body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$invalid_utf8"}}),
+    Row("body-utf16", "malformed bytes never crash the server",
+        "a body that is not UTF-8 at all (JSON encoded as UTF-16): a documented 4xx (on the wire 400 invalid_json_body), never a 5xx",
+        f"{SPEC}#/components/schemas/InvalidJSONBodyError", None, raw_body=UTF16_BODY),
     Row("empty-body-has-no-arguments", "400 argument errors", "an empty JSON body has no arguments: 400 missing_required_argument (ip_address)",
         f"{SPEC}#/components/schemas/MissingRequiredArgumentError", (400, "missing_required_argument"), raw_body=b""),
     Row("null-body-has-no-arguments", "400 argument errors", "a JSON null body has no arguments: 400 missing_required_argument (ip_address)",
@@ -290,6 +324,8 @@ def fill(template: Any, fixtures: TargetFixtures, run: RunValues) -> Any:
     name, _, attribute = template[1:].partition(".")
     if name == "interface":
         return fixtures.network_interface_id
+    if name == "invalid_utf8":
+        return INVALID_UTF8_MARK
     if name.startswith("unknown_"):
         return run.value(name)
     return getattr(ip_for(fixtures, name), attribute)
@@ -299,6 +335,7 @@ def request_for(row: Row, fixtures: TargetFixtures, run: RunValues) -> tuple[str
     """The row's path, body bytes, headers and query parameters, filled from the fixtures and the run."""
     path = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", f"/{fill(row.path_segment, fixtures, run)}/")
     content = row.raw_body if row.raw_body is not None else json.dumps(fill(row.body, fixtures, run)).encode()
+    content = content.replace(INVALID_UTF8_MARK.encode(), INVALID_UTF8)
     headers = {**headers_for(row, fixtures, run), "Content-Type": row.content_type}
     query = {key: str(fill(value, fixtures, run)) for key, value in (row.query or {}).items()}
     return path, content, headers, query
@@ -314,11 +351,16 @@ def judge(row: Row, response: httpx.Response) -> None:
     try:
         _judge(row, response)
     except ConformanceFailure as failure:
+        if row.credential == "without_scope" and failure.check == "status and code" and served_past_scope(response):
+            failure.received = f"{failure.received}, {SERVED_WITHOUT_SCOPE}"
         failure.add_note(f"Broken promise ({row.promise}): {row.description} [{row.spec_ref}]")
         raise
 
 
 def _judge(row: Row, response: httpx.Response) -> None:
+    if row.expect is None:
+        expect_documented_4xx(response)
+        return
     status, code = row.expect
     failed = expect_issue(response, row.issue) if row.issue is not None else expect_error(response, status, code)
     # A detail the fragment's schema already rejected is the response shape's finding, not this row's.
@@ -326,3 +368,20 @@ def _judge(row: Row, response: httpx.Response) -> None:
         problem = row.detail(error_detail(response))
         if problem is not None:
             raise ConformanceFailure(f"Wrong detail for {code}", problem, row.description, response)
+
+
+def expect_documented_4xx(response: httpx.Response) -> None:
+    """Any 4xx the fragment documents, under its own status and in the wire's shape; never a 5xx (the wire checks say so first)."""
+    failed = conforms_to_fragment(response, status_expected=True)
+    if 400 <= response.status_code < 500:
+        # A 4xx whose body breaks the fragment is the response shape's finding (already recorded), whatever its code says.
+        body_unusable(response, failed)
+        misfiled = status_of_code(response)
+        if misfiled is not None:
+            # A documented code under another status is that code's own deviation.
+            charge_elsewhere(misfiled)
+        if error_code(response) in code_statuses():
+            return
+    code = error_code(response)
+    raise ConformanceFailure("Expected a documented 4xx", f"{response.status_code} {code or '(no error code)'}",
+                             "a documented 4xx error (never a 5xx)", response, check="status and code")

@@ -312,8 +312,10 @@ class ReferenceMock:
         if not JSON_CONTENT_TYPE.match(content_type) or not request.body.strip():
             return {}
         try:
-            parsed = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as error:
+            # Like the real parser: bytes are not checked to be UTF-8, so invalid UTF-8 inside a JSON string goes on to the
+            # lookups (and matches nothing), while bytes that are no JSON at all are invalid_json_body.
+            parsed = json.loads(request.body.decode("utf-8", errors="surrogateescape"))
+        except ValueError as error:
             raise ApiError(400, "invalid_json_body", {"details": str(error)}) from None
         return parsed if isinstance(parsed, dict) else {}
 
