@@ -119,6 +119,8 @@ class Checker:
         self.where = f"in {fixtures.source}"
         # Interfaces the token may not read (scope): their existence is probed after the starting state is read.
         self.unread: list[tuple[str, str]] = []
+        # Credentials already named as another's secret: probing them again would only repeat that problem.
+        self.duplicates: set[str] = set()
 
     def send(self, method: str, path: str, credential: Credential | None = None, **kwargs: Any) -> httpx.Response:
         # Unpaced: a dozen requests do not need it, and the pacer's own judgement of the headers is the tests' job.
@@ -295,6 +297,7 @@ class Checker:
             mine = self.fixtures.credentials[key].secrets()
             for earlier in keys[:index]:
                 if mine & self.fixtures.credentials[earlier].secrets():
+                    self.duplicates.add(key)
                     self.problem(f"credentials.{key} is the same secret as credentials.{earlier}; give each key its own token"
                                  f" (credentials.{key} must be {WANTED.get(key, 'another identity')}) ({self.where})")
                     break
@@ -303,7 +306,7 @@ class Checker:
         """Each optional credential is a token the server knows (being served instead is the suite's to judge, not a setup error)."""
         for key, expected in REFUSED_AS.items():
             credential = self.fixtures.credentials.get(key)
-            if credential is None:
+            if credential is None or key in self.duplicates:
                 continue
             response = self.send("POST", ALLOCATE_PATH, credential, json={})
             code = code_of(response)
