@@ -99,6 +99,13 @@ def _operation_request() -> Any:
     return requests.Request("POST", f"http://target.invalid{ALLOCATE_PATH}").prepare()
 
 
+def forget_schemathesis_objects() -> None:
+    """Load the operation afresh for a new session: pytest's in-process runs (pytester) unload the schemathesis modules a session
+    imported, and an operation kept from an earlier session would hand the next one objects of classes it no longer knows."""
+    for cached in (allocate_operation, response_case, _operation_request):
+        cached.cache_clear()
+
+
 def as_schemathesis_response(response: httpx.Response) -> Any:
     """The response in schemathesis' own type.
 

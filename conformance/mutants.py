@@ -1,7 +1,8 @@
 """The mutation score: run the suite, as a user does, against the faithful mock and every mutant (`python -m conformance.mutants`).
 
 Each run is a subprocess `python -m pytest --pyargs conformance` with its own JUnit XML report; runs go in parallel.
-A mutant is caught when at least one test fails; the faithful mock must pass everything. A few mutants (and the
+A mutant is caught when at least one JUnit test case fails (a promise failed only by findings has a case of its own,
+`conformance::promise[...]`); the faithful mock must pass everything. A few mutants (and the
 faithful mock) are also served over loopback HTTP and run in live mode, as a user runs against a staging URL.
 """
 from __future__ import annotations
@@ -138,12 +139,13 @@ def parse_junit(path: Path) -> JUnitSummary:
     return JUnitSummary(len(seen), failed, first_failure)
 
 
-def classify(run: Run, returncode: int, summary: JUnitSummary | None, failing: Sequence[str] = ()) -> str:
-    """The run's status from pytest's exit code (0 passed, 1 failed, else trouble), its JUnit report and its failing promises.
+def classify(run: Run, returncode: int, summary: JUnitSummary | None) -> str:
+    """The run's status from pytest's exit code (0 passed, 1 failed, else trouble) and its JUnit report.
 
-    A deviation of a promise no test exists for fails no test but is a finding that fails the run: that is caught too.
+    Only a failing JUnit case is a catch: a run failed by a finding that no test of its promise saw reports a case of its own
+    (`conformance::promise[...]`), so exit 1 with no failing case is an error, whatever the conformance report says.
     """
-    caught = bool(summary and summary.failed) or bool(failing)
+    caught = bool(summary and summary.failed)
     if summary is None or returncode not in (0, 1) or (returncode == 1) != caught:
         return "error"
     if run.mutant == FAITHFUL:
@@ -267,7 +269,7 @@ def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0,
         seconds = time.monotonic() - started
         summary = parse_junit(junit) if junit.exists() else None
         failing = failing_promises(workdir / "report.json")
-        status = attributed(run, classify(run, completed.returncode, summary, failing), failing, full=not maxfail)
+        status = attributed(run, classify(run, completed.returncode, summary), failing, full=not maxfail)
         detail = "" if status in ("clean", "caught", "missed") else _tail(completed.stdout + completed.stderr)
         if status == "misattributed":
             detail = f"fails {', '.join(failing)}; its deviation breaks {', '.join(run.breaks)}"

@@ -16,7 +16,7 @@ from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 
 from conformance.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.checks import ConformanceFailure
+from conformance.checks import ConformanceFailure, forget_schemathesis_objects
 from conformance.config import SuiteConfig
 from conformance.findings import FindingLog, Scope, Signature, TestScope, message_shape
 from conformance.plugin import CONFIG_KEY, FINDINGS_KEY, SESSION_KEY
@@ -57,6 +57,12 @@ def node_name(nodeid: str) -> str:
 def properties(report: pytest.TestReport, name: str) -> tuple[str, ...]:
     """The values of one user property on a report, in order."""
     return tuple(str(value) for key, value in report.user_properties if key == name)
+
+
+def record(item: pytest.Item, report: pytest.TestReport, *found: tuple[str, str]) -> None:
+    """Add properties to this report and to the test's: JUnit writes a test case's properties from its last (teardown) report."""
+    report.user_properties.extend(found)
+    item.user_properties.extend(found)
 
 
 def failure_line(report: pytest.TestReport) -> str:
@@ -246,10 +252,10 @@ class ConformanceReporter:
         report = yield
         scope = item.stash.get(SCOPE_KEY, None)
         if report.when == "call" and scope is not None:
-            report.user_properties.extend((REACHED_PROPERTY, promise) for promise in sorted(scope.reached))
+            record(item, report, *((REACHED_PROPERTY, promise) for promise in sorted(scope.reached)))
         if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, OptedOut):
             # As data, not in the skip's words: it travels with the report (to the xdist controller too).
-            report.user_properties.append((OPTED_OUT_PROPERTY, call.excinfo.value.setting))
+            record(item, report, (OPTED_OUT_PROPERTY, call.excinfo.value.setting))
         if report.failed and call.excinfo is not None and report.when in ("call", "teardown"):
             self.charge(item, report, call.excinfo.value)
         scrub_report(report)
@@ -267,12 +273,12 @@ class ConformanceReporter:
         promise = named if named in promises or (report.when == "teardown" and named) else promises[0]
         finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
             self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
-        report.user_properties.append((CHARGED_PROPERTY, finding.signature.promise))
+        record(item, report, (CHARGED_PROPERTY, finding.signature.promise))
         entry = self.baseline.excuse(finding, self.today) if self.baseline else None
         if entry is not None and report.when == "call":
             report.outcome = "skipped"
             report.wasxfail = f"{DEVIATION}: {entry.reason} ({entry.label})"
-            report.user_properties.append((BASELINE_PROPERTY, entry.label))
+            record(item, report, (BASELINE_PROPERTY, entry.label))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
@@ -442,6 +448,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def start_reporter(config: pytest.Config) -> None:
     """After the plugin resolved its settings: load the baseline, start the reporter (only in runs of the suite)."""
     REDACT.add(env_secrets(os.environ))
+    forget_schemathesis_objects()
     suite = config.stash[CONFIG_KEY]
     for report_path in suite.report:
         if report_path.suffix not in REPORT_SUFFIXES:

@@ -27,6 +27,6 @@ def test_in_process_run_comes_out_as_it_should(run: runner.Run, pytester: pytest
     result = pytester.runpytest_inprocess(*runner.pytest_arguments(run, junit, None, max_examples=MATRIX_EXAMPLES))
     failing = runner.failing_promises(junit.with_name("report.json"))
     summary = runner.parse_junit(junit) if junit.exists() else None
-    status = runner.attributed(run, runner.classify(run, int(result.ret), summary, failing), failing, full=True)
+    status = runner.attributed(run, runner.classify(run, int(result.ret), summary), failing, full=True)
     assert status == run.expected, (f"{run.mutant}: {status}; failing promises {failing}, breaks {list(run.breaks)}, "
                                     f"failed tests {summary.failed[:3] if summary else None}\n" + "\n".join(result.outlines[-30:]))
