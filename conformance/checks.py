@@ -343,28 +343,37 @@ def shown(value: Any) -> str:
     return textwrap.shorten(json.dumps(value), 60)
 
 
-def response_schema(status: int) -> dict[str, Any] | None:
-    """The fragment's JSON schema for allocate_ip's response with this status (None when it documents none)."""
-    documented = resolved(fragment()["paths"][ALLOCATE_PATH]["post"]["responses"].get(str(status), {}))
+def response_schema(status: int, operation: tuple[str, str] = (ALLOCATE_PATH, "post")) -> dict[str, Any] | None:
+    """The fragment's JSON schema for an operation's (path, method) response with this status (None when it documents none)."""
+    path, method = operation
+    documented = resolved(fragment()["paths"][path][method]["responses"].get(str(status), {}))
     schema = documented.get("content", {}).get("application/json", {}).get("schema")
     return schema if isinstance(schema, dict) else None
 
 
 @cache
-def schema_validator(status: int) -> Any:
+def schema_validator(status: int, operation: tuple[str, str] = (ALLOCATE_PATH, "post")) -> Any:
     """A validator for one status's body schema, its $refs resolved in the fragment."""
-    return jsonschema_rs.validator_for({**(response_schema(status) or {}), "components": fragment()["components"]})
+    return jsonschema_rs.validator_for({**(response_schema(status, operation) or {}), "components": fragment()["components"]})
 
 
-def body_violations(response: httpx.Response) -> list[Violation]:
-    """Each place the body breaks its status's schema, as path and rule; empty when the body is not JSON or no schema applies."""
-    if response_schema(response.status_code) is None:
+def body_violations(response: httpx.Response, operation: tuple[str, str] = (ALLOCATE_PATH, "post")) -> list[Violation]:
+    """Each place the body breaks its status's schema (allocate_ip's, or another operation's of the fragment), as path and rule;
+    empty when the body is not JSON or no schema applies."""
+    if response_schema(response.status_code, operation) is None:
         return []
     try:
         body = response.json()
     except ValueError:
         return []
-    return [violation for error in schema_validator(response.status_code).iter_errors(body) for violation in violations_of(error)]
+    return [violation for error in schema_validator(response.status_code, operation).iter_errors(body) for violation in violations_of(error)]
+
+
+def told(failure: Any, violations: list[Violation]) -> str:
+    """A schemathesis failure in words: a schema violation by path and rule (never its schema dump), anything else its own message."""
+    if isinstance(failure, JsonSchemaError) and violations:
+        return "\n".join(violation.text for violation in violations)
+    return str(getattr(failure, "message", failure)).strip()
 
 
 def violations_of(error: Any) -> list[Violation]:

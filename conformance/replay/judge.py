@@ -14,7 +14,16 @@ import httpx
 import schemathesis
 from schemathesis.core.failures import FailureGroup
 
-from conformance.checks import RESPONSE_SHAPE, SCHEMATHESIS_CHECKS, SPEC_PATH, ConformanceFailure, as_schemathesis_response, conforms_to_fragment
+from conformance.checks import (
+    RESPONSE_SHAPE,
+    SCHEMATHESIS_CHECKS,
+    SPEC_PATH,
+    ConformanceFailure,
+    as_schemathesis_response,
+    body_violations,
+    conforms_to_fragment,
+    told,
+)
 from conformance.findings import Finding, FindingLog, Scope, TestScope, reach
 from conformance.replay.recordings import Recorded
 
@@ -86,8 +95,8 @@ def conforms_to_operation(response: httpx.Response, operation: Operation) -> Non
     except FailureGroup as group:
         failures = list(group.exceptions)
         title = getattr(failures[0], "title", "Response does not conform to the fragment")
-        found = "".join(f"\n  - {getattr(f, 'title', type(f).__name__)}\n" + textwrap.indent(str(getattr(f, "message", f)).strip(), "      ")
-                        for f in failures)
+        violations = body_violations(response, (operation.template, operation.method.lower()))
+        found = "".join(f"\n  - {getattr(f, 'title', type(f).__name__)}\n" + textwrap.indent(told(f, violations), "      ") for f in failures)
         documented = f"{SPEC_PATH.parent.name}/{SPEC_PATH.name}, {operation.method} {operation.template}, responses for {response.status_code}"
         raise ConformanceFailure(title, f"a response schemathesis' checks reject:{found}", documented, response, promise=RESPONSE_SHAPE,
                                  check=title) from None
