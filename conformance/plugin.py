@@ -35,9 +35,9 @@ from conformance.requestlog import RequestLog
 from conformance.target import BudgetExhausted, Target, TargetError, live_target, mock_target
 from conformance.targetfile import FixturesError, MissingFixture, TargetFixtures, UnusableFixture, load_target_fixtures
 
-# The end-of-run summary, baseline and redaction hooks, the host-independent collection and xdist support live in their
-# own modules; xdist is registered first so its trylast pytest_configure runs before the reporter's.
-pytest_plugins = ("conformance.xdist", "conformance.reporting", "conformance.collection")
+# The end-of-run summary, baseline and redaction hooks, the host-independent collection, xdist support and the live
+# status line live in their own modules; xdist is registered first so its trylast pytest_configure runs before the reporter's.
+pytest_plugins = ("conformance.xdist", "conformance.reporting", "conformance.collection", "conformance.progress")
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
