@@ -13,7 +13,7 @@ import pytest
 from conftest import child_env
 from test_packaging import readme_ci_job
 
-from conformance.cli import COMMANDS, main
+from conformance.cli import COMMANDS, STARTERS, main
 from conformance.config import OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +83,12 @@ def kept_in_repository() -> tuple[set[str], set[str]]:
     return required, optional
 
 
+def made_by_init(words: list[str]) -> str:
+    """The file `katapult-conformance init [DIR] [--mock]` writes into DIR."""
+    name, _, _, _ = STARTERS["mock" if "--mock" in words else "live"]
+    return name
+
+
 def check_options(words: list[str], capsys: pytest.CaptureFixture[str], pycache: Path) -> list[str]:
     """Problems with one command: an unknown subcommand or an option the command does not have."""
     if words[0] == "katapult-conformance":
@@ -112,6 +118,8 @@ def check_files(script: str, env: dict[str, str], available: set[str]) -> list[s
             guarded.add(words[2])
         elif words[0] == "cp" and len(words) >= 3:
             available.add(words[-1])
+        elif words[:2] == ["katapult-conformance", "init"]:
+            available.add(str(Path(next((word for word in words[2:] if not word.startswith("-")), ".")) / made_by_init(words)))
         elif words[0] == "export" and len(words) == 2 and "=" in words[1]:
             name, value = words[1].split("=", 1)
             if name in INPUT_ENVS and value not in guarded:
@@ -162,9 +170,36 @@ def test_ci_job_pins_a_version_that_exists() -> None:
     assert "## 0.1.0" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
 
 
+def test_first_block_works_as_pasted_on_a_fresh_clone() -> None:
+    """The README's first commands install this clone (no placeholder to fill in), then run the suite on the mock and the project's tests."""
+    first = shell_blocks(README.read_text(encoding="utf-8"))[0]
+    assert not re.search(r"YOUR-ORG|COMMIT_SHA|<[a-z-]+>|=\.\.\.", first), first
+    commands = lexed(first)
+    installs = [words for words in commands if words[:2] == ["pip", "install"]]
+    assert installs, "the first block installs nothing"
+    for words in installs:
+        targets = [word for word in words[2:] if not word.startswith("-")]
+        assert targets and all((ROOT / re.sub(r"\[.*\]$", "", target)).resolve() == ROOT for target in targets), f"not this clone: {words}"
+    order = [" ".join(words[:2]) for words in commands]
+    assert order.index("katapult-conformance run") > order.index("pip install") and ["pytest"] in commands, order
+    assert order.index("pytest") > order.index("pip install")
+
+
+def test_every_block_reads_only_files_it_has() -> None:
+    """A README block that passes --target-fixtures (or another input) makes the file first, e.g. with `katapult-conformance init`."""
+    text = README.read_text(encoding="utf-8")
+    reproduction = text.split("To reproduce a CI failure locally", 1)[1]
+    blocks = [block for block in shell_blocks(text) if block not in shell_blocks(reproduction)[:1]]
+    problems = [problem for block in blocks for problem in check_files(block, {}, set())]
+    assert not problems, problems
+
+
 def test_checks_catch_a_broken_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """The checks above would notice an option that does not exist and a file nobody made."""
     assert check_options(["katapult-conformance", "replay", "x.har", "--no-such-option"], capsys, tmp_path)
     assert check_options(["katapult-conformance", "frobnicate"], capsys, tmp_path)
     assert check_files("katapult-conformance run --baseline ci/baseline.yaml", {}, set())
     assert not check_files("if [ -f ci/baseline.yaml ]; then export KATAPULT_CONFORMANCE_BASELINE=ci/baseline.yaml; fi", {}, set())
+    assert not check_files("katapult-conformance init ci\nkatapult-conformance run --target-fixtures ci/staging.yaml", {}, set())
+    assert not check_files("katapult-conformance init --mock\nkatapult-conformance run --target-fixtures mock-target.yaml", {}, set())
+    assert check_files("katapult-conformance init --mock\nkatapult-conformance run --target-fixtures staging.yaml", {}, set())
