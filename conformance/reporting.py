@@ -122,6 +122,7 @@ def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
 
 
 RUN_NODE = "conformance"
+UNSPOKEN = "(no test failed on it: its findings were seen by tests of other promises, between tests or at the end of the run)"
 
 
 @dataclass(eq=False)
@@ -160,8 +161,7 @@ def unspoken_cases(summary: Summary, outcomes: list[TestOutcome]) -> list[pytest
     for verdict in summary.verdicts:
         if verdict.verdict == FAILS and verdict.promise.id not in spoken:
             findings = [line for finding in verdict.findings if finding.excused_by is None for line in finding_lines(finding)]
-            text = "\n".join([f"{verdict.promise.id}: {detail(verdict)}",
-                              "(no test of this run failed on it: its findings were seen by tests that exist for other promises)", *findings])
+            text = "\n".join([f"{verdict.promise.id}: {detail(verdict)}", UNSPOKEN, *findings])
             cases.append(case_report(f"promise[{verdict.promise.id}]", text, (verdict.promise.id,)))
     checks = dict.fromkeys(problem.check for problem in summary.problems)
     cases += [case_report(f"run[{check}]", "\n".join(p.text for p in summary.problems if p.check == check), ()) for check in checks]
