@@ -1,10 +1,9 @@
-"""Where a long live run is, on a terminal: tests done of total, requests sent of the budget, elapsed, waiting for the rate window.
-
-The status is written after pytest's own output on the current line while a test runs, redrawn at most once a second,
-and erased (backspaced over) before pytest writes again, so nothing of it stays on the screen or reaches a log.
-It is drawn only on a live run whose output is a terminal, not under -q, -s, live logging or xdist.
-"""
+"""Where a long live run is, on a terminal: tests done of total, requests sent of the budget, elapsed, waiting for the rate window."""
 from __future__ import annotations
+
+# The status goes after pytest's own output on the current line while a test runs, redrawn at most once a second, and
+# is erased (backspaced over) before pytest writes again, so nothing of it stays on the screen or reaches a log. Only a
+# live run whose output is a terminal shows it: not under -q, -s, live logging or xdist (the tests run in a worker).
 
 import os
 import sys

@@ -140,8 +140,7 @@ def test_a_pacing_wait_shows_while_it_lasts() -> None:
 
 def test_a_live_run_draws_on_the_terminal_only(pytester: pytest.Pytester, served_mock: ServedMock, monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
-    """In process, against the served mock, with the terminal a pipe: the status goes there (erased by the end), not into pytest's output;
-    with -q nothing is drawn."""
+    """In process against the served mock, the terminal a pipe: the status goes there (erased at the end), not into pytest's output; not with -q."""
     monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path))
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setattr(progress, "FIRST_DRAW_SECONDS", 0.0)
