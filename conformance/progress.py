@@ -1,10 +1,6 @@
 """Where a long live run is, on a terminal: tests done of total, requests sent of the budget, elapsed, waiting for the rate window."""
 from __future__ import annotations
 
-# The status goes after pytest's own output on the current line while a test runs, redrawn at most once a second, and
-# is erased (backspaced over) before pytest writes again, so nothing of it stays on the screen or reaches a log. Only a
-# live run whose output is a terminal shows it: not under -q, -s, live logging or xdist (the tests run in a worker).
-
 import os
 import sys
 import threading
@@ -18,6 +14,9 @@ import pytest
 
 from conformance.plugin import CONFIG_KEY, SESSION_KEY
 
+# The status goes after pytest's own output on the current line while a test runs, redrawn at most once a second, and
+# is erased (backspaced over) before pytest writes again, so nothing of it stays on the screen or reaches a log. Only a
+# live run whose output is a terminal shows it: not under -q, -s, live logging or xdist (the tests run in a worker).
 REDRAW_SECONDS = 1.0
 # A test that ends sooner shows nothing: most tests take well under this, and pytest's dot says enough for them.
 FIRST_DRAW_SECONDS = 2.0
