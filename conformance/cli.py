@@ -17,7 +17,8 @@ Main = Callable[[Sequence[str] | None], int]
 RUN_USAGE = """usage: katapult-conformance run [PYTEST OPTIONS...]
 
 Run the conformance suite: `pytest --pyargs conformance` with the options given (every pytest option works too).
-Without --target-url it runs against the embedded reference mock. Exit 0 every promise conforms, 1 one fails, 4 unusable settings.
+Without --target-url it runs against the embedded reference mock; `katapult-conformance init` writes target fixtures to start from.
+Exit 0 every promise conforms, 1 one fails, 2 interrupted, 4 unusable settings, 6 the setup is wrong (the preflight names it).
 
 suite options (each also read from its environment variable):
 """
