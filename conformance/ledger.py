@@ -144,10 +144,7 @@ class AllocationLedger:
             self.find_home(ip, started, budgeted=budgeted)
 
     def find_home(self, ip: IPRef, started: str, *, budgeted: bool) -> None:
-        """No interface of `started` is known: give the IP to each unplaced interface in turn; its 200 names the virtual machine.
-
-        The IP stays where the 200 names `started`; anywhere else it is taken back at once.
-        """
+        """No interface of `started` is known: give the IP to each unplaced interface in turn, kept where the 200 names `started`."""
         for interface in list(self.unplaced):
             response = api.allocate(self.target, self.credential, interface, {"id": ip.id}, budgeted=budgeted)
             named = api.machine_named_by(response)

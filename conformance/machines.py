@@ -53,10 +53,7 @@ class InterfaceMachines:
             self.known.setdefault(interface_id, machine)
 
     def of(self, interface_id: str, *, budgeted: bool = True) -> str | None:
-        """The interface's virtual machine; None while the token may not read interfaces and no 200 has named it yet.
-
-        A read that fails for another reason than scope raises TargetError saying what to check, as before.
-        """
+        """The interface's virtual machine; None while the token may not read interfaces and no 200 named it (other failures raise)."""
         with self.lock:
             if interface_id in self.known:
                 return self.known[interface_id]

@@ -360,10 +360,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
 
 
 def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:
-    """Every fixture IP's holder before the first test (read by the preflight on a live target), and where each can go back to.
-
-    Where the token may not read interfaces, their virtual machines (and so the ways home) are learnt from allocate_ip's 200s.
-    """
+    """Every fixture IP's holder before the first test (read by the preflight on a live target), and where each can go back to."""
+    # Where the token may not read interfaces, their virtual machines (and so the ways home) are learnt from allocate_ip's 200s.
     ledger, fixtures, interfaces = session.ledger, session.fixtures, session.interfaces
     fixture_interfaces = [interface for interface in (fixtures.network_interface_id, fixtures.other_network_interface_id) if interface]
     interfaces.on_learn.append(lambda interface, machine: ledger.add_home(interface, machine) if interface in fixture_interfaces else None)

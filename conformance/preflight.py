@@ -279,10 +279,8 @@ class Checker:
                              f" list an IP of another network ({self.where})")
 
     def unread_interfaces_exist(self) -> None:
-        """An interface the token may not read exists if allocate_ip looks it up: an unknown IP with it allocates nothing.
-
-        Sent after the starting state is read, so a server that moves IPs on this probe is found by the cleanup, not blamed on the setup.
-        """
+        """An interface the token may not read exists if allocate_ip looks it up: an unknown IP with it allocates nothing."""
+        # Sent after the starting state is read: a server that moves IPs on this probe is found by the cleanup, not blamed on the setup.
         for key, interface_id in self.unread:
             body = {"virtual_machine_network_interface": {"id": interface_id}, "ip_address": {"id": PROBE_IP_ID}}
             response = self.send("POST", ALLOCATE_PATH, self.valid, json=body)
@@ -318,11 +316,9 @@ class Checker:
                 self.note(f"credentials.{key} got {said(response)}, not {expected}; the scenarios will judge it")
 
     def scope_granted(self, credential: Credential, allocated: httpx.Response) -> None:
-        """allocate_ip served credentials.without_scope: ask unallocate (same scope) with an empty lookup, which frees nothing.
-
-        Refused there for scope, the token lacks it and allocate_ip ignores scopes (the scenarios judge it); served there too,
-        the token holds ip_addresses, a setup mistake (or a server that ignores scopes everywhere, which no request can tell apart).
-        """
+        """allocate_ip served credentials.without_scope: ask unallocate (same scope) with an empty lookup, which frees nothing."""
+        # Refused there for scope, the token lacks it and allocate_ip ignores scopes (the scenarios judge it); served there too,
+        # the token holds ip_addresses, a setup mistake (or a server ignoring scopes everywhere, which no request tells apart).
         response = self.send("POST", UNALLOCATE_PATH, credential, json={"ip_address": {}})
         if served_past_scope(response):
             self.problem(f"credentials.without_scope is served past the scope check (allocate_ip answered {said(allocated)} and unallocate"

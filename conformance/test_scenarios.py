@@ -58,11 +58,9 @@ def assert_unchanged(ledger: AllocationLedger, before: dict[IPRef, str | None], 
 
 def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, ledger: AllocationLedger, machine: str | None,
                      held_before: set[tuple[str, str]] | None) -> None:
-    """A 200 returns the interface asked for, listing the IP beside those it held before; the IP is now held by its virtual machine.
-
-    `machine` None: the token may not read interfaces and no answer named this one's virtual machine yet, so this 200 is the
-    first to name it (and the IP read must agree with it). `held_before` None: the interface's IPs could not be read first.
-    """
+    """A 200 returns the interface asked for, listing the IP beside those it held before; the IP is now held by its virtual machine."""
+    # `machine` None: the token may not read interfaces and no answer named this one's virtual machine yet, so this 200 is the
+    # first to name it (and the IP read must agree with it). `held_before` None: the interface's IPs could not be read first.
     body_unusable(response, conforms_to_fragment(response, status_expected=True))
     if response.status_code != 200:
         raise ConformanceFailure("Expected 200", f"{response.status_code} {error_code(response)}", "200 with the interface", response,

@@ -292,10 +292,8 @@ class ReferenceMock:
             raise ApiError(403, "scope_not_granted", {"scopes": list(scopes)})
 
     def gate(self, request: MockRequest, headers: dict[str, str], scopes: tuple[str, ...] | None = None) -> Token:
-        """Everything before the arguments: authentication, rate limit, maintenance, scope (allocate_ip's unless `scopes` are given).
-
-        The support operations check their own scopes apart from check_scope, so a mutant of allocate_ip's scope check leaves them be.
-        """
+        """Everything before the arguments: authentication, rate limit, maintenance, scope (allocate_ip's unless `scopes` are given)."""
+        # The support operations check their scopes apart from check_scope: a mutant of allocate_ip's scope check leaves them be.
         token = self.authenticate(request)
         self.count_request(token, headers)
         self.check_maintenance()
