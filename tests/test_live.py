@@ -66,17 +66,17 @@ def test_served_mock_prints_its_base_url_first(served_mock: ServedMock) -> None:
 
 
 def test_busy_port_is_a_clear_error() -> None:
-    """`--port` on a port already listened on exits 2 with one line naming the port, no URL and no traceback."""
+    """`--port` on a port already listened on is a bad option value: exit 4 with one line naming the port, no URL and no traceback."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         result = subprocess.run([sys.executable, "-m", "conformance.mock", "--port", str(port)], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
+    assert lines[0].startswith("katapult-conformance mock: error: ")
     assert str(port) in lines[0] and "already in use" in lines[0] and "--port" in lines[0]
 
 
