@@ -4,16 +4,18 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conformance import api
-from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, error_code, expect_error
-from conformance.concurrency import Call, send_together
-from conformance.findings import require
-from conformance.identities import identity_headers
-from conformance.ledger import AllocationLedger
-from conformance.plugin import ConformanceSession
-from conformance.scenarios import RunValues
-from conformance.target import ALLOCATE_PATH, Target
-from conformance.targetfile import TargetFixtures
+from conformance.cases.concurrency import Call, send_together
+from conformance.cases.identities import identity_headers
+from conformance.cases.scenarios import RunValues
+from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error
+from conformance.contract.findings import require
+from conformance.gate.ledger import AllocationLedger
+from conformance.gate.session import ConformanceSession
+from conformance.setup.fixtures import TargetFixtures
+from conformance.wire import api
+from conformance.wire.exchange import error_code
+from conformance.wire.paths import ALLOCATE_PATH
+from conformance.wire.transport import Target
 
 
 def answer(response: httpx.Response) -> str:

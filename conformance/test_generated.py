@@ -11,10 +11,7 @@ from hypothesis import given, note, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from conformance import api
-from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, expect_issue, side_effect
-from conformance.findings import charge_elsewhere, require
-from conformance.generation import (
+from conformance.cases.generation import (
     GeneratedRequest,
     KnownValues,
     ambiguous_lookups,
@@ -22,11 +19,17 @@ from conformance.generation import (
     lookups_without_value,
     requests,
 )
-from conformance.identities import FIXTURE_IDENTITIES, available_identities, identity_headers
-from conformance.ledger import AllocationLedger
-from conformance.plugin import SEED_KEY, ConformanceSession, reproduce_command
-from conformance.target import ALLOCATE_PATH, Target
-from conformance.targetfile import IPRef, MissingFixture, TargetFixtures
+from conformance.cases.identities import FIXTURE_IDENTITIES, available_identities, identity_headers
+from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, expect_issue, side_effect
+from conformance.contract.findings import charge_elsewhere, require
+from conformance.gate.keys import SEED_KEY
+from conformance.gate.ledger import AllocationLedger
+from conformance.gate.plugin import reproduce_command
+from conformance.gate.session import ConformanceSession
+from conformance.setup.fixtures import IPRef, MissingFixture, TargetFixtures
+from conformance.wire import api
+from conformance.wire.paths import ALLOCATE_PATH
+from conformance.wire.transport import Target
 
 # The promises every response's checks speak for: the generated tests that judge any response exist for all of them.
 WIRE_PROMISES = ("response shape", "200 shape", "no server errors", "malformed bytes never crash the server", "X-Request-Id on every response",
@@ -184,7 +187,7 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
     """Cases from schemathesis' own generation (positive and negative), half of them with the valid token, conform."""
     from schemathesis import GenerationMode
 
-    from conformance.checks import allocate_operation
+    from conformance.contract.checks import allocate_operation
 
     operation = allocate_operation()
     cases = st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),

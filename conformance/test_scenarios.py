@@ -7,16 +7,18 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance import api
-from conformance.checks import ConformanceFailure, body_unusable, conforms_to_fragment, error_code, error_detail, expect_error, side_effect
-from conformance.findings import NotReached, charge_elsewhere, reach, require
-from conformance.ledger import AllocationLedger
-from conformance.plugin import ConformanceSession
-from conformance.promises import OptedOut
-from conformance.ratelimit import Burst, burst, remaining_of
-from conformance.scenarios import ROWS, Row, RunValues, ip_for, judge, request_for
-from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, Target
-from conformance.targetfile import Credential, IPRef, TargetFixtures
+from conformance.cases.scenarios import ROWS, Row, RunValues, ip_for, judge, request_for
+from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, side_effect
+from conformance.contract.findings import NotReached, charge_elsewhere, reach, require
+from conformance.contract.promises import OptedOut
+from conformance.gate.ledger import AllocationLedger
+from conformance.gate.session import ConformanceSession
+from conformance.setup.fixtures import Credential, IPRef, TargetFixtures
+from conformance.wire import api
+from conformance.wire.exchange import error_code, error_detail
+from conformance.wire.pacing import Burst, burst, remaining_of
+from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH
+from conformance.wire.transport import Target
 
 # Past what the window has left, a few more to be sure; bounded so a server that never limits still ends the test.
 BURST_MARGIN = 20

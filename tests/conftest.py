@@ -14,11 +14,12 @@ from typing import IO
 import httpx
 import pytest
 
+from conformance.gate.xdist import grouped_scheduler
 from conformance.mock.app import ReferenceMock, VirtualClock
-from conformance.resources import data_path
-from conformance.target import Target, mock_target
-from conformance.targetfile import TargetFixtures, load_target_fixtures
-from conformance.xdist import grouped_scheduler
+from conformance.mock.inprocess import mock_target
+from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
+from conformance.setup.paths import data_path
+from conformance.wire.transport import Target
 
 MOCK_TARGET_YAML = data_path("fixtures", "mock-target.yaml")
 SUBPROCESS_TIMEOUT = 300.0

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import RunPytest
 
-from conformance.baseline import BaselineError, Entry, load_baseline, review
-from conformance.findings import Finding, Signature
+from conformance.contract.findings import Finding, Signature
+from conformance.gate.baseline import BaselineError, Entry, load_baseline, review
 
 TODAY = datetime.date(2026, 12, 2)
 ENTRY = {"promise": "400 missing_api_token", "check": "status and code", "status": 401, "code": "missing_api_token",
@@ -156,7 +156,7 @@ def test_review_marks_excused_findings_and_lists_unmatched_and_expired(tmp_path:
 
 def test_written_entries_round_trip(tmp_path: Path) -> None:
     """An entry written for a finding loads back and excuses that finding."""
-    from conformance.baseline import write_baseline
+    from conformance.gate.baseline import write_baseline
 
     path = tmp_path / "written.yaml"
     write_baseline(path, [Entry.for_finding(finding(), TODAY)])

@@ -7,12 +7,13 @@ import time
 import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
 
-from conformance import api
 from conformance.mock.app import VirtualClock
+from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
-from conformance.target import BudgetExhausted, mock_target
-from conformance.targetfile import load_target_fixtures
+from conformance.setup.fixtures import load_target_fixtures
+from conformance.wire import api
+from conformance.wire.transport import BudgetExhausted
 
 FIXTURES = load_target_fixtures(MOCK_TARGET_YAML, environ={})
 

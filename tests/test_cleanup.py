@@ -9,15 +9,16 @@ import httpx
 import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
 
-from conformance import api
-from conformance.ledger import AllocationLedger
+from conformance.gate.ledger import AllocationLedger
+from conformance.gate.preflight import preflight
 from conformance.mock.app import VirtualClock
+from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
-from conformance.preflight import preflight
-from conformance.requestlog import RequestLog
-from conformance.target import Target, mock_target
-from conformance.targetfile import TargetFixtures, load_target_fixtures
+from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
+from conformance.wire import api
+from conformance.wire.request_log import RequestLog
+from conformance.wire.transport import Target
 
 FIXTURES = load_target_fixtures(MOCK_TARGET_YAML, environ={})
 ALPHA_VM, BRAVO_VM = "vm_mockAlpha00000001", "vm_mockBravo00000001"

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conformance.config import OPTIONS, ConfigError, Option, build_config, resolve
-from conformance.resources import data_path
-from conformance.targetfile import Credential, FixturesError, MissingFixture, load_target_fixtures
+from conformance.setup.fixtures import Credential, FixturesError, MissingFixture, load_target_fixtures
+from conformance.setup.paths import data_path
+from conformance.setup.settings import OPTIONS, ConfigError, Option, build_config, resolve
 
 if TYPE_CHECKING:
     from conftest import Completed, PytestRunner

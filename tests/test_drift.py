@@ -1,4 +1,4 @@
-"""Tests for conformance.drift: known differences pass, published contract changes fail, bad input exits 2."""
+"""Tests for conformance.tools.drift: known differences pass, published contract changes fail, bad input exits 2."""
 from __future__ import annotations
 
 import copy
@@ -12,8 +12,8 @@ import httpx
 import pytest
 import yaml
 
-from conformance import drift
-from conformance.resources import data_path
+from conformance.setup.paths import data_path
+from conformance.tools import drift
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATION = "/virtual_machine_network_interfaces/virtual_machine_network_interface/allocate_ip"
@@ -24,7 +24,7 @@ Doc = dict[str, object]
 def run_drift(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the drift command from a directory that is not the checkout."""
     return subprocess.run(
-        [sys.executable, "-m", "conformance.drift", *args],
+        [sys.executable, "-m", "conformance.tools.drift", *args],
         check=False,
         capture_output=True,
         text=True,

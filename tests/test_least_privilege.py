@@ -9,17 +9,18 @@ import pytest
 import yaml
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, first_line, start_mock_server, stop
 
-from conformance import api
-from conformance.checks import error_code, error_detail
-from conformance.ledger import AllocationLedger
-from conformance.machines import ANSWERS_SOURCE, READ_SOURCE
+from conformance.gate.ledger import AllocationLedger
+from conformance.gate.machines import ANSWERS_SOURCE, READ_SOURCE
+from conformance.gate.preflight import SETUP_ERROR_EXIT, Preflight, preflight
+from conformance.gate.session import ConformanceSession, record_starting_state
 from conformance.mock.app import ReferenceMock, VirtualClock
+from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, Token, load_world
-from conformance.plugin import ConformanceSession, record_starting_state
-from conformance.preflight import SETUP_ERROR_EXIT, Preflight, preflight
-from conformance.target import Target, live_target, mock_target
-from conformance.targetfile import Credential, IPRef, TargetFixtures, load_target_fixtures
+from conformance.setup.fixtures import Credential, IPRef, TargetFixtures, load_target_fixtures
+from conformance.wire import api
+from conformance.wire.exchange import error_code, error_detail
+from conformance.wire.transport import Target, live_target
 
 pytest_plugins = ["pytester"]
 

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conformance import api
-from conformance.checks import conforms_to_fragment, error_code, error_detail
-from conformance.target import ALLOCATE_PATH, Target, live_target
-from conformance.targetfile import IPRef, TargetFixtures
+from conformance.contract.checks import conforms_to_fragment
+from conformance.setup.fixtures import IPRef, TargetFixtures
+from conformance.wire import api
+from conformance.wire.exchange import error_code, error_detail
+from conformance.wire.paths import ALLOCATE_PATH
+from conformance.wire.transport import Target, live_target
 
 if TYPE_CHECKING:
     from conftest import RunPytest, ServedMock

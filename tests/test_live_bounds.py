@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
 
-from conformance import mutants as runner
 from conformance.mock.mutants import MUTANTS
+from conformance.tools import mutation as runner
 
 MISBEHAVING_HEADERS_BOUND = 180.0
 TOKEN_200_BOUND = 240.0

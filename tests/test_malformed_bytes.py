@@ -4,13 +4,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conformance.checks import ConformanceFailure, error_code
+from conformance.cases.scenarios import ROWS, Row, RunValues, judge, request_for
+from conformance.contract.checks import ConformanceFailure
 from conformance.mock.app import ApiError, MockRequest, ReferenceMock, VirtualClock
+from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
-from conformance.scenarios import ROWS, Row, RunValues, judge, request_for
-from conformance.target import Target, mock_target
-from conformance.targetfile import TargetFixtures
+from conformance.setup.fixtures import TargetFixtures
+from conformance.wire.exchange import error_code
+from conformance.wire.transport import Target
 
 pytest_plugins = ["pytester"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import mutants as runner
 from conformance.mock.mutants import MUTANTS
+from conformance.tools import mutation as runner
 
 pytest_plugins = ["pytester"]
 

@@ -12,10 +12,12 @@ import httpx
 import pytest
 import schemathesis
 
-from conformance.checks import SPEC_PATH, conforms_to_fragment, error_code, error_detail
+from conformance.contract.checks import SPEC_PATH, conforms_to_fragment
 from conformance.mock.app import ReferenceMock, VirtualClock
-from conformance.target import ALLOCATE_PATH, READ_IP_PATH, UNALLOCATE_PATH, Target
-from conformance.targetfile import Credential, TargetFixtures
+from conformance.setup.fixtures import Credential, TargetFixtures
+from conformance.wire.exchange import error_code, error_detail
+from conformance.wire.paths import ALLOCATE_PATH, READ_IP_PATH, UNALLOCATE_PATH
+from conformance.wire.transport import Target
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 NOT_JSON = b'{"virtual_machine_network_interface": {"id": '
@@ -78,7 +80,7 @@ def credential(fixtures: TargetFixtures, key: str | None) -> Credential | None:
 
 
 def allocate(api: Target, fixtures: TargetFixtures, ask: Ask) -> httpx.Response:
-    """Send the request; the answer must conform to the fragment (conformance.checks.conforms_to_fragment)."""
+    """Send the request; the answer must conform to the fragment (conformance.contract.checks.conforms_to_fragment)."""
     cred = credential(fixtures, ask.credential)
     if ask.raw is not None:
         headers = {"Content-Type": "application/json", **ask.headers}

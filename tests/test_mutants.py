@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import mutants as runner
+from conformance.contract.promises import BY_ID
 from conformance.mock.app import ReferenceMock
 from conformance.mock.mutants import MUTANTS, mock_class, mutant
-from conformance.promises import BY_ID
+from conformance.tools import mutation as runner
 
 MIN_MUTANTS = 32
 MATRIX_TIMEOUT = 3600.0
@@ -231,10 +231,10 @@ def test_live_matrix_run_comes_out_as_it_should(run: runner.Run, pycache_dir: Pa
 
 @pytest.mark.slow
 def test_matrix_command_line_scores_and_writes_json(tmp_path: Path) -> None:
-    """`python -m conformance.mutants` runs the plan, prints the score and writes the JSON (a mutant and its control, in-process)."""
+    """`python -m conformance.tools.mutation` runs the plan, prints the score and writes the JSON (a mutant and its control, in-process)."""
     report = tmp_path / "score.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "conformance.mutants", "--only", "missing-token-401", "--live-sample", "0", "--jobs", "2", "--maxfail", "1",
+        [sys.executable, "-m", "conformance.tools.mutation", "--only", "missing-token-401", "--live-sample", "0", "--jobs", "2", "--maxfail", "1",
          "--json", str(report)],
         capture_output=True, text=True, timeout=MATRIX_TIMEOUT, check=False, cwd=tmp_path, env=runner.child_environment(tmp_path / "pycache"),
     )

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import MOCK_TARGET_YAML, RunPytest
 
-from conformance import mutants as runner
+from conformance.tools import mutation as runner
 
 pytest_plugins = ["pytester"]
 
@@ -162,7 +162,7 @@ def test_the_runner_counts_a_catch_only_from_junit() -> None:
     assert runner.classify(runner.Run("request-id-empty"), 1, spoken) == "caught"
 
 
-# Mutants whose deviation no test for its promise saw (measured with `python -m conformance.mutants --live-sample 0 --max-examples 10`):
+# Mutants whose deviation no test for its promise saw (measured with `python -m conformance.tools.mutation --live-sample 0 --max-examples 10`):
 # the long id's 500 is seen by a 404 scenario, and the 429's mistyped detail was charged to the response shape before it was its own.
 SEEN_ELSEWHERE = ("500-on-long-id", "429-total-permitted-string", "rate-limit-remaining-counts-up")
 MATRIX_EXAMPLES = "10"  # as tests/test_mutants.py runs the matrix

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conformance.target import RATE_LIMIT_RESERVE, BudgetExhausted, Pacer, Target
+from conformance.wire.transport import RATE_LIMIT_RESERVE, BudgetExhausted, Pacer, Target
 
 if TYPE_CHECKING:
     from conftest import RunPytest, ServedMock

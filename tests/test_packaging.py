@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_plugin_is_registered_by_entry_point() -> None:
-    """`pip install` alone makes pytest load conformance.plugin (so `pytest --pyargs conformance` works anywhere)."""
+    """`pip install` alone makes pytest load conformance.gate.plugin (so `pytest --pyargs conformance` works anywhere)."""
     plugins = {entry.name: entry.value for entry in entry_points(group="pytest11")}
-    assert plugins.get("katapult_conformance") == "conformance.plugin"
+    assert plugins.get("katapult_conformance") == "conformance.gate.plugin"
 
 
 def test_tox_environments() -> None:

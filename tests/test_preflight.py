@@ -12,13 +12,13 @@ import pytest
 import yaml
 from conftest import MOCK_TARGET_YAML, RunPytest, first_line, start_mock_server, stop
 
-from conformance import doctor
+from conformance.gate.preflight import SETUP_ERROR_EXIT, preflight
 from conformance.mock.app import VirtualClock
+from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
-from conformance.preflight import SETUP_ERROR_EXIT, preflight
-from conformance.target import mock_target
-from conformance.targetfile import load_target_fixtures
+from conformance.setup.fixtures import load_target_fixtures
+from conformance.tools import doctor
 
 SETUP_SECONDS = 10.0
 Edit = Callable[[dict[str, Any]], None]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import MOCK_TARGET_YAML, ServedMock
 
-from conformance import progress
-from conformance.progress import StatusLine, fitted, status_text, wanted
-from conformance.runlock import LOCK_DIR_ENV
+from conformance.gate import progress
+from conformance.gate.progress import StatusLine, fitted, status_text, wanted
+from conformance.gate.runlock import LOCK_DIR_ENV
 
 pytest_plugins = ("pytester",)
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import child_env
 from test_packaging import readme_ci_job
 
-from conformance.cli import COMMANDS, STARTERS, main
-from conformance.config import OPTIONS
+from conformance.setup.settings import OPTIONS
+from conformance.tools.cli import COMMANDS, STARTERS, main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -9,7 +9,7 @@ import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest
 
 from conformance.mock.world import DEFAULT_WORLD
-from conformance.redact import PLACEHOLDER, RedactingFormatter, RedactingStream, Redactor, env_secrets
+from conformance.setup.redaction import PLACEHOLDER, RedactingFormatter, RedactingStream, Redactor, env_secrets
 
 # The mock's own tokens, and the distinctive secrets that replace them for the run.
 VALID = "kmock-valid-7d1e0c5a9b"

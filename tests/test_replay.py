@@ -11,10 +11,10 @@ import pytest
 import yaml
 from conftest import ServedMock
 
-from conformance.replay.judge import operation_for
-from conformance.replay.main import main
-from conformance.replay.recordings import Recorded, RecordingError, load_recordings
-from conformance.resources import data_path
+from conformance.setup.paths import data_path
+from conformance.tools.replay.judge import operation_for
+from conformance.tools.replay.main import main
+from conformance.tools.replay.recordings import Recorded, RecordingError, load_recordings
 
 RECORDED = data_path("fixtures", "recorded")
 RECORDINGS = sorted(path for path in RECORDED.rglob("*") if path.suffix in (".json", ".yaml"))

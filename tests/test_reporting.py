@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
 
-from conformance.findings import Finding, Signature
-from conformance.promises import (
+from conformance.contract.findings import Finding, Signature
+from conformance.contract.promises import (
     BY_ID,
     CONFORMS,
     FAILED,
@@ -25,8 +25,8 @@ from conformance.promises import (
     TestOutcome,
     judge,
 )
-from conformance.summary import Summary, write_report
-from conformance.target import BudgetExhausted
+from conformance.gate.summary import Summary, write_report
+from conformance.wire.transport import BudgetExhausted
 
 SCOPE_OR_CAPABILITIES = "test_scenario and (scope-not-granted or invalid-capabilities or missing-token)"
 

@@ -14,9 +14,9 @@ import pytest
 from conftest import ServedMock, child_env
 from test_safety import ALLOCATION_WAIT, SLOW_ALLOCATION_PLUGIN, holder
 
-from conformance import cli
-from conformance.resources import data_path
-from conformance.targetfile import TargetFixtures, load_target_fixtures
+from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
+from conformance.setup.paths import data_path
+from conformance.tools import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -39,7 +39,7 @@ def test_run_becomes_pytest_on_this_interpreter(monkeypatch: pytest.MonkeyPatch)
         cli.main(["run", "-k", "test_scenario", "--target-url", "http://127.0.0.1:9/core/v1"])
     script = str(BIN / "pytest")
     assert called == [(script, [script, "--pyargs", "conformance", "-k", "test_scenario", "--target-url", "http://127.0.0.1:9/core/v1"])]
-    # `python -m conformance.cli run` has no script of its own to stand beside: pytest as a module, the working directory off sys.path.
+    # `python -m conformance.tools.cli run` has no script of its own to stand beside: pytest as a module, the working directory off sys.path.
     assert cli.pytest_command(["-q"], launched_as=cli.__file__) == [sys.executable, "-P", "-m", "pytest", "--pyargs", "conformance", "-q"]
 
 

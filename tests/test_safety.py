@@ -11,8 +11,8 @@ import httpx
 import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
 
-from conformance.config import ConfigError, build_config
-from conformance.targetfile import IPRef, TargetFixtures
+from conformance.setup.fixtures import IPRef, TargetFixtures
+from conformance.setup.settings import ConfigError, build_config
 
 PRODUCTION = "https://api.katapult.io/core/v1"
 ALLOCATION_WAIT = 120.0
@@ -22,7 +22,7 @@ import os
 import pathlib
 import time
 
-from conformance import api
+from conformance.wire import api
 
 allocate = api.allocate
 

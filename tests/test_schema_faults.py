@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance import checks
-from conformance.findings import FindingLog, Scope, TestScope
+from conformance.contract import checks
+from conformance.contract.findings import FindingLog, Scope, TestScope
 
 SCOPE_ERROR = {"error": {"code": "scope_not_granted", "description": "The scope is not granted.", "detail": {"scopes": ["ip_addresses"]}}}
 HEADERS = {"X-Request-Id": "4f8e7a52-1c4b-4d7e-9a51-2b9c1d0e6f3a", "X-RateLimit-Permitted": "1000", "X-RateLimit-Remaining": "998",

@@ -17,9 +17,9 @@ import yaml
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.readers import read_from_filename
 
-from conformance.checks import conforms_to_fragment
-from conformance.resources import data_path
-from conformance.target import ALLOCATE_PATH
+from conformance.contract.checks import conforms_to_fragment
+from conformance.setup.paths import data_path
+from conformance.wire.paths import ALLOCATE_PATH
 
 SPEC_FILES = sorted(path for path in data_path("spec").iterdir() if path.suffix in (".yaml", ".yml", ".json"))
 FRAGMENT = data_path("spec", "allocate_ip.yaml")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.resources import data_path
-from conformance.xdist import SUITE_NODE
+from conformance.gate.xdist import SUITE_NODE
+from conformance.setup.paths import data_path
 
 pytest_plugins = ("pytester",)
 

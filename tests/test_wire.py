@@ -9,12 +9,15 @@ import httpx
 import pytest
 from test_pacing import FakeClock
 
-from conformance import api
-from conformance.checks import ConformanceFailure, conforms_to_fragment, error_code, error_detail
+from conformance.contract.checks import ConformanceFailure, conforms_to_fragment
 from conformance.mock.app import ReferenceMock, VirtualClock
-from conformance.ratelimit import RateLimitMonitor, burst, window_turned_over
-from conformance.target import ALLOCATE_PATH, READ_INTERFACE_PATH, RateLimitStalled, Target, mock_target
-from conformance.targetfile import TargetFixtures
+from conformance.mock.inprocess import mock_target
+from conformance.setup.fixtures import TargetFixtures
+from conformance.wire import api
+from conformance.wire.exchange import error_code, error_detail
+from conformance.wire.pacing import RateLimitMonitor, burst, window_turned_over
+from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH
+from conformance.wire.transport import RateLimitStalled, Target
 
 LITERAL_PATH = ALLOCATE_PATH
 UNDERSCORE_PATH = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", "/_/")
@@ -272,7 +275,7 @@ def limited(permitted: str, remaining: str) -> httpx.Response:
 @pytest.mark.parametrize(("permitted", "interval"), [("200", 0.375), ("1000", 0.125)])
 def test_pace_follows_the_first_permitted_seen(permitted: str, interval: float) -> None:
     """A 200/minute token is paced at 80% of 200/60 s, under --max-rate; later headers do not change it."""
-    from conformance.target import Pacer
+    from conformance.wire.transport import Pacer
 
     clock = FakeClock()
     pacer = Pacer(0.125, clock.sleep, clock)
@@ -283,7 +286,7 @@ def test_pace_follows_the_first_permitted_seen(permitted: str, interval: float) 
 
 def test_a_remaining_that_never_recovers_is_a_failure_after_one_window() -> None:
     """Low Remaining waits one window; still low after it, the pacer stops the run with a sentence instead of waiting again."""
-    from conformance.target import Pacer
+    from conformance.wire.transport import Pacer
 
     clock = FakeClock()
     pacer = Pacer(0.0, clock.sleep, clock)
@@ -308,7 +311,7 @@ def test_monitor_allows_concurrent_reordering_but_not_counting_up() -> None:
 
 def test_monitor_judges_a_rise_only_on_a_request_that_was_alone() -> None:
     """A response to a request sent beside others may be observed late; only a lone request's Remaining can prove a rise."""
-    from conformance.target import OVERLAPPED
+    from conformance.wire.transport import OVERLAPPED
 
     stale = limited("1000", "500")
     stale.extensions[OVERLAPPED] = True
@@ -322,10 +325,10 @@ def test_monitor_judges_a_rise_only_on_a_request_that_was_alone() -> None:
 
 def test_target_marks_requests_sent_beside_others(mock_target_fixtures: TargetFixtures) -> None:
     """A request alone is not marked overlapped; two sent together are (this mutant holds each allocation open a moment)."""
-    from conformance.concurrency import Call, send_together
+    from conformance.cases.concurrency import Call, send_together
     from conformance.mock.mutants import mock_class
     from conformance.mock.world import DEFAULT_WORLD, load_world
-    from conformance.target import OVERLAPPED
+    from conformance.wire.transport import OVERLAPPED
 
     clock = VirtualClock()
     target = mock_target(mock_class("check-then-act-allocator")(load_world(DEFAULT_WORLD), clock=clock), clock)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.runlock import LOCK_DIR_ENV, RunLock
-from conformance.targetfile import load_target_fixtures
+from conformance.gate.runlock import LOCK_DIR_ENV, RunLock
+from conformance.setup.fixtures import load_target_fixtures
 
 if TYPE_CHECKING:
     from conftest import Completed, RunPytest, ServedMock

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.mock.world import IPAddress, Token, World, load_world
+from conformance.wire.paths import BASE_PATH
 
-BASE_PATH = "/core/v1"
 SCOPE = "ip_addresses"
 # The support operations' scopes (published API schema): any one of a tuple will do, and a refusal names them all.
 READ_IP_SCOPES = ("ip_addresses", "ip_addresses:read")

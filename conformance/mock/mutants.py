@@ -1,7 +1,7 @@
 """Miniature broken implementations: each mutant breaks one behaviour of the reference mock.
 
 A mutant overrides as little of `ReferenceMock` as it can, so the deviation its description names is the only one.
-`python -m conformance.mutants` runs the suite against every mutant and reports which tests catch it.
+`python -m conformance.tools.mutation` runs the suite against every mutant and reports which tests catch it.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from typing import Any, ClassVar, TypeVar
 
 from conformance.mock.app import (
     ALLOCATE_ROUTE,
-    BASE_PATH,
     INTERFACE_LOOKUP_KEYS,
     IP_LOOKUP_KEYS,
     SCOPE,
@@ -28,6 +27,7 @@ from conformance.mock.app import (
     query_arguments,
 )
 from conformance.mock.world import IPAddress, Token
+from conformance.wire.paths import BASE_PATH
 
 MUTANTS: dict[str, type[ReferenceMock]] = {}
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

@@ -7,7 +7,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from conformance.mock.app import BASE_PATH, MockRequest, MockResponse, ReferenceMock
+from conformance.mock.app import MockRequest, MockResponse, ReferenceMock
+from conformance.wire.paths import BASE_PATH
 
 HANG_SECONDS = 3600.0
 

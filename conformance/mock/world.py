@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from conformance.resources import data_path
+from conformance.setup.paths import data_path
 
 DEFAULT_WORLD = data_path("fixtures", "mock-world.yaml")
 

@@ -1,0 +1,1 @@
+"""Scenario rows, generation strategies and the identities requests are made from."""

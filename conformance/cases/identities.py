@@ -1,0 +1,28 @@
+"""Who a request is sent as: a credential from the target fixtures, or a deliberately wrong one."""
+from __future__ import annotations
+
+from conformance.setup.fixtures import Credential, TargetFixtures
+
+FIXTURE_IDENTITIES = ("valid", "without_scope", "network_restricted", "invalid_capabilities")
+
+
+def random_token(run_id: str) -> str:
+    """A token that cannot exist on any target, made up per run."""
+    return f"kc-conformance-nonexistent-{run_id}"
+
+
+def identity_headers(identity: str, fixtures: TargetFixtures, run_id: str) -> dict[str, str]:
+    """The headers that present `identity`: none, valid, non_bearer, random, or a credential key (MissingFixture if absent)."""
+    if identity == "none":
+        return {}
+    if identity == "random":
+        return dict(Credential.bearer("random", random_token(run_id)).headers)
+    if identity == "non_bearer":
+        token = fixtures.credential("valid").headers.get("Authorization", "").partition(" ")[2]
+        return {"Authorization": f"Token {token}"}
+    return dict(fixtures.credential(identity).headers)
+
+
+def available_identities(fixtures: TargetFixtures) -> list[str]:
+    """Every identity these fixtures can present."""
+    return ["valid", "none", "random", "non_bearer"] + [key for key in FIXTURE_IDENTITIES[1:] if key in fixtures.credentials]

@@ -1,0 +1,1 @@
+"""The promises, the checks that speak for them, and the findings they record."""

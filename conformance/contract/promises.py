@@ -1,0 +1,179 @@
+"""The documented promises of allocate_ip, which tests speak for each, and each promise's verdict.
+
+A test names its promises with `@pytest.mark.promise("403 scope_not_granted", ...)` and fails only on those. Every
+check a response goes through records its deviations as findings under the promise it speaks for (see
+conformance.contract.findings); a promise's verdict comes from its findings and from whether its checks ran to the end.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pytest
+from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
+
+from conformance.contract.findings import NOT_REACHED_PREFIX, Finding
+from conformance.wire.transport import NOT_RUN_PREFIX
+
+MARKER = "promise"
+PASSED, FAILED, SKIPPED, DEVIATION = "passed", "failed", "skipped", "known deviation"
+CONFORMS, FAILS, KNOWN_DEVIATION = "conforms", "fails", "known deviation"
+NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = "not provoked", "not reached", "not run", "opted out"
+JUDGED = (CONFORMS, FAILS, KNOWN_DEVIATION)
+# Skip reasons that mean the target fixtures cannot provoke the promise (the test never started on it).
+NOT_PROVOKED_MARKS = ("not provoked", "in the target fixtures", "to be usable")
+
+
+@dataclass(frozen=True)
+class Promise:
+    """One documented behaviour: its id, what it says, and the fixture key it cannot be provoked without (if any).
+
+    `by_checks`: judged by the response checks every test runs, so only those checks reaching it count, not a test
+    that passes. `live_provokable`: whether a live target can provoke it at all (maintenance cannot be switched on).
+    """
+
+    id: str
+    description: str
+    needs: str | None = None
+    by_checks: bool = False
+    live_provokable: bool = True
+
+
+PROMISES = (
+    Promise("200 shape", "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable",
+            by_checks=True),
+    Promise("200 semantics", "the IP asked for (by id or address) is then held by the interface's virtual machine; the 200 lists it"
+            " beside the IPs the interface held before", "ip_addresses.allocatable"),
+    Promise("400 missing_api_token", "a request without a Bearer token gets 400 missing_api_token"),
+    Promise("403 invalid_api_token", "a token that does not exist gets 403 invalid_api_token"),
+    Promise("403 scope_not_granted", "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
+            "credentials.without_scope"),
+    Promise("403 unauthorized_network_for_api_token", "a token used from a network it is not allowed from gets 403 naming the caller",
+            "credentials.network_restricted"),
+    Promise("403 invalid_capabilities_token", "an invalid capabilities token gets 403 invalid_capabilities_token",
+            "credentials.invalid_capabilities"),
+    Promise("404 virtual_machine_network_interface_not_found", "an unknown interface gets 404 virtual_machine_network_interface_not_found"),
+    Promise("404 ip_address_not_found", "an unknown IP (by id or address) gets 404 ip_address_not_found"),
+    Promise("422 ip_already_allocated", "an IP held by another resource gets 422 ip_already_allocated",
+            "ip_addresses.allocated_elsewhere"),
+    Promise("422 invalid_ip", "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
+    Promise("429 rate_limit_reached", "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke"),
+    Promise("503 service_unavailable", "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
+            live_provokable=False),
+    Promise("mutual exclusivity", "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
+    Promise("400 argument errors", "malformed arguments get 400 invalid_argument / missing_required_argument / invalid_json_body"),
+    Promise("interface from the path", "a body without virtual_machine_network_interface takes it from the path segment;"
+            " an explicit null is 400 missing_required_argument"),
+    Promise("query-string arguments", "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
+            " application/json"),
+    Promise("response shape", "every response's status, content type and body match the spec fragment", by_checks=True),
+    Promise("X-Request-Id on every response", "every response carries a non-empty X-Request-Id (its format is the deployment's)",
+            by_checks=True),
+    Promise("X-Api-Schema on errors", "every error carries X-Api-Schema: json-error, and no success does", by_checks=True),
+    Promise("rate-limit headers",
+            "every response past authentication (200s and its errors) carries X-RateLimit-Permitted/Remaining; Remaining never exceeds"
+            " Permitted nor rises mid-window", by_checks=True),
+    Promise("no server errors", "no request, valid or not, gets a 5xx other than 503 service_unavailable", by_checks=True),
+    Promise("malformed bytes never crash the server",
+            "bytes that are not UTF-8 (a whole body, or inside a JSON string) get a documented 4xx that conforms, never a 5xx", by_checks=True),
+    Promise("no credential echoed", "no response repeats the token the request presented", by_checks=True),
+    Promise("order of checks", "authentication, then scope, then arguments, then the endpoint's own checks"),
+    Promise("no side effects", "a rejected request changes no allocation"),
+    Promise("concurrency", "requests sent at the same moment: one free IP asked for twice has one winner (200) and one 422"
+            " ip_already_allocated; a burst gets each request the answer it gets alone", "other_network_interface.id"),
+    Promise("cleanup", "the suite leaves every IP it touched as it found it"),
+)
+BY_ID = {promise.id: promise for promise in PROMISES}
+CLEANUP = BY_ID["cleanup"]
+
+def declared_promises(item: pytest.Item) -> tuple[str, ...]:
+    """The promises a test speaks for, from its promise markers; an unknown id is a usage error."""
+    found = tuple(dict.fromkeys(str(name) for marker in item.iter_markers(MARKER) for name in marker.args))
+    unknown = [name for name in found if name not in BY_ID]
+    if unknown:
+        raise pytest.UsageError(f"{item.nodeid} declares unknown promise {unknown[0]!r}; known promises: {', '.join(BY_ID)}")
+    return found
+
+
+class OptedOut(Skipped):
+    """The target fixtures say not to run this test (e.g. `rate_limit.provoke: false`): a choice, not a gap in coverage."""
+
+    def __init__(self, setting: str) -> None:
+        super().__init__(f"opted out in the target fixtures ({setting})")
+        self.setting = setting
+
+
+@dataclass
+class TestOutcome:
+    """How one test ended: the promises it exists for, the one its failure is charged to, and those its checks reached."""
+
+    __test__ = False  # not a test class, despite the name
+
+    name: str
+    promises: tuple[str, ...]
+    outcome: str = PASSED
+    reason: str = ""
+    charged: tuple[str, ...] = ()
+    excused_by: str | None = None
+    phase: str = "call"
+    reached: tuple[str, ...] = ()
+    # The target fixtures' setting that opted this test out (skipped by OptedOut), if any.
+    opted_out: str | None = None
+
+    def reaches(self, promise: Promise) -> bool:
+        """Whether this test judged the promise to the end: a passed test its own (non-check) promises, any test what its checks reached."""
+        if promise.id in self.reached:
+            return True
+        return self.outcome == PASSED and promise.id in self.promises and not promise.by_checks
+
+
+@dataclass
+class PromiseVerdict:
+    """A promise, its verdict, why, the tests behind it as (test name, outcome, reason), and its findings."""
+
+    promise: Promise
+    verdict: str
+    reason: str = ""
+    tests: list[tuple[str, str, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def judged(self) -> bool:
+        """Whether the run judged this promise (conforms, fails or known deviation)."""
+        return self.verdict in JUDGED
+
+    def names(self, outcome: str) -> list[str]:
+        """Names of the tests with this outcome."""
+        return [name for name, result, _ in self.tests if result == outcome]
+
+
+def judge(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[Finding], reached: int) -> PromiseVerdict:
+    """fails on an unexcused finding; known deviation when all are excused; conforms when its checks ran to the end at least once;
+    else opted out (every test of it opted out by the target fixtures) / not provoked / not reached / not run, saying why."""
+    outcomes = list(outcomes)
+    own = [finding for finding in findings if finding.signature.promise == promise.id]
+    declaring = [o for o in outcomes if promise.id in o.promises]
+    tests = [(o.name, o.outcome, o.reason) for o in declaring]
+    if any(finding.excused_by is None for finding in own):
+        return PromiseVerdict(promise, FAILS, f"{sum(f.count for f in own if f.excused_by is None)} deviation(s)", tests, own)
+    if own:
+        return PromiseVerdict(promise, KNOWN_DEVIATION, "; ".join(dict.fromkeys(str(f.excused_by) for f in own)), tests, own)
+    judged_by = sum(1 for o in declaring if o.reaches(promise))
+    if reached or judged_by or any(o.reaches(promise) for o in outcomes):
+        return PromiseVerdict(promise, CONFORMS, f"{judged_by} test(s) judged it, no finding" if judged_by else "checked, no finding", tests)
+    settings = [o.opted_out for o in declaring if o.outcome == SKIPPED and o.opted_out]
+    if settings and len(settings) == len(declaring):
+        return PromiseVerdict(promise, OPTED_OUT, f"not run, as the target fixtures say ({', '.join(dict.fromkeys(settings))})", tests)
+    skipped = [o.reason for o in declaring if o.outcome == SKIPPED]
+    provoked = [reason for reason in skipped if any(mark in reason for mark in NOT_PROVOKED_MARKS)]
+    if provoked and len(provoked) == len(declaring):
+        return PromiseVerdict(promise, NOT_PROVOKED, provoked[0], tests)
+    bounded = [o.reason for o in declaring if o.outcome == SKIPPED and o.reason.startswith(NOT_RUN_PREFIX)]
+    if bounded and len(bounded) == len(declaring):
+        return PromiseVerdict(promise, NOT_RUN, bounded[0].removeprefix(NOT_RUN_PREFIX), tests)
+    if declaring:
+        stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
+        return PromiseVerdict(promise, NOT_REACHED, stops[0] if stops else "its tests ended before its checks ran", tests)
+    if promise.by_checks:
+        return PromiseVerdict(promise, NOT_REACHED, "no response in this run went through its checks", tests)
+    return PromiseVerdict(promise, NOT_RUN, "no test for it ran (deselected, or the run stopped early)", tests)

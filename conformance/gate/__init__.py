@@ -1,0 +1,1 @@
+"""The pytest plugin: wiring, preflight, ledger, reporting, baseline and xdist."""

@@ -1,0 +1,331 @@
+"""The pytest plugin: options, the resolved target in the header, and the target/ledger fixtures."""
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import threading
+from collections.abc import Generator, Iterator
+from types import FrameType
+
+import httpx
+import pytest
+import yaml
+from hypothesis._settings import local_settings
+
+from conformance.contract import checks
+from conformance.contract.findings import Scope, report
+from conformance.contract.promises import MARKER
+from conformance.gate.collection import targets_suite
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY
+from conformance.gate.ledger import AllocationLedger, Drift
+from conformance.gate.machines import InterfaceMachines
+from conformance.gate.preflight import SETUP_ERROR_EXIT, preflight, stop_message
+from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
+from conformance.mock.mutants import mock_class
+from conformance.mock.world import load_world
+from conformance.setup.fixtures import FixturesError, MissingFixture, TargetFixtures, load_target_fixtures
+from conformance.setup.profiles import session_seed, suite_settings
+from conformance.setup.redaction import REDACT
+from conformance.setup.settings import OPTIONS, ConfigError, SuiteConfig, build_config
+from conformance.wire.pacing import RateLimitMonitor
+from conformance.wire.profile import WireProfile
+from conformance.wire.request_log import RequestLog
+from conformance.wire.transport import BudgetExhausted, Target, TargetError
+
+# The end-of-run summary, baseline and redaction hooks, the host-independent collection, xdist support and the live
+# status line live in their own modules; xdist is registered first so its trylast pytest_configure runs before the reporter's.
+pytest_plugins = ("conformance.gate.xdist", "conformance.gate.reporting", "conformance.gate.collection", "conformance.gate.progress")
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """All options in one group; each names its environment variable."""
+    group = parser.getgroup("katapult-conformance", "Katapult allocate_ip conformance suite")
+    for option in OPTIONS:
+        help_text = option.help + (f" [env {option.env}]" if option.env else "")
+        if option.kind == "flag":
+            group.addoption(option.flag, action="store_true", dest=f"conformance_{option.dest}", help=help_text)
+        elif option.kind == "paths":
+            group.addoption(option.flag, action="append", dest=f"conformance_{option.dest}", default=None, help=help_text)
+        else:
+            group.addoption(option.flag, action="store", dest=f"conformance_{option.dest}", default=None, help=help_text)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run whose arguments name the suite is set up now, so bad input stops it before any output; any other run is left alone."""
+    if targets_suite(config):
+        activate(config)
+
+
+def is_active(config: pytest.Config) -> bool:
+    """Whether this run has set the suite up (only runs that collect its tests do)."""
+    return CONFIG_KEY in config.stash
+
+
+def activate(config: pytest.Config) -> None:
+    """Resolve settings and load the target fixtures before anything is sent; bad input is a usage error."""
+    from conformance.gate.reporting import start_reporter
+
+    cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
+    try:
+        suite = build_config(cli)
+        fixtures = load_target_fixtures(suite.fixtures_path)
+        if not suite.is_live:
+            mock_class(suite.mock_mutant)
+            check_world(suite)
+    except (ConfigError, FixturesError, ValueError) as error:
+        raise pytest.UsageError(f"katapult-conformance: {error}") from None
+    if suite.is_live:
+        interrupt_on_sigterm(config)
+    REDACT.add(fixtures.secrets())
+    # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
+    checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
+                                if key in ("valid", "without_scope") and "Authorization" in credential.headers)
+    config.stash[CONFIG_KEY] = suite
+    config.stash[FIXTURES_KEY] = fixtures
+    config.stash[SETTINGS_KEY] = suite_settings(suite.profile, suite.max_examples)
+    given_seed = config.getoption("hypothesis_seed", None)
+    config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
+    start_reporter(config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Suite tests (or tests opting in to it) collected by a run whose arguments did not name the suite: set it up now, show its settings."""
+    if is_active(config) or not any(uses_suite(item) for item in items):
+        return
+    activate(config)
+    reporter = config.pluginmanager.get_plugin("katapult-conformance-reporter")
+    assert reporter is not None
+    # Registered during this hook, so pluggy does not call the reporter's own hooks that already ran.
+    reporter.pytest_sessionstart(session)
+    reporter.pytest_collection_modifyitems(items)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None and config.get_verbosity() >= 0:
+        for line in pytest_report_header(config):
+            terminal.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+    session = item.config.stash.get(SESSION_KEY, None)
+    if session is not None and session.target.out_of_time() and is_conformance_item(item):
+        pytest.skip(str(session.target.out_of_time_error()))
+    try:
+        return (yield)
+    except (MissingFixture, BudgetExhausted) as cannot_run:
+        pytest.skip(str(cannot_run))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """A suite test runs under the suite's hypothesis settings; lacking a fixture entry or request budget, it is skipped saying why."""
+    if not is_active(item.config) or not uses_suite(item):
+        return (yield)
+    try:
+        if not is_conformance_item(item):
+            return (yield)
+        with local_settings(item.config.stash[SETTINGS_KEY]):
+            return (yield)
+    except (MissingFixture, BudgetExhausted) as cannot_run:
+        pytest.skip(str(cannot_run))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """The budget running out in a teardown that is not cleanup (cleanup is never budgeted) skips, naming the option."""
+    try:
+        return (yield)
+    except BudgetExhausted as cannot_run:
+        pytest.skip(str(cannot_run))
+
+
+def check_world(suite: SuiteConfig) -> None:
+    """A --mock-world file that cannot be loaded is a usage error now, not at the first test."""
+    if suite.mock_world is None:
+        return
+    try:
+        load_world(suite.mock_world)
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
+
+
+def interrupt_on_sigterm(config: pytest.Config) -> None:
+    """CI runners stop jobs with SIGTERM: treat it like Ctrl-C, so the allocations are still undone and verified."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Show the resolved target, fixtures and profile, and where each came from (never a secret); nothing when the suite is not run."""
+    if not is_active(config):
+        return []
+    return [*config.stash[CONFIG_KEY].header_lines(), f"katapult-conformance hypothesis seed: {config.stash[SEED_KEY]}",
+            f"katapult-conformance {machine_source(config)}"]
+
+
+def machine_source(config: pytest.Config) -> str:
+    """Where interface virtual machines come from: on the mock, one read tells; on a live target the preflight says it."""
+    suite, fixtures = config.stash[CONFIG_KEY], config.stash[FIXTURES_KEY]
+    if suite.is_live:
+        return ("interface virtual machines from the interface read where credentials.valid may read interfaces, else from"
+                " allocate_ip's 200 answers (the preflight says which)")
+    probe = make_target(suite)
+    machines = InterfaceMachines(probe, fixtures.credential("valid"))
+    try:
+        with contextlib.suppress(TargetError):
+            machines.of(fixtures.network_interface_id, budgeted=False)
+    finally:
+        probe.close()
+    return machines.describe()
+
+
+def reproduce_command(config: pytest.Config, test_name: str) -> str:
+    """The command that replays a generated test's failure: same test, profile, seed and target (never a secret)."""
+    suite = config.stash[CONFIG_KEY]
+    parts = ["pytest --pyargs conformance", f"-k '{test_name}'", f"--conformance-profile {suite.profile}",
+             f"--hypothesis-seed={config.stash[SEED_KEY]}"]
+    if suite.max_examples is not None:
+        parts.append(f"--conformance-max-examples {suite.max_examples}")
+    if suite.is_live:
+        parts += [f"--target-url {suite.target_url}", f"--target-fixtures {suite.fixtures_path}"]
+    elif suite.mock_mutant:
+        parts.append(f"--mock-mutant {suite.mock_mutant}")
+    return " ".join(parts)
+
+
+def is_conformance_item(item: pytest.Item) -> bool:
+    """Whether a collected test belongs to the suite (not to whatever else the session runs)."""
+    module = getattr(item, "module", None)
+    return module is not None and module.__name__.startswith("conformance.")
+
+
+def uses_suite(item: pytest.Item) -> bool:
+    """Whether a test is the suite's or opts in to it: it declares a promise, or uses one of this plugin's fixtures."""
+    if is_conformance_item(item) or item.get_closest_marker(MARKER) is not None:
+        return True
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    definitions = getattr(fixture_info, "name2fixturedefs", {})
+    return any(getattr(defs[-1].func, "__module__", None) == __name__ for defs in definitions.values() if defs)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before any test on a live target: the preflight checks the setup; a wrong one stops the run with exit 6, one line per problem."""
+    suite = session.config.stash.get(CONFIG_KEY, None)
+    if suite is None or not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
+        return
+    probe = make_target(suite)
+    wire = WireProfile()
+    probe.observers.append(wire.observe)
+    try:
+        found = preflight(probe, session.config.stash[FIXTURES_KEY])
+    except TargetError as error:
+        raise pytest.UsageError(f"katapult-conformance: {error}") from None
+    finally:
+        probe.close()
+    session.config.stash[PREFLIGHT_KEY] = found
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not found.ok:
+        if reporter is not None:
+            reporter.write_line(stop_message(found), red=True)
+        pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP_ERROR_EXIT})", returncode=SETUP_ERROR_EXIT)
+    if reporter is not None:
+        reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
+        reporter.write_line(f"katapult-conformance preflight: interface virtual machines from {found.machine_source}")
+        for note in found.notes:
+            reporter.write_line(f"katapult-conformance preflight note: {note}")
+        reporter.write_line(f"katapult-conformance target showed: {wire.describe()}")
+
+
+@pytest.fixture(scope="session")
+def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
+    """Create the target once per run; at the end, undo and verify every allocation the suite made."""
+    config = request.config
+    suite = config.stash[CONFIG_KEY]
+    fixtures = config.stash[FIXTURES_KEY]
+    target = make_target(suite)
+    target.pacer.on_stall = report_stalled_rate_limit
+    monitor = RateLimitMonitor(clock=target.pacer.now, window_seconds=target.pacer.window_seconds)
+    session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures,
+                                 rate_limit_monitor=monitor)
+    target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.interfaces.learn,
+                         session.ledger.observe]
+    request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
+    if request_log is not None:
+        target.observers.append(request_log.observe)
+    config.stash[SESSION_KEY] = session
+    # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
+    Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
+    found = config.stash.get(PREFLIGHT_KEY, None)
+    session.preflight_requests = found.requests if found is not None else 0
+    record_starting_state(session, found)
+    yield session
+    try:
+        left = session.ledger.verify()
+        session.drifts = [*session.ledger.moved_unasked, *left]
+    except TargetError as error:
+        session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
+    finally:
+        Scope.between_tests = None
+        target.close()
+        if request_log is not None:
+            request_log.close()
+    if not session.drifts:
+        return
+    if request.session.shouldstop or request.session.shouldfail:
+        # Stopped early (--maxfail, -x): pytest tears this down in its own sessionfinish, where a failure is a crash.
+        # The summary's cleanup verdict fails on these drifts; the terminal names them now.
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(cleanup_message(session), red=True)
+        return
+    pytest.fail(cleanup_message(session), pytrace=False)
+
+
+def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
+    """Rate-limit headers that never recover are a finding of their promise; pacing goes on by X-RateLimit-Permitted alone."""
+    report(checks.ConformanceFailure("X-RateLimit-Remaining does not recover", message, "Remaining back up after one window", response,
+                                     promise=checks.RATE_LIMIT_HEADERS, check="X-RateLimit-Remaining recovers"))
+
+
+@pytest.fixture(scope="session")
+def target_fixtures(request: pytest.FixtureRequest) -> TargetFixtures:
+    """The target's test data."""
+    return request.config.stash[FIXTURES_KEY]
+
+
+@pytest.fixture(scope="session")
+def target(conformance_session: ConformanceSession) -> Target:
+    """The target every request goes through."""
+    return conformance_session.target
+
+
+@pytest.fixture
+def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
+    """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
+    yield conformance_session.ledger
+    drifts = conformance_session.ledger.restore()
+    if drifts:
+        pytest.fail("could not restore: " + "; ".join(str(drift) for drift in drifts), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How far generation reached: the share of each status per generated test."""
+    session = terminalreporter.config.stash.get(SESSION_KEY, None)
+    if session is None or not session.generated:
+        return
+    terminalreporter.section("katapult-conformance: generated cases by status")
+    for name, statuses in session.generated.items():
+        total = sum(statuses.values())
+        shares = ", ".join(f"{status}: {count * 100 / total:.0f}%" for status, count in sorted(statuses.items()))
+        terminalreporter.write_line(f"{name}: {total} cases; {shares}")

@@ -1,0 +1,114 @@
+"""What one run shares: the target, the ledger, what each interface's virtual machine is, and the starting state to restore."""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from conformance.gate.ledger import AllocationLedger, Drift
+from conformance.gate.machines import InterfaceMachines
+from conformance.gate.preflight import Preflight
+from conformance.mock.app import VirtualClock
+from conformance.mock.inprocess import mock_target
+from conformance.mock.mutants import mock_class
+from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.setup.fixtures import TargetFixtures, UnusableFixture
+from conformance.setup.settings import SuiteConfig
+from conformance.wire.pacing import RateLimitMonitor
+from conformance.wire.profile import WireProfile
+from conformance.wire.transport import Target, TargetError, live_target
+
+
+@dataclass
+class ConformanceSession:
+    """What the whole run shares: the target, the ledger, and what the end-of-run checks found."""
+
+    target: Target
+    ledger: AllocationLedger
+    run_id: str
+    fixtures: TargetFixtures
+    drifts: list[Drift] = field(default_factory=list)
+    seen_503: list[httpx.Response] = field(default_factory=list)
+    rate_limit_monitor: RateLimitMonitor = field(default_factory=RateLimitMonitor)
+    wire: WireProfile = field(default_factory=WireProfile)
+    generated: dict[str, Counter[int]] = field(default_factory=dict)
+    # Requests the preflight sent before the tests (not in target.sent, which is the tests' own).
+    preflight_requests: int = 0
+    # Each interface's virtual machine: read where the token may, else learnt from allocate_ip's 200s.
+    interfaces: InterfaceMachines = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.interfaces = InterfaceMachines(self.target, self.fixtures.credential("valid"))
+
+    def machine_of(self, interface_id: str) -> str | None:
+        """The interface's virtual machine (the holder its allocations show); None while unreadable (scope) and unnamed by a 200."""
+        return self.interfaces.of(interface_id)
+
+    def other_interface(self) -> str:
+        """The other interface; a skip naming the key and why when it is known to be on the same virtual machine."""
+        other = self.fixtures.other_interface()
+        self.check_other_machine(other)
+        return other
+
+    def check_other_machine(self, other: str) -> None:
+        """UnusableFixture once both virtual machines are known and are one; while one is unknown there is nothing to say yet."""
+        mine, theirs = self.machine_of(self.fixtures.network_interface_id), self.machine_of(other)
+        if mine is not None and mine == theirs:
+            raise UnusableFixture("other_network_interface.id", (
+                f"{other} is on the same virtual machine ({mine}) as network_interface.id, and the API names an IP's holder"
+                f" by virtual machine, so the two cannot be told apart; name an interface of another virtual machine"
+                f" in {self.fixtures.source}"))
+
+    def observe(self, response: httpx.Response) -> None:
+        """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
+        if response.status_code == 503:
+            self.seen_503.append(response)
+
+
+def make_target(suite: SuiteConfig) -> Target:
+    """The mock (optionally a mutant) or the live URL, per the settings."""
+    if suite.is_live:
+        return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
+                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
+    clock = VirtualClock()
+    mock = mock_class(suite.mock_mutant)(load_world(suite.mock_world or DEFAULT_WORLD), clock=clock)
+    return mock_target(mock, clock, timeout=suite.request_timeout)
+
+
+def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:
+    """Every fixture IP's holder before the first test (read by the preflight on a live target), and where each can go back to."""
+    # Where the token may not read interfaces, their virtual machines (and so the ways home) are learnt from allocate_ip's 200s.
+    ledger, fixtures, interfaces = session.ledger, session.fixtures, session.interfaces
+    fixture_interfaces = [interface for interface in (fixtures.network_interface_id, fixtures.other_network_interface_id) if interface]
+    interfaces.on_learn.append(lambda interface, machine: ledger.add_home(interface, machine) if interface in fixture_interfaces else None)
+    if found is not None:
+        ledger.start(found.holders)
+        for interface, read in found.machines.items():
+            interfaces.add(interface, read)
+        if found.interface_read_refused is not None:
+            interfaces.refused(found.interface_read_refused)
+    ledger.read_start(fixtures.known_ips())
+    for interface in fixture_interfaces:
+        # A target that cannot say an interface's machine is judged by the tests that need it; cleanup just knows less.
+        with contextlib.suppress(TargetError):
+            machine = interfaces.of(interface, budgeted=False)
+            if machine is not None:
+                ledger.add_home(interface, machine)
+            else:
+                ledger.add_unplaced(interface)
+
+
+def cleanup_message(session: ConformanceSession) -> str:
+    """Why the end-of-run check failed: IPs the target moved unasked (put back now), and IPs that could not be put back."""
+    lines = []
+    unasked = session.ledger.moved_unasked
+    if unasked:
+        lines.append("the target moved IPs that no test left changed (they are put back now):")
+        lines += [f"  {drift}" for drift in unasked]
+    left = [drift for drift in session.drifts if drift not in unasked]
+    if left:
+        lines.append("katapult-conformance left the target changed; these IPs are not back in their starting state:")
+        lines += [f"  {drift}" for drift in left]
+    return "\n".join(lines)

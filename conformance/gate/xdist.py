@@ -1,0 +1,265 @@
+"""The suite on pytest-xdist: workers ship what they did to the controller, which reports, logs and verifies once.
+
+- In process, every worker has its own embedded mock, so tests spread freely over the workers.
+- On a live target every test of the suite goes to one worker (one scheduling group, whatever --dist says):
+  the fixture IPs and the token's rate-limit window are one, so no two workers ever use them at once, and the
+  live rate and the request budget are that worker's, not multiplied by the number of workers.
+- Each worker writes its own part of `--request-log`; the controller joins the parts into the one file.
+- The controller writes the summary, the report and the baseline from every worker's outcomes, counts and ledger,
+  and on a live target reads every touched IP back once more after all workers are done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.contract.findings import FindingLog
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, SESSION_KEY
+from conformance.gate.ledger import AllocationLedger, Drift
+from conformance.gate.runlock import RunLock, RunLockError
+from conformance.gate.session import ConformanceSession, make_target
+from conformance.setup.fixtures import Credential, IPRef
+from conformance.setup.settings import Setting, SuiteConfig
+from conformance.wire.profile import WireProfile
+from conformance.wire.transport import TargetError
+
+OUTPUT_KEY = "katapult_conformance"
+TARGET_GROUP = "katapult-target"
+SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
+MERGED_KEY = pytest.StashKey["Merged"]()
+LOCK_KEY = pytest.StashKey[RunLock]()
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """Whether this process is an xdist worker (its environment variable leaks into child processes, so not that)."""
+    return hasattr(config, "workerinput")
+
+
+def is_controller(config: pytest.Config) -> bool:
+    """Whether this process hands the tests out to xdist workers."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
+def worker_id(config: pytest.Config) -> str:
+    """gw0, gw1, ..."""
+    return str(getattr(config, "workerinput", {}).get("workerid", "gw?"))
+
+
+def part_path(log: Path, worker: str) -> Path:
+    """Where a worker writes its part of the request log."""
+    return log.with_name(f".{log.name}.{worker}.part")
+
+
+def with_setting(suite: SuiteConfig, **values: Any) -> SuiteConfig:
+    """The same settings with some values replaced (their source kept)."""
+    settings = dict(suite.settings)
+    for name, value in values.items():
+        settings[name] = dataclasses.replace(settings[name], value=value) if name in settings else Setting(value, "xdist")
+    return SuiteConfig(settings)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Workers log to their part and leave reports to the controller; live runs share one worker and hold the target's lock."""
+    suite = config.stash.get(CONFIG_KEY, None)
+    if suite is None:
+        return
+    if is_worker(config):
+        log = suite.request_log
+        config.stash[CONFIG_KEY] = with_setting(
+            suite, request_log=part_path(Path(log), worker_id(config)) if log is not None else None, report=(), write_baseline=None
+        )
+        return
+    if suite.is_live:
+        if config.getoption("dist", "no") == "each":
+            raise pytest.UsageError("katapult-conformance: --dist each would run every test once per worker against the live target; use -n N alone")
+        if not config.option.collectonly:
+            try:
+                config.stash[LOCK_KEY] = RunLock.acquire(str(suite.target_url))
+            except RunLockError as error:
+                raise pytest.UsageError(f"katapult-conformance: {error}") from None
+            config.add_cleanup(config.stash[LOCK_KEY].release)
+
+
+def grouped_scheduler(config: pytest.Config, log: Any, group_of: Callable[[str], str | None]) -> Any:
+    """xdist's scope scheduler with our own groups: each group's tests go to one worker, in order; other tests spread one by one.
+
+    (pytest 9.2 ignores the node-id suffix xdist's own loadgroup relies on, so xdist_group marks no longer group.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupedScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid) or nodeid
+
+    return GroupedScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """On a live target, every test of the suite goes to one worker: no two workers use the fixture IPs or the rate limit at once."""
+    suite = config.stash.get(CONFIG_KEY, None)
+    if suite is None or not suite.is_live:
+        return None
+    return grouped_scheduler(config, log, lambda nodeid: TARGET_GROUP if SUITE_NODE.search(nodeid) else None)
+
+
+def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog | None) -> dict[str, Any]:
+    """What a worker did, as plain data for execnet."""
+    return {
+        "live": session.target.is_live,
+        "sent": session.target.sent,
+        "preflight": session.preflight_requests,
+        "throttled": session.target.throttled,
+        "statuses": {str(status): count for status, count in session.target.statuses.items()},
+        "generated": {name: {str(status): count for status, count in statuses.items()} for name, statuses in session.generated.items()},
+        "started": [[ip.id, ip.address, holder] for ip, holder in session.ledger.started.items()],
+        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now] for drift in session.drifts],
+        "request_log": str(log) if log is not None else None,
+        "findings": [finding.as_dict() for finding in findings.findings.values()] if findings is not None else [],
+        "reached": dict(findings.reached) if findings is not None else {},
+        "wire": {name: dict(counter) for name, counter in
+                 (("request_ids", session.wire.request_ids), ("generations", session.wire.generations), ("permitted", session.wire.permitted))},
+    }
+
+
+
+
+@dataclasses.dataclass
+class Merged:
+    """Every worker's data, merged on the controller."""
+
+    live: bool = False
+    sent: int = 0
+    preflight: int = 0
+    throttled: int = 0
+    statuses: Counter[int] = dataclasses.field(default_factory=Counter)
+    generated: dict[str, Counter[int]] = dataclasses.field(default_factory=dict)
+    started: dict[IPRef, str | None] = dataclasses.field(default_factory=dict)
+    drifts: list[Drift] = dataclasses.field(default_factory=list)
+    parts: dict[str, Path] = dataclasses.field(default_factory=dict)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    reached: Counter[str] = dataclasses.field(default_factory=Counter)
+    wire: WireProfile = dataclasses.field(default_factory=WireProfile)
+
+    def add(self, worker: str, data: dict[str, Any]) -> None:
+        """One worker's data."""
+        self.live = self.live or bool(data["live"])
+        self.sent += int(data["sent"])
+        self.preflight += int(data["preflight"])
+        self.throttled += int(data["throttled"])
+        self.statuses.update({int(status): count for status, count in data["statuses"].items()})
+        for name, statuses in data["generated"].items():
+            self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
+        for ip_id, address, holder in data["started"]:
+            self.started.setdefault(IPRef(ip_id, address), holder)
+        self.drifts += [Drift(IPRef(ip_id, address), started, now) for ip_id, address, started, now in data["drifts"]]
+        if data["request_log"] is not None:
+            self.parts[worker] = Path(data["request_log"])
+        self.findings += data["findings"]
+        self.reached.update(data["reached"])
+        for name, counts in data["wire"].items():
+            getattr(self.wire, name).update(counts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller takes in a finished worker's data."""
+    data = getattr(node, "workeroutput", {}).get(OUTPUT_KEY)
+    if data is None:
+        return
+    merged = node.config.stash.setdefault(MERGED_KEY, Merged())
+    merged.add(str(node.gateway.id), data)
+
+
+def join_request_log(log: Path, parts: dict[str, Path]) -> None:
+    """The one request log: every worker's part, in worker order (gw0, gw1, ...); the parts are removed."""
+    with log.open("w", encoding="utf-8") as joined:
+        for worker in sorted(parts, key=lambda name: (len(name), name)):
+            part = parts[worker]
+            if part.exists():
+                joined.write(part.read_text(encoding="utf-8"))
+                part.unlink()
+
+
+def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
+    """After every worker is done: read every IP any worker touched (not counted in the report: no -n 0 run sends these)."""
+    config = session.config
+    target = make_target(config.stash[CONFIG_KEY])
+    try:
+        ledger = AllocationLedger(target, config.stash[FIXTURES_KEY].credential("valid"))
+        ledger.started = dict(merged.started)
+        return ledger.verify()
+    except TargetError as error:
+        return [Drift(ip, started, f"unknown ({error})") for ip, started in merged.started.items()]
+    finally:
+        target.close()
+
+
+def controller_session(session: pytest.Session, merged: Merged) -> ConformanceSession:
+    """A session on the controller that holds what every worker did, for the summary, the report and the generated-cases section."""
+    config = session.config
+    target = make_target(config.stash[CONFIG_KEY])
+    target.close()
+    target.sent, target.statuses, target.throttled = merged.sent, merged.statuses, merged.throttled
+    ledger = AllocationLedger(target, config.stash[FIXTURES_KEY].credentials.get("valid") or Credential.bearer("valid", ""))
+    ledger.started = dict(merged.started)
+    conformance = ConformanceSession(target, ledger, run_id="controller", fixtures=config.stash[FIXTURES_KEY], generated=merged.generated,
+                                     wire=merged.wire)
+    conformance.drifts = list(merged.drifts)
+    conformance.preflight_requests = merged.preflight
+    return conformance
+
+
+def finish_on_controller(session: pytest.Session) -> None:
+    """Join the request log, verify a live target once more, and give the reporter the merged session."""
+    config = session.config
+    merged = config.stash.get(MERGED_KEY, None)
+    suite = config.stash.get(CONFIG_KEY, None)
+    if merged is None or suite is None:
+        return
+    if suite.request_log is not None:
+        join_request_log(Path(suite.request_log), merged.parts)
+    conformance = controller_session(session, merged)
+    if merged.live and merged.started:
+        known = {str(drift.ip.id) for drift in merged.drifts}
+        late = [drift for drift in verify_live(session, merged) if str(drift.ip.id) not in known]
+        if late:
+            conformance.drifts += late
+            merged.problems.append(
+                "katapult-conformance left the target changed; these IPs are not back in their starting state:\n"
+                + "\n".join(f"  {drift}" for drift in late)
+                + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run."
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    config.stash[SESSION_KEY] = conformance
+    log = config.stash.get(FINDINGS_KEY, None)
+    if log is not None:
+        log.merge(merged.findings, dict(merged.reached))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker ships its session's data (xdist sends it after this hook); the controller merges it before the reporter (trylast) reports."""
+    config = session.config
+    conformance = config.stash.get(SESSION_KEY, None)
+    if is_worker(config) and conformance is not None:
+        log = config.stash[CONFIG_KEY].request_log
+        findings = config.stash.get(FINDINGS_KEY, None)
+        config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings)  # type: ignore[attr-defined]
+    elif is_controller(config):
+        finish_on_controller(session)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the controller's own reading of the live target found."""
+    merged = terminalreporter.config.stash.get(MERGED_KEY, None)
+    for problem in merged.problems if merged is not None else []:
+        terminalreporter.write_line(problem, red=True, bold=True)

@@ -1,9 +1,0 @@
-"""`python -m conformance.replay`: the same as `katapult-conformance replay`."""
-from __future__ import annotations
-
-import sys
-
-from conformance.replay.main import main
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Settings, the target fixtures file, hypothesis profiles, redaction and packaged data paths."""

@@ -1,0 +1,1 @@
+"""The katapult-conformance command and its subcommands."""

@@ -1,0 +1,90 @@
+"""One request and its response, told for a server developer: status line, headers, bodies (escaped) and a runnable reproduction."""
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import httpx
+
+from conformance.setup.redaction import REDACT
+
+BODY_PREVIEW = 600
+MOCK_HOST = "katapult-mock.invalid"
+SERVED_MOCK_URL = "http://127.0.0.1:8080"
+SKIPPED_HEADERS = frozenset({"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"})
+
+
+class Reproduction:
+    """How a reader reruns a request: against a live URL as sent, or against the in-process mock served on loopback."""
+
+    serve_command: str | None = None
+
+    @classmethod
+    def for_mock(cls, mutants: str | None) -> None:
+        """In-process runs: the reproduction serves the same mock (and mutants) on 127.0.0.1:8080 first."""
+        cls.serve_command = "python -m conformance.mock --port 8080" + (f" --mutant {mutants}" if mutants else "")
+
+
+def printable(content: bytes) -> str:
+    """Bytes as text a terminal shows safely: invalid UTF-8 and control characters escaped, long bodies cut."""
+    text = content.decode("utf-8", "backslashreplace")
+    text = "".join(char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii") for char in text)
+    return text if len(text) <= BODY_PREVIEW else text[:BODY_PREVIEW] + f"... ({len(text)} characters)"
+
+
+def curl_line(request: httpx.Request) -> str:
+    """A copy-pasteable curl command for the request, credentials redacted (the in-process mock's URL becomes the served one)."""
+    parts = ["curl", "-i", "-X", request.method]
+    for name, value in request.headers.items():
+        if name.lower() in SKIPPED_HEADERS:
+            continue
+        shown = "Bearer $KATAPULT_API_TOKEN" if name.lower() == "authorization" and value.lower().startswith("bearer ") else value
+        parts += ["-H", f"{name}: {shown}"]
+    if request.content:
+        parts += ["--data-binary", request.content.decode("utf-8", "backslashreplace")]
+    url = str(request.url)
+    if request.url.host == MOCK_HOST:
+        url = url.replace(f"http://{MOCK_HOST}", SERVED_MOCK_URL, 1)
+    parts.append(url)
+    return REDACT(" ".join(shlex.quote(part) if "$KATAPULT_API_TOKEN" not in part else f'"{part}"' for part in parts))
+
+
+def reproduce_lines(request: httpx.Request) -> list[str]:
+    """The commands that rerun this request."""
+    if request.url.host == MOCK_HOST and Reproduction.serve_command:
+        return [f"{Reproduction.serve_command} &", curl_line(request)]
+    return [curl_line(request)]
+
+
+def describe_exchange(response: httpx.Response) -> str:
+    """What was sent and what came back, every credential replaced by [redacted]."""
+    request = response.request
+    query = f"?{request.url.query.decode('ascii', 'backslashreplace')}" if request.url.query else ""
+    lines = [f"Sent: {request.method} {request.url.path}{query}"]
+    content_type = request.headers.get("content-type")
+    if content_type:
+        lines.append(f"  content-type: {content_type}")
+    lines.append(f"  body: {printable(request.content) if request.content else '(none)'}")
+    lines.append(f"Got: {response.http_version} {response.status_code} {response.reason_phrase}".rstrip())
+    lines += [f"  {name}: {printable(value.encode())}" for name, value in response.headers.items() if name.lower() not in ("date", "content-length")]
+    lines.append(f"  body: {printable(response.content) if response.content else '(none)'}")
+    lines.append("Reproduce:")
+    lines += [f"  {line}" for line in reproduce_lines(request)]
+    return REDACT("\n".join(lines))
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """`error.code` of an error body, or None if the body has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def error_detail(response: httpx.Response) -> dict[str, Any]:
+    """`error.detail` of an error body ({} when absent)."""
+    detail = response.json().get("error", {}).get("detail")
+    return detail if isinstance(detail, dict) else {}

@@ -1,0 +1,34 @@
+"""An audit log of every request the suite sends: one redacted line each, the run's nonce normalised."""
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from conformance.setup.redaction import REDACT
+
+RUN_PLACEHOLDER = "<run>"
+
+
+class RequestLog:
+    """Appends `TIME METHOD path?query body -> status X-Request-Id` per response, to match a failure against the server's logs."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.file: TextIO = path.open("w", encoding="utf-8")
+
+    def observe(self, response: httpx.Response) -> None:
+        """Write one line for this exchange."""
+        request = response.request
+        target = request.url.raw_path.decode("ascii", "replace")
+        body = request.content.decode("utf-8", "replace")
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        request_id = response.headers.get("X-Request-Id") or "-"
+        line = f"{stamp} {request.method} {target} {body} -> {response.status_code} {request_id}"
+        self.file.write(REDACT(line.replace(self.run_id, RUN_PLACEHOLDER)) + "\n")
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self.file.close()

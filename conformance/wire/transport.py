@@ -1,0 +1,273 @@
+"""The one way the suite sends requests: a Target wraps an httpx.Client pointed at the mock or a live URL."""
+from __future__ import annotations
+
+import datetime
+import json as jsonlib
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from conformance.setup.fixtures import Credential
+from conformance.setup.redaction import REDACT
+
+RATE_LIMIT_RESERVE = 5
+RATE_WINDOW_SECONDS = 60.0
+# Pace at 80% of the token's allowance: other clients of the same token, and clock skew, need room too.
+HEADROOM = 0.8
+UNSET: Any = object()
+
+
+class TargetError(Exception):
+    """The target could not be used for this request; the message says what happened and what to do."""
+
+
+class TargetTimeout(TargetError):
+    """No response within the per-request timeout."""
+
+
+class TargetUnreachable(TargetError):
+    """The target refused or could not be reached."""
+
+
+# Set on a response whose request was in flight beside another: its headers may be observed out of the server's order.
+OVERLAPPED = "katapult_conformance_overlapped"
+# A test stopped by the run's own bounds (budget, duration) was not run: its promises are `not run`, not `not reached`.
+NOT_RUN_PREFIX = "not run: "
+
+
+class BudgetExhausted(TargetError):
+    """The live target's request budget or the run's duration is spent; the message starts with NOT_RUN_PREFIX."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason if reason.startswith(NOT_RUN_PREFIX) else NOT_RUN_PREFIX + reason)
+
+
+class RateLimitStalled(TargetError):
+    """X-RateLimit-Remaining stayed low after waiting out a whole window: the server's rate-limit headers misbehave."""
+
+
+class Pacer:
+    """Keeps a live target under its rate limit; on the mock, waiting moves the virtual clock instead.
+
+    The pace is --max-rate until the first X-RateLimit-Permitted is seen, then at most HEADROOM of that token's
+    allowance (tokens have 200 or 1,000 requests a minute). No single wait is longer than one window.
+    """
+
+    def __init__(self, min_interval: float, sleep: Callable[[float], None], now: Callable[[], float],
+                 window_seconds: float = RATE_WINDOW_SECONDS) -> None:
+        self.min_interval = min_interval
+        self.sleep = sleep
+        self.now = now
+        self.window_seconds = window_seconds
+        self.last_sent = float("-inf")
+        self.permitted: int | None = None
+        self.waited_for: int | None = None
+        self.lock = threading.Lock()
+        # Called instead of raising when Remaining never recovers; after it, Remaining is no longer trusted.
+        self.on_stall: Callable[[str, httpx.Response], None] | None = None
+        self.trust_remaining = True
+
+    def before_send(self) -> None:
+        """Wait for the next slot at the current pace."""
+        with self.lock:
+            gap = self.last_sent + self.min_interval - self.now()
+            if gap > 0:
+                self.sleep(gap)
+            self.last_sent = self.now()
+
+    def follow(self, response: httpx.Response) -> None:
+        """The first X-RateLimit-Permitted seen sets the pace, with headroom."""
+        permitted = response.headers.get("X-RateLimit-Permitted", "")
+        if self.permitted is None and permitted.isdigit() and int(permitted) > 0:
+            self.permitted = int(permitted)
+            self.min_interval = max(self.min_interval, self.window_seconds / (self.permitted * HEADROOM))
+
+    def after_response(self, response: httpx.Response) -> None:
+        """Wait out the window when the server says few requests are left; a count that does not recover is a failure."""
+        self.follow(response)
+        remaining = response.headers.get("X-RateLimit-Remaining", "")
+        if not remaining.isdigit() or not self.trust_remaining:
+            return
+        if int(remaining) > RATE_LIMIT_RESERVE:
+            self.waited_for = None
+            return
+        if self.waited_for is not None:
+            message = (f"X-RateLimit-Remaining is still {remaining} after waiting a whole {self.window_seconds:g} s window (it was"
+                       f" {self.waited_for}): the server's rate-limit headers do not recover")
+            if self.on_stall is None:
+                raise RateLimitStalled(message + ", so the run stops here instead of waiting on them")
+            self.trust_remaining = False
+            self.on_stall(message + "; pacing goes on by X-RateLimit-Permitted alone", response)
+            return
+        self.waited_for = int(remaining)
+        self.sleep(self.window_seconds)
+
+
+class MaintenanceSwitch(Protocol):
+    """What the suite may switch on an in-process mock (a live target cannot be put into maintenance)."""
+
+    maintenance: bool
+
+
+class Target:
+    """Sends requests and tells observers about every response."""
+
+    def __init__(
+        self,
+        kind: str,
+        base_url: str,
+        client: httpx.Client,
+        pacer: Pacer,
+        *,
+        timeout: float,
+        max_requests: int | None,
+        mock: MaintenanceSwitch | None = None,
+        max_duration: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.pacer = pacer
+        self.timeout = timeout
+        self.max_requests = max_requests
+        self.max_duration = max_duration
+        self.deadline = None if max_duration is None else time.monotonic() + max_duration
+        self.mock = mock
+        self.sent = 0
+        self.statuses: Counter[int] = Counter()
+        # 429s answered to paced requests (each waited out and retried once): the pacing fell short of the server's limit.
+        self.throttled = 0
+        # Requests in flight, and a count that moves whenever one starts beside another (see OVERLAPPED).
+        self.in_flight = 0
+        self.overlaps = 0
+        self.observers: list[Callable[[httpx.Response], None]] = []
+        # Concurrent sends (conformance.cases.concurrency) share the budget and the counters, and need the window's headroom.
+        self.lock = threading.Lock()
+        self.remaining: int | None = None
+
+    def out_of_time(self) -> bool:
+        """Whether the run's --max-duration is spent."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def out_of_time_error(self) -> BudgetExhausted:
+        """What a test past --max-duration is skipped with (its message starts with NOT_RUN_PREFIX)."""
+        return BudgetExhausted(f"the run's --max-duration of {self.max_duration:g} s is spent; raise --max-duration to run more")
+
+    @property
+    def is_live(self) -> bool:
+        """Whether this target is a real URL (not the in-process mock)."""
+        return self.kind == "live"
+
+    def url(self, path: str) -> str:
+        """The full URL of an operation path."""
+        return self.base_url + path
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        credential: Credential | None = None,
+        json: Any = UNSET,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        paced: bool = True,
+        budgeted: bool = True,
+        observed: bool = True,
+    ) -> httpx.Response:
+        """Send one request; a 429 on a paced request is waited out and retried once.
+
+        `budgeted=False` is for putting the target back as it was: cleanup is never refused for lack of budget.
+        `observed=False` leaves the response to the caller, who passes it to `observe` (concurrent sends, in the server's order).
+        """
+        response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted, observed)
+        if paced and response.status_code == 429 and self.is_live:
+            self.throttled += 1
+            retry_after = response.headers.get("Retry-After", "")
+            wait = float(retry_after) if retry_after.isdigit() else self.pacer.window_seconds
+            self.pacer.sleep(min(wait, self.pacer.window_seconds))
+            response = self._send_once(method, path, credential, json, content, headers, params, paced, budgeted, observed)
+        return response
+
+    def observe(self, response: httpx.Response) -> None:
+        """Count the response and tell every observer about it."""
+        remaining = response.headers.get("X-RateLimit-Remaining", "")
+        with self.lock:
+            self.statuses[response.status_code] += 1
+            self.remaining = int(remaining) if remaining.isdigit() else self.remaining
+        for observer in self.observers:
+            observer(response)
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        credential: Credential | None,
+        json: Any,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        paced: bool,
+        budgeted: bool,
+        observed: bool = True,
+    ) -> httpx.Response:
+        with self.lock:
+            if budgeted and self.max_requests is not None and self.sent >= self.max_requests:
+                raise BudgetExhausted(f"the request budget of {self.max_requests} is spent; raise --max-requests to run more")
+            if budgeted and self.out_of_time():
+                raise self.out_of_time_error()
+            self.sent += 1
+        all_headers = dict(credential.headers) if credential else {}
+        all_headers.update(headers or {})
+        body = content
+        if json is not UNSET:
+            body = jsonlib.dumps(json).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        if paced:
+            self.pacer.before_send()
+        started = time.perf_counter()
+        with self.lock:
+            self.in_flight += 1
+            overlapped = self.in_flight > 1
+            if overlapped:
+                self.overlaps += 1
+            overlaps_before = self.overlaps
+        try:
+            response = self.client.request(method, self.url(path), content=body, headers=all_headers, params=params)
+        except httpx.TimeoutException:
+            raise TargetTimeout(f"no response to {method} {path} within {self.timeout:g} s (--request-timeout)") from None
+        except httpx.TransportError as error:
+            reason = REDACT(str(error)) or type(error).__name__
+            raise TargetUnreachable(f"cannot reach {self.base_url} ({reason}); check --target-url and that the server is up") from None
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                overlapped = overlapped or self.overlaps != overlaps_before
+        response.extensions[OVERLAPPED] = overlapped
+        if not hasattr(response, "_elapsed"):
+            # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
+            response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+        if paced:
+            self.pacer.after_response(response)
+        if observed:
+            self.observe(response)
+        return response
+
+    def close(self) -> None:
+        """Release connections."""
+        self.client.close()
+
+
+def live_target(base_url: str, *, timeout: float, max_requests: int, max_rate: float, max_duration: float | None = None,
+                ca_bundle: str | None = None) -> Target:
+    """A real server at base_url, paced and budgeted; TLS trusts `ca_bundle` when given (httpx reads SSL_CERT_FILE and proxy variables)."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+    client = httpx.Client(timeout=timeout, headers={"User-Agent": "katapult-conformance"}, verify=verify)
+    pacer = Pacer(1.0 / max_rate, time.sleep, time.monotonic)
+    return Target("live", base_url, client, pacer, timeout=timeout, max_requests=max_requests, max_duration=max_duration)

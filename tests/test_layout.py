@@ -1,0 +1,96 @@
+"""The package's architecture: folders by concern, imports running one way (tools → gate → cases → contract → wire → setup), no circle."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import conformance
+
+PACKAGE = Path(conformance.__file__).resolve().parent
+# Highest first: a module may import its own folder and any folder below it, never one above.
+LAYERS = ("tools", "gate", "cases", "contract", "wire", "setup")
+# The mock is a stand-in server: it stands on the wire's paths and on setup; the gate builds it and the tools run its mutants.
+MOCK_MAY_IMPORT = frozenset({"mock", "wire", "setup"})
+MOCK_IMPORTED_BY = frozenset({"tools", "gate", "mock"})
+
+
+def folder_of(module: str) -> str:
+    """The concern a dotted module name belongs to: its first folder under conformance (or the module itself, e.g. test_scenarios)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def module_name(path: Path) -> str:
+    """conformance/gate/plugin.py -> conformance.gate.plugin."""
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """The conformance modules a file imports, at any depth of the file (deferred imports count too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("conformance"):
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                is_module = (PACKAGE.parent / candidate.replace(".", "/")).with_suffix(".py").exists()
+                found.add(candidate if is_module else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("conformance"))
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports."""
+    return {module_name(path): imports_of(path) for path in PACKAGE.rglob("*.py") if "_data" not in path.parts}
+
+
+def allowed(importer: str, imported: str) -> bool:
+    """Whether a module of folder `importer` may import one of folder `imported`."""
+    if not imported or imported == importer:
+        return True
+    if "mock" in (importer, imported):
+        return imported in MOCK_MAY_IMPORT if importer == "mock" else importer in MOCK_IMPORTED_BY
+    if importer in LAYERS and imported in LAYERS:
+        return LAYERS.index(imported) > LAYERS.index(importer)
+    return importer.startswith("test_")  # the suite's own test modules stand on top of everything
+
+
+def test_the_package_has_a_folder_for_each_concern() -> None:
+    """Each concern is a folder whose docstring says what lives there; no loose module but the suite's own tests."""
+    for folder in (*LAYERS, "mock"):
+        init = PACKAGE / folder / "__init__.py"
+        assert init.exists() and ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"conformance/{folder}/ needs a docstring"
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py" and not p.name.startswith("test_"))
+    assert loose == [], f"modules outside the folders: {loose}"
+
+
+def test_imports_run_one_way() -> None:
+    """A module imports its own folder or one below it, never one above: tools → gate → cases → contract → wire → setup."""
+    wrong = [f"{module} imports {other}" for module, imported in graph().items() for other in sorted(imported)
+             if not allowed(folder_of(module), folder_of(other))]
+    assert wrong == []
+
+
+def test_the_layer_rule_refuses_what_it_should() -> None:
+    """The rule itself: down is allowed, up and sideways into the mock from below are not."""
+    assert allowed("gate", "contract") and allowed("tools", "mock") and allowed("mock", "wire") and allowed("test_scenarios", "gate")
+    assert not allowed("wire", "contract") and not allowed("wire", "mock") and not allowed("mock", "contract") and not allowed("setup", "tools")
+
+
+def test_no_import_circle() -> None:
+    """No module reaches itself through the modules it imports."""
+    edges = graph()
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in edges.get(start, ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                if reaches(nxt, goal, seen):
+                    return True
+        return False
+
+    assert sorted(module for module in edges if reaches(module, module, set())) == []
