@@ -1,4 +1,4 @@
-"""Every command the README shows is valid for the current CLI; the CI job's and the local reproduction's files exist or are made first."""
+"""Every command the README and docs/ show is valid for the current CLI; the CI job's and the local reproduction's files exist or are made first."""
 from __future__ import annotations
 
 import contextlib
@@ -18,6 +18,7 @@ from conformance.tools.cli import COMMANDS, STARTERS, main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOC_PAGES = sorted((ROOT / "docs").glob("*.md"))
 INPUT_FLAGS = ("--target-fixtures", "--baseline", "--mock-world")
 INPUT_ENVS = {option.env: option.flag for option in OPTIONS if option.flag in INPUT_FLAGS and option.env}
 SEPARATORS = {";", "&&", "||", "|", "then", "fi", "if", "do", "done"}
@@ -132,10 +133,16 @@ def check_files(script: str, env: dict[str, str], available: set[str]) -> list[s
     return problems
 
 
+def doc_blocks() -> list[str]:
+    """The shell code blocks of the pages in docs/ (the sections moved out of the README)."""
+    return [block for page in DOC_PAGES for block in shell_blocks(page.read_text(encoding="utf-8"))]
+
+
 def test_every_readme_command_has_the_options_it_uses(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """Each `katapult-conformance ...` and `pytest ...` in the README's code blocks and CI job uses existing subcommands and options."""
+    """Each `katapult-conformance ...` and `pytest ...` in the README's and docs/' code blocks and the CI job uses real subcommands and options."""
     text = README.read_text(encoding="utf-8")
-    scripts = shell_blocks(text) + [str(step["run"]) for job in readme_ci_job()["jobs"].values() for step in job["steps"] if "run" in step]
+    steps = [str(step["run"]) for job in readme_ci_job()["jobs"].values() for step in job["steps"] if "run" in step]
+    scripts = shell_blocks(text) + doc_blocks() + steps
     problems = [problem for script in scripts for words in lexed(script) for problem in check_options(words, capsys, tmp_path)]
     assert not problems, problems
     assert any(words[:2] == ["katapult-conformance", "run"] for script in scripts for words in lexed(script))
@@ -186,11 +193,13 @@ def test_first_block_works_as_pasted_on_a_fresh_clone() -> None:
 
 
 def test_every_block_reads_only_files_it_has() -> None:
-    """A README block that passes --target-fixtures (or another input) makes the file first, e.g. with `katapult-conformance init`."""
+    """A block that passes --target-fixtures (or another input) makes the file first (`katapult-conformance init`); docs/ may read ci/ files."""
     text = README.read_text(encoding="utf-8")
     reproduction = text.split("To reproduce a CI failure locally", 1)[1]
     blocks = [block for block in shell_blocks(text) if block not in shell_blocks(reproduction)[:1]]
     problems = [problem for block in blocks for problem in check_files(block, {}, set())]
+    required, _ = kept_in_repository()
+    problems += [problem for block in doc_blocks() for problem in check_files(block, {}, set(required))]
     assert not problems, problems
 
 
