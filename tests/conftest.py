@@ -1,6 +1,8 @@
 """Shared helpers for the project's own tests: the in-process mock, the mock served over HTTP, and pytest run as a user runs it."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import select
 import subprocess
@@ -200,3 +202,17 @@ def mock_api(reference_mock: ReferenceMock, virtual_clock: VirtualClock) -> Iter
     target = mock_target(reference_mock, virtual_clock)
     yield target
     target.close()
+
+
+@pytest.fixture(scope="session")
+def suite_imports_warm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Run the suite once in this process, so pytester's in-process runs find its ~700 library modules already imported.
+
+    pytester restores sys.modules after every in-process run, dropping whatever the run imported first (schemathesis,
+    hypothesis, requests...): without this each run imports them all again, about half its time. The suite's own test
+    modules are dropped afterwards, so every run still imports (and assertion-rewrites) them afresh, as a user's run does.
+    """
+    with contextlib.chdir(tmp_path_factory.mktemp("warm")), contextlib.redirect_stdout(io.StringIO()):
+        pytest.main(["--pyargs", "conformance", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "--conformance-max-examples", "1"])
+    for name in [name for name in sys.modules if name.startswith("conformance.test_")]:
+        del sys.modules[name]
