@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 if TYPE_CHECKING:
     from conftest import RunPytest
 
@@ -25,24 +27,27 @@ CAUGHT_BY_GENERATION = {
 }
 
 
+@pytest.mark.usefixtures("suite_imports_warm")
 @pytest.mark.parametrize("profile", ["ci", "dev", "thorough"])
-def test_faithful_mock_passes_every_profile(profile: str, run_pytest: RunPytest) -> None:
+def test_faithful_mock_passes_every_profile(profile: str, pytester: pytest.Pytester) -> None:
     """No false alarm on the faithful mock, whatever the profile (dev/thorough resized to stay quick)."""
     resize = [] if profile == "ci" else ["--conformance-max-examples", "15"]
-    result = run_pytest(GENERATED, "-q", "--conformance-profile", profile, *resize)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "test_every_response_conforms:" in result.stdout
+    result = pytester.runpytest_inprocess(GENERATED, "-p", "no:cacheprovider", "-q", "--conformance-profile", profile, *resize)
+    assert result.ret == 0, "\n".join(result.outlines[-40:])
+    result.stdout.fnmatch_lines(["test_every_response_conforms: * cases;*"])
 
 
+@pytest.mark.usefixtures("suite_imports_warm")
 @pytest.mark.parametrize("mutant", sorted(CAUGHT_BY_GENERATION))
-def test_generated_tests_catch_mutant(mutant: str, run_pytest: RunPytest) -> None:
+def test_generated_tests_catch_mutant(mutant: str, pytester: pytest.Pytester) -> None:
     """Each broken behaviour is found by the property aimed at it, in the ci profile, and charged to the promise it breaks."""
     test, promise = CAUGHT_BY_GENERATION[mutant]
-    result = run_pytest(GENERATED, "-q", "-rf", "--mock-mutant", mutant)
-    assert result.returncode == 1, result.stdout[-3000:]
-    assert re.search(rf"^fails +{re.escape(promise)}: ", result.stdout, re.MULTILINE), result.stdout[-3000:]
-    findings = [line for line in result.stdout.splitlines() if line.startswith(f"finding: {promise} ·")]
-    assert any(test in line for line in findings), result.stdout[-3000:]
+    result = pytester.runpytest_inprocess(GENERATED, "-p", "no:cacheprovider", "-q", "-rf", "--mock-mutant", mutant)
+    output = result.stdout.str()
+    assert result.ret == 1, output[-3000:]
+    assert re.search(rf"^fails +{re.escape(promise)}: ", output, re.MULTILINE), output[-3000:]
+    findings = [line for line in result.outlines if line.startswith(f"finding: {promise} ·")]
+    assert any(test in line for line in findings), output[-3000:]
 
 
 def test_ci_profile_sends_the_same_requests_twice(run_pytest: RunPytest, tmp_path: Path) -> None:
