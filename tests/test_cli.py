@@ -21,14 +21,49 @@ def test_console_script_is_installed() -> None:
 
 
 def test_top_level_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    """--help names each command; no command is a usage error (exit 2)."""
+    """--help names each command; no command or an unknown one is a usage error: one line, exit 4, as in every subcommand."""
     assert main(["--help"]) == 0
     shown = capsys.readouterr().out
     assert tuple(COMMANDS) == SUBCOMMANDS
     assert all(f"  {name} " in shown for name in SUBCOMMANDS)
-    assert main([]) == 2
-    assert main(["frobnicate"]) == 2
-    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+    assert main([]) == 4
+    capsys.readouterr()
+    assert main(["frobnicate"]) == 4
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "katapult-conformance: error: unknown command 'frobnicate'; choose one of " + ", ".join(SUBCOMMANDS)]
+
+
+@pytest.mark.parametrize("name", [name for name in SUBCOMMANDS if name != "run"])
+def test_every_subcommand_speaks_one_vocabulary(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Usage says `katapult-conformance NAME`, --help lists the exit codes, and an unknown option is one prefixed line and exit 4."""
+    with pytest.raises(SystemExit) as helped:
+        main([name, "--help"])
+    assert helped.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: katapult-conformance {name} ") and "exit codes:\n  0  " in shown and "\n  4  " in shown
+    with pytest.raises(SystemExit) as refused:
+        main([name, "--no-such-option"])
+    assert refused.value.code == 4
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"katapult-conformance {name}: error: ")
+    assert error[0].endswith(f"; see `katapult-conformance {name} --help`")
+
+
+def test_run_help_lists_options_defaults_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --help` shows every suite option with its environment variable and default, and every exit code run can return."""
+    assert main(["run", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "--target-url" in shown and "KATAPULT_TARGET_URL" in shown and "--require-complete" in shown
+    assert "--max-requests" in shown and "(default: 4000)" in shown
+    assert [line.split()[0] for line in shown.split("exit codes:\n", 1)[1].splitlines()] == ["0", "1", "2", "4", "6"]
+
+
+def test_doctor_takes_only_the_options_it_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    """A run-only option (a report, a baseline) given to doctor is refused, not silently ignored."""
+    with pytest.raises(SystemExit) as refused:
+        main(["doctor", "--conformance-report", "x.md"])
+    assert refused.value.code == 4
+    assert "unrecognized arguments: --conformance-report" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)
@@ -40,26 +75,6 @@ def test_each_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str])
         code = int(exit_.code or 0)
     assert code == 0
     assert "usage:" in capsys.readouterr().out
-
-
-def test_run_help_lists_the_suite_options(capsys: pytest.CaptureFixture[str]) -> None:
-    """`run --help` shows the suite's options and their environment variables."""
-    main(["run", "--help"])
-    shown = capsys.readouterr().out
-    assert "--target-url" in shown and "KATAPULT_TARGET_URL" in shown and "--require-complete" in shown
-
-
-def test_doctor_without_the_preflight_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    """Until conformance.tools.doctor exists, `doctor` says in one sentence that this version has no preflight, exit 2."""
-    try:
-        import conformance.tools.doctor  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("this version has the preflight")
-    assert main(["doctor"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "katapult-conformance doctor: the preflight is not available in this version; upgrade katapult-conformance")
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,12 +11,13 @@ from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, first_line, start_
 
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.machines import ANSWERS_SOURCE, READ_SOURCE
-from conformance.gate.preflight import SETUP_ERROR_EXIT, Preflight, preflight
+from conformance.gate.preflight import Preflight, preflight
 from conformance.gate.session import ConformanceSession, record_starting_state
 from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import DEFAULT_WORLD, Token, load_world
+from conformance.setup.command import SETUP
 from conformance.setup.fixtures import Credential, IPRef, TargetFixtures, load_target_fixtures
 from conformance.wire import api
 from conformance.wire.exchange import error_code, error_detail
@@ -215,7 +216,7 @@ def test_a_credential_mix_up_exits_6_before_any_test(credentials: dict[str, str]
     result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--target-url", served_url,
                                           "--target-fixtures", str(fixtures_file(tmp_path, **credentials)))
     output = result.stdout.str() + result.stderr.str()
-    assert result.ret == SETUP_ERROR_EXIT, output[-3000:]
+    assert result.ret == SETUP, output[-3000:]
     problems = [line for line in output.splitlines() if line.startswith("katapult-conformance setup problem: credentials.without_scope")]
     assert len(problems) == 1, output[-3000:]
     assert "passed" not in output and "failed" not in output

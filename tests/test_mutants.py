@@ -173,7 +173,7 @@ def test_pytest_command_is_what_a_user_types(tmp_path: Path) -> None:
 
 
 def test_default_pace_runs_as_a_user_does(tmp_path: Path) -> None:
-    """--live-pace default: no rate, budget or -k overrides (the 429 burst included), and only the live sample when asked."""
+    """--live-pace suite: no rate, budget or -k overrides (the 429 burst included), and only the live sample when asked."""
     run = runner.Run("missing-token-401", live=True, default_pace=True)
     command = runner.pytest_command(run, tmp_path / "junit.xml", "http://127.0.0.1:1/core/v1")
     assert "--max-rate" not in command and "--max-requests" not in command and "-k" not in command
@@ -201,11 +201,12 @@ def test_child_environment_drops_the_callers_settings(monkeypatch: pytest.Monkey
 
 
 def test_unknown_only_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    """--only with an unknown name stops before running anything, naming it."""
+    """--only with an unknown name stops before running anything: one line naming it, exit 4 as for any bad option."""
     with pytest.raises(SystemExit) as stopped:
         runner.parse_args(["--only", "missing-token-401,nope"])
-    assert stopped.value.code == 2
-    assert "unknown mutant nope" in capsys.readouterr().err
+    assert stopped.value.code == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("katapult-conformance mutants: error: unknown mutant nope")
 
 
 # The in-process runs are tests/test_matrix.py (in this process, with pytester); here the live sample, each a child process.
@@ -234,11 +235,11 @@ def test_live_matrix_run_comes_out_as_it_should(run: runner.Run, pycache_dir: Pa
 
 @pytest.mark.slow
 def test_matrix_command_line_scores_and_writes_json(tmp_path: Path) -> None:
-    """`python -m conformance.tools.mutation` runs the plan, prints the score and writes the JSON (a mutant and its control, in-process)."""
+    """`katapult-conformance mutants` runs the plan, prints the score and writes the JSON report (a mutant and its control, in-process)."""
     report = tmp_path / "score.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "conformance.tools.mutation", "--only", "missing-token-401", "--live-sample", "0", "--jobs", "2", "--maxfail", "1",
-         "--json", str(report)],
+        [sys.executable, "-m", "conformance.tools.cli", "mutants", "--only", "missing-token-401", "--live-sample", "0", "--jobs", "2",
+         "--maxfail", "1", "--conformance-max-examples", "10", "--conformance-report", str(report)],
         capture_output=True, text=True, timeout=MATRIX_TIMEOUT, check=False, cwd=tmp_path, env=runner.child_environment(tmp_path / "pycache"),
     )
     assert report.exists(), completed.stdout[-3000:] + completed.stderr[-3000:]

@@ -12,11 +12,12 @@ import pytest
 import yaml
 from conftest import MOCK_TARGET_YAML, RunPytest, first_line, start_mock_server, stop
 
-from conformance.gate.preflight import SETUP_ERROR_EXIT, preflight
+from conformance.gate.preflight import preflight
 from conformance.mock.app import VirtualClock
 from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.setup.command import SETUP
 from conformance.setup.fixtures import load_target_fixtures
 from conformance.tools import doctor
 
@@ -138,7 +139,7 @@ MISTAKES = [
 def assert_stopped_by_preflight(result: Any, expected: str, elapsed: float) -> str:
     """Exit 6 before any test, the problem named once, no traceback, fast."""
     output = result.stdout + result.stderr
-    assert result.returncode == SETUP_ERROR_EXIT, output
+    assert result.returncode == SETUP, output
     problems = [line for line in output.splitlines() if line.startswith("katapult-conformance setup problem:")]
     assert problems and any(expected in line for line in problems), output
     assert "Traceback" not in output and "passed" not in output and "failed" not in output
@@ -192,7 +193,7 @@ def test_doctor_prints_what_it_found(mock_url: str, tmp_path: Path, capsys: pyte
     shown = capsys.readouterr().out
     assert "ip_mockHeld000000001 (185.199.221.20) starts held by vm_mockBravo00000001" in shown and "setup ok" in shown
     bad = fixtures_file(tmp_path, unknown_interface)
-    assert doctor.main(["--target-url", mock_url, "--target-fixtures", str(bad)]) == SETUP_ERROR_EXIT
+    assert doctor.main(["--target-url", mock_url, "--target-fixtures", str(bad)]) == SETUP
     shown = capsys.readouterr().out
     assert "setup problem: network_interface.id vmnet_doesNotExist0001 does not exist" in shown
     assert "kmock-valid-7d1e0c5a9b" not in shown

@@ -20,10 +20,11 @@ from conformance.gate.collection import targets_suite
 from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY
 from conformance.gate.ledger import AllocationLedger, Drift
 from conformance.gate.machines import InterfaceMachines
-from conformance.gate.preflight import SETUP_ERROR_EXIT, preflight, stop_message
+from conformance.gate.preflight import preflight, stop_message
 from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
 from conformance.mock.mutants import mock_class
 from conformance.mock.world import load_world
+from conformance.setup.command import SETUP
 from conformance.setup.fixtures import FixturesError, MissingFixture, TargetFixtures, load_target_fixtures
 from conformance.setup.profiles import session_seed, suite_settings
 from conformance.setup.redaction import REDACT
@@ -238,7 +239,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not found.ok:
         if reporter is not None:
             reporter.write_line(stop_message(found), red=True)
-        pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP_ERROR_EXIT})", returncode=SETUP_ERROR_EXIT)
+        pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP})", returncode=SETUP)
     if reporter is not None:
         reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
         reporter.write_line(f"katapult-conformance preflight: interface virtual machines from {found.machine_source}")

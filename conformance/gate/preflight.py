@@ -14,8 +14,6 @@ from conformance.wire.api import read_refusal
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH
 from conformance.wire.transport import Target, TargetError, TargetUnreachable
 
-# Not 1 (the server does not conform), 2 (interrupted), 3 (internal error), 4 (bad options), 5 (no tests).
-SETUP_ERROR_EXIT = 6
 API_BASE_HINT = "is --target-url the API base, ending in /core/v1?"
 # What each credential must be, for a message naming a key given another's token.
 WANTED = {"valid": "a token with the ip_addresses scope", "without_scope": "a token without the ip_addresses scope",

@@ -40,7 +40,7 @@ OPTIONS = (
     Option("max_examples", "--conformance-max-examples", "KATAPULT_CONFORMANCE_MAX_EXAMPLES", None,
            "override the profile's number of examples per generated test", "int"),
     Option("mock_mutant", "--mock-mutant", "KATAPULT_MOCK_MUTANT", None,
-           "run against a deliberately broken variant of the embedded mock (see python -m conformance.mock --list-mutants)"),
+           "run against a deliberately broken variant of the embedded mock (katapult-conformance mock --list-mutants names them)"),
     Option("mock_world", "--mock-world", "KATAPULT_MOCK_WORLD", None,
            "world file of the embedded mock: its tokens, interfaces and IPs (default: the shipped fixtures/mock-world.yaml)", "path"),
     Option("request_timeout", "--request-timeout", "KATAPULT_REQUEST_TIMEOUT", 10.0,
@@ -67,7 +67,8 @@ OPTIONS = (
     Option("write_baseline", "--write-baseline", None, None,
            "write one baseline entry per finding of this run to PATH (review the reasons before committing)", "path"),
     Option("require_complete", "--require-complete", "KATAPULT_CONFORMANCE_REQUIRE_COMPLETE", False,
-           "fail the run when any promise is not run or not provoked (every promise must be judged)", "flag"),
+           "fail the run when any promise is not run or not provoked (every promise must be judged; one the target fixtures opt out"
+           " of, as rate_limit.provoke: false, is reported as opted out and does not fail it)", "flag"),
 )
 
 

@@ -9,19 +9,29 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from conformance.setup.command import OK, USAGE, CommandParser, fail
+from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, MEANINGS, OK, PROGRAM, SETUP, USAGE, CommandParser, fail
 from conformance.setup.paths import data_path
 from conformance.setup.settings import OPTIONS
 
 Main = Callable[[Sequence[str] | None], int]
 RUN_USAGE = """usage: katapult-conformance run [PYTEST OPTIONS...]
 
-Run the conformance suite: `pytest --pyargs conformance` with the options given (every pytest option works too).
+Run the conformance suite: exactly `pytest --pyargs conformance` with the options given (every pytest option works too).
 Without --target-url it runs against the embedded reference mock; `katapult-conformance init` writes target fixtures to start from.
-Exit 0 every promise conforms, 1 one fails, 2 interrupted, 4 unusable settings, 6 the setup is wrong (the preflight names it).
-
-suite options (each also read from its environment variable):
 """
+RUN_EXITS = (OK, FAILED, INTERRUPTED_OR_UNREADABLE, USAGE, SETUP)
+RUN_SAYS = {INTERRUPTED_OR_UNREADABLE: "interrupted (Ctrl-C, SIGTERM): verdicts are partial, cleanup still ran"}
+
+
+def run_help() -> str:
+    """`run --help`: the suite's options with their environment variables and defaults, then the exit codes."""
+    lines = [RUN_USAGE, "suite options (each also read from its environment variable):"]
+    for option in OPTIONS:
+        default = "" if option.default in (None, False, ()) else f" (default: {option.default})"
+        lines.append(f"  {option.flag:<28} {option.help}{default}" + (f" [env {option.env}]" if option.env else ""))
+    meanings = MEANINGS | RUN_SAYS
+    lines += ["", "exit codes:", *(f"  {code}  {meanings[code]}" for code in RUN_EXITS)]
+    return "\n".join(lines)
 
 
 def pytest_command(args: Sequence[str], launched_as: str | None = None) -> list[str]:
@@ -43,8 +53,8 @@ def run(argv: Sequence[str] | None) -> int:
     # too), generated other cases than `pytest --pyargs conformance` (235 against 252 for test_exclusivity_no_value_is_missing).
     args = list(argv or [])
     if args and args[0] in ("-h", "--help"):
-        print(RUN_USAGE + "\n".join(f"  {o.flag:<28} {o.help}" + (f" [env {o.env}]" if o.env else "") for o in OPTIONS))
-        return 0
+        print(run_help())
+        return OK
     command = pytest_command(args)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -99,21 +109,6 @@ def init(argv: Sequence[str] | None) -> int:
     return OK
 
 
-def doctor(argv: Sequence[str] | None) -> int:
-    """The preflight, when this version has it."""
-    try:
-        module = importlib.import_module("conformance.tools.doctor")
-    except ModuleNotFoundError as missing:
-        if missing.name != "conformance.tools.doctor":
-            raise
-        if argv and argv[0] in ("-h", "--help"):
-            print("usage: katapult-conformance doctor [OPTIONS...]\n\nCheck settings, fixtures and the target before a run.")
-            return 0
-        print("katapult-conformance doctor: the preflight is not available in this version; upgrade katapult-conformance", file=sys.stderr)
-        return 2
-    return int(module.main(argv))
-
-
 def _delegate(module: str, function: str = "main") -> Main:
     def call(argv: Sequence[str] | None) -> int:
         return int(getattr(importlib.import_module(module), function)(argv))
@@ -124,7 +119,7 @@ def _delegate(module: str, function: str = "main") -> Main:
 COMMANDS: dict[str, tuple[Main, str]] = {
     "init": (init, "write a target fixtures file to start from (--mock: the served mock's) and print the next steps"),
     "run": (run, "run the conformance suite (pytest options pass through)"),
-    "doctor": (doctor, "preflight: check settings, fixtures and the target without running the suite"),
+    "doctor": (_delegate("conformance.tools.doctor"), "preflight: check settings, fixtures and the target without running the suite"),
     "mock": (_delegate("conformance.mock.__main__"), "serve the reference mock over HTTP"),
     "replay": (_delegate("conformance.tools.replay.main"), "judge recorded traffic (go-vcr, HAR, JSON) against the fragment, sending nothing"),
     "drift": (_delegate("conformance.tools.drift"), "compare the fragment with Katapult's published OpenAPI document"),
@@ -151,16 +146,19 @@ def package_version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to a command; its own options (and --help) follow its name."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
+    if args and args[0] in ("-h", "--help"):
         print(usage())
-        return 0 if args else 2
+        return OK
+    if not args:
+        print(usage(), file=sys.stderr)
+        return USAGE
     if args[0] == "--version":
-        print(f"katapult-conformance {package_version()}")
-        return 0
+        print(f"{PROGRAM} {package_version()}")
+        return OK
     command = COMMANDS.get(args[0])
     if command is None:
-        print(f"katapult-conformance: unknown command {args[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
+        print(f"{PROGRAM}: error: unknown command {args[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return USAGE
     return command[0](args[1:])
 
 

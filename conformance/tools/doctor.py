@@ -1,28 +1,35 @@
-"""`python -m conformance.tools.doctor`: run only the preflight, with the suite's own options, and print what it found."""
+"""`katapult-conformance doctor`: run only the preflight, with the suite's own target options, and print what it found."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-from conformance.gate.preflight import SETUP_ERROR_EXIT, preflight
+from conformance.gate.preflight import preflight
+from conformance.setup.command import OK, SETUP, USAGE, CommandParser, fail
 from conformance.setup.fixtures import FixturesError, load_target_fixtures
 from conformance.setup.redaction import REDACT
 from conformance.setup.settings import OPTIONS, ConfigError, build_config
 from conformance.wire.transport import TargetError
 
-USAGE_EXIT = 4
+# The run options the preflight uses: where the target is, its fixtures, and how to reach it. The rest (reports, baseline,
+# profile, bounds) only mean something to a run of the tests, so doctor refuses them rather than ignore them.
+DOCTOR_OPTIONS = ("target_url", "target_fixtures", "mock_mutant", "mock_world", "request_timeout", "ca_bundle", "allow_production")
 
 
 def parse_args(argv: list[str] | None) -> dict[str, object]:
-    """The suite's options (same flags, same environment variables)."""
-    parser = argparse.ArgumentParser(prog="python -m conformance.tools.doctor", description=__doc__)
+    """The suite's target options (same flags, same environment variables); the others are left at their defaults."""
+    parser = CommandParser("doctor", "Check the settings, the target fixtures and the target, as the preflight does before a run,"
+                           " and print what it found; sends at most 20 requests and changes nothing.", exits=(OK, USAGE, SETUP),
+                           says={OK: "the setup is usable", USAGE: "an unknown option, a bad value, or the target cannot be reached"})
     for option in OPTIONS:
+        if option.dest not in DOCTOR_OPTIONS:
+            continue
         help_text = option.help + (f" [env {option.env}]" if option.env else "")
         if option.kind == "flag":
             parser.add_argument(option.flag, action="store_true", dest=option.dest, help=help_text)
         else:
             parser.add_argument(option.flag, dest=option.dest, default=None, help=help_text)
-    return vars(parser.parse_args(argv))
+    given = vars(parser.parse_args(argv))
+    return {option.dest: given.get(option.dest) for option in OPTIONS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = build_config(parse_args(argv))
         fixtures = load_target_fixtures(suite.fixtures_path)
     except (ConfigError, FixturesError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_EXIT
+        return fail("doctor", str(error), USAGE)
     REDACT.add(fixtures.secrets())
     target = make_target(suite)
     print(f"target: {suite.target_url if suite.is_live else 'embedded reference mock (in-process)'}")
@@ -42,14 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         found = preflight(target, fixtures)
     except TargetError as error:
-        print(REDACT(f"error: {error}"), file=sys.stderr)
-        return USAGE_EXIT
+        return fail("doctor", REDACT(str(error)), USAGE)
     finally:
         target.close()
     for line in found.lines():
         print(REDACT(line))
-    print("setup ok" if found.ok else f"setup is wrong: {len(found.problems)} problem(s) (exit {SETUP_ERROR_EXIT})")
-    return 0 if found.ok else SETUP_ERROR_EXIT
+    print("setup ok" if found.ok else f"setup is wrong: {len(found.problems)} problem(s) (exit {SETUP})")
+    return OK if found.ok else SETUP
 
 
 if __name__ == "__main__":

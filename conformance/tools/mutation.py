@@ -18,12 +18,13 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from conformance.mock.mutants import MUTANTS, mock_class
+from conformance.setup.command import FAILED, OK, USAGE, CommandParser
 from conformance.setup.fixtures import IPRef, load_target_fixtures
 from conformance.setup.paths import data_path
 from conformance.wire import api
@@ -258,7 +259,7 @@ def execute(run: Run, environ: dict[str, str], timeout: float, maxfail: int = 0,
         workdir = Path(tmp)
         junit = workdir / "junit.xml"
         try:
-            with served(run, workdir, environ) if run.live else _nothing() as base_url:
+            with served(run, workdir, environ) if run.live else nullcontext() as base_url:
                 before = fixture_holders(base_url) if base_url else {}
                 completed = subprocess.run(
                     pytest_command(run, junit, base_url, maxfail, max_examples),
@@ -310,11 +311,6 @@ def failing_promises(report: Path) -> list[str]:
     if not report.exists():
         return []
     return [promise["id"] for promise in json.loads(report.read_text(encoding="utf-8"))["promises"] if promise["verdict"] == "fails"]
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
 
 
 def live_sample(names: Sequence[str], size: int) -> list[str]:
@@ -433,26 +429,31 @@ def live_sample_size(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="python -m conformance.tools.mutation", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = CommandParser("mutants", __doc__.splitlines()[0] if __doc__ else None, exits=(OK, FAILED, USAGE),
+                           says={OK: "the faithful mock is clean and every mutant is caught, each charged to what it breaks",
+                                 FAILED: "a false alarm, a missed or misattributed mutant, or a run that errored"})
     parser.add_argument("--only", default=None, metavar="NAME,...", help="mutants to run (default: all); the faithful mock always runs")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel (default: the number of CPUs)")
     parser.add_argument("--live-sample", type=live_sample_size, default=DEFAULT_LIVE_SAMPLE,
                         help=f"also run this many mutants, and the faithful mock, live over loopback HTTP (default {DEFAULT_LIVE_SAMPLE}; 0: none;"
                              " all: the whole catalogue)")
-    parser.add_argument("--live-pace", choices=("fast", "default"), default="fast",
-                        help="fast (default): live runs at --max-rate 2000 against a 2 s window, without the 429 burst; default: the suite's"
+    parser.add_argument("--live-pace", choices=("fast", "suite"), default="fast",
+                        help="fast (default): live runs at --max-rate 2000 against a 2 s window, without the 429 burst; suite: the suite's"
                              " own pacing and budget against a 10 s window, burst included, as a user runs it (minutes per run)")
     parser.add_argument("--live-only", action="store_true", help="run only the live sample (and its faithful control), nothing in-process")
     parser.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT, help=f"seconds allowed per run (default {DEFAULT_RUN_TIMEOUT:g})")
     parser.add_argument("--maxfail", type=int, default=0, metavar="N",
                         help="stop each run after N failures: faster, but lists fewer catching tests (default 0: run everything)")
-    parser.add_argument("--max-examples", type=int, default=None, metavar="N",
-                        help="generated examples per property test in each run (default: the ci profile's); fewer is faster")
-    parser.add_argument("--markdown", action="store_true", help="print the score table as Markdown (for the README)")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--conformance-max-examples", type=int, default=None, metavar="N", dest="max_examples",
+                        help="generated examples per property test in each run, as for `run` (default: the ci profile's); fewer is faster")
+    parser.add_argument("--markdown", action="store_true", help="print the score table as Markdown")
+    parser.add_argument("--conformance-report", type=Path, default=None, metavar="PATH",
+                        help="also write the results to PATH: .json (the runs and the score) or .md (the table)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.timeout <= 0 or args.live_sample < 0 or args.maxfail < 0 or (args.max_examples is not None and args.max_examples < 1):
-        parser.error("--jobs, --timeout and --max-examples must be positive, --live-sample and --maxfail not negative")
+        parser.error("--jobs, --timeout and --conformance-max-examples must be positive, --live-sample and --maxfail not negative")
+    if args.conformance_report is not None and args.conformance_report.suffix not in (".json", ".md"):
+        parser.error(f"--conformance-report {args.conformance_report} must end in .json or .md")
     if args.only is not None:
         args.only = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = [name for name in args.only if name not in MUTANTS]
@@ -465,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the matrix, print the table and the score; 0 only when the faithful mock is clean and every mutant is caught."""
     args = parse_args(argv)
     names = args.only if args.only is not None else list(MUTANTS)
-    runs = plan(names, args.live_sample, default_pace=args.live_pace == "default", in_process=not args.live_only)
+    runs = plan(names, args.live_sample, default_pace=args.live_pace == "suite", in_process=not args.live_only)
     started = time.monotonic()
     outcomes = run_matrix(runs, args.jobs, args.timeout, args.maxfail, max_examples=args.max_examples)
     wall = time.monotonic() - started
@@ -474,8 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for o in problems:
         print(f"\n--- {o.run.mutant} ({o.run.mode}): {o.status}\n{o.detail.strip()}", file=sys.stderr)
     print("\n" + score_line(outcomes, wall, args.jobs))
-    if args.json is not None:
-        args.json.write_text(json.dumps(report_json(outcomes, wall, args.jobs), indent=2) + "\n", encoding="utf-8")
+    report: Path | None = args.conformance_report
+    if report is not None:
+        text = json.dumps(report_json(outcomes, wall, args.jobs), indent=2) + "\n" if report.suffix == ".json" else markdown_table(outcomes) + "\n"
+        report.write_text(text, encoding="utf-8")
     return 0 if all(o.ok for o in outcomes) else 1
 
 

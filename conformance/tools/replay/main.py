@@ -15,6 +15,7 @@ from conformance.contract.findings import FindingLog
 from conformance.contract.promises import BY_ID, Promise, judge
 from conformance.gate.baseline import BaselineError, load_baseline, review
 from conformance.gate.summary import Problem, Summary, terminal_lines, write_report
+from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
 from conformance.setup.redaction import REDACT
 from conformance.tools.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, Judged
 from conformance.tools.replay.judge import judge as judge_one
@@ -28,7 +29,9 @@ REPORT_SUFFIXES = (".md", ".json")
 
 def parser() -> argparse.ArgumentParser:
     """The replay command's arguments."""
-    commands = argparse.ArgumentParser(prog="katapult-conformance replay", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = CommandParser("replay", __doc__.splitlines()[0] if __doc__ else None, exits=(OK, FAILED, INTERRUPTED_OR_UNREADABLE, USAGE),
+                             says={OK: "every mapped exchange conforms", FAILED: "an exchange does not conform",
+                                   INTERRUPTED_OR_UNREADABLE: "a recording or the baseline could not be read"})
     commands.add_argument("files", nargs="+", type=Path, metavar="FILE",
                           help="go-vcr cassette (.yaml), HAR 1.2 (.har/.json) or JSON interaction list")
     commands.add_argument("--base-path", default=DEFAULT_BASE_PATH, help=f"API base path stripped from recorded paths (default {DEFAULT_BASE_PATH})")
@@ -66,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline = load_baseline(args.baseline) if args.baseline is not None else None
         recorded: list[Recorded] = [item for path in args.files for item in load_recordings(path)]
     except (BaselineError, RecordingError) as error:
-        print(f"katapult-conformance replay: {error}", file=sys.stderr)
-        return 2
+        return fail("replay", str(error), INTERRUPTED_OR_UNREADABLE)
     today = datetime.date.today()
     log = FindingLog()
     judged = [found for found in (judge_one(item, log, base_path=args.base_path, other_errors=args.judge_other_errors) for item in recorded) if found]
