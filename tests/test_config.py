@@ -266,3 +266,16 @@ def test_header_shows_each_setting_and_its_source(case: HeaderRun, results: dict
     missing = [line.format(dir=files) for line in case.header if line.format(dir=files) not in shown]
     assert not missing, "\n".join(shown)
     assert TOKEN not in result.stdout + result.stderr and CAPABILITIES not in result.stdout + result.stderr
+
+
+def test_every_option_is_a_typed_setting() -> None:
+    """Each option is read through a property with its own type (no `Any` from a catch-all __getattr__), so mypy checks every use."""
+    import typing
+
+    from conformance.setup.settings import OPTIONS, SuiteConfig
+
+    for option in OPTIONS:
+        read = getattr(SuiteConfig, option.dest, None)
+        assert isinstance(read, property), f"SuiteConfig has no property for {option.dest}"
+        assert typing.get_type_hints(read.fget)["return"] is not typing.Any
+    assert not hasattr(SuiteConfig, "__getattr__")

@@ -11,6 +11,8 @@ from conftest import MOCK_TARGET_YAML, RunPytest
 from conformance.mock.world import DEFAULT_WORLD
 from conformance.setup.redaction import PLACEHOLDER, RedactingFormatter, RedactingStream, Redactor, env_secrets
 
+pytest_plugins = ["pytester"]
+
 # The mock's own tokens, and the distinctive secrets that replace them for the run.
 VALID = "kmock-valid-7d1e0c5a9b"
 TOKENS = {
@@ -142,3 +144,14 @@ def test_stream_and_log_formatter_scrub() -> None:
     formatted = RedactingFormatter(logging.Formatter("%(levelname)s %(message)s"), redact).format(record)
     assert out.getvalue() == f"token {PLACEHOLDER}\n"
     assert formatted == f"WARNING sent {PLACEHOLDER}"
+
+
+def test_a_session_leaves_no_secret_or_header_behind(pytester: pytest.Pytester) -> None:
+    """The secrets and authenticated headers a run of the suite registers are gone when its session ends (nothing outlives it)."""
+    from conformance.contract import checks
+    from conformance.setup.redaction import REDACT
+
+    before = (REDACT.snapshot(), frozenset(checks.AUTHENTICATED))
+    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "-k", "missing-token")
+    assert result.ret == 0
+    assert (REDACT.snapshot(), frozenset(checks.AUTHENTICATED)) == before

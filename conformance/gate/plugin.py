@@ -77,6 +77,11 @@ def activate(config: pytest.Config) -> None:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     if suite.is_live:
         interrupt_on_sigterm(config)
+    # The session's secrets and authenticated headers are the session's: put back as they were when its config ends, so
+    # nothing outlives it (in-process runs, as pytester makes them, start clean).
+    secrets_before, authenticated_before = REDACT.snapshot(), frozenset(checks.AUTHENTICATED)
+    config.add_cleanup(lambda: REDACT.restore(secrets_before))
+    config.add_cleanup(lambda: checks.AUTHENTICATED.intersection_update(authenticated_before))
     REDACT.add(fixtures.secrets())
     # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
     checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()

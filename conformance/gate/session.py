@@ -69,7 +69,7 @@ class ConformanceSession:
 
 def make_target(suite: SuiteConfig) -> Target:
     """The mock (optionally a mutant) or the live URL, per the settings."""
-    if suite.is_live:
+    if suite.target_url is not None:
         return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
                            max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
     clock = VirtualClock()

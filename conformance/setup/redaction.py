@@ -26,6 +26,15 @@ class Redactor:
         ordered = sorted(self.secrets, key=len, reverse=True)
         self.pattern = re.compile("|".join(re.escape(secret) for secret in ordered)) if ordered else None
 
+    def snapshot(self) -> frozenset[str]:
+        """The secrets known now, to restore when a session that adds its own ends."""
+        return frozenset(self.secrets)
+
+    def restore(self, secrets: frozenset[str]) -> None:
+        """Forget every secret added since the snapshot."""
+        self.secrets = set()
+        self.add(secrets)
+
     def __call__(self, text: str) -> str:
         """The text with every secret replaced."""
         if self.pattern is None or not text:

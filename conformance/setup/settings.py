@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from conformance.setup.paths import data_path
@@ -121,11 +121,95 @@ class SuiteConfig:
 
     settings: Mapping[str, Setting]
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.settings[name].value
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def target_url(self) -> str | None:
+        """--target-url, resolved."""
+        return cast("str | None", self.settings["target_url"].value)
+
+    @property
+    def target_fixtures(self) -> Path | None:
+        """--target-fixtures, resolved."""
+        return cast("Path | None", self.settings["target_fixtures"].value)
+
+    @property
+    def profile(self) -> str:
+        """--conformance-profile, resolved."""
+        return cast("str", self.settings["profile"].value)
+
+    @property
+    def max_examples(self) -> int | None:
+        """--conformance-max-examples, resolved."""
+        return cast("int | None", self.settings["max_examples"].value)
+
+    @property
+    def mock_mutant(self) -> str | None:
+        """--mock-mutant, resolved."""
+        return cast("str | None", self.settings["mock_mutant"].value)
+
+    @property
+    def mock_world(self) -> Path | None:
+        """--mock-world, resolved."""
+        return cast("Path | None", self.settings["mock_world"].value)
+
+    @property
+    def request_timeout(self) -> float:
+        """--request-timeout, resolved."""
+        return cast("float", self.settings["request_timeout"].value)
+
+    @property
+    def max_requests(self) -> int:
+        """--max-requests, resolved."""
+        return cast("int", self.settings["max_requests"].value)
+
+    @property
+    def max_rate(self) -> float:
+        """--max-rate, resolved."""
+        return cast("float", self.settings["max_rate"].value)
+
+    @property
+    def max_duration(self) -> float:
+        """--max-duration, resolved."""
+        return cast("float", self.settings["max_duration"].value)
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """--ca-bundle, resolved."""
+        return cast("Path | None", self.settings["ca_bundle"].value)
+
+    @property
+    def request_log(self) -> Path | None:
+        """--request-log, resolved."""
+        return cast("Path | None", self.settings["request_log"].value)
+
+    @property
+    def allow_production(self) -> bool:
+        """--allow-production, resolved."""
+        return cast("bool", self.settings["allow_production"].value)
+
+    @property
+    def report(self) -> tuple[Path, ...]:
+        """--conformance-report, resolved."""
+        return cast("tuple[Path, ...]", self.settings["report"].value)
+
+    @property
+    def baseline(self) -> Path | None:
+        """--baseline, resolved."""
+        return cast("Path | None", self.settings["baseline"].value)
+
+    @property
+    def strict_baseline(self) -> bool:
+        """--strict-baseline, resolved."""
+        return cast("bool", self.settings["strict_baseline"].value)
+
+    @property
+    def write_baseline(self) -> Path | None:
+        """--write-baseline, resolved."""
+        return cast("Path | None", self.settings["write_baseline"].value)
+
+    @property
+    def require_complete(self) -> bool:
+        """--require-complete, resolved."""
+        return cast("bool", self.settings["require_complete"].value)
 
     @property
     def is_live(self) -> bool:
@@ -140,7 +224,7 @@ class SuiteConfig:
 
     def header_lines(self) -> list[str]:
         """What pytest's report header shows: each setting and where it came from."""
-        target = self.target_url if self.is_live else "embedded reference mock (in-process)"
+        target = self.target_url or "embedded reference mock (in-process)"
         if not self.is_live and self.mock_mutant:
             target += f", mutant {self.mock_mutant}"
         fixtures_source = self.settings["target_fixtures"].source
