@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conformance.contract.findings import NotReached, charge_elsewhere, reach, report
-from conformance.contract.promises import PROMISES
+from conformance.contract.promises import PROMISES, promise_id
 from conformance.setup.fixtures import IPRef
 from conformance.setup.paths import data_path
 from conformance.setup.redaction import REDACT
@@ -35,9 +35,11 @@ SPEC_PATH = data_path("spec", "allocate_ip.yaml")
 DOCUMENTED_SERVER_ERRORS = frozenset({503})
 # Shorter tokens could turn up in a body by chance; real API tokens are far longer.
 MIN_ECHOED_TOKEN = 16
-NO_SERVER_ERRORS, MALFORMED_BYTES = "no server errors", "malformed bytes never crash the server"
-RESPONSE_SHAPE, SHAPE_200, NO_ECHOED_SECRET, ARGUMENT_ERRORS = "response shape", "200 shape", "no credential echoed", "400 argument errors"
-API_SCHEMA_HEADER, RATE_LIMIT_HEADERS, REQUEST_ID_HEADER = "X-Api-Schema on errors", "rate-limit headers", "X-Request-Id on every response"
+NO_SERVER_ERRORS, MALFORMED_BYTES = promise_id("no server errors"), promise_id("malformed bytes never crash the server")
+RESPONSE_SHAPE, SHAPE_200 = promise_id("response shape"), promise_id("200 shape")
+NO_ECHOED_SECRET, ARGUMENT_ERRORS = promise_id("no credential echoed"), promise_id("400 argument errors")
+API_SCHEMA_HEADER, RATE_LIMIT_HEADERS = promise_id("X-Api-Schema on errors"), promise_id("rate-limit headers")
+REQUEST_ID_HEADER = promise_id("X-Request-Id on every response")
 # Headers are judged by wire_headers instead, each under the promise it speaks for.
 # Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
 AUTHENTICATED: set[str] = set()
@@ -50,8 +52,8 @@ class ConformanceFailure(AssertionError):
     def __init__(self, title: str, received: str, documented: str, response: httpx.Response | None = None, *,
                  promise: str | None = None, check: str | None = None) -> None:
         self.title = title
-        # Which promise this breaks (conformance.contract.promises); None means the promise the running test exists for.
-        self.promise = promise
+        # Which promise this breaks (checked against the catalogue now); None means the promise the running test exists for.
+        self.promise = promise_id(promise) if promise is not None else None
         self.check = check or title
         self.expected, self.received = documented, received
         self.status = response.status_code if response is not None else None

@@ -85,6 +85,21 @@ PROMISES = (
 )
 BY_ID = {promise.id: promise for promise in PROMISES}
 CLEANUP = BY_ID["cleanup"]
+# Judged only by `replay`, on other endpoints' errors; listed here so every promise id the code names is checked against one catalogue.
+REPLAY_ONLY = (Promise("error envelope", "an error of any endpoint is the shared {error: {code, description, detail}} with"
+                       " X-Api-Schema: json-error"),)
+KNOWN = {promise.id: promise for promise in (*PROMISES, *REPLAY_ONLY)}
+
+
+class UnknownPromise(ValueError):
+    """The code names a promise the catalogue does not have (a misspelt id): an internal error, never a silent pass."""
+
+
+def promise_id(name: str) -> str:
+    """The id, checked against the catalogue where the code names it, so a typo fails at once instead of charging a finding nowhere."""
+    if name not in KNOWN:
+        raise UnknownPromise(f"unknown promise {name!r}: the catalogue in conformance/contract/promises.py has {', '.join(KNOWN)}")
+    return name
 
 def declared_promises(item: pytest.Item) -> tuple[str, ...]:
     """The promises a test speaks for, from its promise markers; an unknown id is a usage error."""

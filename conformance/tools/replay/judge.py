@@ -25,10 +25,11 @@ from conformance.contract.checks import (
     told,
 )
 from conformance.contract.findings import Finding, FindingLog, Scope, TestScope, reach
+from conformance.contract.promises import promise_id
 from conformance.tools.replay.recordings import Recorded
 
 DEFAULT_BASE_PATH = "/core/v1"
-ERROR_ENVELOPE = "error envelope"
+ERROR_ENVELOPE = promise_id("error envelope")
 # Transport encodings describe bytes the recorder already decoded; httpx would try to decode them again.
 DROPPED_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 

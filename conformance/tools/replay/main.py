@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from conformance.contract.findings import FindingLog
-from conformance.contract.promises import BY_ID, Promise, judge
+from conformance.contract.promises import BY_ID, KNOWN, judge
 from conformance.gate.baseline import BaselineError, load_baseline, review
 from conformance.gate.summary import Problem, Summary, terminal_lines, write_report
 from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
@@ -21,8 +21,7 @@ from conformance.tools.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, Ju
 from conformance.tools.replay.judge import judge as judge_one
 from conformance.tools.replay.recordings import Recorded, RecordingError, load_recordings
 
-ENVELOPE_PROMISE = Promise(ERROR_ENVELOPE,
-                           "an error of any endpoint is the shared {error: {code, description, detail}} with X-Api-Schema: json-error")
+ENVELOPE_PROMISE = KNOWN[ERROR_ENVELOPE]
 FAILURE_LINES = 8
 REPORT_SUFFIXES = (".md", ".json")
 
