@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance.cases.scenarios import ROWS, Row, RunValues, ip_for, judge, request_for
+from conformance.cases.scenarios import ROWS, Row, RunValues, ip_for, judge_row, request_for
 from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, side_effect
 from conformance.contract.findings import NotReached, charge_elsewhere, reach, require
 from conformance.contract.promises import OptedOut
@@ -18,11 +18,10 @@ from conformance.wire import api
 from conformance.wire.exchange import error_code, error_detail
 from conformance.wire.pacing import Burst, burst, remaining_of
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH
-from conformance.wire.transport import Target
+from conformance.wire.transport import RATE_WINDOW_SECONDS, Target
 
 # Past what the window has left, a few more to be sure; bounded so a server that never limits still ends the test.
 BURST_MARGIN = 20
-RATE_WINDOW_SECONDS = 60.0
 
 
 def row_param(row: Row) -> Any:
@@ -45,7 +44,7 @@ def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, led
     watched = [ip_for(target_fixtures, name) for name in row.watch]
     before = {ip: ledger.touch(ip) for ip in watched}
     response = target.send("POST", path, content=content, headers=headers, params=query or None)
-    judge(row, response)
+    judge_row(row, response)
     reach(row.promise)
     assert_unchanged(ledger, before, response)
 

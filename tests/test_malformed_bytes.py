@@ -4,7 +4,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conformance.cases.scenarios import ROWS, Row, RunValues, judge, request_for
+from conformance.cases.scenarios import ROWS, Row, RunValues, judge_row, request_for
 from conformance.contract.checks import ConformanceFailure
 from conformance.mock.app import ApiError, MockRequest, ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
@@ -80,7 +80,7 @@ def test_the_mock_answers_as_the_wire_does_and_the_row_accepts_it(row: Row, mock
     """The faithful mock lets invalid UTF-8 in strings reach the lookups (404s), and refuses a UTF-16 body as invalid JSON."""
     response = send(mock_api, row, mock_target_fixtures)
     assert (response.status_code, error_code(response)) == ON_THE_WIRE[row.id]
-    judge(row, response)
+    judge_row(row, response)
 
 
 @pytest.mark.parametrize("row", MALFORMED, ids=row_ids())
@@ -92,7 +92,7 @@ def test_no_one_code_is_pinned(row: Row, mock_target_fixtures: TargetFixtures) -
     finally:
         target.close()
     assert (response.status_code, error_code(response)) == (400, "invalid_json_body")
-    judge(row, response)
+    judge_row(row, response)
 
 
 @pytest.mark.parametrize(("mutant", "row_id"), [("500-on-non-utf8-body", "body-not-utf8"), ("500-on-non-utf8-body", "body-utf16"),
@@ -107,7 +107,7 @@ def test_a_crash_fails_the_row_under_its_promise(mutant: str, row_id: str, mock_
         target.close()
     assert response.status_code == 500
     with pytest.raises(ConformanceFailure) as failure:
-        judge(row, response)
+        judge_row(row, response)
     assert failure.value.title == "Server error on malformed bytes" and failure.value.promise == MALFORMED_BYTES
 
 
@@ -120,7 +120,7 @@ def test_an_undocumented_4xx_fails_the_row(mock_target_fixtures: TargetFixtures)
     finally:
         target.close()
     with pytest.raises(ConformanceFailure, match="expected a documented 4xx error \\(never a 5xx\\), received 418 im_a_teapot"):
-        judge(row, response)
+        judge_row(row, response)
 
 
 def test_a_crash_in_the_lookup_fails_the_scenario_that_reaches_it(pytester: pytest.Pytester) -> None:

@@ -23,7 +23,7 @@ from conformance.contract.promises import (
     PROMISES,
     SKIPPED,
     TestOutcome,
-    judge,
+    verdict_of,
 )
 from conformance.gate.summary import Summary, write_report
 from conformance.wire.transport import BudgetExhausted
@@ -141,7 +141,7 @@ def test_markdown_report_is_a_table_of_promises_then_the_findings(tmp_path: Path
         TestOutcome("test_b", ("403 scope_not_granted",), SKIPPED, "needs credentials.without_scope in the target fixtures (x.yaml)"),
     ]
     findings = [finding("mutual exclusivity")]
-    verdicts = [judge(promise, outcomes, findings, 0) for promise in PROMISES]
+    verdicts = [verdict_of(promise, outcomes, findings, 0) for promise in PROMISES]
     summary = Summary("https://api.staging.example/core/v1", verdicts, [], None, [], [], {"sent": 3, "by_status": {"200": 1, "400": 2}},
                       findings=findings, not_judged=[v for v in verdicts if not v.judged])
     path = tmp_path / "out" / "report.md"
@@ -184,7 +184,7 @@ def test_verdict_rules(outcomes: list[str], findings: list[str | None], reached:
     found = [finding("order of checks", excused_by=excuse) for excuse in findings]
     for index, item in enumerate(found):
         item.signature = Signature(item.signature.promise, f"check {index}", 404, None, "")
-    assert judge(BY_ID["order of checks"], tests, found, reached).verdict == verdict
+    assert verdict_of(BY_ID["order of checks"], tests, found, reached).verdict == verdict
 
 
 def test_unknown_promise_in_a_marker_is_a_usage_error(run_pytest: RunPytest, tmp_path: Path) -> None:

@@ -11,10 +11,9 @@ import httpx
 
 from conformance.setup.fixtures import Credential
 from conformance.wire.paths import ALLOCATE_PATH
-from conformance.wire.transport import RATE_LIMIT_RESERVE, UNSET, BudgetExhausted, Target
+from conformance.wire.transport import RATE_LIMIT_RESERVE, RATE_WINDOW_SECONDS, UNSET, BudgetExhausted, Target
 
 BARRIER_TIMEOUT = 30.0
-WINDOW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def reserve(target: Target, count: int) -> None:
         raise BudgetExhausted(f"the request budget of {target.max_requests} cannot take {count} more concurrent requests; raise --max-requests")
     if target.remaining is not None and target.remaining < count + RATE_LIMIT_RESERVE:
         # As the pacer does when the window runs low: a batch must not run into a 429 that no request alone would get.
-        target.pacer.sleep(WINDOW_SECONDS)
+        target.pacer.sleep(RATE_WINDOW_SECONDS)
         target.remaining = None
     for _ in range(count):
         target.pacer.before_send()

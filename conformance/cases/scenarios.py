@@ -345,7 +345,7 @@ def headers_for(row: Row, fixtures: TargetFixtures, run: RunValues) -> dict[str,
     return identity_headers(row.credential, fixtures, run.run_id)
 
 
-def judge(row: Row, response: httpx.Response) -> None:
+def judge_row(row: Row, response: httpx.Response) -> None:
     """The response is the row's documented answer; a failure names the promise it broke."""
     try:
         _judge(row, response)

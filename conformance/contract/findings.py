@@ -18,7 +18,7 @@ from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for su
 VARIABLE_PARTS = re.compile(r"'[^']*'|\"[^\"]*\"|\b(?:vmnet|ip|vm|netw|vnet)_\w+|\d+")
 
 
-class Judged(Protocol):
+class FindingFacts(Protocol):
     """What a finding is made from: a ConformanceFailure, or any exception a test ended with."""
 
     @property
@@ -103,7 +103,7 @@ class FindingLog:
         # The baseline's judgement, known from the start, so what depends on an accepted deviation still runs.
         self.excuser: Callable[[Finding], str | None] = lambda finding: None
 
-    def record(self, judged: Judged, promise: str, test: str) -> Finding:
+    def record(self, judged: FindingFacts, promise: str, test: str) -> Finding:
         """Add one observation of a deviation (grouped with its repeats)."""
         signature = Signature(promise, judged.check, judged.status, judged.code, message_shape(judged.received))
         with self.lock:

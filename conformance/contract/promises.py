@@ -162,7 +162,7 @@ class PromiseVerdict:
         return [name for name, result, _ in self.tests if result == outcome]
 
 
-def judge(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[Finding], reached: int) -> PromiseVerdict:
+def verdict_of(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[Finding], reached: int) -> PromiseVerdict:
     """fails on an unexcused finding; known deviation when all are excused; conforms when its checks ran to the end at least once;
     else opted out (every test of it opted out by the target fixtures) / not provoked / not reached / not run, saying why."""
     outcomes = list(outcomes)

@@ -31,7 +31,7 @@ from conformance.contract.promises import (
     PromiseVerdict,
     TestOutcome,
     declared_promises,
-    judge,
+    verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
 from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, SESSION_KEY
@@ -358,7 +358,7 @@ class ConformanceReporter:
             return
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
         found, problems, notes = self.baseline_problems()
-        verdicts = [judge(promise, outcomes, self.log.findings.values(), self.log.reached[promise.id]) for promise in PROMISES]
+        verdicts = [verdict_of(promise, outcomes, self.log.findings.values(), self.log.reached[promise.id]) for promise in PROMISES]
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (session.shouldstop is not False and bool(session.shouldstop))
         missing = self.not_judged(verdicts)
         if self.suite.require_complete and missing:

@@ -14,17 +14,6 @@ SERVED_MOCK_URL = "http://127.0.0.1:8080"
 SKIPPED_HEADERS = frozenset({"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"})
 
 
-class Reproduction:
-    """How a reader reruns a request: against a live URL as sent, or against the in-process mock served on loopback."""
-
-    serve_command: str | None = None
-
-    @classmethod
-    def for_mock(cls, mutants: str | None) -> None:
-        """In-process runs: the reproduction serves the same mock (and mutants) on 127.0.0.1:8080 first."""
-        cls.serve_command = "python -m conformance.mock --port 8080" + (f" --mutant {mutants}" if mutants else "")
-
-
 def printable(content: bytes) -> str:
     """Bytes as text a terminal shows safely: invalid UTF-8 and control characters escaped, long bodies cut."""
     text = content.decode("utf-8", "backslashreplace")
@@ -51,8 +40,6 @@ def curl_line(request: httpx.Request) -> str:
 
 def reproduce_lines(request: httpx.Request) -> list[str]:
     """The commands that rerun this request."""
-    if request.url.host == MOCK_HOST and Reproduction.serve_command:
-        return [f"{Reproduction.serve_command} &", curl_line(request)]
     return [curl_line(request)]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from conformance.wire.transport import OVERLAPPED
+from conformance.wire.transport import OVERLAPPED, RATE_WINDOW_SECONDS
 
 # A rise in Remaining is a new window only if it lands near the top; real tokens may be shared by other clients.
 NEW_WINDOW_SHARE = 0.9
@@ -24,7 +24,7 @@ CONCURRENT_RISE = 2 * BURST_WORKERS
 class RateLimitMonitor:
     """Remembers the lowest Remaining per token (by hash, never the token) in its window and records inconsistencies."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, window_seconds: float = 60.0) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window_seconds: float = RATE_WINDOW_SECONDS) -> None:
         # A rise long after the lowest count may be a window the monitor did not see begin; only rises within one window count.
         self.clock = clock
         self.window_seconds = window_seconds

@@ -53,7 +53,7 @@ OPERATIONS = (
 
 
 @dataclass(frozen=True)
-class Judged:
+class JudgedExchange:
     """One mapped (or opted-in) interaction: the operation it is, and the findings it added (none when it conforms)."""
 
     recorded: Recorded
@@ -123,7 +123,7 @@ def has_error_envelope(response: httpx.Response) -> None:
     reach(ERROR_ENVELOPE)
 
 
-def judge(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False) -> Judged | None:
+def judge_exchange(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False) -> JudgedExchange | None:
     """Judge one exchange into `log`, or None when it is another endpoint's (and not an error opted in with other_errors)."""
     operation = operation_for(recorded, base_path)
     response = as_response(recorded)
@@ -150,4 +150,4 @@ def judge(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_
         scope.recorded.append(log.record(failure, failure.promise, recorded.label))
     finally:
         Scope.current = None
-    return Judged(recorded, name, tuple(scope.recorded))
+    return JudgedExchange(recorded, name, tuple(scope.recorded))

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from conformance.contract.findings import FindingLog
-from conformance.contract.promises import BY_ID, KNOWN, judge
+from conformance.contract.promises import BY_ID, KNOWN, verdict_of
 from conformance.gate.baseline import BaselineError, load_baseline, review
 from conformance.gate.summary import Problem, Summary, terminal_lines, write_report
 from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
 from conformance.setup.redaction import REDACT
-from conformance.tools.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, Judged
-from conformance.tools.replay.judge import judge as judge_one
+from conformance.tools.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, JudgedExchange, judge_exchange
 from conformance.tools.replay.recordings import Recorded, RecordingError, load_recordings
 
 ENVELOPE_PROMISE = KNOWN[ERROR_ENVELOPE]
@@ -43,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     return commands
 
 
-def print_failure(judged: Judged, full: bool) -> None:
+def print_failure(judged: JudgedExchange, full: bool) -> None:
     """Each finding an interaction added: the interaction, the finding's headline and its first lines."""
     for finding in judged.findings:
         lines = [line for line in finding.example.splitlines() if line.strip()]
@@ -71,13 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("replay", str(error), INTERRUPTED_OR_UNREADABLE)
     today = datetime.date.today()
     log = FindingLog()
-    judged = [found for found in (judge_one(item, log, base_path=args.base_path, other_errors=args.judge_other_errors) for item in recorded) if found]
+    judged = [found for found in (judge_exchange(item, log, base_path=args.base_path, other_errors=args.judge_other_errors)
+                                  for item in recorded) if found]
     found_review = review(baseline, log.findings.values(), today) if baseline is not None else None
     for found in judged:
         if any(finding.excused_by is None for finding in found.findings):
             print_failure(found, args.verbose)
     promises = [*BY_ID.values(), ENVELOPE_PROMISE]
-    verdicts = [verdict for verdict in (judge(p, [], log.findings.values(), log.reached[p.id]) for p in promises) if verdict.judged]
+    verdicts = [verdict for verdict in (verdict_of(p, [], log.findings.values(), log.reached[p.id]) for p in promises) if verdict.judged]
     problems = [Problem("baseline-expired", f"baseline entry {entry.label!r} expired on {entry.expires}: fix the deviation, or extend or"
                                             f" remove the entry in {args.baseline}") for entry in (found_review.expired if found_review else [])]
     summary = Summary(target="recorded traffic: " + ", ".join(map(str, args.files)), verdicts=verdicts, unmapped=[], review=found_review,
