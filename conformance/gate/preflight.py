@@ -10,7 +10,8 @@ import httpx
 from conformance.contract.checks import served_past_scope
 from conformance.gate.machines import ANSWERS_SOURCE, READ_SOURCE
 from conformance.setup.fixtures import Credential, IPRef, TargetFixtures
-from conformance.wire.api import read_refusal
+from conformance.wire.api import holder_in, read_refusal
+from conformance.wire.exchange import json_body
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH
 from conformance.wire.transport import Target, TargetError, TargetUnreachable
 
@@ -64,18 +65,9 @@ class Preflight:
         return lines
 
 
-def body_of(response: httpx.Response) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is not one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def code_of(response: httpx.Response) -> str | None:
-    """`error.code` (or a bare `code`), when the body has one."""
-    body = body_of(response) or {}
+    """`error.code` (or a bare `code`: a server that forgot the envelope is still told apart in setup messages)."""
+    body = json_body(response) or {}
     error = body["error"] if isinstance(body.get("error"), dict) else body
     code = error.get("code")
     return str(code) if isinstance(code, str) else None
@@ -92,17 +84,6 @@ def nested_id(body: dict[str, Any] | None, *keys: str) -> str | None:
     for key in (*keys, "id"):
         value = value.get(key) if isinstance(value, dict) else None
     return value if isinstance(value, str) and value else None
-
-
-def holder_in(body: dict[str, Any]) -> str | None:
-    """Who holds the IP in a GET ip_address body (as api.holder_of reads it)."""
-    allocation = body.get("allocation")
-    if isinstance(allocation, dict):
-        return nested_id(allocation, "value") or f"({allocation.get('type') or 'allocated'})"
-    ip_body = body.get("ip_address")
-    if isinstance(ip_body, dict) and ip_body.get("allocation_id"):
-        return str(ip_body["allocation_id"])
-    return None
 
 
 class Checker:
@@ -151,7 +132,7 @@ class Checker:
         """The URL answers allocate_ip like the Katapult API: a JSON error for a request without a token."""
         response = self.send("POST", ALLOCATE_PATH, json={})
         scheme = urlsplit(self.target.base_url).scheme
-        if body_of(response) is None:
+        if json_body(response) is None:
             text = response.text[:2000].lower()
             if scheme == "http" and ("https" in text or response.status_code in (400, 497)):
                 self.problem(f"{self.target.base_url} answered plain HTTP with {response.status_code} and no JSON, as an HTTPS server does;"
@@ -183,7 +164,7 @@ class Checker:
         return True
 
     def caller(self, response: httpx.Response) -> str:
-        body = body_of(response) or {}
+        body = json_body(response) or {}
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         detail = error.get("detail") if isinstance(error, dict) else None
         return str(detail.get("ip_address")) if isinstance(detail, dict) and detail.get("ip_address") else "this client"
@@ -214,7 +195,7 @@ class Checker:
             self.problem(f"{key} {interface_id} does not exist on the target (404 virtual_machine_network_interface_not_found);"
                          f" name an existing interface ({self.where})")
             return
-        body = body_of(response)
+        body = json_body(response)
         machine = nested_id(body, "virtual_machine_network_interface", "virtual_machine")
         if nested_id(body, "virtual_machine_network_interface") not in (None, interface_id):
             self.note(f"GET {READ_INTERFACE_PATH} for {key} {interface_id} answered another interface; the tests will judge it")
@@ -244,7 +225,7 @@ class Checker:
         if code_of(response) == "scope_not_granted":
             self.problem(f"credentials.valid may not read {key} {ip.id} (403 scope_not_granted); grant it the ip_addresses scope ({self.where})")
             return
-        body = body_of(response)
+        body = json_body(response)
         if response.status_code != 200 or body is None:
             self.note(f"GET {READ_IP_PATH} for {key} {ip.id} answered {said(response)}; its starting state is unknown")
             return

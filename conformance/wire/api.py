@@ -37,7 +37,11 @@ def holder_of(target: Target, credential: Credential, ip: IPRef, *, budgeted: bo
             f"cannot read the allocation of {ip.id} ({ip.address}): GET {READ_IP_PATH} answered {response.status_code}"
             f" {error_code_of(response)}; check ip_addresses in the target fixtures and the token in credentials.valid"
         )
-    body = json_object(response)
+    return holder_in(json_object(response))
+
+
+def holder_in(body: dict[str, Any]) -> str | None:
+    """Who holds the IP in a GET ip_address body: `allocation.value.id` (a virtual machine), else `ip_address.allocation_id`; None when free."""
     allocation = body.get("allocation")
     if isinstance(allocation, dict):
         value = allocation.get("value")

@@ -75,3 +75,12 @@ def error_detail(response: httpx.Response) -> dict[str, Any]:
     """`error.detail` of an error body ({} when absent)."""
     detail = response.json().get("error", {}).get("detail")
     return detail if isinstance(detail, dict) else {}
+
+
+def json_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
