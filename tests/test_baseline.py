@@ -143,12 +143,19 @@ def test_entries_match_exactly_and_the_message_pattern_narrows() -> None:
     assert narrowed.matches(finding()) and not narrowed.matches(finding(received="401 something else entirely".replace("401 ", "x")))
 
 
-def test_review_marks_excused_findings_and_lists_unmatched_and_expired(tmp_path: Path) -> None:
-    """The review sets excused_by, and reports entries used, matched nothing, or expired."""
+def test_a_finding_is_excused_once_when_recorded_and_the_review_reads_it(tmp_path: Path) -> None:
+    """The log's excuser marks a finding as it is first recorded; the review reports entries used, matched nothing, or expired."""
+    from conformance.contract.findings import FindingLog
+    from conformance.gate.reporting import Observation
+
     baseline = load_baseline(write(tmp_path, [ENTRY, {**ENTRY, "status": 403}, {**ENTRY, "status": 404, "expires": "2020-01-01"}]))
-    found = [finding()]
-    outcome = review(baseline, found, TODAY)
-    assert found[0].excused_by is not None
+    log = FindingLog()
+    log.excuser = baseline.excuser(TODAY)
+    seen = Observation("Expected 400 missing_api_token", "status and code", "400 missing_api_token", "401 missing_api_token", 401,
+                       "missing_api_token")
+    recorded = log.record(seen, "400 missing_api_token", "test_x")
+    assert recorded.excused_by is not None and baseline.entry(recorded.excused_by).status == 401
+    outcome = review(baseline, [recorded], TODAY)
     assert [e.status for e in outcome.used] == [401]
     assert [e.status for e in outcome.unmatched] == [403]
     assert [e.status for e in outcome.expired] == [404]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,14 @@ class Baseline:
     def excuse(self, finding: Finding, today: datetime.date) -> Entry | None:
         """The unexpired entry that excuses this finding, if any."""
         return next((entry for entry in self.entries if entry.matches(finding) and not entry.expired(today)), None)
+
+    def excuser(self, today: datetime.date) -> Callable[[Finding], str | None]:
+        """What a finding log asks of each new finding: the label of the entry that excuses it, or None."""
+        return lambda finding: entry.label if (entry := self.excuse(finding, today)) is not None else None
+
+    def entry(self, label: str) -> Entry:
+        """The entry with this label (one that excused a finding)."""
+        return next(entry for entry in self.entries if entry.label == label)
 
 
 def _expiry(value: Any, where: str) -> datetime.date:
@@ -178,13 +186,9 @@ class Review:
 
 
 def review(baseline: Baseline, findings: Iterable[Finding], today: datetime.date) -> Review:
-    """Mark each finding a valid entry excuses; list the entries used, those that matched nothing, and those expired."""
-    used: list[Entry] = []
-    for finding in findings:
-        entry = baseline.excuse(finding, today)
-        finding.excused_by = entry.label if entry is not None else None
-        if entry is not None and entry not in used:
-            used.append(entry)
+    """The entries that excused a finding (each finding was excused once, when first recorded), those that matched nothing, those expired."""
+    labels = {finding.excused_by for finding in findings if finding.excused_by is not None}
+    used = [entry for entry in baseline.entries if entry.label in labels]
     expired = [entry for entry in baseline.entries if entry.expired(today)]
     unmatched = [entry for entry in baseline.entries if entry not in used and entry not in expired]
     return Review(used, unmatched, expired)

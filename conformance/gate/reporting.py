@@ -206,7 +206,7 @@ class ConformanceReporter:
         self.today = datetime.date.today()
         self.log = FindingLog()
         if baseline is not None:
-            self.log.excuser = lambda finding: (entry.label if (entry := baseline.excuse(finding, self.today)) else None)
+            self.log.excuser = baseline.excuser(self.today)
         config.stash[FINDINGS_KEY] = self.log
         self.outcomes: dict[str, TestOutcome] = {}
         self.summary: Summary | None = None
@@ -274,7 +274,7 @@ class ConformanceReporter:
         finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
             self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
         record(item, report, (CHARGED_PROPERTY, finding.signature.promise))
-        entry = self.baseline.excuse(finding, self.today) if self.baseline else None
+        entry = self.baseline.entry(finding.excused_by) if self.baseline is not None and finding.excused_by is not None else None
         if entry is not None and report.when == "call":
             report.outcome = "skipped"
             report.wasxfail = f"{DEVIATION}: {entry.reason} ({entry.label})"

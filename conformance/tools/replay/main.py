@@ -70,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("replay", str(error), INTERRUPTED_OR_UNREADABLE)
     today = datetime.date.today()
     log = FindingLog()
+    if baseline is not None:
+        log.excuser = baseline.excuser(today)
     judged = [found for found in (judge_exchange(item, log, base_path=args.base_path, other_errors=args.judge_other_errors)
                                   for item in recorded) if found]
     found_review = review(baseline, log.findings.values(), today) if baseline is not None else None
