@@ -169,6 +169,11 @@ class Scope:
 BETWEEN_TESTS = "(between tests)"
 
 
+def charged_to(named: str | None, declared: tuple[str, ...]) -> str | None:
+    """The promise a failure is a finding of, decided here only: the one it names where it is raised, else the first its test exists for."""
+    return named or (declared[0] if declared else None)
+
+
 def report(failure: Any) -> None:
     """Record a deviation; raise it when it speaks for one of the running test's promises, else let the test go on.
 
@@ -181,7 +186,7 @@ def report(failure: Any) -> None:
         Scope.between_tests.record(failure, failure.promise, BETWEEN_TESTS)
         failure.recorded = True
         return
-    promise = failure.promise or (scope.promises[0] if scope.promises else None)
+    promise = charged_to(failure.promise, scope.promises)
     if promise is None:
         raise failure
     failure.promise = promise

@@ -16,7 +16,7 @@ from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 
 from conformance.contract.checks import ConformanceFailure, forget_schemathesis_objects
-from conformance.contract.findings import FindingLog, Scope, Signature, TestScope, message_shape
+from conformance.contract.findings import FindingLog, Scope, Signature, TestScope, charged_to, message_shape
 from conformance.contract.promises import (
     CLEANUP,
     DEVIATION,
@@ -269,8 +269,7 @@ class ConformanceReporter:
             report.longrepr = reader_text(failure, error)
         if not promises:
             return
-        named = getattr(failure, "promise", None)
-        promise = named if named in promises or (report.when == "teardown" and named) else promises[0]
+        promise = charged_to(getattr(failure, "promise", None), promises) or promises[0]
         finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
             self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
         record(item, report, (CHARGED_PROPERTY, finding.signature.promise))
