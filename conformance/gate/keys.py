@@ -13,7 +13,7 @@ from conformance.setup.settings import SuiteConfig
 
 if TYPE_CHECKING:
     # The session is built from these keys' values, so it is named here as a string, never imported at run time.
-    from conformance.gate.session import ConformanceSession  # noqa: F401
+    from conformance.gate.session import ConformanceSession, RunRecord  # noqa: F401 (named in the keys' strings)
 
 CONFIG_KEY = pytest.StashKey[SuiteConfig]()
 FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
@@ -22,3 +22,14 @@ SEED_KEY = pytest.StashKey[int]()
 FINDINGS_KEY = pytest.StashKey[FindingLog]()
 SETTINGS_KEY = pytest.StashKey[settings]()
 PREFLIGHT_KEY = pytest.StashKey[Preflight]()
+# Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
+RECORD_KEY = pytest.StashKey["RunRecord"]()
+
+
+def run_record(config: pytest.Config) -> RunRecord | None:
+    """The run's record: the xdist controller's merged one, else the one this process's session keeps."""
+    merged = config.stash.get(RECORD_KEY, None)
+    if merged is not None:
+        return merged
+    session = config.stash.get(SESSION_KEY, None)
+    return session.record() if session is not None else None

@@ -17,7 +17,7 @@ from conformance.contract import checks
 from conformance.contract.findings import Scope, report
 from conformance.contract.promises import MARKER
 from conformance.gate.collection import targets_suite
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY, run_record
 from conformance.gate.ledger import AllocationLedger, Drift
 from conformance.gate.machines import InterfaceMachines
 from conformance.gate.preflight import preflight, stop_message
@@ -327,11 +327,11 @@ def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """How far generation reached: the share of each status per generated test."""
-    session = terminalreporter.config.stash.get(SESSION_KEY, None)
-    if session is None or not session.generated:
+    record = run_record(terminalreporter.config)
+    if record is None or not record.generated:
         return
     terminalreporter.section("katapult-conformance: generated cases by status")
-    for name, statuses in session.generated.items():
+    for name, statuses in record.generated.items():
         total = sum(statuses.values())
         shares = ", ".join(f"{status}: {count * 100 / total:.0f}%" for status, count in sorted(statuses.items()))
         terminalreporter.write_line(f"{name}: {total} cases; {shares}")

@@ -34,7 +34,7 @@ from conformance.contract.promises import (
     verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, SESSION_KEY
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, run_record
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
@@ -316,26 +316,26 @@ class ConformanceReporter:
 
     def ledger_outcome(self) -> list[TestOutcome]:
         """The end-of-run ledger check as a cleanup outcome (when the run touched any IP); a drift is a cleanup finding."""
-        session = self.config.stash.get(SESSION_KEY, None)
-        if session is None or not session.ledger.started:
+        record = run_record(self.config)
+        if record is None or not record.watched:
             return []
-        for drift in session.drifts:
+        for drift in record.drifts:
             self.log.record(Observation(f"IP not back in its starting state: {drift.ip.id}", "end-of-run ledger check",
                                         f"{drift.ip.id} as it started ({drift.started or 'free'})", str(drift)), CLEANUP.id,
                             "end-of-run ledger check")
-        if not session.drifts:
+        if not record.drifts:
             self.log.reach(CLEANUP.id)
-        drifts = "; ".join(str(drift) for drift in session.drifts)
+        drifts = "; ".join(str(drift) for drift in record.drifts)
         return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,), phase="session")]
 
     def requests(self) -> dict[str, Any] | None:
         """Requests the tests sent per status, and those the preflight sent before them, on live targets."""
-        session = self.config.stash.get(SESSION_KEY, None)
-        if session is None or not session.target.is_live:
+        record = run_record(self.config)
+        if record is None or not record.live:
             return None
-        statuses = session.target.statuses
-        return {"sent": session.target.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)},
-                "preflight": session.preflight_requests, "throttled": session.target.throttled}
+        statuses = record.statuses
+        return {"sent": record.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)},
+                "preflight": record.preflight, "throttled": record.throttled}
 
     def baseline_problems(self) -> tuple[Review | None, list[Problem], list[str]]:
         """Mark the findings the baseline excuses; the problems that fail the run, and notes."""
@@ -422,10 +422,10 @@ class ConformanceReporter:
 
     def wire(self) -> dict[str, Any]:
         """What the target showed of its wire generation, for the summary."""
-        session = self.config.stash.get(SESSION_KEY, None)
-        if session is None:
+        record = run_record(self.config)
+        if record is None:
             return {}
-        return {"wire": session.wire.as_dict(), "wire_line": session.wire.describe()}
+        return {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """One line per promise, the findings, requests per status (live), problems, and files written (if any promise was judged)."""

@@ -61,10 +61,32 @@ class ConformanceSession:
                 f" by virtual machine, so the two cannot be told apart; name an interface of another virtual machine"
                 f" in {self.fixtures.source}"))
 
+    def record(self) -> RunRecord:
+        """What this session did, for the end of the run."""
+        target = self.target
+        return RunRecord(target.is_live, target.sent, target.statuses, target.throttled, self.preflight_requests, bool(self.ledger.started),
+                         self.drifts, self.generated, self.wire)
+
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
         if response.status_code == 503:
             self.seen_503.append(response)
+
+
+@dataclass
+class RunRecord:
+    """What the end of a run is judged and reported from; built from a session, or on the xdist controller from every worker's."""
+
+    live: bool
+    sent: int
+    statuses: Counter[int]
+    throttled: int
+    preflight: int
+    # Whether the run watched any IP (then cleanup is judged), and the IPs not back in their starting state.
+    watched: bool
+    drifts: list[Drift]
+    generated: dict[str, Counter[int]]
+    wire: WireProfile
 
 
 def make_target(suite: SuiteConfig) -> Target:

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from conformance.contract.findings import FindingLog
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, SESSION_KEY
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, RECORD_KEY, SESSION_KEY
 from conformance.gate.ledger import AllocationLedger, Drift
 from conformance.gate.runlock import RunLock, RunLockError
-from conformance.gate.session import ConformanceSession, make_target
-from conformance.setup.fixtures import Credential, IPRef
+from conformance.gate.session import ConformanceSession, RunRecord, make_target
+from conformance.setup.fixtures import IPRef
 from conformance.setup.settings import Setting, SuiteConfig
 from conformance.wire.profile import WireProfile
 from conformance.wire.transport import TargetError
@@ -203,19 +203,10 @@ def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
         target.close()
 
 
-def controller_session(session: pytest.Session, merged: Merged) -> ConformanceSession:
-    """A session on the controller that holds what every worker did, for the summary, the report and the generated-cases section."""
-    config = session.config
-    target = make_target(config.stash[CONFIG_KEY])
-    target.close()
-    target.sent, target.statuses, target.throttled = merged.sent, merged.statuses, merged.throttled
-    ledger = AllocationLedger(target, config.stash[FIXTURES_KEY].credentials.get("valid") or Credential.bearer("valid", ""))
-    ledger.started = dict(merged.started)
-    conformance = ConformanceSession(target, ledger, run_id="controller", fixtures=config.stash[FIXTURES_KEY], generated=merged.generated,
-                                     wire=merged.wire)
-    conformance.drifts = list(merged.drifts)
-    conformance.preflight_requests = merged.preflight
-    return conformance
+def controller_record(merged: Merged) -> RunRecord:
+    """What every worker did, for the summary, the report and the generated-cases section."""
+    return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
+                     list(merged.drifts), merged.generated, merged.wire)
 
 
 def finish_on_controller(session: pytest.Session) -> None:
@@ -227,19 +218,19 @@ def finish_on_controller(session: pytest.Session) -> None:
         return
     if suite.request_log is not None:
         join_request_log(Path(suite.request_log), merged.parts)
-    conformance = controller_session(session, merged)
+    record = controller_record(merged)
     if merged.live and merged.started:
         known = {str(drift.ip.id) for drift in merged.drifts}
         late = [drift for drift in verify_live(session, merged) if str(drift.ip.id) not in known]
         if late:
-            conformance.drifts += late
+            record.drifts += late
             merged.problems.append(
                 "katapult-conformance left the target changed; these IPs are not back in their starting state:\n"
                 + "\n".join(f"  {drift}" for drift in late)
                 + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run."
             )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    config.stash[SESSION_KEY] = conformance
+    config.stash[RECORD_KEY] = record
     log = config.stash.get(FINDINGS_KEY, None)
     if log is not None:
         log.merge(merged.findings, dict(merged.reached))
