@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -209,10 +210,23 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
     sender.run(property_)
 
 
+@dataclass(frozen=True)
+class MachineContext:
+    """What the state machine needs; hypothesis builds machines without arguments."""
+
+    target: Target
+    fixtures: TargetFixtures
+    ledger: AllocationLedger
+    sender: Sender
+    other_interface: str | None
+
+
 class AllocationMachine(RuleBasedStateMachine):
     """A model of who holds each allocatable IP, checked against the target after every step."""
 
     ips = Bundle("ips")
+    # Set on the subclass each test builds (hypothesis makes machines without arguments): nothing outlives the test.
+    context: MachineContext
 
     def __init__(self) -> None:
         super().__init__()
@@ -224,18 +238,18 @@ class AllocationMachine(RuleBasedStateMachine):
 
     @rule(target=ips, index=st.integers(min_value=0, max_value=100))
     def pick(self, index: int) -> IPRef:
-        ip = CONTEXT.fixtures.allocatable[index % len(CONTEXT.fixtures.allocatable)]
+        ip = self.context.fixtures.allocatable[index % len(self.context.fixtures.allocatable)]
         self.model.setdefault(ip, None)
         return ip
 
     def allocate_to(self, ip: IPRef, interface: str, by: str) -> None:
         # The API names holders by virtual machine, so the model does too.
-        machine = CONTEXT.sender.session.machine_of(interface)
-        response = api.allocate(CONTEXT.target, CONTEXT.fixtures.credential("valid"), interface, {by: getattr(ip, by)})
+        machine = self.context.sender.session.machine_of(interface)
+        response = api.allocate(self.context.target, self.context.fixtures.credential("valid"), interface, {by: getattr(ip, by)})
         if machine is None:
             # The token may not read interfaces: a 200 is the first answer to name this interface's virtual machine.
-            machine = CONTEXT.sender.session.machine_of(interface)
-        CONTEXT.sender.statuses[response.status_code] += 1
+            machine = self.context.sender.session.machine_of(interface)
+        self.context.sender.statuses[response.status_code] += 1
         holder = self.model.get(ip)
         self.refused = response if holder is not None and holder != machine else None
         self.unallocated = None
@@ -258,17 +272,17 @@ class AllocationMachine(RuleBasedStateMachine):
 
     @rule(ip=ips, by=st.sampled_from(["id", "address"]))
     def allocate(self, ip: IPRef, by: str) -> None:
-        self.allocate_to(ip, CONTEXT.fixtures.network_interface_id, by)
+        self.allocate_to(ip, self.context.fixtures.network_interface_id, by)
 
     @rule(ip=ips, by=st.sampled_from(["id", "address"]))
     def allocate_to_other_interface(self, ip: IPRef, by: str) -> None:
-        if CONTEXT.other_interface is not None:
-            self.allocate_to(ip, CONTEXT.other_interface, by)
+        if self.context.other_interface is not None:
+            self.allocate_to(ip, self.context.other_interface, by)
 
     @rule(ip=ips)
     def unallocate(self, ip: IPRef) -> None:
         if self.model.get(ip) is not None:
-            response = api.unallocate(CONTEXT.target, CONTEXT.fixtures.credential("valid"), ip)
+            response = api.unallocate(self.context.target, self.context.fixtures.credential("valid"), ip)
             self.refused, self.unallocated = None, response
             if response.status_code != 200:
                 raise ConformanceFailure("Unallocate failed", str(response.status_code), "200 {}", response)
@@ -277,7 +291,7 @@ class AllocationMachine(RuleBasedStateMachine):
     @invariant()
     def target_agrees(self) -> None:
         for ip, holder in self.model.items():
-            actual = CONTEXT.ledger.holder(ip)
+            actual = self.context.ledger.holder(ip)
             if actual != holder and self.refused is not None:
                 charge_elsewhere(side_effect(ip, actual, holder, self.refused))
             if actual != holder and holder is None and self.unallocated is not None:
@@ -288,20 +302,9 @@ class AllocationMachine(RuleBasedStateMachine):
                                          f"held by {holder or 'nobody'}")
 
     def teardown(self) -> None:
-        CONTEXT.ledger.restore()
+        self.context.ledger.restore()
 
 
-class MachineContext:
-    """What the state machine needs; hypothesis builds machines without arguments."""
-
-    target: Target
-    fixtures: TargetFixtures
-    ledger: AllocationLedger
-    sender: Sender
-    other_interface: str | None
-
-
-CONTEXT = MachineContext()
 
 
 def usable_other_interface(session: ConformanceSession) -> str | None:
@@ -319,10 +322,10 @@ def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, le
     for ip in target_fixtures.allocatable:
         # The model starts with every allocatable IP free.
         ledger.touch_free(ip)
-    CONTEXT.target, CONTEXT.fixtures, CONTEXT.ledger, CONTEXT.sender = sender.target, target_fixtures, ledger, sender
-    CONTEXT.other_interface = usable_other_interface(sender.session)
+    context = MachineContext(sender.target, target_fixtures, ledger, sender, usable_other_interface(sender.session))
+    machine = type("AllocationMachineOfThisTest", (AllocationMachine,), {"context": context})
     examples = max(10, settings().max_examples // 3)
-    run_state_machine_as_test(AllocationMachine, settings=settings(max_examples=examples, stateful_step_count=8))
+    run_state_machine_as_test(machine, settings=settings(max_examples=examples, stateful_step_count=8))
 
 
 @pytest.mark.promise("rate-limit headers")
