@@ -27,7 +27,9 @@ def latency_range(text: str) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, print the base URL as the first line, serve until interrupted."""
     parser = CommandParser("mock", "Serve the reference mock over HTTP on 127.0.0.1; the first line printed is its base URL.",
-                           exits=(OK, INTERRUPTED_OR_UNREADABLE, USAGE))
+                           exits=(OK, INTERRUPTED_OR_UNREADABLE, USAGE),
+                           says={OK: "served until interrupted (Ctrl-C), or --list-mutants listed them",
+                                 INTERRUPTED_OR_UNREADABLE: "the --world file could not be read"})
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--mutant", default=None, help="serve a broken variant instead; --list-mutants names them")

@@ -42,7 +42,7 @@ OPTIONS = (
     Option("mock_mutant", "--mock-mutant", "KATAPULT_MOCK_MUTANT", None,
            "run against a deliberately broken variant of the embedded mock (katapult-conformance mock --list-mutants names them)"),
     Option("mock_world", "--mock-world", "KATAPULT_MOCK_WORLD", None,
-           "world file of the embedded mock: its tokens, interfaces and IPs (default: the shipped fixtures/mock-world.yaml)", "path"),
+           "world file of the embedded mock: its tokens, interfaces and IPs (default: the world shipped in the package)", "path"),
     Option("request_timeout", "--request-timeout", "KATAPULT_REQUEST_TIMEOUT", 10.0,
            "seconds to wait for each response (default 10)", "float"),
     Option("max_requests", "--max-requests", "KATAPULT_MAX_REQUESTS", 4000,

@@ -27,7 +27,8 @@ def run_help() -> str:
     """`run --help`: the suite's options with their environment variables and defaults, then the exit codes."""
     lines = [RUN_USAGE, "suite options (each also read from its environment variable):"]
     for option in OPTIONS:
-        default = "" if option.default in (None, False, ()) else f" (default: {option.default})"
+        said = option.default in (None, False, ()) or "default" in option.help
+        default = "" if said else f" (default: {option.default})"
         lines.append(f"  {option.flag:<28} {option.help}{default}" + (f" [env {option.env}]" if option.env else ""))
     meanings = MEANINGS | RUN_SAYS
     lines += ["", "exit codes:", *(f"  {code}  {meanings[code]}" for code in RUN_EXITS)]
@@ -81,6 +82,8 @@ STARTERS = {
              " mock's own, not secrets)", (
         "katapult-conformance mock --port 8080   # in another terminal: serves http://127.0.0.1:8080/core/v1",
         "katapult-conformance run --target-url http://127.0.0.1:8080/core/v1 --target-fixtures {path}",
+        "least privilege: set credentials.valid in {path} to kmock-ipsonly-4e6d0b8a35, the mock's token with only the ip_addresses"
+        " scope, and run again",
     )),
 }
 

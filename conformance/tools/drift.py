@@ -1,4 +1,4 @@
-"""Compare Katapult's published allocate_ip contract with spec/allocate_ip.yaml and flag drift."""
+"""Compare Katapult's published allocate_ip contract with the suite's spec fragment and flag drift."""
 from __future__ import annotations
 
 import fnmatch

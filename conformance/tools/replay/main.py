@@ -37,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
                           help="also judge error responses of other endpoints against the shared error envelope")
     commands.add_argument("--conformance-report", action="append", type=Path, default=[], metavar="PATH",
                           help="write the verdicts to PATH (.md or .json); may be given more than once")
-    commands.add_argument("--baseline", type=Path, default=None, help="YAML file of accepted deviations, keyed on findings (docs/baseline.md)")
+    commands.add_argument("--baseline", type=Path, default=None, help="YAML file of accepted deviations, keyed on findings, as for `run --baseline`")
     commands.add_argument("-v", "--verbose", action="store_true", help="print each failure in full, not only its first lines")
     return commands
 
