@@ -256,6 +256,10 @@ class ConformanceReporter:
         if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, OptedOut):
             # As data, not in the skip's words: it travels with the report (to the xdist controller too).
             record(item, report, (OPTED_OUT_PROPERTY, call.excinfo.value.setting))
+        if report.skipped and isinstance(report.longrepr, tuple):
+            # JUnit and -rs show the reason as pytest words it; a reader wants the reason, not the suite's class path.
+            path, line, reason = report.longrepr
+            report.longrepr = (path, line, "Skipped: " + SKIP_CLASS.sub("", reason, count=1))
         if report.failed and call.excinfo is not None and report.when in ("call", "teardown"):
             self.charge(item, report, call.excinfo.value)
         scrub_report(report)
