@@ -70,3 +70,28 @@ def test_ci_profile_catches_the_same_way_twice(run_pytest: RunPytest) -> None:
         assert result.returncode == 1
         failed.append(sorted(line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED")))
     assert failed[0] == failed[1] and failed[0]
+
+
+@pytest.mark.usefixtures("suite_imports_warm")
+def test_the_install_does_not_change_what_is_generated(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis mixes in the constants of local modules: the suite's own in a checkout or editable install, none from a wheel.
+    The suite draws without that pool, so both send the same requests."""
+    from hypothesis.internal.conjecture import providers
+    from hypothesis.internal.constants_ast import Constants
+
+    def requests() -> list[str]:
+        log = pytester.path / "requests.log"
+        result = pytester.runpytest_inprocess(GENERATED, "-p", "no:cacheprovider", "-q", "--conformance-max-examples", "20",
+                                              "--request-log", str(log))
+        assert result.ret == 0, "\n".join(result.outlines[-30:])
+        # Each line starts with its time and ends with the response's X-Request-Id, which differ between runs by design.
+        return [line.split(" ", 1)[1].rsplit(" ", 1)[0] for line in log.read_text(encoding="utf-8").splitlines()]
+
+    from_checkout = requests()
+    # As from a wheel: no module of the suite (nor any other) counts as local, and hypothesis' pool starts empty again.
+    monkeypatch.setattr(providers, "is_local_module_file", lambda path: False)
+    monkeypatch.setattr(providers, "_local_constants", Constants())
+    monkeypatch.setattr(providers, "_seen_modules", set())
+    monkeypatch.setattr(providers, "_sys_modules_len", None)
+    providers.CONSTANTS_CACHE.cache.clear()
+    assert requests() == from_checkout

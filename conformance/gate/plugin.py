@@ -128,10 +128,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """A suite test runs under the suite's hypothesis settings; lacking a fixture entry or request budget, it is skipped saying why."""
     if not is_active(item.config) or not uses_suite(item):
         return (yield)
+    from hypothesis._settings import local_settings
+
+    from conformance.setup.fixtures import MissingFixture
+    from conformance.setup.profiles import without_local_constants
+    from conformance.wire.transport import BudgetExhausted
+
     try:
         if not is_conformance_item(item):
             return (yield)
-        with local_settings(item.config.stash[SETTINGS_KEY]):
+        with local_settings(item.config.stash[SETTINGS_KEY]), without_local_constants():
             return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:
         pytest.skip(str(cannot_run))

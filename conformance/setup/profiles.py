@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, settings
@@ -33,3 +35,28 @@ def session_seed(profile: str, given: int | None) -> int:
     if given is not None:
         return given
     return CI_SEED if profile == "ci" else random.SystemRandom().getrandbits(32)
+
+
+@contextmanager
+def without_local_constants() -> Iterator[None]:
+    """Generate without hypothesis' pool of constants from the local modules loaded, so the same profile draws the same cases
+    whatever else is imported: an editable or a wheel install, `pytest` or `python -m pytest`, a host's own modules, an xdist worker.
+    """
+    # Private to hypothesis (hypothesis.internal.conjecture.providers, 6.150 to 6.x): the pool is read through
+    # _get_local_constants and cached per choice type in CONSTANTS_CACHE. Without them the suite still runs, only less
+    # reproducibly; tests/test_generated_props.py holds the same cases with and without other local modules loaded.
+    from hypothesis.internal.conjecture import providers
+    from hypothesis.internal.constants_ast import Constants
+
+    original = getattr(providers, "_get_local_constants", None)
+    if original is None:
+        yield
+        return
+    empty = Constants()
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        providers.CONSTANTS_CACHE.cache.clear()
