@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MOCK_TARGET_YAML, RunPytest
+from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
 
 from conformance.tools import mutation as runner
 
@@ -179,3 +179,45 @@ def test_a_mutant_fails_a_junit_case_naming_each_promise_it_breaks(pytester: pyt
     charged = {promise for case in junit_cases(junit) if case.failed for promise in case.says("charged promise")}
     breaks = set(runner.Run(mutant).breaks)
     assert breaks <= charged, f"{mutant} breaks {sorted(breaks)}; failing JUnit cases charge {sorted(charged)}\n{result.stdout.str()[-3000:]}"
+
+
+def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: pytest.Pytester, served_mock: ServedMock) -> None:
+    """The preflight refusing the setup (a without_scope token that is the valid one) stops the run with exit 6 before any test;
+    JUnit has one error, run[setup], naming the problem; the report says setup error and lists it; no completeness case blames the target."""
+    fixtures = yaml.safe_load(MOCK_TARGET_YAML.read_text(encoding="utf-8"))
+    fixtures["credentials"]["without_scope"] = fixtures["credentials"]["valid"]
+    path = pytester.path / "same-secret.yaml"
+    path.write_text(yaml.safe_dump(fixtures), encoding="utf-8")
+    junit, report = pytester.path / "junit.xml", pytester.path / "report.json"
+    result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--target-url", served_mock.base_url,
+                                          "--target-fixtures", str(path), "--require-complete", "--junitxml", str(junit),
+                                          "--conformance-report", str(report))
+    assert result.ret == 6
+    result.stdout.fnmatch_lines(["*1 error in *"])
+    [case] = junit_cases(junit)
+    assert case.id == "conformance::run[setup]" and case.failed and "same secret as credentials.valid" in case.message
+    assert ET.parse(junit).getroot().find(".//error") is not None
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert written["status"] == "setup error" and written["not_judged"] == []
+    assert any("credentials.without_scope is the same secret" in problem for problem in written["setup_problems"])
+    assert fixtures["credentials"]["valid"] not in junit.read_text(encoding="utf-8") + report.read_text(encoding="utf-8")
+
+
+def test_an_interrupted_run_is_an_error_case(pytester: pytest.Pytester) -> None:
+    """A run interrupted part-way (Ctrl-C or SIGTERM) ends in JUnit and the last line with an error saying its verdicts are partial."""
+    pytester.makepyfile(interrupter="""
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    if "invalid-token" in item.nodeid:
+        raise KeyboardInterrupt
+""")
+    pytester.syspathinsert()
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_inprocess(*SCENARIOS, "-p", "interrupter", "--junitxml", str(junit), no_reraise_ctrlc=True)
+    assert result.ret == 2
+    cases = {case.id: case for case in run_cases(junit)}
+    assert cases["conformance::run[interrupted]"].failed and "partial" in cases["conformance::run[interrupted]"].message
+    assert ET.parse(junit).getroot().find(".//error") is not None
+    result.stdout.fnmatch_lines(["*passed*1 error*"])

@@ -34,7 +34,7 @@ from conformance.contract.promises import (
     verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, run_record
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
@@ -142,10 +142,11 @@ class CaseText(TerminalRepr):
             tw.line(line)
 
 
-def case_report(name: str, text: str, promises: tuple[str, ...]) -> pytest.TestReport:
-    """A failing test report for what the run itself judged, e.g. `conformance::promise[rate-limit headers]`."""
+def case_report(name: str, text: str, promises: tuple[str, ...], *, error: bool = False) -> pytest.TestReport:
+    """A failing test report for what the run itself judged, e.g. `conformance::promise[rate-limit headers]`; an error (in JUnit and
+    the last line) when it is not the target's fault: a setup the preflight refused, an interrupted run."""
     properties = [(PROMISE_PROPERTY, promise) for promise in promises] + [(CHARGED_PROPERTY, promise) for promise in promises]
-    return pytest.TestReport(f"{RUN_NODE}::{name}", (RUN_NODE, None, name), {}, "failed", CaseText(REDACT(text)), "call",
+    return pytest.TestReport(f"{RUN_NODE}::{name}", (RUN_NODE, None, name), {}, "failed", CaseText(REDACT(text)), "setup" if error else "call",
                              user_properties=properties)
 
 
@@ -363,7 +364,10 @@ class ConformanceReporter:
         found, problems, notes = self.baseline_problems()
         verdicts = [verdict_of(promise, outcomes, self.log.findings.values(), self.log.reached[promise.id]) for promise in PROMISES]
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (session.shouldstop is not False and bool(session.shouldstop))
-        missing = self.not_judged(verdicts)
+        preflight = self.config.stash.get(PREFLIGHT_KEY, None)
+        setup_problems = list(preflight.problems) if preflight is not None else []
+        # A setup the preflight refused ran nothing: what was not judged is its consequence, not a finding of its own.
+        missing = [] if setup_problems else self.not_judged(verdicts)
         if self.suite.require_complete and missing:
             problems.append(Problem("require-complete", f"{len(missing)} promise(s) not judged (--require-complete): "
                                     + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing)))
@@ -377,13 +381,20 @@ class ConformanceReporter:
             requests=self.requests(),
             findings=sorted(self.log.findings.values(), key=lambda f: (f.signature.promise, -f.count)),
             not_judged=missing,
-            interrupted=interrupted,
+            interrupted=interrupted and not setup_problems,
+            setup_problems=setup_problems,
             **self.wire(),
         )
         failing = any(verdict.verdict == FAILS for verdict in verdicts)
         if (problems or failing) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if not interrupted:
+        if setup_problems:
+            text = f"the setup is wrong, no test was run (exit 6): {'; '.join(setup_problems)}"
+            self.emit(session, [case_report("run[setup]", text, (), error=True)])
+        elif interrupted:
+            self.emit(session, [case_report("run[interrupted]", f"the run was interrupted ({session.shouldstop or 'Ctrl-C or SIGTERM'}):"
+                                            " its verdicts are partial and it is not a pass; cleanup still ran", (), error=True)])
+        else:
             self.emit(session, unspoken_cases(self.summary, outcomes))
         for report_path in self.suite.report:
             write_report(self.path(report_path), self.summary)

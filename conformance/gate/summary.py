@@ -43,6 +43,8 @@ class Summary:
     findings: list[Finding] = field(default_factory=list)
     not_judged: list[PromiseVerdict] = field(default_factory=list)
     interrupted: bool = False
+    # What the preflight found wrong with the setup: the run stopped before any test (exit 6), and nothing was judged.
+    setup_problems: list[str] = field(default_factory=list)
     wire: dict[str, Any] | None = None
     wire_line: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
@@ -64,12 +66,15 @@ class Summary:
 
     @property
     def passed(self) -> bool:
-        """No promise fails, no problem (baseline, --require-complete), and the run was not interrupted."""
-        return not self.interrupted and not self.problems and all(verdict.verdict != FAILS for verdict in self.verdicts)
+        """No promise fails, no problem (baseline, --require-complete), the setup was usable and the run was not interrupted."""
+        return (not self.interrupted and not self.setup_problems and not self.problems
+                and all(verdict.verdict != FAILS for verdict in self.verdicts))
 
     @property
     def status(self) -> str:
-        """passed, failed, incomplete (passed what it judged, but not everything) or interrupted."""
+        """passed, failed, incomplete (passed what it judged, but not everything), interrupted, or setup error (nothing was run)."""
+        if self.setup_problems:
+            return "setup error"
         if self.interrupted:
             return "interrupted"
         if not self.passed:
@@ -118,6 +123,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "passed": summary.passed,
         "complete": summary.complete,
         "interrupted": summary.interrupted,
+        "setup_problems": summary.setup_problems,
         "not_judged": [{"promise": v.promise.id, "verdict": v.verdict, "reason": v.reason} for v in summary.not_judged],
         "opted_out": [{"promise": v.promise.id, "reason": v.reason} for v in summary.opted_out],
         "promises": [
@@ -175,7 +181,8 @@ def summary_markdown(summary: Summary) -> str:
         lines += ["", "## Opted out", "", *(f"- {_cell(v.promise.id)}: {_cell(v.reason)}" for v in summary.opted_out)]
     if summary.unmapped:
         lines += ["", "Tests declaring no promise: " + ", ".join(f"`{o.name}` ({o.outcome})" for o in summary.unmapped)]
-    for title, items in (("Problems", [problem.text for problem in summary.problems]), ("Notes", summary.notes)):
+    for title, items in (("Setup problems (no test was run; fix the setup, exit 6)", summary.setup_problems),
+                         ("Problems", [problem.text for problem in summary.problems]), ("Notes", summary.notes)):
         if items:
             lines += ["", f"## {title}", "", *(f"- {_cell(item)}" for item in items)]
     if summary.requests is not None:
@@ -210,7 +217,10 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         throttled = summary.requests.get("throttled", 0)
         waited = f"; {throttled} paced request(s) got a 429 and were retried after a wait" if throttled else ""
         lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), plus {preflight} by the preflight{waited}", {}))
-    if summary.interrupted:
+    if summary.setup_problems:
+        lines.append((f"the setup is wrong ({len(summary.setup_problems)} problem(s)): no test was run, nothing was judged (exit 6)",
+                      {"red": True, "bold": True}))
+    elif summary.interrupted:
         lines.append(("the run was interrupted: its verdicts are partial and it is not a pass", {"red": True, "bold": True}))
     elif summary.not_judged:
         lines.append((f"incomplete: {len(summary.not_judged)} promise(s) not judged ({', '.join(v.promise.id for v in summary.not_judged)})",
