@@ -141,3 +141,14 @@ def test_pytest_xdist_comes_with_a_plain_install() -> None:
     """`-n 2` works after the README's `pip install .`: pytest-xdist is a dependency, not only a test extra."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert any(re.match(r"pytest-xdist\b", requirement) for requirement in project["dependencies"])
+
+
+def test_suite_option_values_are_joined_so_pytest_keeps_its_rootdir() -> None:
+    """`run` passes `--target-fixtures PATH` as `--target-fixtures=PATH`: pytest, choosing its rootdir before the plugin's options
+    exist, would take a separate PATH for a path to test, and show every id relative to its folder (`../conformance/...`)."""
+    from conformance.tools.cli import joined_values
+
+    given = ["--target-fixtures", "/elsewhere/x.yaml", "-k", "body-not-utf8", "--require-complete", "--conformance-report", "r.md",
+             "--max-rate=4", "-n", "2"]
+    assert joined_values(given) == ["--target-fixtures=/elsewhere/x.yaml", "-k", "body-not-utf8", "--require-complete",
+                                    "--conformance-report=r.md", "--max-rate=4", "-n", "2"]

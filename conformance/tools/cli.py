@@ -44,7 +44,28 @@ def pytest_command(args: Sequence[str], launched_as: str | None = None) -> list[
     ours = Path(sys.argv[0] if launched_as is None else launched_as)
     script = ours.resolve().parent / ("pytest.exe" if os.name == "nt" else "pytest")
     launcher = [str(script)] if ours.stem == "katapult-conformance" and script.is_file() else [sys.executable, "-P", "-m", "pytest"]
-    return [*launcher, "--pyargs", "conformance", *args]
+    return [*launcher, "--pyargs", "conformance", *joined_values(args)]
+
+
+def joined_values(args: Sequence[str]) -> list[str]:
+    """`--target-fixtures PATH` as `--target-fixtures=PATH` (and every suite option that takes a value).
+
+    pytest picks its rootdir before any plugin's options exist, so the value of `--target-fixtures /elsewhere/x.yaml`
+    counts as a path to test and moves the rootdir: the ids stay `conformance/...`, but pytest shows them relative to
+    that rootdir (`../conformance/...`), and a user pastes what is shown. Joined, the value is no argument of its own.
+    """
+    takes_value = {option.flag for option in OPTIONS if option.kind != "flag"}
+    joined: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in takes_value and index + 1 < len(args):
+            joined.append(f"{arg}={args[index + 1]}")
+            index += 2
+            continue
+        joined.append(arg)
+        index += 1
+    return joined
 
 
 def run(argv: Sequence[str] | None) -> int:
