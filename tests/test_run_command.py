@@ -38,7 +38,7 @@ def test_run_becomes_pytest_on_this_interpreter(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SystemExit):
         cli.main(["run", "-k", "test_scenario", "--target-url", "http://127.0.0.1:9/core/v1"])
     script = str(BIN / "pytest")
-    assert called == [(script, [script, "--pyargs", "conformance", "-k", "test_scenario", "--target-url", "http://127.0.0.1:9/core/v1"])]
+    assert called == [(script, [script, "--pyargs", "conformance", "-k", "test_scenario", "--target-url=http://127.0.0.1:9/core/v1"])]
     # `python -m conformance.tools.cli run` has no script of its own to stand beside: pytest as a module, the working directory off sys.path.
     assert cli.pytest_command(["-q"], launched_as=cli.__file__) == [sys.executable, "-P", "-m", "pytest", "--pyargs", "conformance", "-q"]
 
