@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -369,3 +371,17 @@ def test_burst_is_bounded_when_the_server_never_limits() -> None:
 
     result = burst(send, 50)
     assert result.limited is None and result.sent == 50 and len(calls) == 50
+
+
+@pytest.mark.parametrize("body", [b'{"ip_address": {"id": "\xff\xfe"}}', b"\x00\x01%s\\n'\"", "{\"id\": \"caf\u00e9\"}".encode()])
+def test_the_reproduction_sends_the_very_bytes(body: bytes, tmp_path: Path) -> None:
+    """A reproduce line's body reaches curl byte for byte: invalid UTF-8 and control bytes through printf, plain text quoted."""
+    from conformance.wire.exchange import curl_line
+
+    line = curl_line(httpx.Request("POST", "http://127.0.0.1:9/core/v1/x", content=body))
+    capture = tmp_path / "body"
+    # curl stands in for itself: a function that writes what it would send (its --data-binary, or stdin for @-).
+    fake_curl = ('curl() { for a in "$@"; do if [ "$prev" = --data-binary ]; then if [ "$a" = @- ]; then cat; else printf %s "$a"; fi; fi;'
+                 f' prev="$a"; done > {capture}; }}')
+    subprocess.run(["bash", "-c", f"{fake_curl}\n{line}"], check=True)
+    assert capture.read_bytes() == body

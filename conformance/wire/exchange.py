@@ -29,17 +29,41 @@ def curl_line(request: httpx.Request) -> str:
             continue
         shown = "Bearer $KATAPULT_API_TOKEN" if name.lower() == "authorization" and value.lower().startswith("bearer ") else value
         parts += ["-H", f"{name}: {shown}"]
-    if request.content:
-        parts += ["--data-binary", request.content.decode("utf-8", "backslashreplace")]
+    typed = request.content and is_plain_text(request.content)
+    if typed:
+        parts += ["--data-binary", request.content.decode("utf-8")]
+    elif request.content:
+        parts += ["--data-binary", "@-"]
     url = str(request.url)
     if request.url.host == MOCK_HOST:
         url = url.replace(f"http://{MOCK_HOST}", SERVED_MOCK_URL, 1)
     parts.append(url)
-    return REDACT(" ".join(shlex.quote(part) if "$KATAPULT_API_TOKEN" not in part else f'"{part}"' for part in parts))
+    line = " ".join(shlex.quote(part) if "$KATAPULT_API_TOKEN" not in part else f'"{part}"' for part in parts)
+    if request.content and not typed:
+        # Bytes a shell cannot carry in a quoted argument (invalid UTF-8, NUL): printf writes them exactly, curl reads stdin.
+        line = f"printf '{octal_escaped(request.content)}' | {line}"
+    return REDACT(line)
+
+
+def is_plain_text(content: bytes) -> bool:
+    """Whether a body is UTF-8 with no control character but newline and tab, so a quoted shell argument carries it exactly."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(char.isprintable() or char in "\n\t " for char in text)
+
+
+def octal_escaped(content: bytes) -> str:
+    """The bytes as printf's format: printable ASCII as itself, everything else (and % \\ ') as a three-digit octal escape."""
+    return "".join(chr(byte) if 32 <= byte < 127 and chr(byte) not in "%\\'" else f"\\{byte:03o}" for byte in content)
 
 
 def reproduce_lines(request: httpx.Request) -> list[str]:
-    """The commands that rerun this request."""
+    """The commands that rerun this request (the in-process mock's requests against the mock served on 127.0.0.1:8080)."""
+    if request.url.host == MOCK_HOST:
+        return ["katapult-conformance mock --port 8080 &   # the reference mock, served (add --mutant NAME for the run's mutant)",
+                curl_line(request)]
     return [curl_line(request)]
 
 
