@@ -1,6 +1,7 @@
 """Least privilege: an ip_addresses-only token runs green on a correct server; credential mix-ups are setup errors (exit 6)."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,9 @@ def test_live_run_with_an_ip_addresses_only_token_passes_and_leaves_the_target_a
     reader = live_target(served_url, timeout=5.0, max_requests=50, max_rate=1000.0)
     try:
         before = holders_seen_by(reader, fixtures.credential("valid"), fixtures)
-        done = run_pytest("--pyargs", "conformance", "--target-url", served_url, "--target-fixtures", path, *FAST_LIVE)
+        report = tmp_path / "report.json"
+        done = run_pytest("--pyargs", "conformance", "--target-url", served_url, "--target-fixtures", path, *FAST_LIVE,
+                          "--conformance-report", report)
         after = holders_seen_by(reader, fixtures.credential("valid"), fixtures)
     finally:
         reader.close()
@@ -207,6 +210,7 @@ def test_live_run_with_an_ip_addresses_only_token_passes_and_leaves_the_target_a
     assert any(line.startswith("katapult-conformance preflight note:") and REFUSAL_NOTE in line for line in output.splitlines()), output
     assert WRONG_CAUSE not in output and "failed" not in output.splitlines()[-1]
     assert after == before
+    assert json.loads(report.read_text(encoding="utf-8"))["machines_from"] == ANSWERS_SOURCE  # the report says it too
 
 
 @pytest.mark.parametrize("credentials", [{"without_scope": VALID}, {"without_scope": IPS_ONLY}], ids=["same-secret", "scope-granted"])

@@ -383,6 +383,7 @@ class ConformanceReporter:
             not_judged=missing,
             interrupted=interrupted and not setup_problems,
             setup_problems=setup_problems,
+            machines_from=preflight.machine_source if preflight is not None and preflight.ok else None,
             **self.wire(),
         )
         failing = any(verdict.verdict == FAILS for verdict in verdicts)

@@ -47,6 +47,8 @@ class Summary:
     setup_problems: list[str] = field(default_factory=list)
     wire: dict[str, Any] | None = None
     wire_line: str | None = None
+    # Where the run learnt each interface's virtual machine (live, from the preflight): the interface read, or allocate_ip's 200s.
+    machines_from: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
 
     @property
@@ -149,6 +151,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "notes": summary.notes,
         "requests": summary.requests,
         "target_showed": summary.wire,
+        "machines_from": summary.machines_from,
     }
 
 
@@ -164,6 +167,7 @@ def summary_markdown(summary: Summary) -> str:
         f"Target: {summary.target} · {summary.generated_at} · **{summary.status}**",
         "",
         *([f"The target showed: {summary.wire_line}", ""] if summary.wire_line else []),
+        *([f"Interface virtual machines from {summary.machines_from}", ""] if summary.machines_from else []),
         "| Promise | Verdict | Detail |",
         "| --- | --- | --- |",
     ]
@@ -211,6 +215,8 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         lines.append(("tests declaring no promise: " + ", ".join(f"{o.name} ({o.outcome})" for o in summary.unmapped), {}))
     if summary.wire_line:
         lines.append((f"the target showed: {summary.wire_line}", {}))
+    if summary.machines_from:
+        lines.append((f"interface virtual machines from {summary.machines_from}", {}))
     if summary.requests is not None:
         by_status = ", ".join(f"{status}: {count}" for status, count in summary.requests["by_status"].items())
         preflight = summary.requests.get("preflight", 0)
