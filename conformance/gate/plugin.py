@@ -128,11 +128,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """A suite test runs under the suite's hypothesis settings; lacking a fixture entry or request budget, it is skipped saying why."""
     if not is_active(item.config) or not uses_suite(item):
         return (yield)
-    from hypothesis._settings import local_settings
-
-    from conformance.setup.fixtures import MissingFixture
     from conformance.setup.profiles import without_local_constants
-    from conformance.wire.transport import BudgetExhausted
 
     try:
         if not is_conformance_item(item):
