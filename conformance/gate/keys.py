@@ -4,24 +4,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import settings
-
-from conformance.contract.findings import FindingLog
-from conformance.gate.preflight import Preflight
-from conformance.setup.fixtures import TargetFixtures
-from conformance.setup.settings import SuiteConfig
 
 if TYPE_CHECKING:
-    # The session is built from these keys' values, so it is named here as a string, never imported at run time.
-    from conformance.gate.session import ConformanceSession, RunRecord  # noqa: F401 (named in the keys' strings)
+    # Named in the keys' strings, never imported at run time: the session is built from these keys' values, and every
+    # part of the plugin imports this module, so it must not pull the preflight, the checks or hypothesis in with it.
+    from hypothesis import settings  # noqa: F401
 
-CONFIG_KEY = pytest.StashKey[SuiteConfig]()
-FIXTURES_KEY = pytest.StashKey[TargetFixtures]()
+    from conformance.contract.findings import FindingLog  # noqa: F401
+    from conformance.gate.preflight import Preflight  # noqa: F401
+    from conformance.gate.session import ConformanceSession, RunRecord  # noqa: F401
+    from conformance.setup.fixtures import TargetFixtures  # noqa: F401
+    from conformance.setup.settings import SuiteConfig  # noqa: F401
+
+CONFIG_KEY = pytest.StashKey["SuiteConfig"]()
+FIXTURES_KEY = pytest.StashKey["TargetFixtures"]()
 SESSION_KEY = pytest.StashKey["ConformanceSession"]()
 SEED_KEY = pytest.StashKey[int]()
-FINDINGS_KEY = pytest.StashKey[FindingLog]()
-SETTINGS_KEY = pytest.StashKey[settings]()
-PREFLIGHT_KEY = pytest.StashKey[Preflight]()
+FINDINGS_KEY = pytest.StashKey["FindingLog"]()
+SETTINGS_KEY = pytest.StashKey["settings"]()
+PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
 RECORD_KEY = pytest.StashKey["RunRecord"]()
 

@@ -7,32 +7,24 @@ import signal
 import threading
 from collections.abc import Generator, Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
-import yaml
-from hypothesis._settings import local_settings
 
-from conformance.contract import checks
-from conformance.contract.findings import Scope, report
-from conformance.contract.promises import MARKER
 from conformance.gate.collection import targets_suite
 from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY, run_record
-from conformance.gate.ledger import AllocationLedger, Drift
-from conformance.gate.machines import InterfaceMachines
-from conformance.gate.preflight import preflight, stop_message
-from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
-from conformance.mock.mutants import mock_class
-from conformance.mock.world import load_world
-from conformance.setup.command import SETUP
-from conformance.setup.fixtures import FixturesError, MissingFixture, TargetFixtures, load_target_fixtures
-from conformance.setup.profiles import session_seed, suite_settings
-from conformance.setup.redaction import REDACT
 from conformance.setup.settings import OPTIONS, ConfigError, SuiteConfig, build_config
-from conformance.wire.pacing import RateLimitMonitor
-from conformance.wire.profile import WireProfile
-from conformance.wire.request_log import RequestLog
-from conformance.wire.transport import BudgetExhausted, Target, TargetError
+
+# Every pytest run in an environment with the suite installed loads this module, so it imports only what the options and
+# the run's first decision need: the rest is imported where it is used, when it is (a run that does not name the suite
+# imports none of it; a mock run never imports the preflight or the request log; a live run never imports the mock).
+if TYPE_CHECKING:
+    import httpx
+
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.session import ConformanceSession
+    from conformance.setup.fixtures import TargetFixtures
+    from conformance.wire.transport import Target
 
 # The end-of-run summary, baseline and redaction hooks, the host-independent collection, xdist support and the live
 # status line live in their own modules; xdist is registered first so its trylast pytest_configure runs before the reporter's.
@@ -64,13 +56,19 @@ def is_active(config: pytest.Config) -> bool:
 
 def activate(config: pytest.Config) -> None:
     """Resolve settings and load the target fixtures before anything is sent; bad input is a usage error."""
+    from conformance.contract import checks
     from conformance.gate.reporting import start_reporter
+    from conformance.setup.fixtures import FixturesError, load_target_fixtures
+    from conformance.setup.profiles import session_seed, suite_settings
+    from conformance.setup.redaction import REDACT
 
     cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
     try:
         suite = build_config(cli)
         fixtures = load_target_fixtures(suite.fixtures_path)
         if not suite.is_live:
+            from conformance.mock.inprocess import mock_class
+
             mock_class(suite.mock_mutant)
             check_world(suite)
     except (ConfigError, FixturesError, ValueError) as error:
@@ -114,6 +112,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+    from conformance.setup.fixtures import MissingFixture
+    from conformance.wire.transport import BudgetExhausted
+
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.target.out_of_time() and is_conformance_item(item):
         pytest.skip(str(session.target.out_of_time_error()))
@@ -128,7 +129,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """A suite test runs under the suite's hypothesis settings; lacking a fixture entry or request budget, it is skipped saying why."""
     if not is_active(item.config) or not uses_suite(item):
         return (yield)
+    from hypothesis._settings import local_settings
+
+    from conformance.setup.fixtures import MissingFixture
     from conformance.setup.profiles import without_local_constants
+    from conformance.wire.transport import BudgetExhausted
 
     try:
         if not is_conformance_item(item):
@@ -142,6 +147,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     """The budget running out in a teardown that is not cleanup (cleanup is never budgeted) skips, naming the option."""
+    from conformance.wire.transport import BudgetExhausted
+
     try:
         return (yield)
     except BudgetExhausted as cannot_run:
@@ -152,6 +159,10 @@ def check_world(suite: SuiteConfig) -> None:
     """A --mock-world file that cannot be loaded is a usage error now, not at the first test."""
     if suite.mock_world is None:
         return
+    import yaml
+
+    from conformance.mock.world import load_world
+
     try:
         load_world(suite.mock_world)
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
@@ -188,6 +199,10 @@ def machine_source(config: pytest.Config) -> str:
     if suite.is_live:
         return ("interface virtual machines from the interface read where credentials.valid may read interfaces, else from"
                 " allocate_ip's 200 answers (the preflight says which)")
+    from conformance.gate.machines import InterfaceMachines
+    from conformance.gate.session import make_target
+    from conformance.wire.transport import TargetError
+
     probe = make_target(suite)
     machines = InterfaceMachines(probe, fixtures.credential("valid"))
     try:
@@ -220,6 +235,8 @@ def is_conformance_item(item: pytest.Item) -> bool:
 
 def uses_suite(item: pytest.Item) -> bool:
     """Whether a test is the suite's or opts in to it: it declares a promise, or uses one of this plugin's fixtures."""
+    from conformance.contract.promises import MARKER
+
     if is_conformance_item(item) or item.get_closest_marker(MARKER) is not None:
         return True
     fixture_info = getattr(item, "_fixtureinfo", None)
@@ -232,6 +249,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     suite = session.config.stash.get(CONFIG_KEY, None)
     if suite is None or not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
         return
+    from conformance.gate.preflight import preflight, stop_message
+    from conformance.gate.session import make_target
+    from conformance.setup.command import SETUP
+    from conformance.wire.profile import WireProfile
+    from conformance.wire.transport import TargetError
+
     probe = make_target(suite)
     wire = WireProfile()
     probe.observers.append(wire.observe)
@@ -258,6 +281,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
+    from conformance.contract.findings import Scope
+    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
+    from conformance.wire.pacing import RateLimitMonitor
+    from conformance.wire.transport import TargetError
+
     config = request.config
     suite = config.stash[CONFIG_KEY]
     fixtures = config.stash[FIXTURES_KEY]
@@ -268,7 +297,11 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
                                  rate_limit_monitor=monitor)
     target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.interfaces.learn,
                          session.ledger.observe]
-    request_log = RequestLog(suite.request_log, session.run_id) if suite.request_log else None
+    request_log = None
+    if suite.request_log:
+        from conformance.wire.request_log import RequestLog
+
+        request_log = RequestLog(suite.request_log, session.run_id)
     if request_log is not None:
         target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
@@ -302,6 +335,9 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
 
 def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
     """Rate-limit headers that never recover are a finding of their promise; pacing goes on by X-RateLimit-Permitted alone."""
+    from conformance.contract import checks
+    from conformance.contract.findings import report
+
     report(checks.ConformanceFailure("X-RateLimit-Remaining does not recover", message, "Remaining back up after one window", response,
                                      promise=checks.RATE_LIMIT_HEADERS, check="X-RateLimit-Remaining recovers"))
 

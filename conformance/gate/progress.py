@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 import pytest
 
 from conformance.gate.keys import CONFIG_KEY, SESSION_KEY
+
+if TYPE_CHECKING:
+    import httpx
 
 # The status goes after pytest's own output on the current line while a test runs, redrawn at most once a second, and
 # is erased (backspaced over) before pytest writes again, so nothing of it stays on the screen or reaches a log. Only a

@@ -4,21 +4,21 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
 from conformance.gate.ledger import AllocationLedger, Drift
 from conformance.gate.machines import InterfaceMachines
-from conformance.gate.preflight import Preflight
-from conformance.mock.app import VirtualClock
-from conformance.mock.inprocess import mock_target
-from conformance.mock.mutants import mock_class
-from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.setup.fixtures import TargetFixtures, UnusableFixture
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.pacing import RateLimitMonitor
 from conformance.wire.profile import WireProfile
 from conformance.wire.transport import Target, TargetError, live_target
+
+if TYPE_CHECKING:
+    # A live run's alone: a mock run never imports the preflight.
+    from conformance.gate.preflight import Preflight
 
 
 @dataclass
@@ -91,12 +91,13 @@ class RunRecord:
 
 def make_target(suite: SuiteConfig) -> Target:
     """The mock (optionally a mutant) or the live URL, per the settings."""
+    # A live run never loads the mock; a mock run's client is handed the mock's transport, so it builds no TLS, reads no proxy.
     if suite.target_url is not None:
         return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
                            max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
-    clock = VirtualClock()
-    mock = mock_class(suite.mock_mutant)(load_world(suite.mock_world or DEFAULT_WORLD), clock=clock)
-    return mock_target(mock, clock, timeout=suite.request_timeout)
+    from conformance.mock.inprocess import embedded_target
+
+    return embedded_target(suite.mock_mutant, suite.mock_world, suite.request_timeout)
 
 
 def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:

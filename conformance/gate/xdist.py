@@ -15,25 +15,27 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.contract.findings import FindingLog
 from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, RECORD_KEY, SESSION_KEY
-from conformance.gate.ledger import AllocationLedger, Drift
-from conformance.gate.runlock import RunLock, RunLockError
-from conformance.gate.session import ConformanceSession, RunRecord, make_target
 from conformance.setup.fixtures import IPRef
 from conformance.setup.settings import Setting, SuiteConfig
 from conformance.wire.profile import WireProfile
-from conformance.wire.transport import TargetError
+
+if TYPE_CHECKING:
+    # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
+    from conformance.contract.findings import FindingLog
+    from conformance.gate.ledger import Drift
+    from conformance.gate.runlock import RunLock  # noqa: F401 (named in LOCK_KEY's string)
+    from conformance.gate.session import ConformanceSession, RunRecord
 
 OUTPUT_KEY = "katapult_conformance"
 TARGET_GROUP = "katapult-target"
 SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
 MERGED_KEY = pytest.StashKey["Merged"]()
-LOCK_KEY = pytest.StashKey[RunLock]()
+LOCK_KEY = pytest.StashKey["RunLock"]()
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -80,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("dist", "no") == "each":
             raise pytest.UsageError("katapult-conformance: --dist each would run every test once per worker against the live target; use -n N alone")
         if not config.option.collectonly:
+            from conformance.gate.runlock import RunLock, RunLockError
+
             try:
                 config.stash[LOCK_KEY] = RunLock.acquire(str(suite.target_url))
             except RunLockError as error:
@@ -151,6 +155,8 @@ class Merged:
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
+        from conformance.gate.ledger import Drift
+
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
         self.preflight += int(data["preflight"])
@@ -191,6 +197,10 @@ def join_request_log(log: Path, parts: dict[str, Path]) -> None:
 
 def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
     """After every worker is done: read every IP any worker touched (not counted in the report: no -n 0 run sends these)."""
+    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.gate.session import make_target
+    from conformance.wire.transport import TargetError
+
     config = session.config
     target = make_target(config.stash[CONFIG_KEY])
     try:
@@ -205,6 +215,8 @@ def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
 
 def controller_record(merged: Merged) -> RunRecord:
     """What every worker did, for the summary, the report and the generated-cases section."""
+    from conformance.gate.session import RunRecord
+
     return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
                      list(merged.drifts), merged.generated, merged.wire)
 

@@ -1,4 +1,4 @@
-"""The embedded reference mock of the endpoint, in-process (respx) or served over HTTP."""
+"""The embedded reference mock of the endpoint, in-process (an httpx.MockTransport) or served over HTTP."""
 from __future__ import annotations
 
 from conformance.mock.app import MockRequest, MockResponse, ReferenceMock, VirtualClock

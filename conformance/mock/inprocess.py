@@ -1,12 +1,17 @@
-"""The reference mock in this process: respx routes a Target's requests to it, with no socket."""
+"""The reference mock in this process: an httpx.MockTransport hands a Target's requests to it, with no socket.
+
+No router library in between (respx was): every request goes to the one mock, so routing would only cost time per
+request, an import, and a recorded call per request kept for the whole run.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
-import respx
 
 from conformance.mock.app import MockRequest, ReferenceMock, VirtualClock
+from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.wire.paths import BASE_PATH
 from conformance.wire.transport import Pacer, Target
 
@@ -32,9 +37,24 @@ def _mock_handler(mock: ReferenceMock) -> Callable[[httpx.Request], httpx.Respon
 
 
 def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0) -> Target:
-    """The in-process mock: respx routes the client's requests to it, with no socket."""
-    router = respx.Router(base_url=MOCK_BASE_URL, assert_all_called=False)
-    router.route().mock(side_effect=_mock_handler(mock))
-    client = httpx.Client(transport=httpx.MockTransport(router.handler), timeout=timeout)
+    """The in-process mock: the client's transport calls it directly, with no socket (nor TLS, nor proxies: a client given a
+    transport builds neither)."""
+    client = httpx.Client(transport=httpx.MockTransport(_mock_handler(mock)), timeout=timeout)
     pacer = Pacer(0.0, clock.advance, clock)
     return Target("mock", MOCK_BASE_URL, client, pacer, timeout=timeout, max_requests=None, mock=mock)
+
+
+def mock_class(name: str | None) -> type[ReferenceMock]:
+    """The faithful mock for no name (or its own, `faithful`) without importing the mutant catalogue; else the catalogue's answer."""
+    if name in (None, "", ReferenceMock.name):
+        return ReferenceMock
+    from conformance.mock.mutants import mock_class as from_catalogue
+
+    return from_catalogue(name)
+
+
+def embedded_target(mutant: str | None, world: Path | None, timeout: float) -> Target:
+    """The suite's default target: the faithful mock (or the named mutants) on a world file, in this process, on a virtual clock."""
+    clock = VirtualClock()
+    mock = mock_class(mutant)(load_world(world or DEFAULT_WORLD), clock=clock)
+    return mock_target(mock, clock, timeout=timeout)

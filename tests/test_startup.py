@@ -1,0 +1,84 @@
+"""Start-up: every pytest run in an environment with the suite installed loads its plugin, so each run imports only what it needs.
+
+A run that does not name the suite imports no session, mock or preflight; a mock run never imports the preflight, the
+request log or the mutant catalogue (unless a mutant is asked for); a live run never imports the mock. Measured figures
+are in docs/speed.md; these tests hold the shape that gives them.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conformance.gate.session import make_target
+from conformance.setup.settings import build_config
+
+ROOT = Path(__file__).resolve().parent.parent
+MOCK_FIXTURES = ROOT / "fixtures" / "mock-target.yaml"
+
+
+def imported_by(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a `pytest ARGS` run (in a fresh interpreter, collecting only) had imported when it ended."""
+    probe = ("import json, sys, pytest\n"
+             f"code = pytest.main({['--co', '-q', '-p', 'no:cacheprovider', '-p', 'no:randomly', *args]!r})\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "[]"
+    assert last.startswith("["), done.stdout[-2000:] + done.stderr[-2000:]
+    return set(json.loads(last))
+
+
+def ours(modules: set[str], *prefixes: str) -> list[str]:
+    """The modules under any of these dotted prefixes."""
+    return sorted(name for name in modules if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes))
+
+
+def test_a_run_that_does_not_name_the_suite_sets_nothing_of_it_up(tmp_path: Path) -> None:
+    """A host project's own tests: the plugin loads, but no session, target, mock or preflight."""
+    (tmp_path / "test_host.py").write_text("def test_host():\n    pass\n", encoding="utf-8")
+    modules = imported_by(tmp_path, "test_host.py")
+    assert "conformance.gate.plugin" in modules
+    assert ours(modules, "conformance.gate.session", "conformance.gate.preflight", "conformance.gate.ledger", "conformance.mock",
+                "conformance.cases") == []
+
+
+def test_a_mock_run_imports_no_live_only_module(tmp_path: Path) -> None:
+    """The embedded mock needs no preflight, request log or run lock, and no mutant catalogue unless a mutant is asked for."""
+    modules = imported_by(tmp_path, "--pyargs", "conformance")
+    assert "conformance.mock.inprocess" in modules
+    assert ours(modules, "conformance.gate.preflight", "conformance.gate.runlock", "conformance.wire.request_log",
+                "conformance.mock.mutants", "conformance.mock.server") == []
+    assert "conformance.mock.mutants" in imported_by(tmp_path, "--pyargs", "conformance", "--mock-mutant", "200-invalid-json")
+
+
+def test_a_live_run_never_imports_the_mock(tmp_path: Path) -> None:
+    """Against a URL, nothing of the embedded mock is loaded (collecting only: nothing is sent)."""
+    modules = imported_by(tmp_path, "--pyargs", "conformance", "--target-url", "http://127.0.0.1:9/core/v1", "--target-fixtures",
+                          str(MOCK_FIXTURES))
+    assert "conformance.test_generated" in modules
+    assert ours(modules, "conformance.mock") == []
+
+
+def test_the_mock_target_builds_no_tls_and_reads_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its client is handed the in-process transport: no connection pool, no TLS context, no proxy mounts (whatever the environment says)."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.invalid:3128")
+    target = make_target(build_config({}, environ={}))
+    try:
+        assert isinstance(target.client._transport, httpx.MockTransport)
+        assert target.client._mounts == {}
+    finally:
+        target.close()
+
+
+def test_no_router_library_between_the_target_and_the_mock() -> None:
+    """The in-process mock is an httpx.MockTransport handler: respx (whose pytest plugin every run in the environment would load,
+    about a tenth of a second) is neither imported nor a dependency."""
+    package = ROOT / "conformance"
+    importing = [str(path.relative_to(ROOT)) for path in package.rglob("*.py") if "import respx" in path.read_text(encoding="utf-8")]
+    assert importing == []
+    assert "respx" not in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
