@@ -198,7 +198,7 @@ def reference_mock(virtual_clock: VirtualClock) -> ReferenceMock:
 
 @pytest.fixture
 def mock_api(reference_mock: ReferenceMock, virtual_clock: VirtualClock) -> Iterator[Target]:
-    """The in-process target the suite uses by default: respx routes requests to `reference_mock`."""
+    """The in-process target the suite uses by default: an httpx.MockTransport hands requests to `reference_mock`."""
     target = mock_target(reference_mock, virtual_clock)
     yield target
     target.close()

@@ -65,7 +65,7 @@ ARGUMENT_IDS = {
 
 @dataclass
 class MockRequest:
-    """A request as the mock sees it, independent of how it arrived (respx or a socket)."""
+    """A request as the mock sees it, independent of how it arrived (in process or over a socket)."""
 
     method: str
     path: str
