@@ -19,7 +19,7 @@ from conformance.wire import api
 from conformance.wire.exchange import error_code, error_detail
 from conformance.wire.pacing import RateLimitMonitor, burst, window_turned_over
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH
-from conformance.wire.transport import RateLimitStalled, Target
+from conformance.wire.transport import BudgetExhausted, RateLimitStalled, Target
 
 LITERAL_PATH = ALLOCATE_PATH
 UNDERSCORE_PATH = ALLOCATE_PATH.replace("/virtual_machine_network_interface/", "/_/")
@@ -371,6 +371,22 @@ def test_burst_is_bounded_when_the_server_never_limits() -> None:
 
     result = burst(send, 50)
     assert result.limited is None and result.sent == 50 and len(calls) == 50
+
+
+def test_a_burst_that_runs_out_of_budget_stops_and_says_so() -> None:
+    """A spent budget in any burst thread ends the whole burst and reaches the caller (the test is then skipped as not run),
+    instead of dying unheard in its thread while the others spend what is left."""
+    calls = []
+
+    def send() -> httpx.Response:
+        if len(calls) >= 10:
+            raise BudgetExhausted("the request budget of 10 is spent; raise --max-requests to run more")
+        calls.append(1)
+        return limited("1000", "999")
+
+    with pytest.raises(BudgetExhausted, match="budget of 10 is spent"):
+        burst(send, 500)
+    assert len(calls) == 10
 
 
 @pytest.mark.parametrize("body", [b'{"ip_address": {"id": "\xff\xfe"}}', b"\x00\x01%s\\n'\"", "{\"id\": \"caf\u00e9\"}".encode()])

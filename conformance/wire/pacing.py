@@ -90,22 +90,27 @@ def burst(send: Callable[[], httpx.Response], size: int, *, workers: int = BURST
     lock = threading.Lock()
     stop = threading.Event()
     started = time.monotonic()
-    state: dict[str, Any] = {"sent": 0, "limited": None, "remaining": []}
+    state: dict[str, Any] = {"sent": 0, "limited": None, "remaining": [], "error": None}
 
     def worker() -> None:
-        while not stop.is_set() and time.monotonic() - started < deadline:
+        try:
+            while not stop.is_set() and time.monotonic() - started < deadline:
+                with lock:
+                    if state["sent"] >= size:
+                        return
+                    state["sent"] += 1
+                response = send()
+                with lock:
+                    remaining = remaining_of(response)
+                    if remaining is not None:
+                        state["remaining"].append(remaining)
+                    if response.status_code == 429 and state["limited"] is None:
+                        state["limited"] = response
+                        stop.set()
+        except Exception as error:  # a spent budget or a failed request ends the whole burst, and the caller hears of it
             with lock:
-                if state["sent"] >= size:
-                    return
-                state["sent"] += 1
-            response = send()
-            with lock:
-                remaining = remaining_of(response)
-                if remaining is not None:
-                    state["remaining"].append(remaining)
-                if response.status_code == 429 and state["limited"] is None:
-                    state["limited"] = response
-                    stop.set()
+                state["error"] = state["error"] or error
+            stop.set()
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(workers, size)))]
     for thread in threads:
@@ -113,6 +118,8 @@ def burst(send: Callable[[], httpx.Response], size: int, *, workers: int = BURST
     for thread in threads:
         thread.join(deadline + 30)
     stop.set()
+    if state["error"] is not None:
+        raise state["error"]
     seen: list[int] = state["remaining"]
     return Burst(state["limited"], state["sent"], window_turned_over(seen), seen)
 
