@@ -6,13 +6,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import ServedMock, child_env
-from test_safety import ALLOCATION_WAIT, SLOW_ALLOCATION_PLUGIN, holder
+from test_safety import holder, interrupted_mid_allocation
 
 from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
 from conformance.setup.paths import data_path
@@ -68,28 +67,12 @@ def test_run_and_pytest_run_the_same_cases_without_a_warning(tmp_path: Path, pyc
 def test_sigterm_through_run_still_gives_back_the_allocation(served_mock: ServedMock, mock_target_fixtures: TargetFixtures, tmp_path: Path,
                                                              pycache_dir: Path) -> None:
     """A CI runner's SIGTERM to `katapult-conformance run` mid-allocation reaches pytest: interrupted (exit 2), the IP free again."""
-    ip = mock_target_fixtures.allocatable_ip(0)
-    (tmp_path / "slow_allocation.py").write_text(SLOW_ALLOCATION_PLUGIN, encoding="utf-8")
-    flag = tmp_path / "allocated"
     command = [str(BIN / "katapult-conformance"), "run", "-p", "no:cacheprovider", "-p", "slow_allocation",
                "-k", "test_allocate_free_ip and not address", "--target-url", served_mock.base_url,
                "--target-fixtures", str(mock_target_fixtures.source), "--max-rate", "1000"]
-    env = child_env(pycache_dir, {"PYTHONPATH": str(tmp_path), "ALLOCATED_FLAG": str(flag)})
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + ALLOCATION_WAIT
-        while not flag.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert flag.exists(), process.communicate(timeout=30)[0] if process.poll() is not None else "no allocation in time"
-        assert holder(served_mock, mock_target_fixtures, ip) is not None
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
-    assert holder(served_mock, mock_target_fixtures, ip) is None, output
+    code, output = interrupted_mid_allocation(command, signal.SIGTERM, served_mock, mock_target_fixtures, tmp_path, pycache_dir)
+    assert code == pytest.ExitCode.INTERRUPTED, output
+    assert holder(served_mock, mock_target_fixtures, mock_target_fixtures.allocatable_ip(0)) is None, output
 
 
 def test_init_writes_the_example_and_the_next_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -68,17 +68,14 @@ def holder(served: ServedMock, fixtures: TargetFixtures, ip: IPRef) -> str | Non
     return allocation["value"]["id"] if allocation else None
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_run_gives_back_its_allocation(
-    stop: signal.Signals, served_mock: ServedMock, mock_target_fixtures: TargetFixtures, tmp_path: Path, pycache_dir: Path
-) -> None:
-    """Ctrl-C (or a CI runner's SIGTERM) in the middle of a test that has allocated: the run ends interrupted, the IP is free."""
-    ip = mock_target_fixtures.allocatable_ip(0)
+def interrupted_mid_allocation(command: list[str], stop: signal.Signals, served: ServedMock, fixtures: TargetFixtures, tmp_path: Path,
+                               pycache_dir: Path) -> tuple[int, str]:
+    """Run `command` (one allocation test, slowed by SLOW_ALLOCATION_PLUGIN) until it has allocated, send `stop`; its exit code and output.
+
+    Before the signal, the IP is held by the interface's virtual machine: what the run must give back.
+    """
     (tmp_path / "slow_allocation.py").write_text(SLOW_ALLOCATION_PLUGIN, encoding="utf-8")
     flag = tmp_path / "allocated"
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "slow_allocation", "--pyargs", "conformance",
-               "-k", "test_allocate_free_ip and not address", "--target-url", served_mock.base_url,
-               "--target-fixtures", str(MOCK_TARGET_YAML), "--max-rate", "1000"]
     env = child_env(pycache_dir, {"PYTHONPATH": str(tmp_path), "ALLOCATED_FLAG": str(flag)})
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -87,13 +84,25 @@ def test_interrupted_run_gives_back_its_allocation(
             time.sleep(0.1)
         assert flag.exists(), f"no allocation happened: {process.communicate(timeout=30)[0] if process.poll() is not None else 'timed out'}"
         assert flag.read_text() == "200"
-        assert holder(served_mock, mock_target_fixtures, ip) == "vm_mockAlpha00000001"
+        assert holder(served, fixtures, fixtures.allocatable_ip(0)) == "vm_mockAlpha00000001"
         process.send_signal(stop)
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    return process.returncode, output
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_gives_back_its_allocation(
+    stop: signal.Signals, served_mock: ServedMock, mock_target_fixtures: TargetFixtures, tmp_path: Path, pycache_dir: Path
+) -> None:
+    """Ctrl-C (or a CI runner's SIGTERM) in the middle of a test that has allocated: the run ends interrupted, the IP is free."""
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "slow_allocation", "--pyargs", "conformance",
+               "-k", "test_allocate_free_ip and not address", "--target-url", served_mock.base_url,
+               "--target-fixtures", str(MOCK_TARGET_YAML), "--max-rate", "1000"]
+    code, output = interrupted_mid_allocation(command, stop, served_mock, mock_target_fixtures, tmp_path, pycache_dir)
+    assert code == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
-    assert holder(served_mock, mock_target_fixtures, ip) is None, output
+    assert holder(served_mock, mock_target_fixtures, mock_target_fixtures.allocatable_ip(0)) is None, output
