@@ -11,7 +11,7 @@
   schemathesis' and hypothesis' among them) and with no plugin at all.
 - Live requests: a default run (`katapult-conformance run`, `ci` profile) against `katapult-conformance mock --permitted 200`,
   the report's requests.sent (the preflight's counted apart). To finish in seconds, not minutes, the mock's rate window is
-  10 s and the suite paces by a clock six times as fast (bench/fast_clock_test.py), so its 60 s window is the mock's 10 s:
+  10 s and the suite paces by a clock six times as fast (conformance/tools/scaled_clock.py), so its 60 s window is the mock's 10 s:
   the same requests, a sixth of the waiting.
 
 Each timing runs --repeat times after a warm-up run and the fastest counts. Run it on a quiet machine.
@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = Path(__file__).resolve().parent
 SPEC = ROOT / "spec" / "allocate_ip.yaml"
 MOCK_FIXTURES = ROOT / "fixtures" / "mock-target.yaml"
 OPERATION = "/virtual_machine_network_interfaces/virtual_machine_network_interface/allocate_ip"
@@ -50,7 +49,7 @@ BATCH_MEAN = 6
 LIVE_PERMITTED = 200
 LIVE_WINDOW_SECONDS = 10
 CLOCK_SCALE = 6
-CLOCK_PLUGIN = "fast_clock_test"
+CLOCK_PLUGIN = "conformance.tools.scaled_clock"
 
 
 @dataclass(frozen=True)
@@ -206,8 +205,7 @@ def live_run() -> LiveCount:
     """A default live run against the served mock with a 200-a-minute token (window and clock scaled together, see above)."""
     with tempfile.TemporaryDirectory(prefix="katapult-bench-live-") as tmp, \
             served_mock("--permitted", str(LIVE_PERMITTED), "--window-seconds", str(LIVE_WINDOW_SECONDS)) as url:
-        env = child_env(PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")])),
-                        KATAPULT_BENCH_CLOCK_SCALE=str(CLOCK_SCALE))
+        env = child_env(KATAPULT_CLOCK_SCALE=str(CLOCK_SCALE))
         output, seconds, status = timed([script("katapult-conformance"), "run", "-q", "-p", CLOCK_PLUGIN, "--target-url", url,
                                          "--target-fixtures", str(MOCK_FIXTURES), "--conformance-report", "report.json"],
                                         cwd=Path(tmp), env=env)

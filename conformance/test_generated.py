@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +15,11 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, 
 from conformance.cases.generation import (
     GeneratedRequest,
     KnownValues,
-    ambiguous_lookups,
+    ambiguous_lookup_classes,
     any_body,
-    lookups_without_value,
+    body_classes,
     requests,
+    valueless_lookup_classes,
 )
 from conformance.cases.identities import FIXTURE_IDENTITIES, available_identities, identity_headers
 from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, expect_issue, side_effect
@@ -120,23 +121,41 @@ def sender(request: pytest.FixtureRequest, conformance_session: ConformanceSessi
     return Sender(conformance_session, target_fixtures, ledger, request.node.name, seeded)
 
 
-# On a live target, a property that probes one refusal (auth before arguments, exclusivity) draws this share of the
-# profile's examples: every request costs rate limit there, and the in-process run covers the input space in full.
-LIVE_REFUSAL_SHARE = 4
-MIN_LIVE_EXAMPLES = 10
+# On a live target each request costs rate limit and real time, and the in-process run covers the input space in full:
+# there a property draws a LIVE_SHARE of the profile's examples, and a property probing one refusal sends each class of
+# request it knows LIVE_ROUNDS times (a class per request, every class in every round) instead of drawing at random.
+LIVE_SHARE = 3
+LIVE_ROUNDS = 2
+MIN_LIVE_EXAMPLES = 5
 
 
-def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest], judge: Any, live_share: int = 1) -> None:
-    """Run a property: draw a batch of requests, send each, judge each response (batches shrink like any list)."""
+def live_examples(examples: int) -> int:
+    """How many of a property's examples a live run draws."""
+    return max(MIN_LIVE_EXAMPLES, examples // LIVE_SHARE)
+
+
+def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest], judge: Any,
+                  classes: Sequence[st.SearchStrategy[GeneratedRequest]] = ()) -> None:
+    """Run a property: draw a batch of requests, send each, judge each response (batches shrink like any list).
+
+    `classes`, for a refusal property, split the strategy's space: live, each batch holds one request of every class.
+    """
     smallest, largest = sender.batch
+    batches: st.SearchStrategy[Sequence[GeneratedRequest]] = st.lists(strategy, min_size=smallest, max_size=largest)
+    examples = None
+    if sender.target.is_live:
+        if classes:
+            batches, examples = st.tuples(*classes), LIVE_ROUNDS
+        else:
+            examples = live_examples(settings().max_examples)
 
-    @given(st.lists(strategy, min_size=smallest, max_size=largest))
-    def property_(batch: list[GeneratedRequest]) -> None:
+    @given(batches)
+    def property_(batch: Sequence[GeneratedRequest]) -> None:
         for request in batch:
             judge(request, sender.send(request))
 
-    if sender.target.is_live and live_share > 1:
-        property_ = settings(max_examples=max(MIN_LIVE_EXAMPLES, settings().max_examples // live_share))(property_)
+    if examples is not None:
+        property_ = settings(max_examples=examples)(property_)
     sender.run(property_)
 
 
@@ -156,9 +175,17 @@ def test_auth_before_arguments(identity: str, sender: Sender, known: KnownValues
     require(IDENTITY_PROMISES[identity])
     status, code = AUTH_FAILURES[identity]
     before = sender.holders(list(target_fixtures.allocatable))
-    strategy = any_body(known).map(lambda request: GeneratedRequest(identity, request.body, request.raw))
-    draw_and_send(sender, strategy, lambda request, response: expect_error(response, status, code), LIVE_REFUSAL_SHARE)
+    def as_identity(request: GeneratedRequest) -> GeneratedRequest:
+        return GeneratedRequest(identity, request.body, request.raw)
+
+    classes = [strategy.map(as_identity) for strategy in body_classes(known)]
+    draw_and_send(sender, any_body(known).map(as_identity), lambda request, response: expect_error(response, status, code), classes)
     sender.assert_holders_unchanged(before, "Refused requests changed allocations")
+
+
+def as_request(fixtures: TargetFixtures) -> Callable[[dict[str, Any]], GeneratedRequest]:
+    """An ip_address lookup as the valid identity's request to allocate it to the fixture interface."""
+    return lambda lookup: GeneratedRequest("valid", api.allocate_body(fixtures.network_interface_id, lookup))
 
 
 @pytest.mark.promise("mutual exclusivity", "no side effects")
@@ -170,17 +197,16 @@ def test_exclusivity_two_values_are_ambiguous(sender: Sender, known: KnownValues
     def judge(request: GeneratedRequest, response: httpx.Response) -> None:
         expect_issue(response, "ambiguous_lookup_values")
 
-    bodies = ambiguous_lookups(known).map(lambda lookup: GeneratedRequest("valid", api.allocate_body(target_fixtures.network_interface_id, lookup)))
-    draw_and_send(sender, bodies, judge, LIVE_REFUSAL_SHARE)
+    classes = [lookups.map(as_request(target_fixtures)) for lookups in ambiguous_lookup_classes(known)]
+    draw_and_send(sender, st.one_of(classes), judge, classes)
     sender.assert_holders_unchanged(before, "Ambiguous lookups changed allocations")
 
 
 @pytest.mark.promise("mutual exclusivity")
 def test_exclusivity_no_value_is_missing(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """An ip_address lookup naming none of its keys is 400 missing_lookup_value."""
-    bodies = lookups_without_value(known).map(
-        lambda lookup: GeneratedRequest("valid", api.allocate_body(target_fixtures.network_interface_id, lookup)))
-    draw_and_send(sender, bodies, lambda request, response: expect_issue(response, "missing_lookup_value"), LIVE_REFUSAL_SHARE)
+    classes = [lookups.map(as_request(target_fixtures)) for lookups in valueless_lookup_classes(known)]
+    draw_and_send(sender, st.one_of(classes), lambda request, response: expect_issue(response, "missing_lookup_value"), classes)
 
 
 @pytest.mark.promise(*WIRE_PROMISES)
@@ -194,7 +220,9 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
     cases = st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
                       operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
 
-    @settings(max_examples=max(10, settings().max_examples // 5))
+    examples = max(10, settings().max_examples // 5)
+
+    @settings(max_examples=live_examples(examples) if sender.target.is_live else examples)
     @given(cases, st.booleans())
     def property_(case: Any, with_token: bool) -> None:
         identity = "valid" if with_token else "none"
@@ -325,6 +353,8 @@ def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, le
     context = MachineContext(sender.target, target_fixtures, ledger, sender, usable_other_interface(sender.session))
     machine = type("AllocationMachineOfThisTest", (AllocationMachine,), {"context": context})
     examples = max(10, settings().max_examples // 3)
+    if sender.target.is_live:
+        examples = live_examples(examples)
     run_state_machine_as_test(machine, settings=settings(max_examples=examples, stateful_step_count=8))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conformance.cases.rate_limit import provoke, sender
 from conformance.cases.scenarios import ROWS, Row, RunValues, ip_for, judge_row, request_for
 from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, side_effect
 from conformance.contract.findings import NotReached, charge_elsewhere, reach, require
@@ -16,12 +17,9 @@ from conformance.gate.session import ConformanceSession
 from conformance.setup.fixtures import Credential, IPRef, TargetFixtures
 from conformance.wire import api
 from conformance.wire.exchange import error_code, error_detail
-from conformance.wire.pacing import Burst, burst, remaining_of
+from conformance.wire.pacing import Burst, remaining_of
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH
 from conformance.wire.transport import RATE_WINDOW_SECONDS, Target
-
-# Past what the window has left, a few more to be sure; bounded so a server that never limits still ends the test.
-BURST_MARGIN = 20
 
 
 def row_param(row: Row) -> Any:
@@ -176,42 +174,39 @@ def test_ip_held_by_the_other_machine_is_refused(target: Target, target_fixtures
 
 
 @pytest.mark.promise("429 rate_limit_reached")
-def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run_values: RunValues) -> None:
+def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run_values: RunValues,
+                            conformance_session: ConformanceSession) -> None:
     """A concurrent burst sized from X-RateLimit-Remaining gets 429 rate_limit_reached within one window; total_permitted matches."""
     if target_fixtures.provoke_rate_limit is False:
         raise OptedOut("rate_limit.provoke: false")
     if not target_fixtures.provoke_rate_limit:
         pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
     require("rate-limit headers")
-    credential = target_fixtures.credential("valid")
-    body = api.allocate_body(run_values.value("unknown_interface"), {"id": run_values.value("unknown_ip")})
-
-    def send() -> httpx.Response:
-        return target.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False)
-
-    first = send()
-    remaining = remaining_of(first)
-    if remaining is None:
+    # A live run bursts where the pacer would wait anyway (conformance.cases.rate_limit); that burst, or this test's own.
+    target.pacer.on_window_spent = None
+    window_end = conformance_session.window_end_burst
+    provoked = window_end.provoked if window_end is not None else None
+    if provoked is None:
+        send = sender(target, target_fixtures.credential("valid"), run_values.value("unknown_interface"), run_values.value("unknown_ip"))
+        try:
+            provoked = provoke(send)
+        finally:
+            wait_for_new_window(target, send)
+    first, result = provoked.first, provoked.burst
+    if result is None:
         charge_elsewhere(ConformanceFailure("No X-RateLimit-Remaining past authentication", "a 404 without X-RateLimit-Remaining",
                                             "X-RateLimit-Remaining on every response past authentication", first,
                                             promise="rate-limit headers", check="header X-RateLimit-Remaining"))
-    try:
-        result = burst(send, remaining + BURST_MARGIN)
-        if result.limited is None and result.turned_over:
-            # The window turned over mid-burst: one more try, sized from a fresh count.
-            result = burst(send, (remaining_of(send()) or remaining) + BURST_MARGIN)
-        if result.limited is None:
-            raise ConformanceFailure(
-                "No 429 past the rate limit", f"{result.sent} requests answered without a 429 (Remaining seen: {describe_remaining(result)})",
-                f"429 rate_limit_reached once the {remaining} remaining requests of the window are spent", first)
-        response = result.limited
-        expect_error(response, 429, "rate_limit_reached")
-        total = error_detail(response).get("total_permitted")
-        header = first.headers.get("X-RateLimit-Permitted")
-        if header is not None and str(total) != header:
-            raise ConformanceFailure("total_permitted disagrees with X-RateLimit-Permitted", str(total), header, response)
-    finally:
-        wait_for_new_window(target, send)
+    if result.limited is None:
+        raise ConformanceFailure(
+            "No 429 past the rate limit", f"{result.sent} requests answered without a 429 (Remaining seen: {describe_remaining(result)})",
+            f"429 rate_limit_reached once the {remaining_of(first)} remaining requests of the window are spent", first)
+    response = result.limited
+    expect_error(response, 429, "rate_limit_reached")
+    total = error_detail(response).get("total_permitted")
+    header = first.headers.get("X-RateLimit-Permitted")
+    if header is not None and str(total) != header:
+        raise ConformanceFailure("total_permitted disagrees with X-RateLimit-Permitted", str(total), header, response)
 
 
 def describe_remaining(result: Burst) -> str:
@@ -221,11 +216,18 @@ def describe_remaining(result: Burst) -> str:
 
 
 def wait_for_new_window(target: Target, send: Callable[[], httpx.Response]) -> None:
-    """Leave the target usable: wait, polling with growing gaps, until the token is served again (at most one window)."""
+    """Leave the target usable: wait for the window's end, then poll with growing gaps until the token is served again."""
     waited, gap = 0.0, 1.0
     while waited < RATE_WINDOW_SECONDS:
-        if send().status_code != 429:
+        # The first request names the token whose window is waited for; its answer says whether the wait is over.
+        response = send()
+        if response.status_code != 429:
             return
+        if waited == 0.0:
+            ends_in = target.pacer.window_ends_in(response.request.headers) + 1.0
+            target.pacer.sleep(ends_in)
+            waited = ends_in
+            continue
         target.pacer.sleep(gap)
         waited += gap
         gap = min(gap * 2, RATE_WINDOW_SECONDS - waited + 0.5)

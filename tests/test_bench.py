@@ -108,11 +108,12 @@ def test_docs_speed_holds_what_this_bench_writes() -> None:
     assert shape(written) == shape(bench.markdown(figures()))
 
 
-def test_fast_clock_plugin_speeds_up_live_pacing_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bench's -p plugin makes a live target wait a sixth of the time on a clock six times as fast; the mock is untouched."""
+def test_scaled_clock_plugin_speeds_up_live_pacing_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The -p plugin makes a live target wait a sixth of the time on a clock six times as fast; the mock is untouched."""
     monkeypatch.setattr(transport, "LIVE_CLOCK", transport.LIVE_CLOCK)
-    monkeypatch.delenv("KATAPULT_BENCH_CLOCK_SCALE", raising=False)
-    load("fast_clock_test")
+    monkeypatch.delenv("KATAPULT_CLOCK_SCALE", raising=False)
+    sys.modules.pop("conformance.tools.scaled_clock", None)
+    importlib.import_module("conformance.tools.scaled_clock")
     target = transport.live_target("http://127.0.0.1:9/core/v1", timeout=1.0, max_requests=1, max_rate=1.0)
     try:
         started, on_clock = time.monotonic(), target.pacer.now()

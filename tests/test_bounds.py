@@ -29,7 +29,7 @@ def test_max_duration_ends_sending_and_names_the_option() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("option", "value"), [("--max-requests", "60"), ("--max-duration", "3")])
+@pytest.mark.parametrize(("option", "value"), [("--max-requests", "60"), ("--max-duration", "1")])
 def test_running_out_skips_naming_the_option(option: str, value: str, served_mock: ServedMock, run_pytest: RunPytest) -> None:
     """Out of budget or time, in setup, body or teardown: tests are skipped naming the option, nothing fails, cleanup passes."""
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""A live target is paced, slows down when the server says few requests are left, and stops at its budget."""
+"""A live target is paced and stops at its budget (how it spends rate-limit windows: tests/test_wire.py)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conformance.wire.transport import RATE_LIMIT_RESERVE, BudgetExhausted, Pacer, Target
+from conformance.wire.transport import BudgetExhausted, Pacer, Target
 
 if TYPE_CHECKING:
     from conftest import RunPytest, ServedMock
@@ -29,11 +29,6 @@ class FakeClock:
         self.now += seconds
 
 
-def answering(remaining: str) -> httpx.Response:
-    """A response carrying X-RateLimit-Remaining."""
-    return httpx.Response(200, headers={"X-RateLimit-Remaining": remaining, "X-RateLimit-Permitted": "1000"})
-
-
 def test_pacer_spaces_requests_at_the_configured_rate() -> None:
     """At 4 requests/s, back-to-back sends wait a quarter second each."""
     clock = FakeClock()
@@ -41,16 +36,6 @@ def test_pacer_spaces_requests_at_the_configured_rate() -> None:
     for _ in range(3):
         pacer.before_send()
     assert clock.slept == [0.25, 0.25]
-
-
-def test_pacer_waits_for_a_new_window_when_remaining_runs_low() -> None:
-    """With RATE_LIMIT_RESERVE or fewer requests left, it waits out the per-minute window; above that, not at all."""
-    clock = FakeClock()
-    pacer = Pacer(0.0, clock.sleep, clock)
-    pacer.after_response(answering(str(RATE_LIMIT_RESERVE + 1)))
-    assert clock.slept == []
-    pacer.after_response(answering(str(RATE_LIMIT_RESERVE)))
-    assert clock.slept == [60.0]
 
 
 def test_budget_stops_sending() -> None:

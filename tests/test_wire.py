@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -274,16 +276,46 @@ def limited(permitted: str, remaining: str) -> httpx.Response:
                           request=httpx.Request("POST", "http://target.invalid/", headers={"Authorization": "Bearer t"}))
 
 
-@pytest.mark.parametrize(("permitted", "interval"), [("200", 0.375), ("1000", 0.125)])
-def test_pace_follows_the_first_permitted_seen(permitted: str, interval: float) -> None:
-    """A 200/minute token is paced at 80% of 200/60 s, under --max-rate; later headers do not change it."""
+@pytest.mark.parametrize(("permitted", "floor"), [("200", 40), ("1000", 200)])
+def test_each_window_is_spent_to_a_fifth_of_the_first_permitted_seen(permitted: str, floor: int) -> None:
+    """A token's window is spent down to 20% of its X-RateLimit-Permitted (later headers do not change it); --max-rate alone spaces requests."""
     from conformance.wire.transport import Pacer
 
     clock = FakeClock()
     pacer = Pacer(0.125, clock.sleep, clock)
-    pacer.after_response(limited(permitted, "150"))
-    pacer.after_response(limited("5000", "150"))
-    assert pacer.min_interval == pytest.approx(interval)
+    pacer.after_response(limited(permitted, str(int(permitted) - 1)))
+    pacer.after_response(limited("5000", str(floor + 1)))
+    assert pacer.floor == floor and pacer.min_interval == 0.125 and clock.slept == []
+    clock.now += 20.0
+    pacer.after_response(limited(permitted, str(floor)))
+    # The window was first seen at 0 s: at 20 s it has 40 s left, and a second more to be sure.
+    assert clock.slept == [41.0]
+
+
+def test_a_window_whose_start_was_not_seen_is_waited_out_whole() -> None:
+    """Spent to the floor in a window first seen already low, the pacer waits a whole window."""
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    pacer.after_response(limited("200", "41"))
+    pacer.after_response(limited("200", "40"))
+    assert clock.slept == [60.0]
+
+
+def test_the_window_spent_hook_runs_once_before_the_wait() -> None:
+    """The first window spent to its floor calls on_window_spent (the 429 burst) before waiting; later windows just wait."""
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    calls: list[float] = []
+    pacer.on_window_spent = lambda response: calls.append(sum(clock.slept))
+    pacer.after_response(limited("200", "199"))
+    pacer.after_response(limited("200", "40"))
+    pacer.after_response(limited("200", "199"))
+    pacer.after_response(limited("200", "40"))
+    assert calls == [0.0] and len(clock.slept) == 2
 
 
 def test_a_remaining_that_never_recovers_is_a_failure_after_one_window() -> None:
@@ -401,3 +433,26 @@ def test_the_reproduction_sends_the_very_bytes(body: bytes, tmp_path: Path) -> N
                  f' prev="$a"; done > {capture}; }}')
     subprocess.run(["bash", "-c", f"{fake_curl}\n{line}"], check=True)
     assert capture.read_bytes() == body
+
+
+def test_a_burst_ends_with_about_one_429() -> None:
+    """In-flight requests never outnumber the Remaining last seen plus one, so a burst that reaches the limit gets one 429,
+    not one for every worker still sending."""
+    lock = threading.Lock()
+    left = [40]
+    answers: list[int] = []
+
+    def send() -> httpx.Response:
+        with lock:
+            left[0] -= 1
+            remaining = left[0]
+        time.sleep(0.002)
+        response = limited("200", str(max(remaining, 0))) if remaining >= 0 else httpx.Response(429, request=httpx.Request("POST", "http://x/"))
+        with lock:
+            answers.append(response.status_code)
+        return response
+
+    result = burst(send, 40 + 20, remaining=40)
+    assert result.limited is not None
+    assert answers.count(429) <= 2, answers
+    assert result.sent == len(answers) <= 43

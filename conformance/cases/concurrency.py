@@ -11,7 +11,7 @@ import httpx
 
 from conformance.setup.fixtures import Credential
 from conformance.wire.paths import ALLOCATE_PATH
-from conformance.wire.transport import RATE_LIMIT_RESERVE, RATE_WINDOW_SECONDS, UNSET, BudgetExhausted, Target
+from conformance.wire.transport import UNSET, BudgetExhausted, Target
 
 BARRIER_TIMEOUT = 30.0
 
@@ -28,13 +28,13 @@ class Call:
     path: str = ALLOCATE_PATH
 
 
-def reserve(target: Target, count: int) -> None:
+def reserve(target: Target, count: int, headers: Mapping[str, str]) -> None:
     """Take `count` slots from the budget, the pacer and the rate-limit window first: a batch sent at once stays within all three."""
     if target.max_requests is not None and target.sent + count > target.max_requests:
         raise BudgetExhausted(f"the request budget of {target.max_requests} cannot take {count} more concurrent requests; raise --max-requests")
-    if target.remaining is not None and target.remaining < count + RATE_LIMIT_RESERVE:
+    if target.remaining is not None and target.remaining - count < target.pacer.floor:
         # As the pacer does when the window runs low: a batch must not run into a 429 that no request alone would get.
-        target.pacer.sleep(RATE_WINDOW_SECONDS)
+        target.pacer.wait_for_window_end(headers)
         target.remaining = None
     for _ in range(count):
         target.pacer.before_send()
@@ -52,7 +52,7 @@ def server_order(responses: Sequence[httpx.Response]) -> list[httpx.Response]:
 
 def send_together(target: Target, calls: Sequence[Call]) -> list[httpx.Response]:
     """Send every call at the same moment; the responses in the order of `calls`."""
-    reserve(target, len(calls))
+    reserve(target, len(calls), next((call.credential.headers for call in calls if call.credential is not None), {}))
     barrier = threading.Barrier(len(calls))
 
     def send(call: Call) -> httpx.Response:

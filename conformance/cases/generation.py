@@ -147,11 +147,16 @@ def negative_bodies(known: KnownValues) -> st.SearchStrategy[Any]:
     return invalid_value(body_schema(), "", known)
 
 
+def body_classes(known: KnownValues) -> tuple[st.SearchStrategy[GeneratedRequest], ...]:
+    """The three classes of body, as the valid identity would send them: valid under the fragment, invalid, not JSON at all."""
+    return (positive_bodies(known).map(lambda body: GeneratedRequest("valid", body)),
+            negative_bodies(known).map(lambda body: GeneratedRequest("valid", body)),
+            NOT_JSON.map(lambda raw: GeneratedRequest("valid", raw=raw)))
+
+
 def any_body(known: KnownValues) -> st.SearchStrategy[GeneratedRequest]:
     """Valid, invalid, or not JSON at all, as the valid identity would send it."""
-    positive = positive_bodies(known).map(lambda body: GeneratedRequest("valid", body))
-    negative = negative_bodies(known).map(lambda body: GeneratedRequest("valid", body))
-    not_json = NOT_JSON.map(lambda raw: GeneratedRequest("valid", raw=raw))
+    positive, negative, not_json = body_classes(known)
     # hypothesis' one_of does not weight repeated branches, so the mix is drawn explicitly: 6 positive, 3 negative, 1 not JSON.
     return st.sampled_from((positive,) * 6 + (negative,) * 3 + (not_json,)).flatmap(lambda chosen: chosen)
 
@@ -163,16 +168,17 @@ def requests(known: KnownValues, identities: Sequence[str] = IDENTITIES) -> st.S
     return st.tuples(identity, any_body(known)).map(lambda pair: GeneratedRequest(pair[0], pair[1].body, pair[1].raw))
 
 
-def ambiguous_lookups(known: KnownValues) -> st.SearchStrategy[dict[str, Any]]:
-    """ip_address lookups with two or more non-null values (plus, sometimes, an unknown key)."""
+def ambiguous_lookup_classes(known: KnownValues) -> tuple[st.SearchStrategy[dict[str, Any]], ...]:
+    """ip_address lookups with two or more non-null values: alone, and beside an unknown key."""
     lookup_schema = resolve(body_schema()["properties"]["ip_address"])
     keys = list(lookup_schema["properties"])
     values = st.fixed_dictionaries({key: known.strings(f"ip_address.{key}") for key in keys})
-    extra = st.dictionaries(TEXT.filter(lambda k: k not in keys), TEXT, max_size=1)
-    return st.tuples(values, extra).map(lambda pair: {**pair[1], **pair[0]})
+    extra = st.dictionaries(TEXT.filter(lambda k: k not in keys), TEXT, min_size=1, max_size=1)
+    return values, st.tuples(values, extra).map(lambda pair: {**pair[1], **pair[0]})
 
 
-def lookups_without_value(known: KnownValues) -> st.SearchStrategy[dict[str, Any]]:
-    """ip_address lookups that name none of the lookup's keys: {} or only unknown keys."""
+def valueless_lookup_classes(known: KnownValues) -> tuple[st.SearchStrategy[dict[str, Any]], ...]:
+    """ip_address lookups that name none of the lookup's keys: {}, and only unknown keys."""
     keys = set(resolve(body_schema()["properties"]["ip_address"])["properties"])
-    return st.dictionaries(TEXT.filter(lambda k: k not in keys), st.one_of(TEXT, st.none(), st.integers()), max_size=3)
+    unknown = st.dictionaries(TEXT.filter(lambda k: k not in keys), st.one_of(TEXT, st.none(), st.integers()), min_size=1, max_size=3)
+    return st.just({}), unknown

@@ -278,6 +278,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reporter.write_line(f"katapult-conformance target showed: {wire.describe()}")
 
 
+def bursts_for_429(session: pytest.Session) -> bool:
+    """Whether this run holds the test the 429 burst is for (a run selecting other tests spends no window on it)."""
+    from conformance.contract.promises import declared_promises
+
+    return any("429 rate_limit_reached" in declared_promises(item) for item in session.items)
+
+
 @pytest.fixture(scope="session")
 def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
@@ -305,6 +312,14 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     if request_log is not None:
         target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
+    if suite.is_live and fixtures.provoke_rate_limit and bursts_for_429(request.session):
+        from conformance.cases.rate_limit import WindowEndBurst, sender
+        from conformance.cases.scenarios import RunValues
+
+        values = RunValues(session.run_id)
+        session.window_end_burst = WindowEndBurst(sender(target, fixtures.credential("valid"), values.value("unknown_interface"),
+                                                         values.value("unknown_ip")))
+        target.pacer.on_window_spent = session.window_end_burst
     # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
     Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)

@@ -17,6 +17,8 @@ from conformance.wire.profile import WireProfile
 from conformance.wire.transport import Target, TargetError, live_target
 
 if TYPE_CHECKING:
+    from conformance.cases.rate_limit import WindowEndBurst
+
     # A live run's alone: a mock run never imports the preflight.
     from conformance.gate.preflight import Preflight
 
@@ -38,6 +40,8 @@ class ConformanceSession:
     preflight_requests: int = 0
     # Each interface's virtual machine: read where the token may, else learnt from allocate_ip's 200s.
     interfaces: InterfaceMachines = field(init=False)
+    # On a live run provoking the 429: the burst the pacer makes where it would wait for a window's end (cases.rate_limit).
+    window_end_burst: WindowEndBurst | None = None
 
     def __post_init__(self) -> None:
         self.interfaces = InterfaceMachines(self.target, self.fixtures.credential("valid"))

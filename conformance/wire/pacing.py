@@ -1,7 +1,6 @@
 """Watches X-RateLimit-* on every response of the run: Remaining never above Permitted, never rising mid-window."""
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -10,10 +9,8 @@ from typing import Any
 
 import httpx
 
-from conformance.wire.transport import OVERLAPPED, RATE_WINDOW_SECONDS
+from conformance.wire.transport import NEW_WINDOW_SHARE, OVERLAPPED, RATE_WINDOW_SECONDS, token_key
 
-# A rise in Remaining is a new window only if it lands near the top; real tokens may be shared by other clients.
-NEW_WINDOW_SHARE = 0.9
 # Sixteen requests in flight exhaust a 1,000-request window in a few seconds even at 80 ms a request.
 BURST_WORKERS = 16
 BURST_SECONDS = 45.0
@@ -48,7 +45,7 @@ class RateLimitMonitor:
             self.seen += 1
             remaining, permitted = int(remaining_header), int(permitted_header)
             self.permitted_seen.add(permitted)
-            token = hashlib.sha256(response.request.headers.get("Authorization", "").encode()).hexdigest()
+            token = token_key(response.request.headers)
             lowest = self.lowest.get(token)
             if remaining > permitted:
                 self.problems.append(f"Remaining {remaining} above Permitted {permitted}")
@@ -84,32 +81,51 @@ def remaining_of(response: httpx.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def burst(send: Callable[[], httpx.Response], size: int, *, workers: int = BURST_WORKERS, deadline: float = BURST_SECONDS) -> Burst:
+def burst(send: Callable[[], httpx.Response], size: int, *, remaining: int | None = None, workers: int = BURST_WORKERS,
+          deadline: float = BURST_SECONDS) -> Burst:
     """Send up to `size` requests, `workers` at a time, until the first 429 or the deadline: fast enough to exhaust one window
-    whatever the latency, and bounded in count and time."""
-    lock = threading.Lock()
+    whatever the latency, and bounded in count and time.
+
+    No more requests are in flight than the lowest X-RateLimit-Remaining seen (starting from `remaining`) plus one, so the
+    burst ends with about one 429 instead of one for every worker still sending when the limit is reached.
+    """
+    condition = threading.Condition()
     stop = threading.Event()
     started = time.monotonic()
-    state: dict[str, Any] = {"sent": 0, "limited": None, "remaining": [], "error": None}
+    state: dict[str, Any] = {"sent": 0, "in_flight": 0, "lowest": remaining, "limited": None, "remaining": [], "error": None}
+
+    def room() -> bool:
+        lowest = state["lowest"]
+        return lowest is None or state["in_flight"] <= lowest
 
     def worker() -> None:
         try:
-            while not stop.is_set() and time.monotonic() - started < deadline:
-                with lock:
-                    if state["sent"] >= size:
+            while True:
+                with condition:
+                    while not stop.is_set() and not room() and time.monotonic() - started < deadline:
+                        condition.wait(0.05)
+                    if stop.is_set() or time.monotonic() - started >= deadline or state["sent"] >= size:
                         return
                     state["sent"] += 1
-                response = send()
-                with lock:
-                    remaining = remaining_of(response)
-                    if remaining is not None:
-                        state["remaining"].append(remaining)
+                    state["in_flight"] += 1
+                try:
+                    response = send()
+                finally:
+                    with condition:
+                        state["in_flight"] -= 1
+                        condition.notify_all()
+                with condition:
+                    seen = remaining_of(response)
+                    if seen is not None:
+                        state["remaining"].append(seen)
+                        state["lowest"] = seen if state["lowest"] is None else min(state["lowest"], seen)
                     if response.status_code == 429 and state["limited"] is None:
                         state["limited"] = response
                         stop.set()
         except Exception as error:  # a spent budget or a failed request ends the whole burst, and the caller hears of it
-            with lock:
+            with condition:
                 state["error"] = state["error"] or error
+                condition.notify_all()
             stop.set()
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(workers, size)))]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json as jsonlib
 import ssl
 import threading
@@ -17,8 +18,10 @@ from conformance.setup.redaction import REDACT
 
 RATE_LIMIT_RESERVE = 5
 RATE_WINDOW_SECONDS = 60.0
-# Pace at 80% of the token's allowance: other clients of the same token, and clock skew, need room too.
+# Spend at most 80% of each window of the token's allowance: other clients of the same token, and clock skew, need room too.
 HEADROOM = 0.8
+# A rise of Remaining to near Permitted is a new window (another client of the token may have spent a little of it).
+NEW_WINDOW_SHARE = 0.9
 UNSET: Any = object()
 # The clock a live target paces by: (sleep, now), read when a live target is made. Only bench/bench.py changes it, to run
 # a whole default live run against a served mock whose rate window is a sixth as long, on a clock six times as fast.
@@ -54,11 +57,17 @@ class RateLimitStalled(TargetError):
     """X-RateLimit-Remaining stayed low after waiting out a whole window: the server's rate-limit headers misbehave."""
 
 
+def token_key(headers: Mapping[str, str]) -> str:
+    """Whose rate-limit window a request with these headers counts in: a hash of its Authorization header, never the token."""
+    return hashlib.sha256(headers.get("Authorization", "").encode()).hexdigest()
+
+
 class Pacer:
     """Keeps a live target under its rate limit; on the mock, waiting moves the virtual clock instead.
 
-    The pace is --max-rate until the first X-RateLimit-Permitted is seen, then at most HEADROOM of that token's
-    allowance (tokens have 200 or 1,000 requests a minute). No single wait is longer than one window.
+    Requests go out at most at --max-rate. Once the first X-RateLimit-Permitted is seen, no window is spent past HEADROOM:
+    when X-RateLimit-Remaining falls to the rest (the floor), the pacer waits for the window's end. Windows are 60 s per
+    token from its first request; the end is known from the first answer seen near the top, else a whole window is waited.
     """
 
     def __init__(self, min_interval: float, sleep: Callable[[float], None], now: Callable[[], float],
@@ -71,44 +80,82 @@ class Pacer:
         self.permitted: int | None = None
         self.waited_for: int | None = None
         self.lock = threading.Lock()
+        # When each token's current window was first seen: the first answer near the top after a lower count (or the first).
+        self.window_seen_at: dict[str, float] = {}
+        self.last_remaining: dict[str, int] = {}
         # Called instead of raising when Remaining never recovers; after it, Remaining is no longer trusted.
         self.on_stall: Callable[[str, httpx.Response], None] | None = None
         self.trust_remaining = True
+        # Called once, the first time a window is spent to the floor, before waiting for its end (the 429 burst spends the rest).
+        self.on_window_spent: Callable[[httpx.Response], None] | None = None
+
+    @property
+    def floor(self) -> int:
+        """The X-RateLimit-Remaining the suite leaves in every window."""
+        if self.permitted is None:
+            return RATE_LIMIT_RESERVE
+        return max(RATE_LIMIT_RESERVE, round(self.permitted * (1 - HEADROOM)))
 
     def before_send(self) -> None:
-        """Wait for the next slot at the current pace."""
+        """Wait for the next slot at --max-rate."""
         with self.lock:
             gap = self.last_sent + self.min_interval - self.now()
             if gap > 0:
                 self.sleep(gap)
             self.last_sent = self.now()
 
-    def follow(self, response: httpx.Response) -> None:
-        """The first X-RateLimit-Permitted seen sets the pace, with headroom."""
+    def follow(self, response: httpx.Response) -> int | None:
+        """Note the first X-RateLimit-Permitted and when each token's window was first seen; return Remaining, if given."""
         permitted = response.headers.get("X-RateLimit-Permitted", "")
-        if self.permitted is None and permitted.isdigit() and int(permitted) > 0:
-            self.permitted = int(permitted)
-            self.min_interval = max(self.min_interval, self.window_seconds / (self.permitted * HEADROOM))
+        remaining = response.headers.get("X-RateLimit-Remaining", "")
+        if not (permitted.isdigit() and remaining.isdigit()) or int(permitted) == 0:
+            return None
+        with self.lock:
+            if self.permitted is None:
+                self.permitted = int(permitted)
+            token, count = token_key(response.request.headers), int(remaining)
+            last = self.last_remaining.get(token)
+            top = int(permitted) * NEW_WINDOW_SHARE
+            if count >= top and (last is None or last < top):
+                self.window_seen_at[token] = self.now()
+            self.last_remaining[token] = count
+        return count
+
+    def window_ends_in(self, headers: Mapping[str, str]) -> float:
+        """Seconds until the window a request with these headers counts in ends, at the latest: a whole window when its start was not seen."""
+        seen_at = self.window_seen_at.get(token_key(headers))
+        if seen_at is None:
+            return self.window_seconds
+        return min(self.window_seconds, max(0.0, seen_at + self.window_seconds - self.now()))
+
+    def wait_for_window_end(self, headers: Mapping[str, str]) -> None:
+        """Sleep until the window a request with these headers counts in has ended, a second past to be sure."""
+        self.sleep(min(self.window_seconds, self.window_ends_in(headers) + 1.0))
 
     def after_response(self, response: httpx.Response) -> None:
-        """Wait out the window when the server says few requests are left; a count that does not recover is a failure."""
-        self.follow(response)
-        remaining = response.headers.get("X-RateLimit-Remaining", "")
-        if not remaining.isdigit() or not self.trust_remaining:
+        """Wait for the window's end once it is spent to the floor; a count that does not recover is a failure."""
+        remaining = self.follow(response)
+        if remaining is None or not self.trust_remaining:
             return
-        if int(remaining) > RATE_LIMIT_RESERVE:
+        if remaining > self.floor:
             self.waited_for = None
             return
         if self.waited_for is not None:
-            message = (f"X-RateLimit-Remaining is still {remaining} after waiting a whole {self.window_seconds:g} s window (it was"
-                       f" {self.waited_for}): the server's rate-limit headers do not recover")
+            message = (f"X-RateLimit-Remaining is still {remaining} after waiting for its {self.window_seconds:g} s window to end (it"
+                       f" was {self.waited_for}): the server's rate-limit headers do not recover")
             if self.on_stall is None:
                 raise RateLimitStalled(message + ", so the run stops here instead of waiting on them")
             self.trust_remaining = False
+            # Without a count to trust, an even pace of HEADROOM of the allowance keeps the run under the limit.
+            if self.permitted is not None:
+                self.min_interval = max(self.min_interval, self.window_seconds / (self.permitted * HEADROOM))
             self.on_stall(message + "; pacing goes on by X-RateLimit-Permitted alone", response)
             return
-        self.waited_for = int(remaining)
-        self.sleep(self.window_seconds)
+        spent, self.on_window_spent = self.on_window_spent, None
+        if spent is not None:
+            spent(response)
+        self.waited_for = remaining
+        self.wait_for_window_end(response.request.headers)
 
 
 class MaintenanceSwitch(Protocol):
@@ -256,10 +303,11 @@ class Target:
         if not hasattr(response, "_elapsed"):
             # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
             response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
-        if paced:
-            self.pacer.after_response(response)
+        # Observed before the pacer may wait or burst on it, so observers see the answers in the order they came.
         if observed:
             self.observe(response)
+        if paced:
+            self.pacer.after_response(response)
         return response
 
     def close(self) -> None:
