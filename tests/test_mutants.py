@@ -248,3 +248,27 @@ def test_matrix_command_line_scores_and_writes_json(tmp_path: Path) -> None:
     assert statuses == {("faithful", "in-process"): "clean", ("missing-token-401", "in-process"): "caught"}, completed.stdout[-3000:]
     assert completed.returncode == 0 and score["ok"] and score["jobs"] == 2
     assert "in-process: 1/1 mutants caught, faithful clean" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("failing", "live", "status"),
+    [
+        (["200 semantics"], True, "caught"),
+        (["200 semantics", "cleanup"], True, "caught"),
+        (["200 semantics", "response shape"], True, "misattributed"),
+        (["200 semantics"], False, "misattributed"),
+    ],
+)
+def test_a_live_run_may_show_some_of_the_named_promises_only(failing: list[str], live: bool, status: str) -> None:
+    """Live runs draw a share of the examples: failing some of the mutant's promises and no other is its right attribution
+    there (in process, exactly its promises)."""
+    run = runner.Run("allocates-to-other-interface", live=live)
+    assert run.breaks == ("200 semantics", "cleanup")
+    assert runner.attributed(run, "caught", failing, True) == status
+
+
+def test_the_live_sample_leaves_out_what_no_live_target_can_show() -> None:
+    """maintenance-ignored deviates only in maintenance, which no live target can be switched to: never sampled live, even with all."""
+    assert not runner.live_provokable("maintenance-ignored") and runner.live_provokable("missing-token-401")
+    every = runner.live_sample(list(MUTANTS), len(MUTANTS))
+    assert "maintenance-ignored" not in every and len(every) == len(MUTANTS) - 1
