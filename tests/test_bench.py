@@ -122,3 +122,18 @@ def test_scaled_clock_plugin_speeds_up_live_pacing_only(monkeypatch: pytest.Monk
         assert abs(on_clock / time.monotonic() - 6) < 0.01
     finally:
         target.close()
+
+
+# What issue 18 set for a default live run with a 200-a-minute token, the preflight's requests apart.
+LIVE_REQUEST_BUDGET = 350
+
+
+@pytest.mark.slow
+def test_a_default_live_run_at_200_a_minute_stays_within_its_request_budget() -> None:
+    """The bench's live run (served mock, --permitted 200): it passes, sends at most 350 requests, none throttled, and the
+    429 burst ends with about one 429 (the pacer spent the window to its floor first, so the burst only spends the rest)."""
+    count = bench.live_run()
+    assert count.sent <= LIVE_REQUEST_BUDGET, count
+    assert count.throttled == 0 and 1 <= count.statuses.get("429", 0) <= 2, count
+    # The burst spends the window's floor (a fifth of 200) plus its 429, not the bulk of a window.
+    assert count.statuses.get("404", 0) <= 80, count

@@ -1,10 +1,12 @@
-"""Regenerate the generated sections of docs/ (scenarios, options, mutants; with --with-bench, the benchmark), each in the file that holds it."""
+"""Regenerate the generated sections of docs/ and the README (scenarios, options, mutants, the README's speed figures; with --with-bench, the
+benchmark first), each in the file that holds it."""
 from __future__ import annotations
 
 import argparse
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -46,11 +48,32 @@ def command_output(*command: str) -> str:
     return subprocess.run(list(command), capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
 
 
+def speed_summary() -> str:
+    """The README's speed figures, taken from the bench's section of docs/speed.md, so the two never disagree."""
+    bench = section((DOCS / "speed.md").read_text(encoding="utf-8"), "bench") or ""
+    figures = {name: re.search(pattern, bench) for name, pattern in SPEED_FIGURES.items()}
+    missing = [name for name, found in figures.items() if found is None]
+    if missing:
+        raise SystemExit(f"docs/speed.md's bench section lacks {', '.join(missing)}: run `python -m conformance.tools.docs --with-bench`")
+    ratio, startup, live = (found.group(1) for found in figures.values() if found is not None)
+    return textwrap.fill(
+        f"Measured by `bench/bench.py` ([docs/speed.md](docs/speed.md)): the suite generates and judges cases at **{ratio}** the"
+        f" schemathesis CLI's rate, whole process; `pytest --pyargs conformance --co -q` takes {startup}; a default live run"
+        f" with a 200-a-minute token sends **{live} requests** (plus the preflight's).", width=118, break_on_hyphens=False)
+
+
+# What speed_summary reads from the bench's lines (bench/bench.py's markdown()).
+SPEED_FIGURES = {
+    "the whole-process ratio": r"Whole process: \*\*([\d.]+x)\*\*",
+    "the start-up": r"Start-up, `[^`]+`: \*\*([\d.]+ s)\*\*",
+    "the live request count": r"Live, default run against `[^`]+`: \*\*(\d+) requests\*\*",
+}
 # Each generated section: the file under the checkout that holds it, and its generator. The tests check every one.
 GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
     "scenarios": ("docs/scenarios.md", markdown_table),
     "options": ("docs/options.md", options_table),
     "mutants": ("docs/mutants.md", mutants_table),
+    "speed": ("README.md", speed_summary),
 }
 # Measured sections: written only when asked (minutes of measuring), never checked against a fresh run.
 MEASURED: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -125,11 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         for entry in found:
             print(f"stale: {entry} (run `python -m conformance.tools.docs`)")
         return 1 if found else 0
-    sections = generated_sections()
+    changed = []
     if args.with_bench:
+        # First, so that the sections drawn from the bench's figures (the README's) are made from the new ones.
         _, command = MEASURED["bench"]
-        sections["bench"] = command_output(sys.executable, *command)
-    for path in write(sections):
+        changed += write({"bench": command_output(sys.executable, *command)})
+    changed += write(generated_sections())
+    for path in dict.fromkeys(changed):
         print(f"rewrote {path}")
     return 0
 
