@@ -456,3 +456,23 @@ def test_a_burst_ends_with_about_one_429() -> None:
     assert result.limited is not None
     assert answers.count(429) <= 2, answers
     assert result.sent == len(answers) <= 43
+
+
+def test_an_answer_that_conformed_is_not_validated_again(mock_api: Target, mock_target_fixtures: TargetFixtures,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """schemathesis' checks read status, Content-Type and body only: the same answer again is not re-validated, a different one is."""
+    from conformance.contract import checks
+
+    checks.forget_schemathesis_objects()
+    validated: list[int] = []
+    original = checks.as_schemathesis_response
+    monkeypatch.setattr(checks, "as_schemathesis_response", lambda response: validated.append(response.status_code) or original(response))
+    for _ in range(3):
+        conforms_to_fragment(api.allocate(mock_api, None, mock_target_fixtures.network_interface_id, {"id": "ip_x"}))
+    assert validated == [400]
+    broken = httpx.Response(400, headers={"Content-Type": "application/json"}, content=b'{"error": {}}',
+                            request=httpx.Request("POST", "http://target.invalid/"))
+    for _ in range(2):
+        with pytest.raises(ConformanceFailure):
+            checks.fragment_shape(broken)
+    assert validated == [400, 400, 400]

@@ -101,10 +101,23 @@ def _operation_request() -> Any:
     return requests.Request("POST", f"http://target.invalid{ALLOCATE_PATH}").prepare()
 
 
+@cache
+def conforming_answers() -> set[tuple[int, str | None, bytes, tuple[str, ...]]]:
+    """Status, Content-Type and body of the answers schemathesis' checks passed in this session, by the checks run.
+
+    Those checks read nothing else, and a run gets the same few error bodies thousands of times: each is validated once.
+    """
+    return set()
+
+
+# Bodies past this size are validated each time: the set stays small, and a big body is rare enough not to repeat.
+REMEMBERED_BODY_BYTES = 4096
+
+
 def forget_schemathesis_objects() -> None:
     """Load the operation afresh for a new session: pytest's in-process runs (pytester) unload the schemathesis modules a session
     imported, and an operation kept from an earlier session would hand the next one objects of classes it no longer knows."""
-    for cached in (allocate_operation, response_case, _operation_request):
+    for cached in (allocate_operation, response_case, _operation_request, conforming_answers):
         cached.cache_clear()
 
 
@@ -275,10 +288,15 @@ def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -
         checks = [content_type_conformance]
     else:
         checks = [check for check in SCHEMATHESIS_CHECKS if not (status_expected and check is status_code_conformance)]
+    answer = (response.status_code, response.headers.get("Content-Type"), response.content, tuple(check.__name__ for check in checks))
+    if answer in conforming_answers():
+        return [promise]
     try:
         response_case().validate_response(as_schemathesis_response(response), checks=checks)
     except FailureGroup as group:
         raise shape_failure(response, list(group.exceptions), promise) from None
+    if len(response.content) <= REMEMBERED_BODY_BYTES:
+        conforming_answers().add(answer)
     return [promise]
 
 
