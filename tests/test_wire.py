@@ -477,3 +477,18 @@ def test_an_answer_that_conformed_is_not_validated_again(mock_api: Target, mock_
         with pytest.raises(ConformanceFailure):
             checks.fragment_shape(broken)
     assert validated == [400, 400, 400]
+
+
+def test_a_window_shared_with_another_client_is_not_a_stall() -> None:
+    """After waiting for the window's end, a Remaining still under the floor (another client spends the token too) goes on
+    down to the reserve; only a count still at the reserve after the wait is a failure."""
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    pacer.after_response(limited("200", "40"))
+    pacer.after_response(limited("200", "30"))
+    pacer.after_response(limited("200", "6"))
+    assert clock.slept == [60.0]
+    with pytest.raises(RateLimitStalled):
+        pacer.after_response(limited("200", "5"))

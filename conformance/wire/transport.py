@@ -141,6 +141,9 @@ class Pacer:
             self.waited_for = None
             return
         if self.waited_for is not None:
+            if remaining > RATE_LIMIT_RESERVE:
+                # Already waited for this window's end: another client of the token spends it too; go on down to the reserve.
+                return
             message = (f"X-RateLimit-Remaining is still {remaining} after waiting for its {self.window_seconds:g} s window to end (it"
                        f" was {self.waited_for}): the server's rate-limit headers do not recover")
             if self.on_stall is None:
