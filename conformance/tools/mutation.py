@@ -496,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n" + score_line(outcomes, wall, args.jobs))
     unprovokable = [name for name in names if not live_provokable(name)]
     if args.live_sample and unprovokable:
-        print(f"Never in the live sample: {', '.join(unprovokable)} (what they break cannot be provoked on a live target).")
+        what = "what it breaks" if len(unprovokable) == 1 else "what they break"
+        print(f"Never in the live sample: {', '.join(unprovokable)} ({what} cannot be provoked on a live target).")
     report: Path | None = args.conformance_report
     if report is not None:
         text = json.dumps(report_json(outcomes, wall, args.jobs), indent=2) + "\n" if report.suffix == ".json" else markdown_table(outcomes) + "\n"
