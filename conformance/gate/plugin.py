@@ -312,7 +312,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     if request_log is not None:
         target.observers.append(request_log.observe)
     config.stash[SESSION_KEY] = session
-    if suite.is_live and fixtures.provoke_rate_limit and bursts_for_429(request.session):
+    if fixtures.provoke_rate_limit and bursts_for_429(request.session):
         from conformance.cases.rate_limit import WindowEndBurst, sender
         from conformance.cases.scenarios import RunValues
 
