@@ -1,8 +1,9 @@
 """The 429 burst: spend what a token's window has left until the server answers 429, as cheaply as the run allows.
 
 A burst costs what the window has left when it starts. The pacer leaves a fifth of every window unspent (HEADROOM), so
-on a live run the burst goes where the pacer would wait anyway: the first time a window is spent to its floor, before
-waiting for its end. A run that never spends a window that far bursts in the test itself, from whatever is left.
+the burst goes where the pacer would wait anyway (live, and in process on the mock's virtual clock): the first time a
+window is spent to its floor, before waiting for its end. A run that never spends a window that far bursts in the test
+itself, from whatever is left.
 """
 from __future__ import annotations
 
