@@ -182,7 +182,7 @@ def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run
     if not target_fixtures.provoke_rate_limit:
         pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
     require("rate-limit headers")
-    # A live run bursts where the pacer would wait anyway (conformance.cases.rate_limit); that burst, or this test's own.
+    # The run bursts where the pacer would wait anyway (conformance.cases.rate_limit): that burst is judged here, else this test bursts.
     target.pacer.on_window_spent = None
     window_end = conformance_session.window_end_burst
     provoked = window_end.provoked if window_end is not None else None

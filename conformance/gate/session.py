@@ -40,7 +40,7 @@ class ConformanceSession:
     preflight_requests: int = 0
     # Each interface's virtual machine: read where the token may, else learnt from allocate_ip's 200s.
     interfaces: InterfaceMachines = field(init=False)
-    # On a live run provoking the 429: the burst the pacer makes where it would wait for a window's end (cases.rate_limit).
+    # A run provoking the 429: the burst the pacer makes where it would wait for a window's end (cases.rate_limit).
     window_end_burst: WindowEndBurst | None = None
 
     def __post_init__(self) -> None:
