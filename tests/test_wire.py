@@ -492,3 +492,17 @@ def test_a_window_shared_with_another_client_is_not_a_stall() -> None:
     assert clock.slept == [60.0]
     with pytest.raises(RateLimitStalled):
         pacer.after_response(limited("200", "5"))
+
+
+def test_putting_the_target_back_waits_only_at_the_last_requests_of_a_window() -> None:
+    """Cleanup (after Ctrl-C a CI job has seconds) goes on below the floor, waits only at the reserve, and never bursts."""
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    bursts: list[httpx.Response] = []
+    pacer.on_window_spent = bursts.append
+    pacer.after_response(limited("200", "40"), putting_back=True)
+    assert clock.slept == [] and bursts == []
+    pacer.after_response(limited("200", "5"), putting_back=True)
+    assert clock.slept == [60.0] and bursts == []

@@ -132,13 +132,19 @@ class Pacer:
         """Sleep until the window a request with these headers counts in has ended, a second past to be sure."""
         self.sleep(min(self.window_seconds, self.window_ends_in(headers) + 1.0))
 
-    def after_response(self, response: httpx.Response) -> None:
-        """Wait for the window's end once it is spent to the floor; a count that does not recover is a failure."""
+    def after_response(self, response: httpx.Response, *, putting_back: bool = False) -> None:
+        """Wait for the window's end once it is spent to the floor; a count that does not recover is a failure.
+
+        `putting_back`: the request put the target back as it was (cleanup, even after Ctrl-C or a cancelled CI job, which
+        leaves seconds): it waits only when the window is down to its last RATE_LIMIT_RESERVE requests, and never bursts.
+        """
         remaining = self.follow(response)
         if remaining is None or not self.trust_remaining:
             return
         if remaining > self.floor:
             self.waited_for = None
+            return
+        if putting_back and remaining > RATE_LIMIT_RESERVE:
             return
         if self.waited_for is not None:
             if remaining > RATE_LIMIT_RESERVE:
@@ -154,8 +160,9 @@ class Pacer:
                 self.min_interval = max(self.min_interval, self.window_seconds / (self.permitted * HEADROOM))
             self.on_stall(message + "; pacing goes on by X-RateLimit-Permitted alone", response)
             return
-        spent, self.on_window_spent = self.on_window_spent, None
+        spent = None if putting_back else self.on_window_spent
         if spent is not None:
+            self.on_window_spent = None
             spent(response)
         self.waited_for = remaining
         self.wait_for_window_end(response.request.headers)
@@ -310,7 +317,7 @@ class Target:
         if observed:
             self.observe(response)
         if paced:
-            self.pacer.after_response(response)
+            self.pacer.after_response(response, putting_back=not budgeted)
         return response
 
     def close(self) -> None:
