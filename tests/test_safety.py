@@ -20,9 +20,15 @@ ALLOCATION_WAIT = 120.0
 SLOW_ALLOCATION_PLUGIN = '''
 import os
 import pathlib
+import signal
 import time
 
 from conformance.wire import api
+
+# A child inherits SIGINT ignored or blocked if its parent has it so when it is started (seen in CI under xdist: the run
+# slept through Ctrl-C until the test timed out). A terminal's Ctrl-C reaches a run with Python's own handler: so does this.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 allocate = api.allocate
 
