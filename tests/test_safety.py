@@ -25,9 +25,9 @@ import time
 
 from conformance.wire import api
 
-# A child inherits SIGINT ignored or blocked if its parent has it so when it is started (seen in CI under xdist: the run
-# slept through Ctrl-C until the test timed out). A terminal's Ctrl-C reaches a run with Python's own handler: so does this.
-signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+# Started as a background job of a non-interactive shell (`bash .ci/run &`), the project's tests and so this child inherit
+# SIGINT ignored (POSIX), and the run slept through the test's Ctrl-C until it timed out. A terminal's Ctrl-C reaches a
+# run with Python's own handler: so does this one, however the project's tests were started.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
 allocate = api.allocate
