@@ -181,18 +181,22 @@ def test_a_mutant_fails_a_junit_case_naming_each_promise_it_breaks(pytester: pyt
     assert breaks <= charged, f"{mutant} breaks {sorted(breaks)}; failing JUnit cases charge {sorted(charged)}\n{result.stdout.str()[-3000:]}"
 
 
-def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: pytest.Pytester, served_mock: ServedMock) -> None:
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["alone", "xdist"])
+def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: pytest.Pytester, served_mock: ServedMock,
+                                                                    workers: tuple[str, ...]) -> None:
     """The preflight refusing the setup (a without_scope token that is the valid one) stops the run with exit 6 before any test;
-    JUnit has one error, run[setup], naming the problem; the report says setup error and lists it; no completeness case blames the target."""
+    JUnit has one error, run[setup], naming the problem; the report says setup error and lists it; no completeness case blames
+    the target. Under xdist too: the controller's own preflight stops the run, not a worker crashing under it."""
     fixtures = yaml.safe_load(MOCK_TARGET_YAML.read_text(encoding="utf-8"))
     fixtures["credentials"]["without_scope"] = fixtures["credentials"]["valid"]
     path = pytester.path / "same-secret.yaml"
     path.write_text(yaml.safe_dump(fixtures), encoding="utf-8")
     junit, report = pytester.path / "junit.xml", pytester.path / "report.json"
-    result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--target-url", served_mock.base_url,
-                                          "--target-fixtures", str(path), "--require-complete", "--junitxml", str(junit),
-                                          "--conformance-report", str(report))
-    assert result.ret == 6
+    run = pytester.runpytest_subprocess if workers else pytester.runpytest_inprocess
+    result = run("--pyargs", "conformance", "-p", "no:cacheprovider", *workers, "--target-url", served_mock.base_url,
+                 "--target-fixtures", str(path), "--require-complete", "--junitxml", str(junit), "--conformance-report", str(report))
+    assert result.ret == 6, result.stdout.str()[-3000:]
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*1 error in *"])
     [case] = junit_cases(junit)
     assert case.id == "conformance::run[setup]" and case.failed and "same secret as credentials.valid" in case.message

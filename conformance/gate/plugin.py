@@ -246,12 +246,46 @@ def uses_suite(item: pytest.Item) -> bool:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Before any test on a live target: the preflight checks the setup; a wrong one stops the run with exit 6, one line per problem."""
+    if any(is_conformance_item(item) for item in session.items):
+        check_setup(session)
+        stop_if_refused(session)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On the xdist controller, which collects nothing: the same preflight, so the controller's report says what it found."""
+    from conformance.gate.xdist import is_controller
+
+    if is_active(session.config) and is_controller(session.config):
+        check_setup(session)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """On the xdist controller, a setup its preflight refused ends the run here (exit 6), before any worker's test, and the
+    end of the run still reports it (JUnit, the report), as without xdist."""
+    from conformance.gate.xdist import is_controller
+
+    if is_controller(session.config):
+        stop_if_refused(session)
+
+
+def stop_if_refused(session: pytest.Session) -> None:
+    """Exit 6 when this process's preflight refused the setup."""
+    from conformance.setup.command import SETUP
+
+    found = session.config.stash.get(PREFLIGHT_KEY, None)
+    if found is not None and not found.ok:
+        pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP})", returncode=SETUP)
+
+
+def check_setup(session: pytest.Session) -> None:
+    """The preflight, on a live run that runs tests: what it found is stashed and shown; stop_if_refused acts on it."""
     suite = session.config.stash.get(CONFIG_KEY, None)
-    if suite is None or not suite.is_live or session.config.option.collectonly or not any(is_conformance_item(item) for item in session.items):
+    if suite is None or not suite.is_live or session.config.option.collectonly:
         return
     from conformance.gate.preflight import preflight, stop_message
     from conformance.gate.session import make_target
-    from conformance.setup.command import SETUP
     from conformance.wire.profile import WireProfile
     from conformance.wire.transport import TargetError
 
@@ -269,7 +303,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not found.ok:
         if reporter is not None:
             reporter.write_line(stop_message(found), red=True)
-        pytest.exit(f"katapult-conformance: the setup is wrong, no test was run (exit {SETUP})", returncode=SETUP)
+        return
     if reporter is not None:
         reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
         reporter.write_line(f"katapult-conformance preflight: interface virtual machines from {found.machine_source}")
