@@ -212,3 +212,19 @@ def test_report_needs_a_known_suffix(run_pytest: RunPytest) -> None:
     done = run_pytest("--pyargs", "conformance", "--conformance-report", "report.txt")
     assert done.returncode == 4
     assert "--conformance-report report.txt must end in .md or .json" in done.stderr
+
+
+@pytest.mark.parametrize("excused_by", [None, "entry-1"])
+def test_the_terminal_shows_a_finding_expected_and_received_not_an_empty_example_heading(excused_by: str | None) -> None:
+    """Each finding in the terminal: its head, expected, received (and its baseline excuse); its example is the report's."""
+    from conformance.gate.summary import terminal_lines
+
+    findings = [finding("mutual exclusivity", excused_by=excused_by)]
+    verdicts = [verdict_of(promise, [], findings, 0) for promise in PROMISES]
+    summary = Summary("https://api.staging.example/core/v1", verdicts, [], None, [], [], None, findings=findings, not_judged=[])
+    texts = [text for text, _ in terminal_lines(summary)]
+    start = next(index for index, text in enumerate(texts) if text.startswith("finding: "))
+    shown = texts[start + 1:start + 4]
+    assert shown[:2] == ["  expected: 400 invalid_argument | ambiguous", "  received: 404 ip_address_not_found"]
+    assert ("  known deviation, excused by baseline entry entry-1" in shown) is bool(excused_by)
+    assert "  example:" not in texts and "Sent: POST ..." not in "\n".join(texts)

@@ -96,6 +96,9 @@ def detail(verdict: PromiseVerdict) -> str:
     return verdict.reason
 
 
+EXAMPLE_HEADING = "  example:"
+
+
 def finding_lines(finding: Finding) -> list[str]:
     """A finding for a reader: promise, expected, received, how often and where, one example exchange and its reproduction."""
     signature = finding.signature
@@ -110,7 +113,7 @@ def finding_lines(finding: Finding) -> list[str]:
         lines.append(f"  known deviation, excused by baseline entry {finding.excused_by}")
     example = finding.example.splitlines()
     if example:
-        lines += ["  example:", *(f"    {line}" for line in example[:EXAMPLE_LINES])]
+        lines += [EXAMPLE_HEADING, *(f"    {line}" for line in example[:EXAMPLE_LINES])]
     return lines
 
 
@@ -210,7 +213,9 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         head, *rest = finding_lines(finding)
         colour = {"yellow": True} if finding.excused_by else {"red": True}
         lines.append((f"finding: {head}", colour))
-        lines += [(line, {}) for line in rest[:3]]
+        # The terminal says what was expected and received (and any baseline excuse); the example is the report's.
+        shown = rest[:rest.index(EXAMPLE_HEADING)] if EXAMPLE_HEADING in rest else rest
+        lines += [(line, {}) for line in shown]
     if summary.unmapped:
         lines.append(("tests declaring no promise: " + ", ".join(f"{o.name} ({o.outcome})" for o in summary.unmapped), {}))
     if summary.wire_line:
