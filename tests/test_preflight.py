@@ -197,3 +197,12 @@ def test_doctor_prints_what_it_found(mock_url: str, tmp_path: Path, capsys: pyte
     shown = capsys.readouterr().out
     assert "setup problem: network_interface.id vmnet_doesNotExist0001 does not exist" in shown
     assert "kmock-valid-7d1e0c5a9b" not in shown
+
+
+def test_a_setup_refused_at_the_first_request_says_only_what_it_found() -> None:
+    """A preflight stopped before the interfaces says nothing of where their machines come from, and counts in English."""
+    from conformance.gate.preflight import Preflight
+
+    found = Preflight(problems=["POST allocate_ip answered 404 route_not_found: is --target-url the API base?"], requests=1)
+    assert found.lines() == ["setup problem: POST allocate_ip answered 404 route_not_found: is --target-url the API base?",
+                             "preflight sent 1 request"]

@@ -421,4 +421,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for name, statuses in record.generated.items():
         total = sum(statuses.values())
         shares = ", ".join(f"{status}: {count * 100 / total:.0f}%" for status, count in sorted(statuses.items()))
-        terminalreporter.write_line(f"{name}: {total} cases; {shares}")
+        terminalreporter.write_line(f"{name}: {total} cases" + (f"; {shares}" if shares else ""))

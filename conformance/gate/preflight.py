@@ -58,10 +58,12 @@ class Preflight:
         """What it found, one line each: problems first, then notes and the starting state of each fixture IP."""
         lines = [f"setup problem: {problem}" for problem in self.problems]
         lines += [f"note: {note}" for note in self.notes]
-        lines.append(f"interface virtual machines from {self.machine_source}")
+        if self.machines or self.interface_read_refused is not None:
+            # Only once the preflight got as far as the interfaces: a setup refused before them says nothing of where from.
+            lines.append(f"interface virtual machines from {self.machine_source}")
         lines += [f"interface {interface} is on virtual machine {machine}" for interface, machine in self.machines.items()]
         lines += [f"{ip.id} ({ip.address}) starts {'held by ' + holder if holder else 'free'}" for ip, holder in self.holders.items()]
-        lines.append(f"preflight sent {self.requests} requests")
+        lines.append(f"preflight sent {self.requests} request{'' if self.requests == 1 else 's'}")
         return lines
 
 
