@@ -40,6 +40,8 @@ RESPONSE_SHAPE, SHAPE_200 = promise_id("response shape"), promise_id("200 shape"
 NO_ECHOED_SECRET, ARGUMENT_ERRORS = promise_id("no credential echoed"), promise_id("400 argument errors")
 API_SCHEMA_HEADER, RATE_LIMIT_HEADERS = promise_id("X-Api-Schema on errors"), promise_id("rate-limit headers")
 REQUEST_ID_HEADER = promise_id("X-Request-Id on every response")
+# The promise the 429 burst is for: the run orders its test last and lets the pacer burst for it (gate.reporting, gate.plugin).
+RATE_LIMIT_REACHED = promise_id("429 rate_limit_reached")
 # Headers are judged by wire_headers instead, each under the promise it speaks for.
 # Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
 AUTHENTICATED: set[str] = set()

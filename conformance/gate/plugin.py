@@ -314,9 +314,10 @@ def check_setup(session: pytest.Session) -> None:
 
 def bursts_for_429(session: pytest.Session) -> bool:
     """Whether this run holds the test the 429 burst is for (a run selecting other tests spends no window on it)."""
+    from conformance.contract.checks import RATE_LIMIT_REACHED
     from conformance.contract.promises import declared_promises
 
-    return any("429 rate_limit_reached" in declared_promises(item) for item in session.items)
+    return any(RATE_LIMIT_REACHED in declared_promises(item) for item in session.items)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from _pytest._code.code import ReprFileLocation, TerminalRepr
 from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 
-from conformance.contract.checks import ConformanceFailure, forget_schemathesis_objects
+from conformance.contract.checks import RATE_LIMIT_REACHED, ConformanceFailure, forget_schemathesis_objects
 from conformance.contract.findings import FindingLog, Scope, Signature, TestScope, charged_to, message_shape
 from conformance.contract.promises import (
     CLEANUP,
@@ -170,14 +170,13 @@ def unspoken_cases(summary: Summary, outcomes: list[TestOutcome]) -> list[pytest
 
 
 SUITE_ORDER = ("conformance.test_scenarios", "conformance.test_concurrency", "conformance.test_generated")
-# The 429 burst costs what the rate-limit window has left when it starts: last, it follows the most requests of its window.
-RUNS_LAST = "429 rate_limit_reached"
 
 
 def run_order(item: pytest.Item) -> int:
     """Scenarios, then concurrency, then generated properties, then the 429 burst; anything else keeps its place after the
     properties (the sort is stable)."""
-    if RUNS_LAST in declared_promises(item):
+    # The 429 burst costs what the rate-limit window has left when it starts: last, it follows the most requests of its window.
+    if RATE_LIMIT_REACHED in declared_promises(item):
         return len(SUITE_ORDER) + 1
     module = getattr(getattr(item, "module", None), "__name__", "")
     return SUITE_ORDER.index(module) if module in SUITE_ORDER else len(SUITE_ORDER)
