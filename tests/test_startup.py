@@ -6,6 +6,7 @@ are in docs/speed.md; these tests hold the shape that gives them.
 """
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import pytest
 
 from conformance.gate.session import make_target
 from conformance.setup.settings import build_config
+
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MOCK_FIXTURES = ROOT / "fixtures" / "mock-target.yaml"
@@ -82,3 +85,42 @@ def test_no_router_library_between_the_target_and_the_mock() -> None:
     importing = [str(path.relative_to(ROOT)) for path in package.rglob("*.py") if "import respx" in path.read_text(encoding="utf-8")]
     assert importing == []
     assert "respx" not in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+class FreezeCounts:
+    """What the collector's permanent generation held as each test of an in-process run started."""
+
+    def __init__(self) -> None:
+        self.during: list[int] = []
+
+    def pytest_runtest_call(self) -> None:
+        self.during.append(gc.get_freeze_count())
+
+
+def run_one_scenario(pytester: pytest.Pytester, counts: FreezeCounts) -> pytest.RunResult:
+    """The suite's first scenario, in this process, on the embedded mock."""
+    return pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "-k", "missing-token",
+                                        plugins=[counts])
+
+
+@pytest.mark.usefixtures("suite_imports_warm")
+def test_a_run_keeps_its_start_up_heap_from_the_collector_and_gives_it_back(pytester: pytest.Pytester) -> None:
+    """While the tests run the heap the run started with is frozen (full collections skip it); when the run ends, nothing is."""
+    counts = FreezeCounts()
+    assert run_one_scenario(pytester, counts).ret == 0
+    assert counts.during and min(counts.during) > 0
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("suite_imports_warm")
+def test_a_host_that_froze_its_own_heap_keeps_it_as_it_was(pytester: pytest.Pytester) -> None:
+    """A process that froze its heap before the run manages it: the run freezes nothing more and unfreezes nothing."""
+    counts = FreezeCounts()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert run_one_scenario(pytester, counts).ret == 0
+        assert counts.during and max(counts.during) <= frozen
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

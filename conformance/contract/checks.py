@@ -145,7 +145,9 @@ def as_schemathesis_response(response: httpx.Response) -> Any:
 @cache
 def fragment() -> dict[str, Any]:
     """The fragment as a document (for what schemathesis' checks do not cover)."""
-    loaded = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    # libyaml's loader when PyYAML has it (wheels do): the pure-Python one takes 36 ms for the fragment, 4 ms this way.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loaded = yaml.load(SPEC_PATH.read_text(encoding="utf-8"), Loader=loader)
     assert isinstance(loaded, dict)
     return loaded
 

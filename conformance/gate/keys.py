@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from hypothesis import settings  # noqa: F401
 
     from conformance.contract.findings import FindingLog  # noqa: F401
+    from conformance.gate.heap import StartUpHeap  # noqa: F401
     from conformance.gate.preflight import Preflight  # noqa: F401
     from conformance.gate.session import ConformanceSession, RunRecord  # noqa: F401
     from conformance.setup.fixtures import TargetFixtures  # noqa: F401
@@ -23,6 +24,7 @@ SEED_KEY = pytest.StashKey[int]()
 FINDINGS_KEY = pytest.StashKey["FindingLog"]()
 SETTINGS_KEY = pytest.StashKey["settings"]()
 PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
+HEAP_KEY = pytest.StashKey["StartUpHeap"]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
 RECORD_KEY = pytest.StashKey["RunRecord"]()
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conformance.gate.collection import targets_suite
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, HEAP_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY, run_record
 from conformance.setup.settings import OPTIONS, ConfigError, SuiteConfig, build_config
 
 # Every pytest run in an environment with the suite installed loads this module, so it imports only what the options and
@@ -57,6 +57,7 @@ def is_active(config: pytest.Config) -> bool:
 def activate(config: pytest.Config) -> None:
     """Resolve settings and load the target fixtures before anything is sent; bad input is a usage error."""
     from conformance.contract import checks
+    from conformance.gate.heap import StartUpHeap
     from conformance.gate.reporting import start_reporter
     from conformance.setup.fixtures import FixturesError, load_target_fixtures
     from conformance.setup.profiles import session_seed, suite_settings
@@ -80,6 +81,10 @@ def activate(config: pytest.Config) -> None:
     secrets_before, authenticated_before = REDACT.snapshot(), frozenset(checks.AUTHENTICATED)
     config.add_cleanup(lambda: REDACT.restore(secrets_before))
     config.add_cleanup(lambda: checks.AUTHENTICATED.intersection_update(authenticated_before))
+    # Frozen once the suite is collected; given back in a cleanup registered now, from pytest_configure: before pytest's
+    # own configure registers the full collections of its end of run, so those run first, on the smaller heap.
+    heap = config.stash[HEAP_KEY] = StartUpHeap()
+    config.add_cleanup(heap.give_back)
     REDACT.add(fixtures.secrets())
     # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
     checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
@@ -249,6 +254,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if any(is_conformance_item(item) for item in session.items):
         check_setup(session)
         stop_if_refused(session)
+        heap = session.config.stash.get(HEAP_KEY, None)
+        if heap is not None and not session.config.option.collectonly:
+            heap.freeze()
 
 
 @pytest.hookimpl(trylast=True)
