@@ -18,14 +18,25 @@ from conformance.wire.transport import Pacer, Target
 MOCK_BASE_URL = f"http://katapult-mock.invalid{BASE_PATH}"
 
 
+def _headers(request: httpx.Request) -> dict[str, str]:
+    """The request's headers as one value per name, as a server reads them (repeated names joined with ", ").
+
+    From the pairs, each decoded once: dict(request.headers) decodes every header again for each name it looks up.
+    """
+    headers: dict[str, str] = {}
+    for name, value in request.headers.multi_items():
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
 def _mock_handler(mock: ReferenceMock) -> Callable[[httpx.Request], httpx.Response]:
     def handle(request: httpx.Request) -> httpx.Response:
         answer = mock.handle(
             MockRequest(
                 method=request.method,
                 path=request.url.path,
-                query=dict(request.url.params),
-                headers=dict(request.headers),
+                query=dict(request.url.params) if request.url.query else {},
+                headers=_headers(request),
                 body=request.content,
             )
         )

@@ -209,6 +209,7 @@ class Target:
         # Concurrent sends (conformance.cases.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
         self.remaining: int | None = None
+        self._parsed_urls: dict[str, httpx.URL] = {}
 
     def out_of_time(self) -> bool:
         """Whether the run's --max-duration is spent."""
@@ -226,6 +227,13 @@ class Target:
     def url(self, path: str) -> str:
         """The full URL of an operation path."""
         return self.base_url + path
+
+    def _parsed_url(self, path: str) -> httpx.URL:
+        """The full URL of an operation path, parsed once per path (httpx parses a string URL on every request, ~20 us)."""
+        parsed = self._parsed_urls.get(path)
+        if parsed is None:
+            parsed = self._parsed_urls[path] = httpx.URL(self.url(path))
+        return parsed
 
     def send(
         self,
@@ -299,7 +307,7 @@ class Target:
                 self.overlaps += 1
             overlaps_before = self.overlaps
         try:
-            response = self.client.request(method, self.url(path), content=body, headers=all_headers, params=params)
+            response = self.client.request(method, self._parsed_url(path), content=body, headers=all_headers, params=params)
         except httpx.TimeoutException:
             raise TargetTimeout(f"no response to {method} {path} within {self.timeout:g} s (--request-timeout)") from None
         except httpx.TransportError as error:
