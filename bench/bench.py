@@ -14,7 +14,8 @@
   10 s and the suite paces by a clock six times as fast (conformance/tools/scaled_clock.py), so its 60 s window is the mock's 10 s:
   the same requests, a sixth of the waiting.
 
-Each timing runs --repeat times after a warm-up run and the fastest counts. Run it on a quiet machine.
+Each timing runs --repeat times after a warm-up run and the fastest counts; the two whole-process runs take turns, so a slow
+spell of the machine slows both. Run it on a quiet machine.
 
 Usage: python bench/bench.py [--small N] [--large N] [--repeat N] [--no-live] [--markdown]
 """
@@ -229,6 +230,17 @@ def startup(times: int) -> StartUp:
                        fastest([*collect, "test_empty.py"], PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
 
 
+def whole_processes(times: int, url: str) -> tuple[Run, Run]:
+    """The fastest of `times` whole-process runs of each side, taken in turns (suite, CLI, suite...), so that a slow spell of the
+    machine falls on both sides alike rather than on whichever ran during it; the CLI generates as many cases as the suite did."""
+    suite_runs: list[Run] = []
+    cli_runs: list[Run] = []
+    for _ in range(times):
+        suite_runs.append(whole_suite_run())
+        cli_runs.append(cli_run(url, suite_runs[0].cases))
+    return min(suite_runs, key=lambda run: run.seconds), min(cli_runs, key=lambda run: run.seconds)
+
+
 def best_of(times: int, measure: Callable[[], Run]) -> Run:
     """The fastest of several identical runs (the least disturbed by the rest of the machine)."""
     return min((measure() for _ in range(times)), key=lambda run: run.seconds)
@@ -310,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", type=int, default=300, help="cases in the small run of each side (default 300)")
     parser.add_argument("--large", type=int, default=1500, help="cases in the large run of each side (default 1500)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each timing; the fastest counts (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each timing; the fastest counts (default 5)")
     parser.add_argument("--no-live", action="store_true", help="leave out the live request count (about a minute)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown for docs/speed.md")
     args = parser.parse_args(argv)
@@ -322,12 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     suite_run(1)  # warm-up: byte-compile caches and the page cache, for both sides alike
     suite_small = best_of(args.repeat, lambda: suite_run(max(1, args.small // per_example)))
     suite_large = best_of(args.repeat, lambda: suite_run(max(2, args.large // per_example)))
-    suite_whole = best_of(args.repeat, whole_suite_run)
     with served_mock("--permitted", "100000000") as url:  # the rate limit out of the way
         cli_run(url, 20)
         cli_small = best_of(args.repeat, lambda: cli_run(url, args.small))
         cli_large = best_of(args.repeat, lambda: cli_run(url, args.large))
-        cli_whole = best_of(args.repeat, lambda: cli_run(url, suite_whole.cases))
+        suite_whole, cli_whole = whole_processes(args.repeat, url)
     live = None if args.no_live else live_run()
     figures = Figures(cli_small, cli_large, suite_small, suite_large, suite_whole, cli_whole, os.cpu_count(), started, live)
     print(markdown(figures) if args.markdown else plain(figures))
