@@ -14,7 +14,7 @@ import pytest
 from test_pacing import FakeClock
 
 from conformance.contract.checks import ConformanceFailure, conforms_to_fragment
-from conformance.mock.app import ReferenceMock, VirtualClock
+from conformance.mock.app import MockRequest, MockResponse, ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
 from conformance.setup.fixtures import TargetFixtures
 from conformance.wire import api
@@ -59,6 +59,25 @@ def test_query_string_arguments_merge_under_the_body(mock_api: Target, mock_targ
     assert (body_wins.status_code, error_code(body_wins)) == (404, "ip_address_not_found")
     query_only = post(mock_api, f, body=as_json(interface), query={"ip_address[id]": free.id})
     assert query_only.status_code == 200, query_only.text
+
+
+def test_the_in_process_mock_answers_the_request_the_client_built(mock_api: Target, reference_mock: ReferenceMock,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process the mock gets httpx's own request (the client's default headers, the URL and query) and the response
+    carries that request, as over a socket."""
+    seen: list[MockRequest] = []
+    answer = reference_mock.handle
+
+    def handle(request: MockRequest) -> MockResponse:
+        seen.append(request)
+        return answer(request)
+
+    monkeypatch.setattr(reference_mock, "handle", handle)
+    response = mock_api.send("POST", LITERAL_PATH, content=b"{}", params={"ip_address[id]": "ip_x"}, headers={"Content-Type": "application/json"})
+    [request] = seen
+    assert request.headers["user-agent"].startswith("python-httpx/")
+    assert (request.path, request.query) == (f"/core/v1{LITERAL_PATH}", {"ip_address[id]": "ip_x"})
+    assert response.request.url == httpx.URL(mock_api.url(LITERAL_PATH), params={"ip_address[id]": "ip_x"})
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])
