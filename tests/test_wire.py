@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import subprocess
 import threading
 import time
@@ -21,6 +22,7 @@ from conformance.wire import api
 from conformance.wire.exchange import error_code, error_detail
 from conformance.wire.pacing import RateLimitMonitor, burst, window_turned_over
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH
+from conformance.wire.request_log import RequestLog
 from conformance.wire.transport import BudgetExhausted, RateLimitStalled, Target
 
 LITERAL_PATH = ALLOCATE_PATH
@@ -410,6 +412,31 @@ def test_burst_reaches_the_limit_of_the_mock_and_stops(mock_api: Target, mock_ta
     result = burst(send, 1000 + 20)
     assert result.limited is not None and result.limited.status_code == 429
     assert result.sent <= 1000 + 20
+
+
+def test_a_burst_tells_its_observers_one_response_at_a_time(mock_api: Target, mock_target_fixtures: TargetFixtures, tmp_path: Path) -> None:
+    """The burst's threads each get an answer, but observers (the request log, the counts) hear of them one at a time:
+    the request log keeps one whole line per request."""
+    credential = mock_target_fixtures.credential("valid")
+    body = {"virtual_machine_network_interface": {"id": "vmnet_unknown000001"}, "ip_address": {"id": "ip_unknown0000000001"}}
+    inside: list[int] = []
+    overlapped: list[int] = []
+
+    def slow_observer(response: httpx.Response) -> None:
+        inside.append(1)
+        if len(inside) > 1:
+            overlapped.append(len(inside))
+        time.sleep(0.002)  # lets another thread run, as a write to a file or terminal would
+        inside.pop()
+
+    log = RequestLog(tmp_path / "requests.log", "run0")
+    mock_api.observers += [slow_observer, log.observe]
+    result = burst(lambda: mock_api.send("POST", ALLOCATE_PATH, credential=credential, json=body, paced=False), 200)
+    log.close()
+    lines = (tmp_path / "requests.log").read_text(encoding="utf-8").splitlines()
+    assert overlapped == []
+    assert len(lines) == result.sent
+    assert all(re.fullmatch(r"\S+Z POST \S+ .* -> (404|429) \S+", line) for line in lines)
 
 
 def test_burst_is_bounded_when_the_server_never_limits() -> None:

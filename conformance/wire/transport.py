@@ -211,6 +211,7 @@ class Target:
         self.observers: list[Callable[[httpx.Response], None]] = []
         # Concurrent sends (conformance.cases.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
+        self.observing = threading.RLock()
         self.remaining: int | None = None
         self._parsed_urls: dict[str, httpx.URL] = {}
 
@@ -272,8 +273,11 @@ class Target:
         with self.lock:
             self.statuses[response.status_code] += 1
             self.remaining = int(remaining) if remaining.isdigit() else self.remaining
-        for observer in self.observers:
-            observer(response)
+        # One response at a time: the 429 burst and the concurrency tests answer on several threads, and observers write
+        # files and terminals and keep counts (two threads writing one text file lose and garble lines).
+        with self.observing:
+            for observer in self.observers:
+                observer(response)
 
     def _send_once(
         self,
