@@ -1,6 +1,7 @@
 """`katapult-conformance`: each subcommand exists, has --help, and does what the README says."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -97,3 +98,15 @@ def test_mock_list_mutants(capsys: pytest.CaptureFixture[str]) -> None:
     """`mock` is the mock's own command line."""
     assert main(["mock", "--list-mutants"]) == 0
     assert "errors-unwrapped" in capsys.readouterr().out
+
+
+def test_help_piped_into_a_reader_that_stops_ends_without_a_traceback(tmp_path: Path, pycache_dir: Path) -> None:
+    """`katapult-conformance run --help | head` when head has gone: no traceback, just the end."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: every write fails with a broken pipe
+    try:
+        done = subprocess.run([sys.executable, "-m", "conformance.tools.cli", "run", "--help"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, cwd=tmp_path, env=child_env(pycache_dir), timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr

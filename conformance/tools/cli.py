@@ -20,7 +20,8 @@ Run the conformance suite: exactly `pytest --pyargs conformance` with the option
 Without --target-url it runs against the embedded reference mock; `katapult-conformance init` writes target fixtures to start from.
 """
 RUN_EXITS = (OK, FAILED, INTERRUPTED_OR_UNREADABLE, USAGE, SETUP)
-RUN_SAYS = {INTERRUPTED_OR_UNREADABLE: "interrupted (Ctrl-C, SIGTERM): verdicts are partial, cleanup still ran"}
+RUN_SAYS = {INTERRUPTED_OR_UNREADABLE: "interrupted (Ctrl-C, SIGTERM): verdicts are partial, cleanup still ran",
+            USAGE: "an unknown option, a bad value, or the target cannot be reached: the message names it"}
 
 
 def run_help() -> str:
@@ -168,7 +169,17 @@ def package_version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch to a command; its own options (and --help) follow its name."""
+    """Dispatch to a command; a reader that stops reading (`... --help | head`) ends it quietly."""
+    try:
+        return dispatch(argv)
+    except BrokenPipeError:
+        # Python's own advice: point stdout at devnull, so the flush on the way out does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
+
+
+def dispatch(argv: Sequence[str] | None) -> int:
+    """Run the command named first; its own options (and --help) follow its name."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(usage())
