@@ -291,10 +291,10 @@ def test_a_500_is_charged_to_malformed_bytes_only_when_they_were_sent(request_bo
 
 
 # --- rate limits ----------------------------------------------------------------------------------------------
-def limited(permitted: str, remaining: str) -> httpx.Response:
-    """A response with rate-limit headers."""
+def limited(permitted: str, remaining: str, token: str = "t") -> httpx.Response:
+    """A response with rate-limit headers, to a request with this token."""
     return httpx.Response(200, headers={"X-RateLimit-Permitted": permitted, "X-RateLimit-Remaining": remaining},
-                          request=httpx.Request("POST", "http://target.invalid/", headers={"Authorization": "Bearer t"}))
+                          request=httpx.Request("POST", "http://target.invalid/", headers={"Authorization": f"Bearer {token}"}))
 
 
 @pytest.mark.parametrize(("permitted", "floor"), [("200", 40), ("1000", 200)])
@@ -538,6 +538,52 @@ def test_a_window_shared_with_another_client_is_not_a_stall() -> None:
     assert clock.slept == [60.0]
     with pytest.raises(RateLimitStalled):
         pacer.after_response(limited("200", "5"))
+
+
+def test_a_token_unused_for_a_window_starts_its_next_window_at_its_next_request() -> None:
+    """A token last seen near the top of a window long gone starts a new one at its next request: the pacer waits for that
+    window's end, not the old one's (it waited a second, and called a faithful server's count stalled)."""
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    pacer.after_response(limited("1000", "999", "scopeless"))
+    pacer.after_response(limited("1000", "995", "scopeless"))
+    clock.now = 540.0
+    pacer.after_response(limited("1000", "999", "scopeless"))
+    clock.now = 550.0
+    pacer.after_response(limited("1000", "200", "scopeless"))
+    assert clock.slept == [51.0]
+    pacer.after_response(limited("1000", "999", "scopeless"))
+
+
+def test_a_window_seen_long_ago_and_now_low_is_waited_out_whole() -> None:
+    """A token back after a window's time, already low, is in a window whose start the pacer did not see: a whole window."""
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    pacer.after_response(limited("1000", "999", "scopeless"))
+    clock.now = 540.0
+    pacer.after_response(limited("1000", "200", "scopeless"))
+    assert clock.slept == [60.0]
+
+
+def test_waiting_for_one_tokens_window_is_not_waiting_for_anothers() -> None:
+    """Each token has its window: after waiting for one, another spent to the floor waits for its own end (no stall)."""
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    pacer.after_response(limited("1000", "999", "valid"))
+    clock.now = 30.0
+    pacer.after_response(limited("1000", "999", "scopeless"))
+    pacer.after_response(limited("1000", "200", "valid"))
+    assert clock.slept == [31.0]
+    pacer.after_response(limited("1000", "200", "scopeless"))
+    assert clock.slept == [31.0, 30.0]
+    pacer.after_response(limited("1000", "999", "valid"))
+    pacer.after_response(limited("1000", "999", "scopeless"))
 
 
 def test_putting_the_target_back_waits_only_at_the_last_requests_of_a_window() -> None:

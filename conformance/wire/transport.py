@@ -78,9 +78,11 @@ class Pacer:
         self.window_seconds = window_seconds
         self.last_sent = float("-inf")
         self.permitted: int | None = None
-        self.waited_for: int | None = None
+        # Each token's Remaining when the pacer last waited for its window's end (until that token's count recovers).
+        self.waited_for: dict[str, int] = {}
         self.lock = threading.Lock()
-        # When each token's current window was first seen: the first answer near the top after a lower count (or the first).
+        # When each token's current window was first seen: the first answer near the top after a lower count, or after the
+        # window seen before has surely ended (a token unused for a while starts its next window at its next request).
         self.window_seen_at: dict[str, float] = {}
         self.last_remaining: dict[str, int] = {}
         # Called instead of raising when Remaining never recovers; after it, Remaining is no longer trusted.
@@ -116,8 +118,12 @@ class Pacer:
             token, count = token_key(response.request.headers), int(remaining)
             last = self.last_remaining.get(token)
             top = int(permitted) * NEW_WINDOW_SHARE
-            if count >= top and (last is None or last < top):
+            seen_at = self.window_seen_at.get(token)
+            ended = seen_at is not None and self.now() - seen_at >= self.window_seconds
+            if count >= top and (last is None or last < top or ended):
                 self.window_seen_at[token] = self.now()
+            elif ended:
+                del self.window_seen_at[token]  # in a later window whose start was not seen: its end is not known
             self.last_remaining[token] = count
         return count
 
@@ -141,17 +147,19 @@ class Pacer:
         remaining = self.follow(response)
         if remaining is None or not self.trust_remaining:
             return
+        token = token_key(response.request.headers)
         if remaining > self.floor:
-            self.waited_for = None
+            self.waited_for.pop(token, None)
             return
         if putting_back and remaining > RATE_LIMIT_RESERVE:
             return
-        if self.waited_for is not None:
+        waited_for = self.waited_for.get(token)
+        if waited_for is not None:
             if remaining > RATE_LIMIT_RESERVE:
                 # Already waited for this window's end: another client of the token spends it too; go on down to the reserve.
                 return
             message = (f"X-RateLimit-Remaining is still {remaining} after waiting for its {self.window_seconds:g} s window to end (it"
-                       f" was {self.waited_for}): the server's rate-limit headers do not recover")
+                       f" was {waited_for}): the server's rate-limit headers do not recover")
             if self.on_stall is None:
                 raise RateLimitStalled(message + ", so the run stops here instead of waiting on them")
             self.trust_remaining = False
@@ -164,7 +172,7 @@ class Pacer:
         if spent is not None:
             self.on_window_spent = None
             spent(response)
-        self.waited_for = remaining
+        self.waited_for[token] = remaining
         self.wait_for_window_end(response.request.headers)
 
 
