@@ -71,7 +71,7 @@ def test_terminal_shows_one_line_per_promise_with_its_verdict(side_effect_run: t
     assert lines["no side effects"].startswith("fails            no side effects: 1 deviation(s): Rejected request changed an allocation")
     capabilities = "not provoked     403 invalid_capabilities_token: needs credentials.invalid_capabilities"
     assert lines["403 invalid_capabilities_token"].startswith(capabilities)
-    assert lines["response shape"] == "conforms         response shape: checked, no finding"
+    assert lines["response shape"] == "conforms         response shape: checked by other tests (none of its own ran), no finding"
     assert lines["429 rate_limit_reached"].startswith("not run          429 rate_limit_reached: no test for it ran")
     assert "finding: no side effects · allocations unchanged · 403 scope_not_granted · seen 1x in test_scenario[scope-not-granted]" in stdout
     assert "requests sent" not in stdout

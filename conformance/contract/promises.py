@@ -175,7 +175,8 @@ def verdict_of(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iter
         return PromiseVerdict(promise, KNOWN_DEVIATION, "; ".join(dict.fromkeys(str(f.excused_by) for f in own)), tests, own)
     judged_by = sum(1 for o in declaring if o.reaches(promise))
     if reached or judged_by or any(o.reaches(promise) for o in outcomes):
-        return PromiseVerdict(promise, CONFORMS, f"{judged_by} test(s) judged it, no finding" if judged_by else "checked, no finding", tests)
+        said = f"{judged_by} test(s) judged it" if judged_by else "checked by other tests (none of its own ran)"
+        return PromiseVerdict(promise, CONFORMS, f"{said}, no finding", tests)
     settings = [o.opted_out for o in declaring if o.outcome == SKIPPED and o.opted_out]
     if settings and len(settings) == len(declaring):
         return PromiseVerdict(promise, OPTED_OUT, f"not run, as the target fixtures say ({', '.join(dict.fromkeys(settings))})", tests)
