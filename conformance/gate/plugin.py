@@ -259,22 +259,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             heap.freeze()
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """On the xdist controller, which collects nothing: the same preflight, so the controller's report says what it found."""
-    from conformance.gate.xdist import is_controller
-
-    if is_active(session.config) and is_controller(session.config):
-        check_setup(session)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
-    """On the xdist controller, a setup its preflight refused ends the run here (exit 6), before any worker's test, and the
-    end of the run still reports it (JUnit, the report), as without xdist."""
+    """On the xdist controller, which collects nothing: the same preflight, after the session's header, so the controller's
+    report says what it found; a setup it refused ends the run here (exit 6), before any worker's test, and the end of the
+    run still reports it (JUnit, the report), as without xdist."""
     from conformance.gate.xdist import is_controller
 
     if is_controller(session.config):
+        if is_active(session.config):
+            check_setup(session)
         stop_if_refused(session)
 
 
