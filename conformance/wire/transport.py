@@ -106,8 +106,8 @@ class Pacer:
                 self.sleep(gap)
             self.last_sent = self.now()
 
-    def follow(self, response: httpx.Response) -> int | None:
-        """Note the first X-RateLimit-Permitted and when each token's window was first seen; return Remaining, if given."""
+    def follow(self, response: httpx.Response, token: str) -> int | None:
+        """Note the first X-RateLimit-Permitted and when this token's window was first seen; return Remaining, if given."""
         permitted = response.headers.get("X-RateLimit-Permitted", "")
         remaining = response.headers.get("X-RateLimit-Remaining", "")
         if not (permitted.isdigit() and remaining.isdigit()) or int(permitted) == 0:
@@ -115,7 +115,7 @@ class Pacer:
         with self.lock:
             if self.permitted is None:
                 self.permitted = int(permitted)
-            token, count = token_key(response.request.headers), int(remaining)
+            count = int(remaining)
             last = self.last_remaining.get(token)
             top = int(permitted) * NEW_WINDOW_SHARE
             seen_at = self.window_seen_at.get(token)
@@ -144,10 +144,10 @@ class Pacer:
         `putting_back`: the request put the target back as it was (cleanup, even after Ctrl-C or a cancelled CI job, which
         leaves seconds): it waits only when the window is down to its last RATE_LIMIT_RESERVE requests, and never bursts.
         """
-        remaining = self.follow(response)
+        token = token_key(response.request.headers)
+        remaining = self.follow(response, token)
         if remaining is None or not self.trust_remaining:
             return
-        token = token_key(response.request.headers)
         if remaining > self.floor:
             self.waited_for.pop(token, None)
             return
