@@ -439,6 +439,20 @@ def test_a_burst_tells_its_observers_one_response_at_a_time(mock_api: Target, mo
     assert all(re.fullmatch(r"\S+Z POST \S+ .* -> (404|429) \S+", line) for line in lines)
 
 
+def test_the_request_log_escapes_bytes_that_are_not_printable_text(mock_api: Target, mock_target_fixtures: TargetFixtures,
+                                                                      tmp_path: Path) -> None:
+    """A UTF-16 body (NUL bytes) or a newline in a body is one escaped line: grep still reads the log as text."""
+    log = RequestLog(tmp_path / "requests.log", "run0")
+    mock_api.observers.append(log.observe)
+    post(mock_api, mock_target_fixtures, body='{"ip_address": {}}'.encode("utf-16"))
+    post(mock_api, mock_target_fixtures, body=b'{"ip_address":\n {}}')
+    log.close()
+    raw = (tmp_path / "requests.log").read_bytes()
+    lines = raw.decode("utf-8").splitlines()
+    assert b"\x00" not in raw and len(lines) == 2
+    assert "\\xff\\xfe{\\x00" in lines[0] and '{"ip_address":\\n {}}' in lines[1]
+
+
 def test_burst_is_bounded_when_the_server_never_limits() -> None:
     """A server that never answers 429 ends the burst at its size."""
     calls = []

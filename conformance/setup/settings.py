@@ -54,7 +54,7 @@ OPTIONS = (
     Option("ca_bundle", "--ca-bundle", "KATAPULT_CA_BUNDLE", None,
            "PEM file of CA certificates to trust for the live target (an internal CA); default: the system's, or SSL_CERT_FILE", "path"),
     Option("request_log", "--request-log", "KATAPULT_REQUEST_LOG", None,
-           "write every request sent (redacted) and its status to PATH, one line each", "path"),
+           "write every request the tests send (redacted) and its status to PATH, one line each", "path"),
     Option("allow_production", "--allow-production", None, False,
            "allow a target on Katapult's production API (api.katapult.io); refused otherwise", "flag"),
     Option("report", "--conformance-report", "KATAPULT_CONFORMANCE_REPORT", (),

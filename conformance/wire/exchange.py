@@ -14,10 +14,15 @@ SERVED_MOCK_URL = "http://127.0.0.1:8080"
 SKIPPED_HEADERS = frozenset({"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"})
 
 
-def printable(content: bytes) -> str:
-    """Bytes as text a terminal shows safely: invalid UTF-8 and control characters escaped, long bodies cut."""
+def escaped(content: bytes) -> str:
+    """Bytes as one line of text any terminal or grep reads: invalid UTF-8 and control characters (NUL, newlines) escaped."""
     text = content.decode("utf-8", "backslashreplace")
-    text = "".join(char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii") for char in text)
+    return "".join(char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def printable(content: bytes) -> str:
+    """Bytes as text a terminal shows safely: escaped, long bodies cut."""
+    text = escaped(content)
     return text if len(text) <= BODY_PREVIEW else text[:BODY_PREVIEW] + f"... ({len(text)} characters)"
 
 

@@ -8,12 +8,14 @@ from typing import TextIO
 import httpx
 
 from conformance.setup.redaction import REDACT
+from conformance.wire.exchange import escaped
 
 RUN_PLACEHOLDER = "<run>"
 
 
 class RequestLog:
-    """Appends `TIME METHOD path?query body -> status X-Request-Id` per response, to match a failure against the server's logs."""
+    """Appends `TIME METHOD path?query body -> status X-Request-Id` per response the tests get (the preflight's are counted in the
+    report, not logged), to match a failure against the server's logs; bytes that are not printable UTF-8 are escaped."""
 
     def __init__(self, path: Path, run_id: str) -> None:
         self.run_id = run_id
@@ -23,7 +25,7 @@ class RequestLog:
         """Write one line for this exchange."""
         request = response.request
         target = request.url.raw_path.decode("ascii", "replace")
-        body = request.content.decode("utf-8", "replace")
+        body = escaped(request.content)
         stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         request_id = response.headers.get("X-Request-Id") or "-"
         line = f"{stamp} {request.method} {target} {body} -> {response.status_code} {request_id}"
