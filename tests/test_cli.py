@@ -110,3 +110,4 @@ def test_help_piped_into_a_reader_that_stops_ends_without_a_traceback(tmp_path: 
     finally:
         os.close(write_end)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141  # as a shell reports a command whose reader stopped, not 1 (a promise fails)

@@ -20,6 +20,7 @@ Run the conformance suite: exactly `pytest --pyargs conformance` with the option
 Without --target-url it runs against the embedded reference mock; `katapult-conformance init` writes target fixtures to start from.
 """
 RUN_EXITS = (OK, FAILED, INTERRUPTED_OR_UNREADABLE, USAGE, SETUP)
+STOPPED_READING = 141  # 128 + SIGPIPE
 RUN_SAYS = {INTERRUPTED_OR_UNREADABLE: "interrupted (Ctrl-C, SIGTERM): verdicts are partial, cleanup still ran",
             USAGE: "an unknown option, a bad value, or the target cannot be reached: the message names it"}
 
@@ -173,9 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return dispatch(argv)
     except BrokenPipeError:
-        # Python's own advice: point stdout at devnull, so the flush on the way out does not fail a second time.
+        # Python's own advice: point stdout at devnull, so the flush on the way out does not fail a second time; the status a
+        # shell gives a command its pipe's reader stopped (killed by SIGPIPE), not 1, which says a promise fails.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return FAILED
+        return STOPPED_READING
 
 
 def dispatch(argv: Sequence[str] | None) -> int:
