@@ -164,14 +164,12 @@ def check_world(suite: SuiteConfig) -> None:
     """A --mock-world file that cannot be loaded is a usage error now, not at the first test."""
     if suite.mock_world is None:
         return
-    import yaml
-
-    from conformance.mock.world import load_world
+    from conformance.mock.world import WorldError, load_world
 
     try:
         load_world(suite.mock_world)
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
+    except WorldError as error:
+        raise ConfigError(f"{error}; fix it or drop --mock-world") from None
 
 
 def interrupt_on_sigterm(config: pytest.Config) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from conformance.setup.yamlfile import YamlProblem, kind, load_yaml, wrong_type
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 CREDENTIAL_KEYS = ("valid", "without_scope", "network_restricted", "invalid_capabilities")
@@ -145,8 +145,8 @@ def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FixturesError(f"{where or 'the file'} must be a mapping, got {type(value).__name__}")
-    unknown = sorted(set(value) - set(allowed))
+        raise FixturesError(f"{where or 'the file'} must be a mapping of keys, got {kind(value)}")
+    unknown = sorted(str(key) for key in value if key not in allowed)
     if unknown:
         raise FixturesError(f"unknown key {_join_key(where, unknown[0])} (known keys: {', '.join(allowed)})")
     return value
@@ -160,6 +160,9 @@ def _ip(value: Any, where: str) -> IPRef | None:
     if value is None:
         return None
     entry = _mapping(value, where, ("id", "address"))
+    for key in ("id", "address"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise FixturesError(wrong_type(f"{where}.{key}", "a string", entry[key], text=True))
     if not isinstance(entry.get("id"), str) or not isinstance(entry.get("address"), str):
         raise FixturesError(f"{where} needs both id and address as strings, e.g. {{id: ip_..., address: 185.199.221.195}}")
     return IPRef(entry["id"], entry["address"])
@@ -171,13 +174,16 @@ def _credential(key: str, value: Any, raw: Any) -> Credential | None:
     if isinstance(value, str):
         return Credential.bearer(key, value) if value else None
     if isinstance(value, dict) and set(value) == {"headers"} and isinstance(value["headers"], dict):
-        headers = {str(name): header for name, header in value["headers"].items() if header}
+        for name, header in value["headers"].items():
+            if not isinstance(name, str):
+                raise FixturesError(wrong_type(f"a header name in credentials.{key}.headers", "text", name, text=True))
+            if header is not None and not isinstance(header, str):
+                raise FixturesError(wrong_type(f"credentials.{key}.headers.{name}", "a string", header, text=True))
+        headers = {name: header for name, header in value["headers"].items() if header}
         if len(headers) < len(value["headers"]):
             return None
-        if not all(isinstance(header, str) for header in headers.values()):
-            raise FixturesError(f"credentials.{key}.headers values must be strings")
         return Credential(key, headers)
-    raise FixturesError(f"credentials.{key} must be a token string or a mapping {{headers: {{Name: value}}}}")
+    raise FixturesError(wrong_type(f"credentials.{key}", "a token string or a mapping {headers: {Name: value}}", value, text=True))
 
 
 def load_target_fixtures(path: Path, environ: Mapping[str, str] | None = None) -> TargetFixtures:
@@ -196,11 +202,9 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
     except OSError as error:
         raise FixturesError(f"cannot read target fixtures {path}: {error.strerror}; pass an existing file with --target-fixtures") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise FixturesError(f"target fixtures {path} is not valid YAML{where}; fix the syntax") from None
+        raw = load_yaml(text)
+    except YamlProblem as problem:
+        raise FixturesError(f"target fixtures {path} {problem}") from None
     top = _mapping(raw, "", TOP_LEVEL_KEYS)
     raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS)
     data = expand(top, "", environ)
@@ -215,20 +219,26 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
         fix = f"set {' and '.join(names)} in the environment" if names else "add credentials.valid: ${KATAPULT_API_TOKEN}"
         raise FixturesError(f"target fixtures {path} have no credentials.valid (a token with the ip_addresses scope); {fix}")
     interface = _mapping(data.get("network_interface"), "network_interface", ("id",))
+    if interface.get("id") is not None and not isinstance(interface["id"], str):
+        raise FixturesError(wrong_type("network_interface.id", "a string (an interface id like vmnet_...)", interface["id"], text=True))
     if not isinstance(interface.get("id"), str) or not interface["id"]:
         names = env_names(_mapping(top.get("network_interface"), "network_interface", ("id",)).get("id"))
         unset = f"; set {' and '.join(names)} in the environment" if names else ""
         raise FixturesError(f"target fixtures {path} need network_interface.id: an interface the suite may allocate IPs to{unset}")
     other = _mapping(data.get("other_network_interface"), "other_network_interface", ("id",))
+    if other.get("id") is not None and not isinstance(other["id"], str):
+        raise FixturesError(wrong_type("other_network_interface.id", "a string (an interface id like vmnet_...)", other["id"], text=True))
     ips = _mapping(data.get("ip_addresses"), "ip_addresses", IP_KEYS)
-    allocatable_raw = ips.get("allocatable") or []
+    allocatable_raw = ips.get("allocatable")
+    if allocatable_raw is None:
+        allocatable_raw = []
     if not isinstance(allocatable_raw, list):
-        raise FixturesError("ip_addresses.allocatable must be a list of {id, address}")
+        raise FixturesError(wrong_type("ip_addresses.allocatable", "a list of {id, address}", allocatable_raw))
     allocatable = tuple(ip for index, entry in enumerate(allocatable_raw) if (ip := _ip(entry, f"ip_addresses.allocatable[{index}]")))
     rate_limit = _mapping(data.get("rate_limit"), "rate_limit", ("provoke",))
     provoke = rate_limit.get("provoke")
     if provoke is not None and not isinstance(provoke, bool):
-        raise FixturesError("rate_limit.provoke must be true or false")
+        raise FixturesError(wrong_type("rate_limit.provoke", "true or false", provoke))
     return TargetFixtures(
         source=path,
         credentials=credentials,
