@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from conformance.gate.preflight import preflight
+from conformance.gate.runlock import RunLock, RunLockError
 from conformance.setup.command import OK, SETUP, USAGE, CommandParser, fail
 from conformance.setup.fixtures import FixturesError, load_target_fixtures
 from conformance.setup.redaction import REDACT
@@ -42,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FixturesError) as error:
         return fail("doctor", str(error), USAGE)
     REDACT.add(fixtures.secrets())
-    target = make_target(suite)
+    try:
+        target = make_target(suite)
+    except ValueError as error:  # an unknown --mock-mutant, an unusable --mock-world
+        return fail("doctor", str(error), USAGE)
+    try:
+        # A run's lock, as `run` takes it: the preflight's requests would spend a running run's rate window and read IPs it moved.
+        lock = RunLock.acquire(str(suite.target_url)) if suite.is_live else None
+    except RunLockError as error:
+        target.close()
+        return fail("doctor", str(error), USAGE)
     print(f"target: {suite.target_url if suite.is_live else 'embedded reference mock (in-process)'}")
     print(f"fixtures: {fixtures.source}")
     try:
@@ -51,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("doctor", REDACT(str(error)), USAGE)
     finally:
         target.close()
+        if lock is not None:
+            lock.release()
     for line in found.lines():
         print(REDACT(line))
     print("setup ok" if found.ok else f"setup is wrong: {len(found.problems)} problem(s) (exit {SETUP})")
