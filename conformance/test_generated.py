@@ -29,6 +29,7 @@ from conformance.gate.ledger import AllocationLedger
 from conformance.gate.plugin import reproduce_command
 from conformance.gate.session import ConformanceSession
 from conformance.setup.fixtures import IPRef, MissingFixture, TargetFixtures
+from conformance.setup.profiles import failing_case_printed
 from conformance.wire import api
 from conformance.wire.paths import ALLOCATE_PATH
 from conformance.wire.transport import Target
@@ -100,8 +101,10 @@ def seeded(request: pytest.FixtureRequest) -> Callable[[Any], None]:
 
     def run(test: Any) -> None:
         try:
-            seed(session_seed)(test)()
-        except BaseException as failure:
+            with failing_case_printed():
+                seed(session_seed)(test)()
+        except Exception as failure:
+            # A failure only: an interrupt (or a skip) is nothing to reproduce.
             failure.add_note(f"Seed: {session_seed}. Reproduce: {command}")
             raise
 
@@ -222,9 +225,8 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
 
     examples = max(10, settings().max_examples // 5)
 
-    @settings(max_examples=live_examples(examples) if sender.target.is_live else examples)
-    @given(cases, st.booleans())
-    def property_(case: Any, with_token: bool) -> None:
+    def as_request(drawn: tuple[Any, bool]) -> GeneratedRequest:
+        case, with_token = drawn
         identity = "valid" if with_token else "none"
         body = case.body if not isinstance(case.body, bytes | bytearray) else None
         raw = bytes(case.body) if isinstance(case.body, bytes | bytearray) else None
@@ -232,7 +234,13 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
             raw = b""
         if not with_token and case.headers and "Authorization" in case.headers:
             identity = "random"
-        response = sender.send(GeneratedRequest(identity, body, raw))
+        return GeneratedRequest(identity, body, raw)
+
+    # Drawn as a request, not as schemathesis' case (which prints as nothing): a failing example shows what was sent.
+    @settings(max_examples=live_examples(examples) if sender.target.is_live else examples)
+    @given(st.tuples(cases, st.booleans()).map(as_request))
+    def property_(request: GeneratedRequest) -> None:
+        response = sender.send(request)
         conforms_to_fragment(response)
 
     sender.run(property_)

@@ -27,6 +27,10 @@ REFUSED_AS = {"without_scope": "scope_not_granted", "network_restricted": "unaut
 PROBE_IP_ID = "ip_conformance-preflight-probe"
 
 
+# What OpenSSL says when a TLS handshake gets a plain HTTP answer (the wording moved between OpenSSL versions).
+PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "HTTP_REQUEST")
+
+
 class SetupUnreachable(TargetError):
     """The target cannot be reached at all; the message says what to check."""
 
@@ -126,7 +130,12 @@ class Checker:
         """What to try when the target cannot be reached the way the URL says."""
         if "CERTIFICATE_VERIFY_FAILED" in error or "certificate" in error.lower():
             return "; for an internal CA pass --ca-bundle PATH (or set SSL_CERT_FILE)"
-        if urlsplit(self.target.base_url).scheme == "http":
+        url = urlsplit(self.target.base_url)
+        if url.scheme == "https" and any(sign in error.upper() for sign in PLAIN_HTTP_SIGNS):
+            return "; that port answers plain HTTP, not TLS: use an http:// --target-url"
+        # Refused on a port the URL names: nothing listens there, whatever the scheme. On the scheme's own port 80, the
+        # server may listen only on 443.
+        if url.scheme == "http" and not ("refused" in error.lower() and url.port is not None):
             return "; if the server speaks HTTPS, use an https:// --target-url"
         return ""
 
