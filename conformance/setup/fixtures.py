@@ -141,11 +141,11 @@ def env_names(value: Any) -> list[str]:
     return []
 
 
-def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+def _mapping(value: Any, where: str, allowed: tuple[str, ...], shown: bool = True) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FixturesError(f"{where or 'the file'} must be a mapping of keys, got {kind(value)}")
+        raise FixturesError(f"{where or 'the file'} must be a mapping of keys, got {kind(value, shown)}")
     unknown = sorted(str(key) for key in value if key not in allowed)
     if unknown:
         raise FixturesError(f"unknown key {_join_key(where, unknown[0])} (known keys: {', '.join(allowed)})")
@@ -178,12 +178,14 @@ def _credential(key: str, value: Any, raw: Any) -> Credential | None:
             if not isinstance(name, str):
                 raise FixturesError(wrong_type(f"a header name in credentials.{key}.headers", "text", name, text=True))
             if header is not None and not isinstance(header, str):
-                raise FixturesError(wrong_type(f"credentials.{key}.headers.{name}", "a string", header, text=True))
+                raise FixturesError(wrong_type(f"credentials.{key}.headers.{name}", "a string", header, text=True, shown=False))
         headers = {name: header for name, header in value["headers"].items() if header}
         if len(headers) < len(value["headers"]):
             return None
         return Credential(key, headers)
-    raise FixturesError(wrong_type(f"credentials.{key}", "a token string or a mapping {headers: {Name: value}}", value, text=True))
+    # A credential's value is a secret: its type is named, never its value.
+    raise FixturesError(wrong_type(f"credentials.{key}", "a token string or a mapping {headers: {Name: value}}", value, text=True,
+                                   shown=False))
 
 
 def load_target_fixtures(path: Path, environ: Mapping[str, str] | None = None) -> TargetFixtures:
@@ -206,7 +208,7 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
     except YamlProblem as problem:
         raise FixturesError(f"target fixtures {path} {problem}") from None
     top = _mapping(raw, "", TOP_LEVEL_KEYS)
-    raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS)
+    raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS, shown=False)
     data = expand(top, "", environ)
     credentials_data = _mapping(data.get("credentials"), "credentials", CREDENTIAL_KEYS)
     credentials = {}

@@ -106,28 +106,20 @@ def spelled(value: Any) -> str:
     return str(value)
 
 
-def kind(value: Any) -> str:
-    """What YAML made of a value, for a message: `a date (2026-12-01)`, `a number (42)`, `a list`."""
+def kind(value: Any, shown: bool = True) -> str:
+    """What YAML made of a value, for a message: `a date (2026-12-01)`, `a number (42)`, `a list`; without the value when not shown (a secret)."""
     if value is None:
         return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({spelled(value)})"
-    if isinstance(value, datetime.datetime):
-        return f"a timestamp ({spelled(value)})"
-    if isinstance(value, datetime.date):
-        return f"a date ({spelled(value)})"
-    if isinstance(value, int | float):
-        return f"a number ({spelled(value)})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    names = ((bool, "a boolean"), (datetime.datetime, "a timestamp"), (datetime.date, "a date"), (int, "a number"), (float, "a number"),
+             (str, "a string"), (list, "a list"), (dict, "a mapping"))
+    name = next((name for cls, name in names if isinstance(value, cls)), type(value).__name__)
+    if not shown or isinstance(value, list | dict):
+        return name
+    return f"{name} ({value!r})" if isinstance(value, str) else f"{name} ({spelled(value)})"
 
 
-def wrong_type(key: str, expected: str, value: Any, *, text: bool = False) -> str:
+def wrong_type(key: str, expected: str, value: Any, *, text: bool = False, shown: bool = True) -> str:
     """`KEY must be EXPECTED, got KIND`; where text is expected and YAML read an unquoted scalar as something else, `quote it`."""
-    quote = f"; quote it ('{spelled(value)}') to make it text" if text and isinstance(value, bool | int | float | datetime.date) else ""
-    return f"{key} must be {expected}, got {kind(value)}{quote}"
+    scalar = isinstance(value, bool | int | float | datetime.date)
+    quote = (f"; quote it ('{spelled(value)}') to make it text" if shown else "; quote it to make it text") if text and scalar else ""
+    return f"{key} must be {expected}, got {kind(value, shown)}{quote}"
