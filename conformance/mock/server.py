@@ -61,7 +61,7 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0),
     """A request handler class bound to one mock; each answer waits `latency` (min, max seconds), like a real network; every API
     request is counted in `received` (GET /__mock__/received tells them)."""
     jitter = random.Random(0)
-    received = received if received is not None else Received()
+    counted = received if received is not None else Received()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -84,10 +84,10 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0),
                 client_address=self.client_address[0],
             )
             asks_received = request.method == "GET" and request.path == RECEIVED_PATH
-            response = received.answer() if asks_received else control(mock, request)
+            response = counted.answer() if asks_received else control(mock, request)
             if response is None:
                 response = mock.handle(request)
-                received.add(request.method, self.path, body, response.headers.get("X-Request-Id", ""))
+                counted.add(request.method, self.path, body, response.headers.get("X-Request-Id", ""))
             if latency[1] > 0:
                 time.sleep(jitter.uniform(*latency))
             if response.hang:
