@@ -23,19 +23,19 @@ if TYPE_CHECKING:
 
 def start_recording(config: pytest.Config) -> None:
     """Open the record (afresh in the run's first process) and follow each test's phases; a file that cannot be written is a usage error."""
-    from conformance.gate.xdist import is_worker, worker_id
     from conformance.wire.har import HarRecorder
 
     path = config.stash[CONFIG_KEY].record
     if path is None or RECORDER_KEY in config.stash:
         return
-    worker = is_worker(config)
+    # An xdist worker (as gate.xdist tells one; not imported here, which imports this module): it adds to the controller's file.
+    worker = getattr(config, "workerinput", None)
     try:
-        recorder = HarRecorder(path, fresh=not worker)
+        recorder = HarRecorder(path, fresh=worker is None)
     except OSError as error:
         raise pytest.UsageError(f"katapult-conformance: cannot write --record {path} ({error.strerror or error}); choose a writable path") from None
-    if worker:
-        recorder.marks["_worker"] = worker_id(config)
+    if worker is not None:
+        recorder.marks["_worker"] = str(worker.get("workerid", "gw?"))
     config.stash[RECORDER_KEY] = recorder
     config.add_cleanup(recorder.close)
     config.pluginmanager.register(PhaseMarks(recorder), "katapult-conformance-recording")
