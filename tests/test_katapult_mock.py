@@ -212,8 +212,16 @@ def test_idle_gate(katapult_mock, request):
 
 
 def test_options_it_cannot_use_are_one_line_each(pytester: pytest.Pytester) -> None:
-    """An unknown mutant, a world file that does not load, an unknown option, a bad base URL: a setup error naming it and the fix."""
-    pytester.makefile(".yaml", broken="tokens: []\n")
+    """An unknown mutant, a world file that does not load or lacks what the mock answers with, an unknown option, a bad base URL:
+    a setup error naming it and the fix."""
+    pytester.makefile(".yaml", broken="tokens: []\n", no_mac='''
+rate_limit: {permitted: 200, window_seconds: 60}
+tokens: []
+networks: []
+network_interfaces:
+  - {id: vmnet_team, name: eth0, virtual_machine: {id: vm_team, name: team-vm}, network: netw_team, state: attached}
+ip_addresses: []
+''')
     user_project(pytester, '''
 @pytest.mark.katapult_mock(mutant="no-such-mutant")
 def test_mutant(katapult_mock):
@@ -222,6 +230,11 @@ def test_mutant(katapult_mock):
 
 @pytest.mark.katapult_mock(world="broken.yaml")
 def test_world(katapult_mock):
+    pass
+
+
+@pytest.mark.katapult_mock(world="no_mac.yaml")
+def test_interface(katapult_mock):
     pass
 
 
@@ -235,10 +248,11 @@ def test_base_url(katapult_mock):
     pass
 ''')
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q", "-rE")
-    result.assert_outcomes(errors=4)
+    result.assert_outcomes(errors=5)
     result.stdout.fnmatch_lines_random([
         "katapult_mock: unknown mutant 'no-such-mutant': choose one of 200-invalid-json, *",
         "katapult_mock: cannot load the world file broken.yaml (KeyError: 'rate_limit'); fix it (the format: docs/mock.md, *",
+        "katapult_mock: cannot load the world file no_mac.yaml (KeyError: \"network_interfaces entry 'vmnet_team' has no 'mac_address'\"); *",
         "katapult_mock: unknown option 'retries'; the options are base_url, world, mutant, rate_limit_after, maintenance",
         "katapult_mock: base_url 'api.katapult.io/core/v1' is not an http(s) URL with a host and no query; *",
     ])

@@ -32,6 +32,8 @@ OPERATIONS = (
     ("unallocate", "POST", UNALLOCATE_ROUTE),
 )
 WORLD_FORMAT = "docs/mock.md, 'The world file'"
+# What the mock reads of each interface when it answers (the loader reads only the id): missing, a 200 would fail mid-test.
+INTERFACE_KEYS = ("name", "virtual_machine", "network", "mac_address", "state")
 
 
 class KatapultMockError(Exception):
@@ -80,6 +82,10 @@ def loaded_world(options: MockOptions) -> World:
     path = options.world or DEFAULT_WORLD
     try:
         world = load_world(path)
+        for interface in world.interfaces.values():
+            missing = [key for key in INTERFACE_KEYS if key not in interface]
+            if missing:
+                raise KeyError(f"network_interfaces entry {interface['id']!r} has no {missing[0]!r}")
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
         raise KatapultMockError(f"katapult_mock: cannot load the world file {path} ({type(error).__name__}: {error}); "
                                 f"fix it (the format: {WORLD_FORMAT}) or leave world unset for the default") from None
