@@ -12,6 +12,7 @@ from conformance.setup.yamlfile import YamlProblem, load_yaml, wrong_type
 
 DEFAULT_WORLD = data_path("fixtures", "mock-world.yaml")
 REQUIRED = object()
+IP_KEYS = ("id", "address", "network", "allocated_to")
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,9 @@ def _get(mapping: dict[str, Any], key: str, where: str, types: type | tuple[type
     return value
 
 
-def _entries(mapping: dict[str, Any], key: str, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+def _entries(mapping: dict[str, Any], key: str, where: str = "", default: Any = REQUIRED) -> list[tuple[str, dict[str, Any]]]:
     """The mappings listed under `key`, each with the name messages give it (`tokens[0]`)."""
-    items = _get(mapping, key, where, list, "a list", default=[])
+    items = _get(mapping, key, where, list, "a list", default=default)
     named = []
     for index, item in enumerate(items):
         name = f"{where + '.' if where else ''}{key}[{index}]"
@@ -126,6 +127,9 @@ def _interface(entry: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _ip(entry: dict[str, Any], where: str) -> IPAddress:
+    unknown = sorted(str(key) for key in entry if key not in IP_KEYS)
+    if unknown:
+        raise WorldError(f"{where} has unknown key {unknown[0]!r} (an IP is exactly {', '.join(IP_KEYS)})")
     values = {key: _get(entry, key, where, str, "a string") for key in ("id", "address", "network")}
     return IPAddress(**values, allocated_to=_get(entry, "allocated_to", where, str, "an interface id or null", default=None))
 
