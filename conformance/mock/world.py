@@ -87,12 +87,12 @@ def _get(mapping: dict[str, Any], key: str, where: str, types: type | tuple[type
     return value
 
 
-def _entries(mapping: dict[str, Any], key: str, where: str = "", default: Any = REQUIRED) -> list[tuple[str, dict[str, Any]]]:
-    """The mappings listed under `key`, each with the name messages give it (`tokens[0]`)."""
-    items = _get(mapping, key, where, list, "a list", default=default)
+def _entries(mapping: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+    """The mappings listed under the top-level `key` (required), each with the name messages give it (`tokens[0]`)."""
+    items = _get(mapping, key, "", list, "a list")
     named = []
     for index, item in enumerate(items):
-        name = f"{where + '.' if where else ''}{key}[{index}]"
+        name = f"{key}[{index}]"
         if not isinstance(item, dict):
             raise WorldError(wrong_type(name, "a mapping", item))
         named.append((name, item))
