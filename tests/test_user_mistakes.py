@@ -394,3 +394,15 @@ def test_drift_on_a_404_is_one_line(served: str, capsys: pytest.CaptureFixture[s
     line = one_error_line(capsys)
     assert line == (f"katapult-conformance drift: error: cannot fetch {served}/openapi.json: it answered 404 Not Found; check the URL,"
                     " or pass a local copy of the document.")
+
+
+def test_a_failure_group_with_notes_around_a_failure_without_is_reported() -> None:
+    """hypothesis' group of distinct failures carries notes its first failure lacks: the reader's text joins them (it was a
+    TypeError, list + tuple, and the run an INTERNALERROR)."""
+    from conformance.contract.checks import ConformanceFailure
+    from conformance.gate.reporting import reader_text
+
+    failure = ConformanceFailure("Status differs", "500", "404", promise="no server errors", check="no 5xx")
+    group = ExceptionGroup("two distinct failures", [failure, ValueError("another")])
+    group.add_note("Seed: 1. Reproduce: pytest ...")
+    assert reader_text(failure, group).endswith("\nSeed: 1. Reproduce: pytest ...")

@@ -117,7 +117,8 @@ def recorded_signature(failure: BaseException) -> Signature:
 
 def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
     """What a server developer reads: the failure and its exchange, then the notes (falsifying example, seed, reproduce), no suite source."""
-    notes = [str(note) for note in getattr(raised, "__notes__", ()) + getattr(failure, "__notes__", ()) if str(note).strip()]
+    # A list where there are notes, absent where none: an exception group's notes and its first failure's are joined as sequences.
+    notes = [str(note) for note in [*getattr(raised, "__notes__", ()), *getattr(failure, "__notes__", ())] if str(note).strip()]
     return REDACT("\n".join([str(failure), *dict.fromkeys(notes)]))
 
 
