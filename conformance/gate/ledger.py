@@ -1,7 +1,6 @@
 """The allocation ledger: every fixture IP's starting holder, read once; whatever moves is put back and verified."""
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -11,11 +10,11 @@ import httpx
 from conformance.contract.findings import NotReached
 from conformance.setup.fixtures import Credential, IPRef
 from conformance.wire import api
+from conformance.wire.exchange import curl_post
 from conformance.wire.paths import ALLOCATE_PATH, UNALLOCATE_PATH
 from conformance.wire.transport import Target, TargetError
 
 FREE = "free"
-TOKEN_VARIABLE = "$KATAPULT_API_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,9 @@ class Drift:
         return text + (f"; to restore it run: {self.fix}" if self.fix else "")
 
 
-def curl(base_url: str, path: str, body: object) -> str:
-    """A command that sends one request with the valid token from the environment (never its value)."""
-    return (f"curl -sS -X POST '{base_url}{path}' -H \"Authorization: Bearer {TOKEN_VARIABLE}\""
-            f" -H 'Content-Type: application/json' -d '{json.dumps(body)}'")
+def curl(base_url: str, path: str, body: object, credential: Credential) -> str:
+    """A command that sends one request as the credential, named by the variable the fixtures read it from (never its value)."""
+    return curl_post(f"{base_url}{path}", credential.shell_headers(), body)
 
 
 class AllocationLedger:
@@ -160,10 +158,10 @@ class AllocationLedger:
         """What to run by hand to put the IP back."""
         steps = []
         if now is not None:
-            steps.append(curl(self.target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": ip.id}}))
+            steps.append(curl(self.target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": ip.id}}, self.credential))
         if started is not None:
             home = self.homes.get(started, f"<an interface of {started}>")
-            steps.append(curl(self.target.base_url, ALLOCATE_PATH, api.allocate_body(home, {"id": ip.id})))
+            steps.append(curl(self.target.base_url, ALLOCATE_PATH, api.allocate_body(home, {"id": ip.id}), self.credential))
         return " && ".join(steps)
 
     def restore(self, ips: Iterable[IPRef] | None = None, *, fresh: bool = False) -> list[Drift]:
