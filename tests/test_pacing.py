@@ -1,6 +1,7 @@
 """A live target is paced and stops at its budget (how it spends rate-limit windows: tests/test_wire.py); an interrupt ends waits."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from conftest import RunPytest, ServedMock
 
 from conftest import MOCK_TARGET_YAML
+
+pytest_plugins = ["pytester"]
 
 
 class FakeClock:
@@ -188,3 +191,63 @@ def test_an_interrupt_once_the_tests_are_over_ends_the_wait_without_raising() ->
     assert interrupts.signalled() is False
     with pytest.raises(WaitCut):
         interrupts.sleep(30.0)
+
+
+# Ctrl-C while the pacer waits for the end of a window the run spent, right after a test allocated an IP: the in-process
+# mock's token window is spent to its last request as the 429 burst spends it, then a paced request makes the pacer wait.
+CTRL_C_IN_A_WINDOW_WAIT = """
+import signal
+
+from conformance.mock.app import VirtualClock
+from conformance.wire import api
+from conformance.wire.paths import READ_IP_PATH
+
+state = {"spent": False, "interrupted": False}
+real_allocate, real_advance = api.allocate, VirtualClock.advance
+
+
+def allocate(target, credential, *args, **kwargs):
+    response = real_allocate(target, credential, *args, **kwargs)
+    if response.status_code == 200 and not state["spent"]:
+        state["spent"] = True
+        read = {"ip_address[id]": "ip_mockFree000000002"}
+        while int(target.send("GET", READ_IP_PATH, credential=credential, params=read, paced=False).headers["X-RateLimit-Remaining"]) > 1:
+            pass
+        target.send("GET", READ_IP_PATH, credential=credential, params=read)
+    return response
+
+
+def advance(self, seconds):
+    if state["spent"] and not state["interrupted"] and seconds >= 1:
+        state["interrupted"] = True
+        signal.raise_signal(signal.SIGINT)
+    real_advance(self, seconds)
+
+
+api.allocate = allocate
+VirtualClock.advance = advance
+"""
+
+
+def test_ctrl_c_in_a_rate_window_wait_invents_no_finding(pytester: pytest.Pytester) -> None:
+    """The issue's run, in process: Ctrl-C during the pacer's wait for a spent window's end, while a test holds an IP. No
+    `rate-limit headers` finding; before cleanup waits for the window, it prints the IP's put-back command; then the IP is put
+    back, and the run ends interrupted (exit 2), its last line saying so."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    pytester.makepyfile(ctrl_c_in_a_window_wait=CTRL_C_IN_A_WINDOW_WAIT)
+    pytester.syspathinsert()
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-p", "ctrl_c_in_a_window_wait",
+                                          "-k", "test_allocate_free_ip and id", "--conformance-report", str(report), no_reraise_ctrlc=True)
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    assert "X-RateLimit-Remaining is still" not in output
+    result.stdout.fnmatch_lines([
+        "katapult-conformance: interrupted; cleanup waits * s for the rate-limit window to end, then puts back what the tests moved*",
+        "  ip_mockFree000000001 (185.199.221.10), started free: curl -sS -X POST '*/ip_addresses/ip_address/unallocate'*",
+        "katapult-conformance: cleanup is over; every fixture IP is back in its starting state (the commands above are not needed)",
+    ])
+    assert ", 1 interrupted in " in output.strip().splitlines()[-1]
+    verdicts = {promise["id"]: promise["verdict"] for promise in json.loads(report.read_text(encoding="utf-8"))["promises"]}
+    assert verdicts["rate-limit headers"] != "fails" and verdicts["cleanup"] == "conforms"

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import signal
-import threading
 from collections.abc import Generator, Iterator
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -59,6 +56,7 @@ def activate(config: pytest.Config) -> None:
     from conformance.contract import checks
     from conformance.gate.heap import StartUpHeap
     from conformance.gate.reporting import start_reporter
+    from conformance.gate.signals import handle_signals
     from conformance.setup.fixtures import FixturesError, load_target_fixtures
     from conformance.setup.profiles import session_seed, suite_settings
     from conformance.setup.redaction import REDACT
@@ -74,8 +72,7 @@ def activate(config: pytest.Config) -> None:
             check_world(suite)
     except (ConfigError, FixturesError, ValueError) as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
-    if suite.is_live:
-        interrupt_on_sigterm(config)
+    handle_signals(config)
     # The session's secrets and authenticated headers are the session's: put back as they were when its config ends, so
     # nothing outlives it (in-process runs, as pytester makes them, start clean).
     secrets_before, authenticated_before = REDACT.snapshot(), frozenset(checks.AUTHENTICATED)
@@ -172,22 +169,6 @@ def check_world(suite: SuiteConfig) -> None:
         load_world(suite.mock_world)
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
         raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
-
-
-def interrupt_on_sigterm(config: pytest.Config) -> None:
-    """CI runners stop jobs with SIGTERM: treat it like Ctrl-C, so the allocations are still undone and verified."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    config.add_cleanup(restore)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -328,6 +309,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     from conformance.contract.findings import Scope
     from conformance.gate.ledger import AllocationLedger, Drift
     from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
+    from conformance.gate.signals import CleanupNotice, terminal_writer, tests_over, unchecked_message
+    from conformance.wire.interrupts import INTERRUPTS
     from conformance.wire.pacing import RateLimitMonitor
     from conformance.wire.transport import TargetError
 
@@ -341,6 +324,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
                                  rate_limit_monitor=monitor)
     target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.interfaces.learn,
                          session.ledger.observe]
+    notice = CleanupNotice(session.ledger, terminal_writer(config))
+    target.pacer.sleep = notice.wrap(target.pacer.sleep)
     request_log = None
     if suite.request_log:
         from conformance.wire.request_log import RequestLog
@@ -363,6 +348,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     session.preflight_requests = found.requests if found is not None else 0
     record_starting_state(session, found)
     yield session
+    tests_over()
     try:
         left = session.ledger.verify()
         session.drifts = [*session.ledger.moved_unasked, *left]
@@ -373,16 +359,17 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         target.close()
         if request_log is not None:
             request_log.close()
-    if not session.drifts:
-        return
-    if request.session.shouldstop or request.session.shouldfail:
-        # Stopped early (--maxfail, -x): pytest tears this down in its own sessionfinish, where a failure is a crash.
-        # The summary's cleanup verdict fails on these drifts; the terminal names them now.
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None:
-            terminal.write_line(cleanup_message(session), red=True)
-        return
-    pytest.fail(cleanup_message(session), pytrace=False)
+    notice.outcome(sum(not drift.put_back for drift in session.drifts), len(session.ledger.unchecked))
+    # Not a failure of the last test: the reporter judges these as the end-of-run ledger check (findings of `cleanup`, a failing
+    # case of their own when no test failed on them). Raised here, it would fail whichever test ran last, and inside pytest's
+    # own end of the session (an interrupted or stopped run) it would be a crash.
+    if INTERRUPTS.stopping or request.session.shouldstop or request.session.shouldfail:
+        # The run ends early: the commands go out now, before the reports (a CI job's SIGKILL may follow).
+        write = terminal_writer(config)
+        if session.drifts:
+            write(cleanup_message(session))
+        if session.ledger.unchecked:
+            write(unchecked_message(session.ledger.unchecked))
 
 
 def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
@@ -409,10 +396,15 @@ def target(conformance_session: ConformanceSession) -> Target:
 @pytest.fixture
 def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
     """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
+    from conformance.gate.ledger import NotPutBack
+    from conformance.wire.interrupts import INTERRUPTS
+
     yield conformance_session.ledger
     drifts = conformance_session.ledger.restore()
-    if drifts:
-        pytest.fail("could not restore: " + "; ".join(str(drift) for drift in drifts), pytrace=False)
+    # Torn down in pytest's end of the session (an interrupted run), a failure would crash it: the IPs stay the ledger's,
+    # and the end-of-run check, which tries them again, names them.
+    if drifts and not INTERRUPTS.tests_over:
+        raise NotPutBack(drifts)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -124,7 +124,7 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
         "statuses": {str(status): count for status, count in session.target.statuses.items()},
         "generated": {name: {str(status): count for status, count in statuses.items()} for name, statuses in session.generated.items()},
         "started": [[ip.id, ip.address, holder] for ip, holder in session.ledger.started.items()],
-        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now] for drift in session.drifts],
+        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now, drift.fix, drift.put_back] for drift in session.drifts],
         "request_log": str(log) if log is not None else None,
         "findings": [finding.as_dict() for finding in findings.findings.values()] if findings is not None else [],
         "reached": dict(findings.reached) if findings is not None else {},
@@ -166,7 +166,7 @@ class Merged:
             self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
         for ip_id, address, holder in data["started"]:
             self.started.setdefault(IPRef(ip_id, address), holder)
-        self.drifts += [Drift(IPRef(ip_id, address), started, now) for ip_id, address, started, now in data["drifts"]]
+        self.drifts += [Drift(IPRef(ip_id, address), started, now, fix, put_back) for ip_id, address, started, now, fix, put_back in data["drifts"]]
         if data["request_log"] is not None:
             self.parts[worker] = Path(data["request_log"])
         self.findings += data["findings"]
