@@ -92,6 +92,10 @@ def activate(config: pytest.Config) -> None:
     given_seed = config.getoption("hypothesis_seed", None)
     config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
     start_reporter(config)
+    if suite.record is not None:
+        from conformance.gate.recording import start_recording
+
+        start_recording(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -186,13 +190,16 @@ def machine_source(config: pytest.Config) -> str:
         return ("interface virtual machines from the interface read where credentials.valid may read interfaces, else from"
                 " allocate_ip's 200 answers (the preflight says which)")
     from conformance.gate.machines import InterfaceMachines
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import SESSION_START
     from conformance.wire.transport import TargetError
 
     probe = make_target(suite)
+    attach(config, probe)
     machines = InterfaceMachines(probe, fixtures.credential("valid"))
     try:
-        with contextlib.suppress(TargetError):
+        with contextlib.suppress(TargetError), marked(config, phase=SESSION_START):
             machines.of(fixtures.network_interface_id, budgeted=False)
     finally:
         probe.close()
@@ -268,15 +275,19 @@ def check_setup(session: pytest.Session) -> None:
     if suite is None or not suite.is_live or session.config.option.collectonly:
         return
     from conformance.gate.preflight import preflight, stop_message
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import PREFLIGHT
     from conformance.wire.profile import WireProfile
     from conformance.wire.transport import TargetError
 
     probe = make_target(suite)
     wire = WireProfile()
     probe.observers.append(wire.observe)
+    attach(session.config, probe)
     try:
-        found = preflight(probe, session.config.stash[FIXTURES_KEY])
+        with marked(session.config, phase=PREFLIGHT, test=None, promises=[]):
+            found = preflight(probe, session.config.stash[FIXTURES_KEY])
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
@@ -307,9 +318,12 @@ def bursts_for_429(session: pytest.Session) -> bool:
 def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
     from conformance.contract.findings import Scope
+    from conformance.contract.promises import CLEANUP
     from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.gate.recording import attach, marked, marking
     from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
     from conformance.gate.signals import CleanupNotice, terminal_writer, tests_over, unchecked_message
+    from conformance.wire.har import BURST, END_OF_RUN, SESSION_START
     from conformance.wire.interrupts import INTERRUPTS
     from conformance.wire.pacing import RateLimitMonitor
     from conformance.wire.transport import TargetError
@@ -333,24 +347,31 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         request_log = RequestLog(suite.request_log, session.run_id)
     if request_log is not None:
         target.observers.append(request_log.observe)
+    attach(config, target)
     config.stash[SESSION_KEY] = session
     if fixtures.provoke_rate_limit and bursts_for_429(request.session):
         from conformance.cases.rate_limit import WindowEndBurst, sender
         from conformance.cases.scenarios import RunValues
+        from conformance.contract.checks import RATE_LIMIT_REACHED
+        from conformance.contract.promises import declared_promises
 
         values = RunValues(session.run_id)
-        session.window_end_burst = WindowEndBurst(sender(target, fixtures.credential("valid"), values.value("unknown_interface"),
-                                                         values.value("unknown_ip")))
-        target.pacer.on_window_spent = session.window_end_burst
+        burst = session.window_end_burst = WindowEndBurst(sender(target, fixtures.credential("valid"), values.value("unknown_interface"),
+                                                                 values.value("unknown_ip")))
+        # Made inside another test's request, the burst serves the 429's test: the record says so.
+        served = next((item.nodeid for item in request.session.items if RATE_LIMIT_REACHED in declared_promises(item)), None)
+        target.pacer.on_window_spent = marking(config, burst, test=served, promises=[RATE_LIMIT_REACHED], phase=BURST)
     # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
     Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
-    record_starting_state(session, found)
+    with marked(config, phase=SESSION_START, promises=[CLEANUP.id]):
+        record_starting_state(session, found)
     yield session
     tests_over()
     try:
-        left = session.ledger.verify()
+        with marked(config, phase=END_OF_RUN, test=None, promises=[CLEANUP.id]):
+            left = session.ledger.verify()
         session.drifts = [*session.ledger.moved_unasked, *left]
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]

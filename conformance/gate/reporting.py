@@ -357,13 +357,15 @@ class ConformanceReporter:
         return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,), phase="session")]
 
     def requests(self) -> dict[str, Any] | None:
-        """Requests the tests sent per status, and those the preflight sent before them, on live targets."""
+        """Requests the tests sent per status, those the preflight(s) sent before them and the xdist controller's end-of-run check
+        after them, and all of them: what the target received, on live targets."""
         record = run_record(self.config)
         if record is None or not record.live:
             return None
         statuses = record.statuses
         return {"sent": record.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)},
-                "preflight": record.preflight, "throttled": record.throttled}
+                "preflight": record.preflight, "throttled": record.throttled, "preflights": record.preflights,
+                "end_of_run": record.end_of_run, "total": record.sent + record.preflight + record.end_of_run}
 
     def baseline_problems(self) -> tuple[Review | None, list[Problem], list[str]]:
         """Mark the findings the baseline excuses; the problems that fail the run, and notes."""

@@ -69,7 +69,8 @@ class ConformanceSession:
         """What this session did, for the end of the run."""
         target = self.target
         return RunRecord(target.is_live, target.sent, target.statuses, target.throttled, self.preflight_requests, bool(self.ledger.started),
-                         self.drifts, self.generated, self.wire, tuple(ip.id for ip in self.ledger.unchecked))
+                         self.drifts, self.generated, self.wire, preflights=1 if self.preflight_requests else 0,
+                         unchecked=tuple(ip.id for ip in self.ledger.unchecked))
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -91,6 +92,10 @@ class RunRecord:
     drifts: list[Drift]
     generated: dict[str, Counter[int]]
     wire: WireProfile
+    # How many preflights `preflight` counts (under xdist the controller and each worker run one), and the requests of the xdist
+    # controller's read-back after every worker finished: with `sent` and `preflight`, every request the target received.
+    preflights: int = 1
+    end_of_run: int = 0
     # Fixture IPs the end-of-run check did not read (a second interrupt): it judged nothing of them.
     unchecked: tuple[str, ...] = ()
 

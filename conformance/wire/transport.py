@@ -251,6 +251,9 @@ class Target:
         self.in_flight = 0
         self.overlaps = 0
         self.observers: list[Callable[[httpx.Response], None]] = []
+        # Told of every request sent that got no answer (timeout, refused, reset), with why and the seconds it waited: the
+        # HAR record keeps each as an entry without a status.
+        self.unanswered: list[Callable[[httpx.Request, str, float], None]] = []
         # Concurrent sends (conformance.cases.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
         self.observing = threading.RLock()
@@ -355,12 +358,15 @@ class Target:
             if overlapped:
                 self.overlaps += 1
             overlaps_before = self.overlaps
+        request = self.client.build_request(method, self._parsed_url(path), content=body, headers=all_headers, params=params)
         try:
-            response = self.exchange(self.client.build_request(method, self._parsed_url(path), content=body, headers=all_headers, params=params))
+            response = self.exchange(request)
         except httpx.TimeoutException:
+            self.tell_unanswered(request, f"no response within {self.timeout:g} s", started)
             raise TargetTimeout(f"no response to {method} {path} within {self.timeout:g} s (--request-timeout)") from None
         except httpx.TransportError as error:
             reason = REDACT(str(error)) or type(error).__name__
+            self.tell_unanswered(request, reason, started)
             raise TargetUnreachable(f"cannot reach {self.base_url} ({reason}); check --target-url and that the server is up") from None
         finally:
             with self.lock:
@@ -376,6 +382,12 @@ class Target:
         if paced:
             self.pacer.after_response(response, putting_back=not budgeted)
         return response
+
+    def tell_unanswered(self, request: httpx.Request, reason: str, started: float) -> None:
+        """Tell every `unanswered` observer of a request that got no answer (one at a time, as `observe` does)."""
+        with self.observing:
+            for observer in self.unanswered:
+                observer(request, reason, time.perf_counter() - started)
 
     def close(self) -> None:
         """Release connections."""
