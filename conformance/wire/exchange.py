@@ -21,6 +21,9 @@ SERVED_MOCK_URL = "http://127.0.0.1:8080"
 SKIPPED_HEADERS = frozenset({"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"})
 # A request's extension naming the `katapult-conformance mock` options that serve the in-process mock it went to (its mutant, world).
 SERVED_AS = "katapult_conformance_served_as"
+# A request extension naming the HTTP version a recorded exchange used ("HTTP/2"), so its curl line asks for the same.
+CURL_HTTP_VERSION = "katapult_conformance_http_version"
+CURL_VERSION_FLAGS = {"HTTP/2": "--http2", "HTTP/3": "--http3", "HTTP/1.0": "--http1.0"}
 
 
 def escaped(content: bytes) -> str:
@@ -42,8 +45,11 @@ def curl_line(request: httpx.Request) -> str:
     own made-up token is shown as sent; any other credential (a recording's) as [redacted].
     """
     parts = ["curl", "-i", "-X", request.method]
+    flag = CURL_VERSION_FLAGS.get(str(request.extensions.get(CURL_HTTP_VERSION, "")))
+    if flag is not None:
+        parts.insert(1, flag)
     for name, value in request.headers.items():
-        if name.lower() in SKIPPED_HEADERS:
+        if name.lower() in SKIPPED_HEADERS or name.startswith(":"):
             continue
         parts += ["-H", f"{name}: {unknown_credential_hidden(name, value)}"]
     typed = request.content and is_plain_text(request.content)
