@@ -330,7 +330,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
     from conformance.contract.findings import Scope
     from conformance.contract.promises import CLEANUP
-    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
     from conformance.gate.recording import attach, marked, marking
     from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
     from conformance.gate.signals import CleanupNotice, terminal_writer, tests_over, unchecked_message
@@ -428,7 +429,7 @@ def target(conformance_session: ConformanceSession) -> Target:
 @pytest.fixture
 def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
     """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
-    from conformance.gate.ledger import NotPutBack
+    from conformance.gate.putback import NotPutBack
     from conformance.wire.interrupts import INTERRUPTS
 
     yield conformance_session.ledger
