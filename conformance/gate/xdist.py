@@ -27,7 +27,7 @@ from conformance.wire.profile import WireProfile
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
-    from conformance.gate.ledger import Drift
+    from conformance.gate.putback import Drift
     from conformance.gate.runlock import RunLock  # noqa: F401 (named in LOCK_KEY's string)
     from conformance.gate.session import ConformanceSession, RunRecord
 
@@ -126,7 +126,7 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
         "statuses": {str(status): count for status, count in session.target.statuses.items()},
         "generated": {name: {str(status): count for status, count in statuses.items()} for name, statuses in session.generated.items()},
         "started": [[ip.id, ip.address, holder] for ip, holder in session.ledger.started.items()],
-        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now] for drift in session.drifts],
+        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now, drift.fix, drift.put_back] for drift in session.drifts],
         "request_log": str(log) if log is not None else None,
         "findings": [finding.as_dict() for finding in findings.findings.values()] if findings is not None else [],
         "reached": dict(findings.reached) if findings is not None else {},
@@ -159,7 +159,7 @@ class Merged:
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
-        from conformance.gate.ledger import Drift
+        from conformance.gate.putback import Drift
 
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
@@ -170,7 +170,7 @@ class Merged:
             self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
         for ip_id, address, holder in data["started"]:
             self.started.setdefault(IPRef(ip_id, address), holder)
-        self.drifts += [Drift(IPRef(ip_id, address), started, now) for ip_id, address, started, now in data["drifts"]]
+        self.drifts += [Drift(IPRef(ip_id, address), started, now, fix, put_back) for ip_id, address, started, now, fix, put_back in data["drifts"]]
         if data["request_log"] is not None:
             self.parts[worker] = Path(data["request_log"])
         self.findings += data["findings"]
@@ -211,7 +211,8 @@ def join_request_log(log: Path, parts: dict[str, Path]) -> None:
 def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
     """After every worker is done: read every IP any worker touched (counted apart in the report: no -n 0 run sends these)."""
     from conformance.contract.promises import CLEANUP
-    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
     from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
     from conformance.wire.har import END_OF_RUN
