@@ -45,7 +45,8 @@ SPEC = "spec/allocate_ip.yaml"
 LONG_ID_LENGTH = 1000
 # A token meant to lack the scope was served: no request tells a server that ignores scopes from a token that has it.
 SERVED_WITHOUT_SCOPE = ("served past the scope check: either the server ignores the ip_addresses scope, or credentials.without_scope"
-                        " holds it (a setup mistake: give a token without ip_addresses; on a live target the preflight checks for it)")
+                        " holds it (a setup mistake: give a token without ip_addresses; on a live target the preflight asks unallocate"
+                        " too, and a token served there as well is a doubt it reports)")
 
 
 @dataclass(frozen=True)

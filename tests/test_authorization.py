@@ -1,0 +1,172 @@
+"""Authorization beyond one token (#26): exit 6 only for certain setup mistakes; a token served past a scope it is documented
+to lack is a doubt, not a setup error (the tests run, the promise concerned fails naming both causes, nothing is sent with it)."""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import MOCK_TARGET_YAML
+
+from conformance.gate.preflight import PROBE_INTERFACE_ID, PROBE_IP_ID, Preflight, preflight
+from conformance.mock.app import MockRequest, MockResponse, ReferenceMock, VirtualClock
+from conformance.mock.inprocess import mock_target
+from conformance.mock.mutants import mock_class
+from conformance.mock.server import MockServer
+from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.setup.command import FAILED
+from conformance.setup.fixtures import load_target_fixtures
+from conformance.tools import doctor
+
+pytest_plugins = ["pytester"]
+
+VALID = "kmock-valid-7d1e0c5a9b"
+IPS_ONLY = "kmock-ipsonly-4e6d0b8a35"
+# The live runs here: the served mock never paces them (an allowance no run reaches), and no 429 burst (a real minute).
+FAST_LIVE = ("--max-rate", "2000", "--request-timeout", "5")
+PERMITTED = 1_000_000
+BOTH_CAUSES = ("either the token holds ip_addresses", "or the server ignores scopes")
+
+
+def fixtures_file(tmp_path: Path, **credentials: str) -> Path:
+    """The mock's target fixtures with some credentials replaced."""
+    data: dict[str, Any] = yaml.safe_load(MOCK_TARGET_YAML.read_text(encoding="utf-8"))
+    data["credentials"].update(credentials)
+    path = tmp_path / f"target-{'-'.join(sorted(credentials)) or 'shipped'}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def preflight_of(path: Path, mutant: str | None = None) -> Preflight:
+    """The preflight's findings for these fixtures against an in-process mock (or mutant)."""
+    clock = VirtualClock()
+    target = mock_target(mock_class(mutant)(load_world(DEFAULT_WORLD), clock=clock), clock)
+    try:
+        return preflight(target, load_target_fixtures(path, environ={}))
+    finally:
+        target.close()
+
+
+class Seen:
+    """Every request a served mock answered: the bearer token, method, path and body."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str | None, str, str, bytes]] = []
+        self.lock = threading.Lock()
+
+    def sent_with(self, token: str) -> list[tuple[str, str, bytes]]:
+        """The requests made with one token."""
+        return [(method, path, body) for used, method, path, body in self.requests if used == token]
+
+
+@contextmanager
+def served(mutant: str | None = None) -> Iterator[tuple[str, Seen]]:
+    """The mock (or a mutant) served over loopback HTTP in this process, with an allowance no run reaches; what it was sent."""
+    world = load_world(DEFAULT_WORLD)
+    world.permitted = PERMITTED
+    seen = Seen()
+    base = mock_class(mutant)
+
+    class Recording(base):  # type: ignore[valid-type,misc]
+        def handle(self, request: MockRequest) -> MockResponse:
+            with seen.lock:
+                seen.requests.append((self.bearer_token(request), request.method, request.path, request.body))
+            return super().handle(request)
+
+    server = MockServer(Recording(world)).start()
+    try:
+        yield server.base_url, seen
+    finally:
+        server.stop()
+
+
+def live_run(pytester: pytest.Pytester, url: str, fixtures: Path, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """The suite in this process against a served mock, with its JSON report."""
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--target-url", url,
+                                          "--target-fixtures", str(fixtures), *FAST_LIVE, "--conformance-report", str(report), *args)
+    return result, json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, str]:
+    """Each promise's verdict in a JSON report."""
+    return {promise["id"]: promise["verdict"] for promise in report["promises"]}
+
+
+def probes_only(sent: list[tuple[str, str, bytes]]) -> bool:
+    """Whether every request in `sent` names only the preflight's probe objects (which no target has: nothing can change)."""
+    return bool(sent) and all(PROBE_IP_ID.encode() in body and (path.endswith("/unallocate") or PROBE_INTERFACE_ID.encode() in body)
+                              for _, path, body in sent)
+
+
+# --- the preflight ----------------------------------------------------------------------------------------------------
+def test_a_without_scope_token_holding_the_scope_is_a_doubt_naming_both_causes(tmp_path: Path) -> None:
+    """Served by allocate_ip and unallocate alike, the token may hold the scope or the server may ignore scopes: a doubt, not a problem."""
+    found = preflight_of(fixtures_file(tmp_path, without_scope=IPS_ONLY))
+    assert found.problems == [] and found.ok
+    (doubt,) = found.doubts
+    assert doubt.key == "credentials.without_scope" and doubt.promise == "403 scope_not_granted"
+    assert all(cause in doubt.message for cause in BOTH_CAUSES), doubt.message
+    assert found.doubted("credentials.without_scope") is doubt and found.doubted("credentials.valid") is None
+    assert f"doubt: {doubt}" in found.lines() and not any(IPS_ONLY in line for line in found.lines())
+
+
+def test_a_without_scope_token_that_is_the_valid_one_is_still_a_setup_problem(tmp_path: Path) -> None:
+    """One secret under two keys is certainly the setup's: a problem (exit 6), and no doubt besides."""
+    found = preflight_of(fixtures_file(tmp_path, without_scope=VALID))
+    assert [problem for problem in found.problems if "credentials.without_scope is the same secret as credentials.valid" in problem]
+    assert found.doubts == []
+
+
+def test_the_preflight_probes_name_objects_that_do_not_exist() -> None:
+    """Every allocate_ip and unallocate the preflight sends names the probe's ids: it passes argument checks and can change nothing."""
+    clock = VirtualClock()
+    mock = ReferenceMock(load_world(DEFAULT_WORLD), clock=clock)
+    target = mock_target(mock, clock)
+    changes: list[bytes] = []
+    target.observers.append(lambda response: changes.append(response.request.content) if response.request.method == "POST" else None)
+    try:
+        found = preflight(target, load_target_fixtures(MOCK_TARGET_YAML, environ={}))
+    finally:
+        target.close()
+    assert found.ok and found.doubts == []
+    assert changes and all(PROBE_IP_ID.encode() in body for body in changes)
+    assert {ip.id: ip.allocated_to for ip in mock.world.ips.values()} == {ip.id: ip.allocated_to for ip in mock.pristine.ips.values()}
+
+
+def test_doctor_says_usable_with_doubts_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`doctor` prints each doubt and `setup usable, 1 doubt(s)`, exit 1 (a run would fail that promise); never the secret."""
+    with served() as (url, _):
+        code = doctor.main(["--target-url", url, "--target-fixtures", str(fixtures_file(tmp_path, without_scope=IPS_ONLY))])
+    shown = capsys.readouterr().out
+    assert code == FAILED, shown
+    assert "setup usable, 1 doubt(s)" in shown and "doubt: credentials.without_scope is served past the scope check" in shown
+    assert IPS_ONLY not in shown
+
+
+# --- the run ----------------------------------------------------------------------------------------------------------
+def test_a_doubted_without_scope_token_fails_its_promise_and_sends_nothing_that_could_change_state(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Live: the tests run (exit 1, not 6); 403 scope_not_granted fails with the preflight's finding naming both causes; the
+    scenarios that use the token are not run, and every request made with it is one of the preflight's probes."""
+    with served() as (url, seen):
+        result, report = live_run(pytester, url, fixtures_file(tmp_path, without_scope=IPS_ONLY), "-k", "scope or every_response")
+    output = result.stdout.str()
+    assert result.ret == FAILED, output[-3000:]
+    assert "setup usable, 1 doubt(s)" in output and "katapult-conformance setup problem" not in output
+    assert verdicts(report)["403 scope_not_granted"] == "fails"
+    (finding,) = [finding for finding in report["findings"] if finding["promise"] == "403 scope_not_granted"]
+    assert finding["check"] == "preflight doubt" and all(cause in finding["received"] for cause in BOTH_CAUSES)
+    outcomes = {test["test"]: (test["outcome"], test["reason"]) for promise in report["promises"] for test in promise["tests"]}
+    for name in ("test_scenario[scope-not-granted]", "test_scenario[order-no-scope-broken-body]", "test_auth_before_arguments[without_scope]"):
+        outcome, reason = outcomes[name]
+        assert outcome == "skipped" and "the preflight doubts credentials.without_scope" in reason, (name, outcome, reason)
+    assert outcomes["test_every_response_conforms"][0] == "passed"
+    assert probes_only(seen.sent_with(IPS_ONLY)), seen.sent_with(IPS_ONLY)
+    assert "conformance::promise[403 scope_not_granted]" in output
+    assert IPS_ONLY not in output
