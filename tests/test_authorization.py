@@ -18,15 +18,23 @@ from conformance.mock.app import MockRequest, MockResponse, ReferenceMock, Virtu
 from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import mock_class
 from conformance.mock.server import MockServer
-from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.mock.world import DEFAULT_WORLD, HOME_ORGANIZATION, load_world
 from conformance.setup.command import FAILED
-from conformance.setup.fixtures import load_target_fixtures
+from conformance.setup.fixtures import Credential, FixturesError, IPRef, OtherOrganization, load_target_fixtures
 from conformance.tools import doctor
+from conformance.wire import api
+from conformance.wire.exchange import error_code, error_detail
+from conformance.wire.transport import Target
 
 pytest_plugins = ["pytester"]
 
 VALID = "kmock-valid-7d1e0c5a9b"
 IPS_ONLY = "kmock-ipsonly-4e6d0b8a35"
+READ_ONLY = "kmock-readonly-3c5a7e9b21"
+OTHER_ORGANIZATION = "kmock-otherorg-8f2d6b4e90"
+ALPHA, FOREIGN_INTERFACE = "vmnet_mockAlpha000001", "vmnet_mockForeign00001"
+FREE = IPRef("ip_mockFree000000001", "185.199.221.10")
+FOREIGN_IP = IPRef("ip_mockForeign000001", "185.199.221.30")
 # The live runs here: the served mock never paces them (an allowance no run reaches), and no 429 burst (a real minute).
 FAST_LIVE = ("--max-rate", "2000", "--request-timeout", "5")
 PERMITTED = 1_000_000
@@ -170,3 +178,108 @@ def test_a_doubted_without_scope_token_fails_its_promise_and_sends_nothing_that_
     assert probes_only(seen.sent_with(IPS_ONLY)), seen.sent_with(IPS_ONLY)
     assert "conformance::promise[403 scope_not_granted]" in output
     assert IPS_ONLY not in output
+
+
+# --- the mock's world: a second organization, a read-only token ------------------------------------------------------
+def test_another_organizations_objects_are_not_found_by_this_worlds_tokens(mock_api: Target, reference_mock: ReferenceMock) -> None:
+    """The valid token finds neither the foreign IP (by id or address) nor the foreign interface; nothing changes; its own token reads both."""
+    valid, other = Credential.bearer("valid", VALID), Credential.bearer("other_organization", OTHER_ORGANIZATION)
+    read = mock_api.send("GET", "/ip_addresses/ip_address", credential=valid, params={"ip_address[id]": FOREIGN_IP.id})
+    assert (read.status_code, error_code(read)) == (404, "ip_address_not_found")
+    for lookup in ({"id": FOREIGN_IP.id}, {"address": FOREIGN_IP.address}):
+        refused = api.allocate(mock_api, valid, ALPHA, lookup)
+        assert (refused.status_code, error_code(refused)) == (404, "ip_address_not_found"), lookup
+    refused = api.allocate(mock_api, valid, FOREIGN_INTERFACE, {"id": FREE.id})
+    assert (refused.status_code, error_code(refused)) == (404, "virtual_machine_network_interface_not_found")
+    assert api.read_interface(mock_api, valid, FOREIGN_INTERFACE).status_code == 404
+    assert all(ip.allocated_to == reference_mock.pristine.ips[ip.id].allocated_to for ip in reference_mock.world.ips.values())
+    assert api.holder_of(mock_api, other, FOREIGN_IP) is None
+    assert api.read_interface(mock_api, other, FOREIGN_INTERFACE).status_code == 200
+    mine = mock_api.send("GET", "/ip_addresses/ip_address", credential=other, params={"ip_address[id]": FREE.id})
+    assert (mine.status_code, error_code(mine)) == (404, "ip_address_not_found")
+
+
+def test_a_read_only_token_may_read_but_not_allocate(mock_api: Target, reference_mock: ReferenceMock) -> None:
+    """ip_addresses:read: 403 scope_not_granted naming ip_addresses on allocate_ip (nothing allocated), 200 on GET ip_address."""
+    read_only = Credential.bearer("read_only", READ_ONLY)
+    refused = api.allocate(mock_api, read_only, ALPHA, {"id": FREE.id})
+    assert (refused.status_code, error_code(refused), error_detail(refused)) == (403, "scope_not_granted", {"scopes": ["ip_addresses"]})
+    assert reference_mock.world.ips[FREE.id].allocated_to is None
+    assert api.holder_of(mock_api, read_only, FREE) is None
+
+
+def test_a_world_file_from_before_organizations_still_loads(tmp_path: Path) -> None:
+    """A world naming no organization anywhere: every token, interface and IP is the world's own, and the valid token sees them all."""
+    raw = yaml.safe_load(DEFAULT_WORLD.read_text(encoding="utf-8"))
+    del raw["organization"]
+    raw["tokens"] = [token for token in raw["tokens"] if "organization" not in token]
+    raw["network_interfaces"] = [interface for interface in raw["network_interfaces"] if "organization" not in interface]
+    raw["ip_addresses"] = [ip for ip in raw["ip_addresses"] if "organization" not in ip]
+    path = tmp_path / "old-world.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    world = load_world(path)
+    assert {token.organization for token in world.tokens.values()} == {HOME_ORGANIZATION}
+    assert {ip.organization for ip in world.ips.values()} == {HOME_ORGANIZATION}
+    clock = VirtualClock()
+    target = mock_target(ReferenceMock(world, clock=clock), clock)
+    try:
+        assert api.allocate(target, Credential.bearer("valid", VALID), ALPHA, {"id": FREE.id}).status_code == 200
+    finally:
+        target.close()
+
+
+# --- the target fixtures' new keys ---------------------------------------------------------------------------------------
+def with_keys(tmp_path: Path, text: str) -> Path:
+    """A fixtures file: the valid token, the interface, and `text`."""
+    path = tmp_path / "target.yaml"
+    path.write_text("credentials:\n  valid: kc-test-token-00000000\nnetwork_interface: {id: vmnet_test0000000001}\n" + text, encoding="utf-8")
+    return path
+
+
+def test_the_new_keys_are_read_and_unset_ones_are_absent(tmp_path: Path) -> None:
+    """other_organization and the two credentials, from the file and the environment; an unset variable leaves its entry absent."""
+    text = ("other_organization:\n  ip_address: {id: ip_f0000000000001, address: 192.0.2.7}\n  network_interface: {id: vmnet_f000000000001}\n"
+            "credentials:\n  valid: kc-test-token-00000000\n  read_only: ${KC_READ_ONLY}\n  other_organization: ${KC_OTHER}\n")
+    path = tmp_path / "target.yaml"
+    path.write_text("network_interface: {id: vmnet_test0000000001}\n" + text, encoding="utf-8")
+    given = load_target_fixtures(path, environ={"KC_READ_ONLY": "kc-read-only-0000001", "KC_OTHER": "kc-other-0000001"})
+    assert given.other_organization == OtherOrganization(IPRef("ip_f0000000000001", "192.0.2.7"), "vmnet_f000000000001")
+    assert given.foreign_ip() == IPRef("ip_f0000000000001", "192.0.2.7") and given.foreign_interface() == "vmnet_f000000000001"
+    assert {"read_only", "other_organization"} <= set(given.credentials) and given.opted_out == frozenset()
+    unset = load_target_fixtures(path, environ={})
+    assert "read_only" not in unset.credentials and "other_organization" not in unset.credentials
+    bare = load_target_fixtures(with_keys(tmp_path, ""), environ={})
+    with pytest.raises(Exception, match=r"needs other_organization.ip_address in the target fixtures"):
+        bare.foreign_ip()
+    with pytest.raises(Exception, match=r"needs other_organization.network_interface in the target fixtures"):
+        bare.foreign_interface()
+
+
+def test_false_opts_out_of_the_new_promises(tmp_path: Path) -> None:
+    """`other_organization: false` and `credentials.read_only: false` are choices, said as the setting."""
+    path = tmp_path / "target.yaml"
+    path.write_text("credentials:\n  valid: kc-test-token-00000000\n  read_only: false\nnetwork_interface: {id: vmnet_test0000000001}\n"
+                    "other_organization: false\n", encoding="utf-8")
+    fixtures = load_target_fixtures(path, environ={})
+    assert fixtures.opted_out == {"credentials.read_only", "other_organization"}
+    assert fixtures.opt_out("other_organization") == "other_organization: false"
+    assert fixtures.opt_out("credentials.read_only") == "credentials.read_only: false"
+    assert fixtures.other_organization is None and "read_only" not in fixtures.credentials
+    assert load_target_fixtures(with_keys(tmp_path, ""), environ={}).opt_out("other_organization") is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("other_organization: true\n", "other_organization must be a mapping {ip_address: {id, address}, network_interface: {id}},"
+                                    " or false to opt out of its promises"),
+    ("other_organization: {ip_address: ip_f0000000000001}\n", "other_organization.ip_address must be a mapping"),
+    ("other_organization: {ip_address: {id: ip_f0000000000001}}\n", "other_organization.ip_address needs both id and address"),
+    ("other_organization: {network_interface: {id: 12}}\n", "other_organization.network_interface.id must be a string"),
+    ("other_organization: {vm: {id: vm_x}}\n", "unknown key other_organization.vm (known keys: ip_address, network_interface)"),
+    ("credentials:\n  valid: kc-test-token-00000000\n  other_organization: false\n",
+     "credentials.other_organization must be a token string or a mapping {headers: {Name: value}}"),
+])
+def test_a_mistyped_new_key_is_one_line_naming_it(tmp_path: Path, text: str, message: str) -> None:
+    """Each mistyped new key stops with one line naming the file, the key and what it must be."""
+    with pytest.raises(FixturesError) as error:
+        load_target_fixtures(with_keys(tmp_path, text), environ={})
+    assert message in str(error.value) and str(tmp_path) in str(error.value) and "\n" not in str(error.value)

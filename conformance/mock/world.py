@@ -15,6 +15,8 @@ from conformance.setup.paths import data_path
 SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DEFAULT_WORLD = data_path("fixtures", "mock-world.yaml")
+# The organization of every token, interface and IP that names none: a world file from before organizations has only this one.
+HOME_ORGANIZATION = "org_mockHome00000001"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Token:
     token: str
     scopes: tuple[str, ...]
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # A token sees only its organization's interfaces and IPs.
+    organization: str = HOME_ORGANIZATION
 
 
 @dataclass
@@ -34,6 +38,7 @@ class IPAddress:
     address: str
     network: str
     allocated_to: str | None
+    organization: str = HOME_ORGANIZATION
 
 
 @dataclass
@@ -58,14 +63,21 @@ class World:
         return copy.deepcopy(self)
 
 
+def organization_of(entry: dict[str, Any]) -> str:
+    """The organization an interface (as the world holds it) belongs to."""
+    return str(entry.get("organization") or HOME_ORGANIZATION)
+
+
 def load_world(path: Path = DEFAULT_WORLD) -> World:
-    """Read a world file."""
+    """Read a world file; an entry that names no organization belongs to the world's own (`organization`, else HOME_ORGANIZATION)."""
     raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+    home = str(raw.get("organization") or HOME_ORGANIZATION)
     tokens = {
         entry["token"]: Token(
             token=entry["token"],
             scopes=tuple(entry.get("scopes", ())),
             allowed_networks=tuple(ipaddress.ip_network(n) for n in entry.get("allowed_networks", ())),
+            organization=str(entry.get("organization") or home),
         )
         for entry in raw["tokens"]
     }
@@ -76,6 +88,6 @@ def load_world(path: Path = DEFAULT_WORLD) -> World:
         tokens=tokens,
         capabilities_tokens=frozenset(raw.get("capabilities_tokens", ())),
         networks={n["id"]: dict(n) for n in raw["networks"]},
-        interfaces={i["id"]: dict(i) for i in raw["network_interfaces"]},
-        ips={ip["id"]: IPAddress(**ip) for ip in raw["ip_addresses"]},
+        interfaces={i["id"]: {**i, "organization": str(i.get("organization") or home)} for i in raw["network_interfaces"]},
+        ips={ip["id"]: IPAddress(**{**ip, "organization": str(ip.get("organization") or home)}) for ip in raw["ip_addresses"]},
     )
