@@ -18,9 +18,10 @@ from conformance.mock.app import MockRequest, MockResponse, ReferenceMock, Virtu
 from conformance.mock.inprocess import mock_target
 from conformance.mock.mutants import mock_class
 from conformance.mock.server import MockServer
-from conformance.mock.world import DEFAULT_WORLD, HOME_ORGANIZATION, load_world
+from conformance.mock.world import DEFAULT_WORLD, HOME_ORGANIZATION, Token, load_world
 from conformance.setup.command import FAILED
 from conformance.setup.fixtures import Credential, FixturesError, IPRef, OtherOrganization, load_target_fixtures
+from conformance.setup.paths import data_path
 from conformance.tools import doctor
 from conformance.wire import api
 from conformance.wire.exchange import error_code, error_detail
@@ -50,10 +51,29 @@ def fixtures_file(tmp_path: Path, **credentials: str) -> Path:
     return path
 
 
-def preflight_of(path: Path, mutant: str | None = None) -> Preflight:
-    """The preflight's findings for these fixtures against an in-process mock (or mutant)."""
+def edited(tmp_path: Path, **values: Any) -> Path:
+    """The mock's target fixtures with values replaced at dotted keys (`other_organization.ip_address`); None removes the key."""
+    data: dict[str, Any] = yaml.safe_load(MOCK_TARGET_YAML.read_text(encoding="utf-8"))
+    for dotted, value in values.items():
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    path = tmp_path / "target-edited.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def preflight_of(path: Path, mutant: str | None = None, tokens: tuple[Token, ...] = ()) -> Preflight:
+    """The preflight's findings for these fixtures against an in-process mock (or mutant) whose world also knows `tokens`."""
     clock = VirtualClock()
-    target = mock_target(mock_class(mutant)(load_world(DEFAULT_WORLD), clock=clock), clock)
+    world = load_world(DEFAULT_WORLD)
+    world.tokens.update({token.token: token for token in tokens})
+    target = mock_target(mock_class(mutant)(world, clock=clock), clock)
     try:
         return preflight(target, load_target_fixtures(path, environ={}))
     finally:
@@ -131,20 +151,22 @@ def test_a_without_scope_token_that_is_the_valid_one_is_still_a_setup_problem(tm
     assert found.doubts == []
 
 
-def test_the_preflight_probes_name_objects_that_do_not_exist() -> None:
-    """Every allocate_ip and unallocate the preflight sends names the probe's ids: it passes argument checks and can change nothing."""
+@pytest.mark.parametrize("valid", [VALID, IPS_ONLY], ids=["interface-read", "least-privilege"])
+def test_the_preflight_probes_name_objects_that_do_not_exist(valid: str, tmp_path: Path) -> None:
+    """Every allocate_ip and unallocate the preflight sends, every key given (least privilege too), names an IP no target has:
+    it passes argument checks and changes nothing."""
     clock = VirtualClock()
     mock = ReferenceMock(load_world(DEFAULT_WORLD), clock=clock)
     target = mock_target(mock, clock)
-    changes: list[bytes] = []
-    target.observers.append(lambda response: changes.append(response.request.content) if response.request.method == "POST" else None)
+    posts: list[bytes] = []
+    target.observers.append(lambda response: posts.append(response.request.content) if response.request.method == "POST" else None)
     try:
-        found = preflight(target, load_target_fixtures(MOCK_TARGET_YAML, environ={}))
+        found = preflight(target, load_target_fixtures(edited(tmp_path, **{"credentials.valid": valid}), environ={}))
     finally:
         target.close()
     assert found.ok and found.doubts == []
-    assert changes and all(PROBE_IP_ID.encode() in body for body in changes)
-    assert {ip.id: ip.allocated_to for ip in mock.world.ips.values()} == {ip.id: ip.allocated_to for ip in mock.pristine.ips.values()}
+    assert posts and all(PROBE_IP_ID.encode() in body for body in posts), posts
+    assert all(ip.allocated_to == mock.pristine.ips[ip.id].allocated_to for ip in mock.world.ips.values())
 
 
 def test_doctor_says_usable_with_doubts_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -155,6 +177,79 @@ def test_doctor_says_usable_with_doubts_and_exits_1(tmp_path: Path, capsys: pyte
     assert code == FAILED, shown
     assert "setup usable, 1 doubt(s)" in shown and "doubt: credentials.without_scope is served past the scope check" in shown
     assert IPS_ONLY not in shown
+
+
+def test_the_shipped_fixtures_pass_with_every_new_key_checked() -> None:
+    """The mock's fixtures name every new key: no problem, no doubt, within the 20 requests, and the foreign IP's starting holder."""
+    found = preflight_of(MOCK_TARGET_YAML)
+    assert found.problems == [] and found.doubts == [] and found.notes == []
+    assert 0 < found.requests <= 20
+    assert found.foreign_holders == {FOREIGN_IP: None}
+
+
+def test_an_unknown_read_only_token_is_a_setup_problem(tmp_path: Path) -> None:
+    """A read-only token the server does not know is certainly the setup's: exit 6, naming the key."""
+    found = preflight_of(edited(tmp_path, **{"credentials.read_only": "kmock-unknown-00000001"}))
+    assert found.problems == ["credentials.read_only is refused as invalid_api_token: the token is unknown or expired; renew it"
+                              f" (in {tmp_path / 'target-edited.yaml'})"]
+    assert found.doubts == []
+
+
+def test_a_read_only_token_holding_the_scope_is_a_doubt_of_its_promise(tmp_path: Path) -> None:
+    """Served past allocate_ip's scope (and unallocate's): the token holds ip_addresses, or the server takes the read scope for it."""
+    found = preflight_of(edited(tmp_path, **{"credentials.read_only": IPS_ONLY}))
+    (doubt,) = found.doubts
+    assert (doubt.key, doubt.promise) == ("credentials.read_only", "read-only token refused") and found.problems == []
+    assert "either the token holds ip_addresses" in doubt.message and "or the server takes ip_addresses:read" in doubt.message
+
+
+def test_a_read_only_token_that_cannot_read_is_a_doubt_of_its_promise(tmp_path: Path) -> None:
+    """Refused a read for scope: the token lacks ip_addresses:read, or the server refuses the read scope; a doubt, not a problem."""
+    scopeless = Token("kmock-scopeless-0000001", ())
+    found = preflight_of(edited(tmp_path, **{"credentials.read_only": scopeless.token}), tokens=(scopeless,))
+    (doubt,) = found.doubts
+    assert (doubt.key, doubt.promise) == ("credentials.read_only", "read-only token refused") and found.problems == []
+    assert "either the token lacks ip_addresses:read" in doubt.message and "or the server refuses the read scope" in doubt.message
+
+
+OWN_IP = {"id": "ip_mockFree000000003", "address": "2a03:2800:b:1::42"}
+
+
+def test_another_organizations_ip_the_valid_token_can_read_is_a_doubt(tmp_path: Path) -> None:
+    """An "other organization" IP credentials.valid reads: a fixture mistake or a leaking read path, named both; not a problem."""
+    found = preflight_of(edited(tmp_path, **{"other_organization.ip_address": OWN_IP, "credentials.other_organization": None}))
+    (doubt,) = found.doubts
+    assert (doubt.key, doubt.promise) == ("other_organization.ip_address", "another organization's IP not found") and found.problems == []
+    assert "either it is not another organization's IP" in doubt.message
+    assert "or the server lets one organization read another's IPs" in doubt.message
+
+
+@pytest.mark.parametrize("valid", [VALID, IPS_ONLY], ids=["interface-read", "least-privilege"])
+def test_another_organizations_interface_the_valid_token_finds_is_a_doubt(valid: str, tmp_path: Path) -> None:
+    """Read where the token may read interfaces, else looked up by allocate_ip with an IP no target has: found, it is a doubt."""
+    path = edited(tmp_path, **{"other_organization.network_interface": {"id": "vmnet_mockBravo000001"},
+                               "credentials.other_organization": None, "credentials.valid": valid})
+    found = preflight_of(path)
+    (doubt,) = found.doubts
+    assert (doubt.key, doubt.promise) == ("other_organization.network_interface", "another organization's interface not found")
+    assert "either it is not another organization's interface" in doubt.message and found.problems == []
+    assert found.requests <= 20
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"other_organization.ip_address": OWN_IP},
+     "other_organization.ip_address ip_mockFree000000003 does not exist for credentials.other_organization (404 ip_address_not_found)"),
+    ({"other_organization.network_interface": {"id": "vmnet_mockAlpha000001"}},
+     "other_organization.network_interface vmnet_mockAlpha000001 does not exist for credentials.other_organization"),
+    ({"other_organization.ip_address": {"id": "ip_mockForeign000001", "address": "185.199.221.99"}},
+     "other_organization.ip_address ip_mockForeign000001 has the address 185.199.221.30, not 185.199.221.99"),
+    ({"credentials.other_organization": "kmock-unknown-00000001"}, "credentials.other_organization is refused as invalid_api_token"),
+], ids=["ip-not-theirs", "interface-not-theirs", "wrong-address", "unknown-token"])
+def test_another_organizations_objects_missing_for_its_own_token_are_a_setup_problem(values: dict[str, Any], expected: str,
+                                                                                    tmp_path: Path) -> None:
+    """With credentials.other_organization, the foreign objects must exist for it: else their ids are certainly wrong (exit 6)."""
+    found = preflight_of(edited(tmp_path, **values))
+    assert [problem for problem in found.problems if problem.startswith(expected)], found.problems
 
 
 # --- the run ----------------------------------------------------------------------------------------------------------
@@ -283,3 +378,132 @@ def test_a_mistyped_new_key_is_one_line_naming_it(tmp_path: Path, text: str, mes
     with pytest.raises(FixturesError) as error:
         load_target_fixtures(with_keys(tmp_path, text), environ={})
     assert message in str(error.value) and str(tmp_path) in str(error.value) and "\n" not in str(error.value)
+
+
+# --- the new promises, run -----------------------------------------------------------------------------------------------
+NEW_TESTS = ("test_read_only_token_may_not_allocate", "test_another_organizations_ip_is_not_found[id]",
+             "test_another_organizations_ip_is_not_found[address]", "test_fixture_ip_to_another_organizations_interface_is_not_found")
+NEW_PROMISES = ("read-only token refused", "another organization's IP not found", "another organization's interface not found")
+
+
+def in_process_run(pytester: pytest.Pytester, fixtures: Path, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """The suite in this process against the embedded mock, with its JSON report."""
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--target-fixtures", str(fixtures),
+                                          "--conformance-report", str(report), *args)
+    return result, json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
+
+
+def outcomes_of(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each test's outcome and reason in a JSON report."""
+    return {test["test"]: (test["outcome"], test["reason"]) for promise in report["promises"] for test in promise["tests"]}
+
+
+def findings_of(report: dict[str, Any], promise: str) -> list[dict[str, Any]]:
+    """The findings a JSON report charges to one promise."""
+    return [finding for finding in report["findings"] if finding["promise"] == promise]
+
+
+FOREIGN_BOTH_CAUSES = ("either it is not another organization's IP", "or the server lets one organization read another's IPs")
+
+
+def test_the_new_promises_conform_on_the_faithful_mock(pytester: pytest.Pytester) -> None:
+    """In process, with the shipped fixtures: each new scenario runs and its promise conforms."""
+    result, report = in_process_run(pytester, MOCK_TARGET_YAML, "-k", "test_authorization")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert {test: outcome for test, (outcome, _) in outcomes_of(report).items() if test in NEW_TESTS} == dict.fromkeys(NEW_TESTS, "passed")
+    assert all(verdicts(report)[promise] == "conforms" for promise in NEW_PROMISES)
+
+
+def test_the_new_keys_unset_skip_naming_them(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Without the new keys, each new scenario is skipped with a reason naming the key it needs, and its promise is not provoked."""
+    path = edited(tmp_path, **{"credentials.read_only": None, "credentials.other_organization": None, "other_organization": None})
+    result, report = in_process_run(pytester, path, "-k", "test_authorization")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    outcomes = outcomes_of(report)
+    for test, key in zip(NEW_TESTS, ("credentials.read_only", "other_organization.ip_address", "other_organization.ip_address",
+                                     "other_organization.network_interface"), strict=True):
+        outcome, reason = outcomes[test]
+        assert outcome == "skipped" and reason.startswith(f"needs {key} in the target fixtures"), (test, outcome, reason)
+    assert all(verdicts(report)[promise] == "not provoked" for promise in NEW_PROMISES)
+
+
+def test_a_fixture_naming_an_ip_the_valid_token_reads_as_another_organizations_is_a_finding_naming_both_causes(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """In process and live, an "other organization" IP that credentials.valid can read fails its promise naming both causes:
+    never exit 6, never green, and no allocation of it is asked for."""
+    path = edited(tmp_path, **{"other_organization.ip_address": OWN_IP, "credentials.other_organization": None})
+    selection = ("-k", "another_organizations_ip")
+    in_process, report = in_process_run(pytester, path, *selection)
+    assert in_process.ret == FAILED, in_process.stdout.str()[-3000:]
+    (finding,) = findings_of(report, "another organization's IP not found")
+    assert finding["check"] == "organization isolation" and all(cause in finding["received"] for cause in FOREIGN_BOTH_CAUSES)
+    with served() as (url, seen):
+        live, report = live_run(pytester, url, path, *selection)
+    assert live.ret == FAILED, live.stdout.str()[-3000:]
+    assert "setup usable, 1 doubt(s)" in live.stdout.str()
+    (finding,) = findings_of(report, "another organization's IP not found")
+    assert finding["check"] == "preflight doubt" and all(cause in finding["received"] for cause in FOREIGN_BOTH_CAUSES)
+    for test in NEW_TESTS[1:3]:
+        outcome, reason = outcomes_of(report)[test]
+        assert outcome == "skipped" and "the preflight doubts other_organization.ip_address" in reason, (test, outcome, reason)
+    asked = [body for _, method, path, body in seen.requests if method == "POST" and path.endswith("/allocate_ip")]
+    assert not [body for body in asked if OWN_IP["id"].encode() in body or OWN_IP["address"].encode() in body]
+
+
+def upgraded_ci_fixtures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **opt_outs: Any) -> Path:
+    """A README CI job's ci/staging.yaml from before the new keys (what `init ci` wrote then), filled in with the mock's ids, its
+    secrets in the environment as the job sets them; `opt_outs` are added to it."""
+    data: dict[str, Any] = yaml.safe_load(data_path("fixtures", "staging.example.yaml").read_text(encoding="utf-8"))
+    for key in ("read_only", "other_organization"):
+        data["credentials"].pop(key)
+    data.pop("other_organization")
+    mock = load_target_fixtures(MOCK_TARGET_YAML, environ={})
+    held, private = mock.ip("allocated_elsewhere"), mock.ip("invalid_for_interface")
+    data["network_interface"]["id"], data["other_network_interface"]["id"] = mock.network_interface_id, mock.other_network_interface_id
+    data["ip_addresses"] = {"allocatable": [{"id": ip.id, "address": ip.address} for ip in mock.allocatable[:2]],
+                            "allocated_elsewhere": {"id": held.id, "address": held.address},
+                            "invalid_for_interface": {"id": private.id, "address": private.address}}
+    for dotted, value in opt_outs.items():
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    for variable, key in (("KATAPULT_API_TOKEN", "valid"), ("KATAPULT_TOKEN_WITHOUT_SCOPE", "without_scope"),
+                          ("KATAPULT_TOKEN_NETWORK_RESTRICTED", "network_restricted"), ("KATAPULT_INVALID_CAPABILITIES", "invalid_capabilities")):
+        monkeypatch.setenv(variable, mock.credential(key).headers["Authorization"].removeprefix("Bearer "))
+    path = tmp_path / "staging.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+GATE = ("--require-complete", "--strict-baseline", "--conformance-max-examples", "5")
+
+
+def test_an_upgraded_ci_job_without_the_new_keys_is_red_naming_each_key_and_its_opt_out(
+        pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README job's gate (--require-complete) on fixtures from before the new keys: red, and its one line says, for each
+    new promise, the key to set and the opt-out."""
+    result, report = in_process_run(pytester, upgraded_ci_fixtures(tmp_path, monkeypatch), *GATE)
+    output = result.stdout.str()
+    assert result.ret == FAILED, output[-3000:]
+    (line,) = [line for line in output.splitlines() if line.startswith("run fails:")]
+    assert line.startswith("run fails: 3 promise(s) not judged (--require-complete):"), line
+    for expected in ("read-only token refused not provoked (set credentials.read_only in the target fixtures, or opt out with"
+                     " credentials.read_only: false)",
+                     "another organization's IP not found not provoked (set other_organization.ip_address in the target fixtures,"
+                     " or opt out with other_organization: false)",
+                     "another organization's interface not found not provoked (set other_organization.network_interface in the"
+                     " target fixtures, or opt out with other_organization: false)"):
+        assert expected in line, line
+    assert [promise["promise"] for promise in report["not_judged"]] == list(NEW_PROMISES)
+
+
+def test_an_upgraded_ci_job_that_opts_out_is_green(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same job with `credentials.read_only: false` and `other_organization: false`: green, the new promises opted out."""
+    path = upgraded_ci_fixtures(tmp_path, monkeypatch, **{"credentials.read_only": False, "other_organization": False})
+    result, report = in_process_run(pytester, path, *GATE)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert {promise: verdicts(report)[promise] for promise in NEW_PROMISES} == dict.fromkeys(NEW_PROMISES, "opted out")
+    assert report["status"] == "passed" and report["complete"]

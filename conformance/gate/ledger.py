@@ -32,9 +32,9 @@ class Drift:
         return text + (f"; to restore it run: {self.fix}" if self.fix else "")
 
 
-def curl(base_url: str, path: str, body: object) -> str:
-    """A command that sends one request with the valid token from the environment (never its value)."""
-    return (f"curl -sS -X POST '{base_url}{path}' -H \"Authorization: Bearer {TOKEN_VARIABLE}\""
+def curl(base_url: str, path: str, body: object, token_variable: str = TOKEN_VARIABLE) -> str:
+    """A command that sends one request with a token from the environment (the valid one's unless named; never its value)."""
+    return (f"curl -sS -X POST '{base_url}{path}' -H \"Authorization: Bearer {token_variable}\""
             f" -H 'Content-Type: application/json' -d '{json.dumps(body)}'")
 
 
@@ -117,6 +117,13 @@ class AllocationLedger:
             self.started[ip] = self.holder(ip)
         self.dirty.add(ip)
         return self.holder(ip)
+
+    def suspect(self, ips: Iterable[IPRef]) -> None:
+        """IPs a request may have moved though it named none: read afresh when next asked, put back at the test's end."""
+        chosen = set(ips) & set(self.started)
+        with self.lock:
+            self.stale |= chosen
+            self.dirty |= chosen
 
     def touch_free(self, ip: IPRef) -> None:
         """Touch an IP a test needs free; held now (an earlier deviation was not put back), the test is not reached."""

@@ -7,9 +7,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from conformance.cases.authorization import (
+    FOREIGN_INTERFACE,
+    FOREIGN_IP,
+    READ_ONLY,
+    foreign_interface_visible,
+    foreign_ip_readable,
+    read_only_cannot_read,
+)
 from conformance.contract.checks import served_past_scope
 from conformance.gate.machines import ANSWERS_SOURCE, READ_SOURCE
-from conformance.setup.fixtures import Credential, IPRef, TargetFixtures
+from conformance.setup.fixtures import Credential, IPRef, OtherOrganization, TargetFixtures
 from conformance.wire.api import holder_in, read_refusal
 from conformance.wire.exchange import json_body
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH
@@ -19,10 +27,11 @@ API_BASE_HINT = "is --target-url the API base, ending in /core/v1?"
 # What each credential must be, for a message naming a key given another's token.
 WANTED = {"valid": "a token with the ip_addresses scope", "without_scope": "a token without the ip_addresses scope",
           "network_restricted": "a token restricted to networks other than this client's",
-          "invalid_capabilities": "a capabilities token the server refuses"}
-# What each optional credential must be refused with; a credential refused as unknown is a setup mistake.
+          "invalid_capabilities": "a capabilities token the server refuses", "read_only": "a token granted only ip_addresses:read",
+          "other_organization": "a token of the organization other_organization names"}
+# What each optional credential must be refused with on allocate_ip; a credential refused as unknown is a setup mistake.
 REFUSED_AS = {"without_scope": "scope_not_granted", "network_restricted": "unauthorized_network_for_api_token",
-              "invalid_capabilities": "invalid_capabilities_token"}
+              "invalid_capabilities": "invalid_capabilities_token", "read_only": "scope_not_granted"}
 # An IP id no target can have (real ids have no hyphen): looking it up allocates nothing.
 PROBE_IP_ID = "ip_conformance-preflight-probe"
 # An interface id no target can have. A probe of both passes every argument check, so it reaches authentication, the scope
@@ -31,8 +40,10 @@ PROBE_IP_ID = "ip_conformance-preflight-probe"
 PROBE_INTERFACE_ID = "vmnet_conformance-preflight-probe"
 PROBE_BODY = {"virtual_machine_network_interface": {"id": PROBE_INTERFACE_ID}, "ip_address": {"id": PROBE_IP_ID}}
 UNALLOCATE_PROBE = {"ip_address": {"id": PROBE_IP_ID}}
-# The promise a token documented as lacking allocate_ip's scope speaks for, when the server serves it anyway.
-SCOPE_PROMISES = {"without_scope": "403 scope_not_granted"}
+# A token documented as lacking allocate_ip's scope that the server serves anyway: the promise it fails, and the server's side
+# of the doubt (the setup's side is that the token holds the scope).
+SCOPE_PROMISES = {"without_scope": ("403 scope_not_granted", "the server ignores scopes"),
+                  "read_only": (READ_ONLY, "the server takes ip_addresses:read for the ip_addresses scope")}
 MAX_REQUESTS = 20
 
 
@@ -64,6 +75,8 @@ class Preflight:
     # Setup mistakes or server faults the wire cannot tell apart: the run goes on, failing each one's promise.
     doubts: list[Doubt] = field(default_factory=list)
     holders: dict[IPRef, str | None] = field(default_factory=dict)
+    # The other organization's IP as its own token reads it (with credentials.other_organization): who holds it to start with.
+    foreign_holders: dict[IPRef, str | None] = field(default_factory=dict)
     machines: dict[str, str] = field(default_factory=dict)
     networks: dict[str, str] = field(default_factory=dict)
     # Why the token may not read interfaces (naming the scope), when it may not: their machines come from allocate_ip's 200s.
@@ -94,6 +107,8 @@ class Preflight:
             lines.append(f"interface virtual machines from {self.machine_source}")
         lines += [f"interface {interface} is on virtual machine {machine}" for interface, machine in self.machines.items()]
         lines += [f"{ip.id} ({ip.address}) starts {'held by ' + holder if holder else 'free'}" for ip, holder in self.holders.items()]
+        lines += [f"other_organization.ip_address {ip.id} ({ip.address}) starts {'held by ' + holder if holder else 'free'}"
+                  f" (as credentials.other_organization reads it)" for ip, holder in self.foreign_holders.items()]
         lines.append(f"preflight sent {self.requests} request{'' if self.requests == 1 else 's'}")
         return lines
 
@@ -107,7 +122,9 @@ def code_of(response: httpx.Response) -> str | None:
 
 
 def said(response: httpx.Response) -> str:
-    """Status and error code, for a message."""
+    """Status and error code (a success has none), for a message."""
+    if 200 <= response.status_code < 300:
+        return str(response.status_code)
     return f"{response.status_code} {code_of(response) or '(no error code)'}"
 
 
@@ -135,6 +152,8 @@ class Checker:
         self.duplicates: set[str] = set()
         # Tokens documented as lacking allocate_ip's scope that it served: asked again on unallocate once everything else is checked.
         self.served: list[tuple[str, Credential, httpx.Response]] = []
+        # Credentials the server does not know (a problem already): nothing more is asked with them.
+        self.unknown: set[str] = set()
 
     def send(self, method: str, path: str, credential: Credential | None = None, **kwargs: Any) -> httpx.Response:
         # Unpaced: a dozen requests do not need it, and the pacer's own judgement of the headers is the tests' job.
@@ -150,8 +169,10 @@ class Checker:
                 self.ips()
                 self.unread_interfaces_exist()
                 self.other_credentials()
+                self.other_organization()
                 for key, credential, allocated in self.served:
                     self.scope_served(key, credential, allocated)
+                self.read_only_reads()
         except TargetUnreachable as error:
             raise SetupUnreachable(f"{error}{self.transport_hint(str(error))}") from None
         finally:
@@ -329,6 +350,7 @@ class Checker:
             response = self.send("POST", ALLOCATE_PATH, credential, json=PROBE_BODY)
             code = code_of(response)
             if code == "invalid_api_token" and expected != "invalid_capabilities_token" and "Authorization" in credential.headers:
+                self.unknown.add(key)
                 self.problem(f"credentials.{key} is refused as invalid_api_token: the token is unknown or expired; renew it ({self.where})")
             elif key in SCOPE_PROMISES and served_past_scope(response):
                 self.served.append((key, credential, response))
@@ -349,11 +371,109 @@ class Checker:
             answers = f"allocate_ip answered {said(allocated)} and unallocate {said(response)}"
         else:
             answers = f"allocate_ip answered {said(allocated)} (unallocate was not asked: the preflight's {MAX_REQUESTS} requests are spent)"
-        self.doubt(f"credentials.{key}", SCOPE_PROMISES[key],
+        promise, server = SCOPE_PROMISES[key]
+        self.doubt(f"credentials.{key}", promise,
                    f"credentials.{key} is served past the scope check ({answers} to requests naming objects that do not exist, where a"
                    " token without the ip_addresses scope gets 403 scope_not_granted): either the token holds ip_addresses (a setup"
-                   f" mistake: give {WANTED[key]}) or the server ignores scopes; its scenarios are not run and nothing is sent with it"
-                   f" ({self.where})")
+                   f" mistake: give {WANTED[key]}) or {server}; its scenarios are not run and nothing is sent with it ({self.where})")
+
+    def other_organization(self) -> None:
+        """Another organization's objects exist for its own token (else their ids are wrong: certain), and credentials.valid finds
+        neither (else the fixtures name this organization's own, or the server leaks across organizations: a doubt)."""
+        named = self.fixtures.other_organization
+        if named is None:
+            return
+        token = self.fixtures.credentials.get("other_organization")
+        if token is not None and "other_organization" not in self.duplicates:
+            self.foreign_objects_exist(token, named)
+        if named.ip_address is not None:
+            self.foreign_ip_hidden(named.ip_address)
+        if named.network_interface_id is not None:
+            self.foreign_interface_hidden(named.network_interface_id)
+
+    def foreign_objects_exist(self, token: Credential, named: OtherOrganization) -> None:
+        """Read the other organization's IP and interface with its own token: a 404 means the fixtures name them wrongly."""
+        reads = []
+        if named.ip_address is not None:
+            reads.append(("other_organization.ip_address", named.ip_address.id, READ_IP_PATH, "ip_address", "ip_address_not_found"))
+        if named.network_interface_id is not None:
+            reads.append(("other_organization.network_interface", named.network_interface_id, READ_INTERFACE_PATH,
+                          "virtual_machine_network_interface", "virtual_machine_network_interface_not_found"))
+        for key, object_id, path, argument, not_found in reads:
+            response = self.send("GET", path, token, params={f"{argument}[id]": object_id})
+            code = code_of(response)
+            if code == "invalid_api_token" and "Authorization" in token.headers:
+                self.problem(f"credentials.other_organization is refused as invalid_api_token: the token is unknown or expired; renew it"
+                             f" ({self.where})")
+                return
+            if code == not_found:
+                self.problem(f"{key} {object_id} does not exist for credentials.other_organization ({said(response)}); fix its id, or give"
+                             f" a token of the organization it belongs to ({self.where})")
+            elif response.status_code != 200:
+                self.note(f"credentials.other_organization may not read {key} {object_id} ({said(response)}): whether it exists, and what"
+                          " becomes of it, is not seen")
+            elif named.ip_address is not None and path == READ_IP_PATH:
+                self.foreign_ip_read(named.ip_address, response)
+
+    def foreign_ip_read(self, ip: IPRef, response: httpx.Response) -> None:
+        """The other organization's IP as its token reads it: at the fixtures' address; its holder is its starting state."""
+        body = json_body(response) or {}
+        address = body["ip_address"].get("address") if isinstance(body.get("ip_address"), dict) else None
+        if isinstance(address, str) and address != ip.address:
+            self.problem(f"other_organization.ip_address {ip.id} has the address {address}, not {ip.address}; fix its address ({self.where})")
+        self.found.foreign_holders[ip] = holder_in(body)
+
+    def foreign_ip_hidden(self, ip: IPRef) -> None:
+        """credentials.valid cannot read the other organization's IP (404 ip_address_not_found)."""
+        if not self.room():
+            self.note(f"not checked: whether credentials.valid can read other_organization.ip_address {ip.id} (the preflight's"
+                      f" {MAX_REQUESTS} requests are spent); its scenarios check it first")
+            return
+        response = self.send("GET", READ_IP_PATH, self.valid, params={"ip_address[id]": ip.id})
+        if response.status_code == 200:
+            self.doubt("other_organization.ip_address", FOREIGN_IP,
+                       f"{foreign_ip_readable(ip, said(response))}; its scenarios are not run ({self.where})")
+        elif code_of(response) != "ip_address_not_found":
+            self.note(f"credentials.valid got {said(response)} reading other_organization.ip_address {ip.id}, not 404 ip_address_not_found;"
+                      " the scenarios will judge it")
+
+    def foreign_interface_hidden(self, interface: str) -> None:
+        """credentials.valid does not find the other organization's interface: read where it may, else looked up by allocate_ip."""
+        if not self.room():
+            self.note(f"not checked: whether credentials.valid finds other_organization.network_interface {interface} (the preflight's"
+                      f" {MAX_REQUESTS} requests are spent); its scenario checks it first where the token may read interfaces")
+            return
+        if self.found.interface_read_refused is None:
+            response = self.send("GET", READ_INTERFACE_PATH, self.valid, params={"virtual_machine_network_interface[id]": interface})
+            visible, how = response.status_code == 200, f"GET {READ_INTERFACE_PATH} answered {said(response)}"
+        else:
+            # Least privilege: allocate_ip looks the interface up before the IP, and the probe's IP exists nowhere: nothing is allocated.
+            body = {"virtual_machine_network_interface": {"id": interface}, "ip_address": {"id": PROBE_IP_ID}}
+            response = self.send("POST", ALLOCATE_PATH, self.valid, json=body)
+            visible = code_of(response) == "ip_address_not_found"
+            how = f"allocate_ip for an IP no target has answered {said(response)}, past the interface lookup"
+        if visible:
+            self.doubt("other_organization.network_interface", FOREIGN_INTERFACE,
+                       f"{foreign_interface_visible(interface, how)}; its scenario is not run ({self.where})")
+        elif code_of(response) != "virtual_machine_network_interface_not_found":
+            self.note(f"credentials.valid got {said(response)} for other_organization.network_interface {interface}, not 404"
+                      " virtual_machine_network_interface_not_found; the scenario will judge it")
+
+    def read_only_reads(self) -> None:
+        """credentials.read_only may read IPs: GET ip_address of an IP no target has gets past the scope check (404)."""
+        credential = self.fixtures.credentials.get("read_only")
+        if credential is None or {"read_only"} & (self.duplicates | self.unknown) or self.found.doubted("credentials.read_only"):
+            return
+        if not self.room():
+            self.note(f"not checked: whether credentials.read_only may read IPs (the preflight's {MAX_REQUESTS} requests are spent); its"
+                      " scenario checks it")
+            return
+        response = self.send("GET", READ_IP_PATH, credential, params={"ip_address[id]": PROBE_IP_ID})
+        if code_of(response) == "scope_not_granted":
+            self.doubt("credentials.read_only", READ_ONLY, f"{read_only_cannot_read(said(response))}; its scenario is not run ({self.where})")
+        elif code_of(response) != "ip_address_not_found" and response.status_code != 200:
+            self.note(f"credentials.read_only got {said(response)} reading an IP no target has, not 404 ip_address_not_found; the scenario"
+                      " will judge it")
 
     def problem(self, message: str) -> None:
         self.found.problems.append(message)

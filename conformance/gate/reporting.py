@@ -24,6 +24,7 @@ from conformance.contract.promises import (
     FAILED,
     FAILS,
     MARKER,
+    NOT_PROVOKED,
     OPTED_OUT,
     PASSED,
     PROMISES,
@@ -185,6 +186,12 @@ def run_order(item: pytest.Item) -> int:
         return len(SUITE_ORDER) + 1
     module = getattr(getattr(item, "module", None), "__name__", "")
     return SUITE_ORDER.index(module) if module in SUITE_ORDER else len(SUITE_ORDER)
+
+
+def not_judged_text(verdict: PromiseVerdict) -> str:
+    """A promise a complete run lacks, and, where the target fixtures cannot provoke it, the key to set and the opt-out."""
+    how = verdict.promise.to_provoke() if verdict.verdict == NOT_PROVOKED else ""
+    return f"{verdict.promise.id} {verdict.verdict}" + (f" ({how})" if how else "")
 
 
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
@@ -379,7 +386,7 @@ class ConformanceReporter:
         missing = [] if setup_problems else self.not_judged(verdicts)
         if self.suite.require_complete and missing:
             problems.append(Problem("require-complete", f"{len(missing)} promise(s) not judged (--require-complete): "
-                                    + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing)))
+                                    + "; ".join(not_judged_text(v) for v in missing)))
         self.summary = Summary(
             target=target_description(self.suite),
             verdicts=verdicts,
