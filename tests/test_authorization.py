@@ -16,18 +16,21 @@ from conftest import MOCK_TARGET_YAML
 from conformance.gate.preflight import PROBE_INTERFACE_ID, PROBE_IP_ID, Preflight, preflight
 from conformance.mock.app import MockRequest, MockResponse, ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
-from conformance.mock.mutants import mock_class
+from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.mock.server import MockServer
 from conformance.mock.world import DEFAULT_WORLD, HOME_ORGANIZATION, Token, load_world
-from conformance.setup.command import FAILED
+from conformance.setup.command import FAILED, SETUP
 from conformance.setup.fixtures import Credential, FixturesError, IPRef, OtherOrganization, load_target_fixtures
 from conformance.setup.paths import data_path
 from conformance.tools import doctor
+from conformance.tools import mutation as runner
 from conformance.wire import api
 from conformance.wire.exchange import error_code, error_detail
 from conformance.wire.transport import Target
 
 pytest_plugins = ["pytester"]
+# Each in-process run finds the suite's libraries already imported (see conftest.suite_imports_warm): about half its time.
+pytestmark = pytest.mark.usefixtures("suite_imports_warm")
 
 VALID = "kmock-valid-7d1e0c5a9b"
 IPS_ONLY = "kmock-ipsonly-4e6d0b8a35"
@@ -250,6 +253,21 @@ def test_another_organizations_objects_missing_for_its_own_token_are_a_setup_pro
     """With credentials.other_organization, the foreign objects must exist for it: else their ids are certainly wrong (exit 6)."""
     found = preflight_of(edited(tmp_path, **values))
     assert [problem for problem in found.problems if problem.startswith(expected)], found.problems
+
+
+# Mutants whose deviation the wire cannot tell from a setup mistake with the shipped fixtures: the preflight's doubts.
+DOUBTED_BY = {"every-operation-ignores-scopes": {"credentials.without_scope", "credentials.read_only"},
+              "another-organizations-ip-readable": {"other_organization.ip_address"}}
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_no_mutant_is_blamed_on_the_setup_and_a_doubt_fails_a_promise_the_mutant_breaks(name: str) -> None:
+    """With the shipped fixtures, no mutant is a setup problem; where one is a doubt, the doubt fails a promise it breaks."""
+    found = preflight_of(MOCK_TARGET_YAML, name)
+    assert found.problems == []
+    assert {doubt.key for doubt in found.doubts} == DOUBTED_BY.get(name, set()), found.doubts
+    assert all(doubt.promise in MUTANTS[name].breaks for doubt in found.doubts)
+    assert found.requests <= 20
 
 
 # --- the run ----------------------------------------------------------------------------------------------------------
@@ -478,7 +496,7 @@ def upgraded_ci_fixtures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **opt_
     return path
 
 
-GATE = ("--require-complete", "--strict-baseline", "--conformance-max-examples", "5")
+GATE = ("--require-complete", "--strict-baseline", "--conformance-max-examples", "1")
 
 
 def test_an_upgraded_ci_job_without_the_new_keys_is_red_naming_each_key_and_its_opt_out(
@@ -507,3 +525,79 @@ def test_an_upgraded_ci_job_that_opts_out_is_green(pytester: pytest.Pytester, tm
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert {promise: verdicts(report)[promise] for promise in NEW_PROMISES} == dict.fromkeys(NEW_PROMISES, "opted out")
     assert report["status"] == "passed" and report["complete"]
+
+
+# --- the mutants: each new one caught live and charged to its promise ------------------------------------------------
+FRAMEWORK_WIDE = ("every-operation-arguments-before-authentication", "every-operation-scope-after-arguments", "every-operation-ignores-scopes")
+NEW_MUTANTS = ("read-scope-allocates", "another-organizations-ip-allocated", "allocated-to-another-organizations-interface",
+               "another-organizations-ip-readable", *FRAMEWORK_WIDE)
+# What judges them (and the scope and order-of-checks scenarios the framework-wide ones break): a live run of seconds.
+SELECTED = ("-k", "test_scenario and (order or scope) or test_authorization")
+# The promise each framework-wide mutant must fail live, with a correct without_scope token (the preflight stopped such runs).
+MUST_FAIL = {"every-operation-arguments-before-authentication": "order of checks", "every-operation-scope-after-arguments": "order of checks",
+             "every-operation-ignores-scopes": "403 scope_not_granted"}
+
+
+@pytest.mark.parametrize("mutant", ["faithful", *NEW_MUTANTS])
+def test_each_new_mutant_is_caught_live_and_charged_to_its_promise(mutant: str, pytester: pytest.Pytester) -> None:
+    """Over loopback HTTP with the shipped fixtures: the faithful mock is green; each new mutant exits 1 (never 6), with failing
+    JUnit cases, and both reports fail only promises its deviation breaks."""
+    breaks = mock_class(mutant).breaks
+    junit = pytester.path / "junit.xml"
+    with served(None if mutant == "faithful" else mutant) as (url, _):
+        result, report = live_run(pytester, url, MOCK_TARGET_YAML, *SELECTED, "--junitxml", str(junit),
+                                  "--conformance-report", str(pytester.path / "report.md"))
+    output = result.stdout.str()
+    failing = [promise for promise, verdict in verdicts(report).items() if verdict == "fails"]
+    failed_cases = runner.parse_junit(junit).failed
+    markdown = (pytester.path / "report.md").read_text(encoding="utf-8")
+    if mutant == "faithful":
+        assert result.ret == 0 and failing == [] and failed_cases == [], output[-3000:]
+        return
+    assert result.ret == FAILED, output[-3000:]
+    assert failing and set(failing) <= set(breaks), (failing, breaks)
+    assert failed_cases and all(f"| {promise} | **fails** |" in markdown for promise in failing)
+    if mutant in MUST_FAIL:
+        assert MUST_FAIL[mutant] in failing, failing
+
+
+def test_another_organizations_ip_left_allocated_is_named_with_the_command_that_puts_it_back(pytester: pytest.Pytester) -> None:
+    """The foreign IP a broken server allocated to the fixture interface: the finding says so, that credentials.valid could not
+    put it back, and the command for the other organization's token (its variable, never its value); cleanup fails too."""
+    with served("another-organizations-ip-allocated") as (url, _):
+        result, report = live_run(pytester, url, MOCK_TARGET_YAML, "-k", "another_organizations_ip and id")
+    assert result.ret == FAILED, result.stdout.str()[-3000:]
+    (finding,) = findings_of(report, "another organization's IP not found")
+    assert (f"another organization's IP {FOREIGN_IP.id} ({FOREIGN_IP.address}) is now allocated to your interface {ALPHA}"
+            in finding["received"]), finding["received"]
+    assert "the suite could not put it back (unallocate with credentials.valid answered 404 ip_address_not_found)" in finding["received"]
+    assert "Bearer $KATAPULT_OTHER_ORGANIZATION_TOKEN" in finding["received"] and OTHER_ORGANIZATION not in json.dumps(report)
+    assert verdicts(report)["cleanup"] == "fails"
+
+
+@pytest.mark.parametrize("mutant", FRAMEWORK_WIDE)
+def test_against_a_framework_wide_fault_a_without_scope_token_equal_to_the_valid_one_still_exits_6(
+        mutant: str, pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The certain mix-up stays certain whatever the server's order of checks: exit 6 before any test, its line, no secret."""
+    with served(mutant) as (url, _):
+        result, _ = live_run(pytester, url, fixtures_file(tmp_path, without_scope=VALID))
+    output = result.stdout.str()
+    assert result.ret == SETUP, output[-3000:]
+    assert "katapult-conformance setup problem: credentials.without_scope is the same secret as credentials.valid" in output
+    assert VALID not in output and "passed" not in output
+
+
+def test_against_a_server_ignoring_scopes_everywhere_the_scope_tokens_are_doubts_and_their_scenarios_not_run(
+        pytester: pytest.Pytester) -> None:
+    """Both tokens documented as lacking ip_addresses are doubts: each promise fails naming both causes, and every request made
+    with either token is one of the preflight's probes."""
+    with served("every-operation-ignores-scopes") as (url, seen):
+        result, report = live_run(pytester, url, MOCK_TARGET_YAML, *SELECTED)
+    assert result.ret == FAILED and "setup usable, 2 doubt(s)" in result.stdout.str(), result.stdout.str()[-3000:]
+    for promise in ("403 scope_not_granted", "read-only token refused"):
+        (finding,) = findings_of(report, promise)
+        assert finding["check"] == "preflight doubt" and "either the token holds ip_addresses" in finding["received"]
+    outcome, reason = outcomes_of(report)["test_read_only_token_may_not_allocate"]
+    assert outcome == "skipped" and "the preflight doubts credentials.read_only" in reason
+    for token in ("kmock-noscope-2b8f4e61c3", READ_ONLY):
+        assert probes_only(seen.sent_with(token)), seen.sent_with(token)

@@ -98,7 +98,7 @@ class Preflight:
         return ANSWERS_SOURCE if self.interface_read_refused is not None else READ_SOURCE
 
     def lines(self) -> list[str]:
-        """What it found, one line each: problems first, then notes and the starting state of each fixture IP."""
+        """What it found, one line each: problems first, then doubts, notes and the starting state of each fixture IP."""
         lines = [f"setup problem: {problem}" for problem in self.problems]
         lines += [f"doubt: {doubt}" for doubt in self.doubts]
         lines += [f"note: {note}" for note in self.notes]
