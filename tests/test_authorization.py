@@ -45,15 +45,6 @@ PERMITTED = 1_000_000
 BOTH_CAUSES = ("either the token holds ip_addresses", "or the server ignores scopes")
 
 
-def fixtures_file(tmp_path: Path, **credentials: str) -> Path:
-    """The mock's target fixtures with some credentials replaced."""
-    data: dict[str, Any] = yaml.safe_load(MOCK_TARGET_YAML.read_text(encoding="utf-8"))
-    data["credentials"].update(credentials)
-    path = tmp_path / f"target-{'-'.join(sorted(credentials)) or 'shipped'}.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
-
-
 def edited(tmp_path: Path, **values: Any) -> Path:
     """The mock's target fixtures with values replaced at dotted keys (`other_organization.ip_address`); None removes the key."""
     data: dict[str, Any] = yaml.safe_load(MOCK_TARGET_YAML.read_text(encoding="utf-8"))
@@ -83,7 +74,7 @@ def preflight_of(path: Path, mutant: str | None = None, tokens: tuple[Token, ...
         target.close()
 
 
-class Seen:
+class Received:
     """Every request a served mock answered: the bearer token, method, path and body."""
 
     def __init__(self) -> None:
@@ -96,11 +87,11 @@ class Seen:
 
 
 @contextmanager
-def served(mutant: str | None = None) -> Iterator[tuple[str, Seen]]:
+def served(mutant: str | None = None) -> Iterator[tuple[str, Received]]:
     """The mock (or a mutant) served over loopback HTTP in this process, with an allowance no run reaches; what it was sent."""
     world = load_world(DEFAULT_WORLD)
     world.permitted = PERMITTED
-    seen = Seen()
+    seen = Received()
     base = mock_class(mutant)
 
     class Recording(base):  # type: ignore[valid-type,misc]
@@ -138,7 +129,7 @@ def probes_only(sent: list[tuple[str, str, bytes]]) -> bool:
 # --- the preflight ----------------------------------------------------------------------------------------------------
 def test_a_without_scope_token_holding_the_scope_is_a_doubt_naming_both_causes(tmp_path: Path) -> None:
     """Served by allocate_ip and unallocate alike, the token may hold the scope or the server may ignore scopes: a doubt, not a problem."""
-    found = preflight_of(fixtures_file(tmp_path, without_scope=IPS_ONLY))
+    found = preflight_of(edited(tmp_path, **{"credentials.without_scope": IPS_ONLY}))
     assert found.problems == [] and found.ok
     (doubt,) = found.doubts
     assert doubt.key == "credentials.without_scope" and doubt.promise == "403 scope_not_granted"
@@ -149,7 +140,7 @@ def test_a_without_scope_token_holding_the_scope_is_a_doubt_naming_both_causes(t
 
 def test_a_without_scope_token_that_is_the_valid_one_is_still_a_setup_problem(tmp_path: Path) -> None:
     """One secret under two keys is certainly the setup's: a problem (exit 6), and no doubt besides."""
-    found = preflight_of(fixtures_file(tmp_path, without_scope=VALID))
+    found = preflight_of(edited(tmp_path, **{"credentials.without_scope": VALID}))
     assert [problem for problem in found.problems if "credentials.without_scope is the same secret as credentials.valid" in problem]
     assert found.doubts == []
 
@@ -175,7 +166,7 @@ def test_the_preflight_probes_name_objects_that_do_not_exist(valid: str, tmp_pat
 def test_doctor_says_usable_with_doubts_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`doctor` prints each doubt and `setup usable, 1 doubt(s)`, exit 1 (a run would fail that promise); never the secret."""
     with served() as (url, _):
-        code = doctor.main(["--target-url", url, "--target-fixtures", str(fixtures_file(tmp_path, without_scope=IPS_ONLY))])
+        code = doctor.main(["--target-url", url, "--target-fixtures", str(edited(tmp_path, **{"credentials.without_scope": IPS_ONLY}))])
     shown = capsys.readouterr().out
     assert code == FAILED, shown
     assert "setup usable, 1 doubt(s)" in shown and "doubt: credentials.without_scope is served past the scope check" in shown
@@ -276,7 +267,7 @@ def test_a_doubted_without_scope_token_fails_its_promise_and_sends_nothing_that_
     """Live: the tests run (exit 1, not 6); 403 scope_not_granted fails with the preflight's finding naming both causes; the
     scenarios that use the token are not run, and every request made with it is one of the preflight's probes."""
     with served() as (url, seen):
-        result, report = live_run(pytester, url, fixtures_file(tmp_path, without_scope=IPS_ONLY), "-k", "scope or every_response")
+        result, report = live_run(pytester, url, edited(tmp_path, **{"credentials.without_scope": IPS_ONLY}), "-k", "scope or every_response")
     output = result.stdout.str()
     assert result.ret == FAILED, output[-3000:]
     assert "setup usable, 1 doubt(s)" in output and "katapult-conformance setup problem" not in output
@@ -580,7 +571,7 @@ def test_against_a_framework_wide_fault_a_without_scope_token_equal_to_the_valid
         mutant: str, pytester: pytest.Pytester, tmp_path: Path) -> None:
     """The certain mix-up stays certain whatever the server's order of checks: exit 6 before any test, its line, no secret."""
     with served(mutant) as (url, _):
-        result, _ = live_run(pytester, url, fixtures_file(tmp_path, without_scope=VALID))
+        result, _ = live_run(pytester, url, edited(tmp_path, **{"credentials.without_scope": VALID}))
     output = result.stdout.str()
     assert result.ret == SETUP, output[-3000:]
     assert "katapult-conformance setup problem: credentials.without_scope is the same secret as credentials.valid" in output
