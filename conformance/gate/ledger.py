@@ -3,33 +3,56 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
+from _pytest.outcomes import Failed  # pytest.fail's exception: a failure shown by its message alone (pytrace=False)
 
 from conformance.contract.findings import NotReached
 from conformance.setup.fixtures import Credential, IPRef
 from conformance.wire import api
+from conformance.wire.interrupts import WaitCut
 from conformance.wire.paths import ALLOCATE_PATH, UNALLOCATE_PATH
 from conformance.wire.transport import Target, TargetError
 
 FREE = "free"
+# A holder not read since a request could have changed it: its put-back command unallocates first, to be sure.
+UNKNOWN = "unknown"
+INTERRUPTED_AGAIN = "interrupted again before it was put back"
 TOKEN_VARIABLE = "$KATAPULT_API_TOKEN"
 
 
 @dataclass(frozen=True)
 class Drift:
-    """An IP not back in its starting state, and what to run to put it back."""
+    """An IP not back in its starting state, and what to run to put it back; or (`put_back`) one the target moved though no
+    test left it changed, found at the end of the run and put back then."""
 
     ip: IPRef
     started: str | None
     now: str | None
     fix: str = ""
+    put_back: bool = False
 
     def __str__(self) -> str:
+        if self.put_back:
+            return f"{self.ip.id} ({self.ip.address}): was {self.started or FREE}, found {self.now or FREE} though no test left it changed; put back"
         text = f"{self.ip.id} ({self.ip.address}): was {self.started or FREE}, now {self.now or FREE}"
         return text + (f"; to restore it run: {self.fix}" if self.fix else "")
+
+
+NOT_BACK = "not back in its starting state"
+
+
+class NotPutBack(Failed):
+    """A test's cleanup could not put these IPs back: shown by its message alone, each IP with its starting holder and its command."""
+
+    # Named without its module wherever pytest names it (JUnit's message, the short summary), as pytest's own Failed is.
+    __module__ = "builtins"
+
+    def __init__(self, drifts: Sequence[Drift]) -> None:
+        self.drifts = tuple(drifts)
+        super().__init__(f"{NOT_BACK}: " + "\n".join(str(drift) for drift in self.drifts), pytrace=False)
 
 
 def curl(base_url: str, path: str, body: object, token_variable: str = TOKEN_VARIABLE) -> str:
@@ -53,6 +76,8 @@ class AllocationLedger:
         self.known: dict[IPRef, str | None] = {}
         self.stale: set[IPRef] = set()
         self.moved_unasked: list[Drift] = []
+        # IPs whose reading a second interrupt cut short while nothing since their last reading could have moved them.
+        self.unchecked: list[IPRef] = []
         self.lock = threading.Lock()
 
     def start(self, holders: Mapping[IPRef, str | None]) -> None:
@@ -173,26 +198,53 @@ class AllocationLedger:
             steps.append(curl(self.target.base_url, ALLOCATE_PATH, api.allocate_body(home, {"id": ip.id})))
         return " && ".join(steps)
 
+    def pending(self) -> list[Drift]:
+        """The IPs a test moved that are not known to be back yet, each with the command that puts it back (before cleanup waits)."""
+        with self.lock:
+            unsure = sorted(self.dirty, key=lambda ip: ip.id)
+        believed = {ip: self.believed(ip) for ip in unsure}
+        return [Drift(ip, self.started.get(ip), believed[ip], self.fix_command(ip, self.started.get(ip), believed[ip]))
+                for ip in unsure if believed[ip] != self.started.get(ip)]
+
+    def believed(self, ip: IPRef) -> str | None:
+        """The IP's holder as last read, or UNKNOWN when a request since could have changed it (nothing is sent)."""
+        with self.lock:
+            return self.known[ip] if ip in self.known and ip not in self.stale else UNKNOWN
+
     def restore(self, ips: Iterable[IPRef] | None = None, *, fresh: bool = False) -> list[Drift]:
-        """Put every dirty IP (or those given) back in its starting state (outside the budget); return what could not be."""
+        """Put every dirty IP (or those given) back in its starting state (outside the budget); return what could not be.
+
+        An IP that could not be put back stays dirty: it is still the suite's to put back, not one the target moved unasked.
+        """
         chosen = sorted(self.dirty if ips is None else set(ips), key=lambda ip: ip.id)
         drifts = []
         for ip in chosen:
             started = self.started.get(ip)
+            unasked = fresh and ip not in self.dirty
             try:
                 now = self.read(ip, budgeted=False) if fresh else self.holder(ip, budgeted=False)
+                found = now
                 if now != started:
-                    if fresh and ip not in self.dirty:
-                        self.moved_unasked.append(Drift(ip, started, now))
                     self.put_back(ip, started, now)
                     now = self.read(ip, budgeted=False)
+            except WaitCut:
+                # As it started when last read, and no request since could have moved it: not checked, but not left changed.
+                if self.believed(ip) == started:
+                    if ip not in self.unchecked:
+                        self.unchecked.append(ip)
+                    continue
+                drifts.append(Drift(ip, started, f"{UNKNOWN} ({INTERRUPTED_AGAIN})", self.fix_command(ip, started, self.believed(ip))))
+                continue
             except TargetError as error:
-                drifts.append(Drift(ip, started, f"unknown ({error})", self.fix_command(ip, started, self.known.get(ip))))
+                drifts.append(Drift(ip, started, f"unknown ({error})", self.fix_command(ip, started, self.believed(ip))))
                 continue
             if now != started:
                 drifts.append(Drift(ip, started, now, self.fix_command(ip, started, now)))
-        with self.lock:
-            self.dirty -= set(chosen)
+                continue
+            if unasked and found != started:
+                self.moved_unasked.append(Drift(ip, started, found, put_back=True))
+            with self.lock:
+                self.dirty.discard(ip)
         return drifts
 
     def verify(self) -> list[Drift]:

@@ -12,6 +12,9 @@ BODY_PREVIEW = 600
 MOCK_HOST = "katapult-mock.invalid"
 SERVED_MOCK_URL = "http://127.0.0.1:8080"
 SKIPPED_HEADERS = frozenset({"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"})
+# A request extension naming the HTTP version a recorded exchange used ("HTTP/2"), so its curl line asks for the same.
+CURL_HTTP_VERSION = "katapult_conformance_http_version"
+CURL_VERSION_FLAGS = {"HTTP/2": "--http2", "HTTP/3": "--http3", "HTTP/1.0": "--http1.0"}
 
 
 def escaped(content: bytes) -> str:
@@ -29,8 +32,11 @@ def printable(content: bytes) -> str:
 def curl_line(request: httpx.Request) -> str:
     """A copy-pasteable curl command for the request, credentials redacted (the in-process mock's URL becomes the served one)."""
     parts = ["curl", "-i", "-X", request.method]
+    flag = CURL_VERSION_FLAGS.get(str(request.extensions.get(CURL_HTTP_VERSION, "")))
+    if flag is not None:
+        parts.insert(1, flag)
     for name, value in request.headers.items():
-        if name.lower() in SKIPPED_HEADERS:
+        if name.lower() in SKIPPED_HEADERS or name.startswith(":"):
             continue
         shown = "Bearer $KATAPULT_API_TOKEN" if name.lower() == "authorization" and value.lower().startswith("bearer ") else value
         parts += ["-H", f"{name}: {shown}"]
