@@ -9,7 +9,6 @@ import pytest
 
 from conformance.cases.authorization import (
     ISOLATION,
-    OTHER_TOKEN_VARIABLE,
     expect_not_found,
     foreign_interface_visible,
     foreign_ip_readable,
@@ -87,11 +86,20 @@ def foreign_taken(foreign: IPRef, interface: str, before: Seen, after: Seen) -> 
     return None
 
 
-def put_back_foreign(target: Target, valid: Credential, foreign: IPRef, before: Seen) -> str:
+def other_organizations_unallocate(target: Target, fixtures: TargetFixtures, ip: IPRef) -> str:
+    """The command that unallocates `ip` with a token of the other organization: credentials.other_organization's variable, else
+    a placeholder named after that key (never a value)."""
+    token = fixtures.credentials.get("other_organization") or Credential.bearer("other_organization", "")
+    placeholders = [reference.variable for reference in (token.reference(header) for header in token.headers) if reference.inline]
+    where = f" (with {', '.join(placeholders)} set to such a token)" if placeholders else ""
+    return f"{curl(target.base_url, UNALLOCATE_PATH, {'ip_address': {'id': ip.id}}, token)}{where}"
+
+
+def put_back_foreign(target: Target, fixtures: TargetFixtures, foreign: IPRef, before: Seen) -> str:
     """Try to give back another organization's IP with the valid token; say what was and was not put back, and who can."""
-    undone = api.unallocate(target, valid, foreign, budgeted=False)
+    undone = api.unallocate(target, fixtures.credential("valid"), foreign, budgeted=False)
     started = before.foreign_holder[0] if before.foreign_holder is not None else None
-    command = curl(target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": foreign.id}}, OTHER_TOKEN_VARIABLE)
+    command = other_organizations_unallocate(target, fixtures, foreign)
     if undone.status_code == 200 and started is None:
         return "the suite put it back (unallocated it with credentials.valid)"
     if undone.status_code == 200:
@@ -129,7 +137,7 @@ def test_another_organizations_ip_is_not_found(lookup: str, target: Target, targ
         what = taken or (f"allocate_ip answered 200 for another organization's IP {foreign.id} ({foreign.address}); where it went is not"
                          " seen (credentials.valid may not read interfaces, and credentials.other_organization is not given)")
         raise ConformanceFailure("Another organization's IP was allocated", f"{said(response)}: {what}; "
-                                 f"{put_back_foreign(target, valid, foreign, before)}",
+                                 f"{put_back_foreign(target, target_fixtures, foreign, before)}",
                                  "404 ip_address_not_found, and the other organization's IP unchanged", response, check=ISOLATION)
     moved_on_interface(ledger, before, after, response)
     expect_not_found(response, "ip_address_not_found")
@@ -169,7 +177,7 @@ def test_fixture_ip_to_another_organizations_interface_is_not_found(target: Targ
         drifts = ledger.restore([ip]) if now is not None else []
         held = (f"{ip.id} ({ip.address}) is now held by {now}, the virtual machine of another organization's interface {foreign}"
                 if now is not None else f"allocate_ip answered 200, though {ip.id} ({ip.address}) stays free")
-        command = curl(target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": ip.id}}, OTHER_TOKEN_VARIABLE)
+        command = other_organizations_unallocate(target, target_fixtures, ip)
         back = ("" if now is None else "; the suite put it back (unallocated it with credentials.valid)" if not drifts else
                 f"; the suite could not put it back ({drifts[0]}); a token of the other organization with the ip_addresses scope can"
                 f" too: {command}")

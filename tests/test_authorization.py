@@ -562,7 +562,7 @@ def test_another_organizations_ip_left_allocated_is_named_with_the_command_that_
     assert (f"another organization's IP {FOREIGN_IP.id} ({FOREIGN_IP.address}) is now allocated to your interface {ALPHA}"
             in finding["received"]), finding["received"]
     assert "the suite could not put it back (unallocate with credentials.valid answered 404 ip_address_not_found)" in finding["received"]
-    assert "Bearer $KATAPULT_OTHER_ORGANIZATION_TOKEN" in finding["received"] and OTHER_ORGANIZATION not in json.dumps(report)
+    assert "Bearer ${CREDENTIALS_OTHER_ORGANIZATION}" in finding["received"] and OTHER_ORGANIZATION not in json.dumps(report)
     assert verdicts(report)["cleanup"] == "fails"
 
 

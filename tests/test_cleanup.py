@@ -91,7 +91,23 @@ def test_an_ip_that_cannot_be_put_back_is_named_with_its_fix() -> None:
     text = str(drifts[0])
     assert f"{ip.id} ({ip.address}): was free, now {ALPHA_VM}" in text
     assert "curl -sS -X POST 'http://katapult-mock.invalid/core/v1/ip_addresses/ip_address/unallocate'" in text
-    assert "$KATAPULT_API_TOKEN" in text and "kmock-valid" not in text
+    # The mock's fixtures write the token inline: the command names it by the placeholder after its key.
+    assert '-H "Authorization: Bearer ${CREDENTIALS_VALID}"' in text and "kmock-valid" not in text
+
+
+def test_the_fix_presents_the_valid_token_by_its_own_variable(tmp_path: Path) -> None:
+    """A credentials.valid read from ${VAR}: the put-back commands name that variable, never another nor the value."""
+    path = tmp_path / "env-target.yaml"
+    path.write_text(MOCK_TARGET_YAML.read_text(encoding="utf-8").replace("valid: kmock-valid-7d1e0c5a9b", "valid: ${KC_TEST_VALID}"),
+                    encoding="utf-8")
+    fixtures = load_target_fixtures(path, environ={"KC_TEST_VALID": "kmock-valid-7d1e0c5a9b"})
+    target, ledger = ledger_on("unallocate-noop")
+    ledger.credential = fixtures.credential("valid")
+    ip = FIXTURES.allocatable_ip(0)
+    assert api.allocate(target, FIXTURES.credential("valid"), FIXTURES.network_interface_id, {"id": ip.id}).status_code == 200
+    (drift,) = ledger.restore()
+    assert drift.fix.count('-H "Authorization: Bearer ${KC_TEST_VALID}"') == 1
+    assert "KATAPULT_API_TOKEN" not in drift.fix and "kmock-valid" not in drift.fix
 
 
 def test_an_ip_that_could_not_be_put_back_stays_the_suites_to_put_back() -> None:

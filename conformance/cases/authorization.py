@@ -21,8 +21,6 @@ FOREIGN_INTERFACE = promise_id("another organization's interface not found")
 SCOPE_NOT_GRANTED = promise_id("403 scope_not_granted")
 # The scope allocate_ip needs, exactly as its refusal names it (fact sheet).
 ALLOCATE_SCOPES = ["ip_addresses"]
-# Where a put-back command finds the other organization's token (the README's CI job names it so); never its value.
-OTHER_TOKEN_VARIABLE = "$KATAPULT_OTHER_ORGANIZATION_TOKEN"
 ISOLATION = "organization isolation"
 READ_ONLY_SERVED = ("either the server takes ip_addresses:read for the ip_addresses scope allocate_ip needs, or credentials.read_only"
                     " holds ip_addresses (a setup mistake: give a token granted only ip_addresses:read)")

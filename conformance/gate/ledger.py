@@ -1,64 +1,28 @@
 """The allocation ledger: every fixture IP's starting holder, read once; whatever moves is put back and verified."""
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
 import httpx
-from _pytest.outcomes import Failed  # pytest.fail's exception: a failure shown by its message alone (pytrace=False)
 
 from conformance.contract.findings import NotReached
+from conformance.gate.putback import Drift
 from conformance.setup.fixtures import Credential, IPRef
 from conformance.wire import api
+from conformance.wire.exchange import curl_post
 from conformance.wire.interrupts import WaitCut
 from conformance.wire.paths import ALLOCATE_PATH, UNALLOCATE_PATH
 from conformance.wire.transport import Target, TargetError
 
-FREE = "free"
 # A holder not read since a request could have changed it: its put-back command unallocates first, to be sure.
 UNKNOWN = "unknown"
 INTERRUPTED_AGAIN = "interrupted again before it was put back"
-TOKEN_VARIABLE = "$KATAPULT_API_TOKEN"
 
 
-@dataclass(frozen=True)
-class Drift:
-    """An IP not back in its starting state, and what to run to put it back; or (`put_back`) one the target moved though no
-    test left it changed, found at the end of the run and put back then."""
-
-    ip: IPRef
-    started: str | None
-    now: str | None
-    fix: str = ""
-    put_back: bool = False
-
-    def __str__(self) -> str:
-        if self.put_back:
-            return f"{self.ip.id} ({self.ip.address}): was {self.started or FREE}, found {self.now or FREE} though no test left it changed; put back"
-        text = f"{self.ip.id} ({self.ip.address}): was {self.started or FREE}, now {self.now or FREE}"
-        return text + (f"; to restore it run: {self.fix}" if self.fix else "")
-
-
-NOT_BACK = "not back in its starting state"
-
-
-class NotPutBack(Failed):
-    """A test's cleanup could not put these IPs back: shown by its message alone, each IP with its starting holder and its command."""
-
-    # Named without its module wherever pytest names it (JUnit's message, the short summary), as pytest's own Failed is.
-    __module__ = "builtins"
-
-    def __init__(self, drifts: Sequence[Drift]) -> None:
-        self.drifts = tuple(drifts)
-        super().__init__(f"{NOT_BACK}: " + "\n".join(str(drift) for drift in self.drifts), pytrace=False)
-
-
-def curl(base_url: str, path: str, body: object, token_variable: str = TOKEN_VARIABLE) -> str:
-    """A command that sends one request with a token from the environment (the valid one's unless named; never its value)."""
-    return (f"curl -sS -X POST '{base_url}{path}' -H \"Authorization: Bearer {token_variable}\""
-            f" -H 'Content-Type: application/json' -d '{json.dumps(body)}'")
+def curl(base_url: str, path: str, body: object, credential: Credential) -> str:
+    """A command that sends one request as the credential, named by the variable the fixtures read it from (never its value)."""
+    return curl_post(f"{base_url}{path}", credential.shell_headers(), body)
 
 
 class AllocationLedger:
@@ -192,10 +156,10 @@ class AllocationLedger:
         """What to run by hand to put the IP back."""
         steps = []
         if now is not None:
-            steps.append(curl(self.target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": ip.id}}))
+            steps.append(curl(self.target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": ip.id}}, self.credential))
         if started is not None:
             home = self.homes.get(started, f"<an interface of {started}>")
-            steps.append(curl(self.target.base_url, ALLOCATE_PATH, api.allocate_body(home, {"id": ip.id})))
+            steps.append(curl(self.target.base_url, ALLOCATE_PATH, api.allocate_body(home, {"id": ip.id}), self.credential))
         return " && ".join(steps)
 
     def pending(self) -> list[Drift]:

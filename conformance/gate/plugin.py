@@ -60,6 +60,7 @@ def activate(config: pytest.Config) -> None:
     from conformance.setup.fixtures import FixturesError, load_target_fixtures
     from conformance.setup.profiles import session_seed, suite_settings
     from conformance.setup.redaction import REDACT
+    from conformance.setup.references import NAMES
 
     cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
     try:
@@ -83,6 +84,8 @@ def activate(config: pytest.Config) -> None:
     heap = config.stash[HEAP_KEY] = StartUpHeap()
     config.add_cleanup(heap.give_back)
     REDACT.add(fixtures.secrets())
+    # Reproduce lines name each credential by the variable the fixtures read it from, until the session ends.
+    config.add_cleanup(NAMES.use(fixtures))
     # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
     checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
                                 if key in ("valid", "without_scope") and "Authorization" in credential.headers)
@@ -206,17 +209,25 @@ def machine_source(config: pytest.Config) -> str:
     return machines.describe()
 
 
+# The suite's options that shape what a test sends and how it is judged: a reproduce command keeps each the run did not leave
+# at its default. The others only record a run (reports, request log, baseline) or stop it (its budget and duration).
+SHAPING_OPTIONS = ("target_url", "target_fixtures", "max_examples", "mock_mutant", "mock_world", "request_timeout", "max_rate", "ca_bundle",
+                   "allow_production")
+
+
 def reproduce_command(config: pytest.Config, test_name: str) -> str:
-    """The command that replays a generated test's failure: same test, profile, seed and target (never a secret)."""
+    """The command that replays a generated test's failure: same test, profile, seed, target and every option that shaped it (never a secret)."""
+    import shlex
+
     suite = config.stash[CONFIG_KEY]
-    parts = ["pytest --pyargs conformance", f"-k '{test_name}'", f"--conformance-profile {suite.profile}",
+    parts = ["pytest --pyargs conformance", f"-k {shlex.quote(test_name)}", f"--conformance-profile={suite.profile}",
              f"--hypothesis-seed={config.stash[SEED_KEY]}"]
-    if suite.max_examples is not None:
-        parts.append(f"--conformance-max-examples {suite.max_examples}")
-    if suite.is_live:
-        parts += [f"--target-url {suite.target_url}", f"--target-fixtures {suite.fixtures_path}"]
-    elif suite.mock_mutant:
-        parts.append(f"--mock-mutant {suite.mock_mutant}")
+    for option in OPTIONS:
+        setting = suite.settings[option.dest]
+        if option.dest not in SHAPING_OPTIONS or setting.source == "default":
+            continue
+        # Joined with `=`: a separate path would move pytest's rootdir (README, "First commands").
+        parts.append(option.flag if option.kind == "flag" else f"{option.flag}={shlex.quote(str(setting.value))}")
     return " ".join(parts)
 
 
@@ -328,7 +339,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
     from conformance.contract.findings import Scope
     from conformance.contract.promises import CLEANUP
-    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
     from conformance.gate.recording import attach, marked, marking
     from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
     from conformance.gate.signals import CleanupNotice, terminal_writer, tests_over, unchecked_message
@@ -427,7 +439,7 @@ def target(conformance_session: ConformanceSession) -> Target:
 @pytest.fixture
 def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
     """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
-    from conformance.gate.ledger import NotPutBack
+    from conformance.gate.putback import NotPutBack
     from conformance.wire.interrupts import INTERRUPTS
 
     yield conformance_session.ledger

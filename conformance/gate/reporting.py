@@ -37,7 +37,7 @@ from conformance.contract.promises import (
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
 from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, run_record
-from conformance.gate.ledger import NOT_BACK, Drift, NotPutBack
+from conformance.gate.putback import NOT_BACK, Drift, NotPutBack
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets

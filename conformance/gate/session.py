@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from conformance.contract.findings import NotReached
-from conformance.gate.ledger import AllocationLedger, Drift
+from conformance.gate.ledger import AllocationLedger
 from conformance.gate.machines import InterfaceMachines
+from conformance.gate.putback import Drift
 from conformance.setup.fixtures import TargetFixtures, UnusableFixture
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.pacing import RateLimitMonitor

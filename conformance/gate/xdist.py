@@ -27,7 +27,7 @@ from conformance.wire.profile import WireProfile
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
-    from conformance.gate.ledger import Drift
+    from conformance.gate.putback import Drift
     from conformance.gate.runlock import RunLock  # noqa: F401 (named in LOCK_KEY's string)
     from conformance.gate.session import ConformanceSession, RunRecord
 
@@ -159,7 +159,7 @@ class Merged:
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
-        from conformance.gate.ledger import Drift
+        from conformance.gate.putback import Drift
 
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
@@ -211,7 +211,8 @@ def join_request_log(log: Path, parts: dict[str, Path]) -> None:
 def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
     """After every worker is done: read every IP any worker touched (counted apart in the report: no -n 0 run sends these)."""
     from conformance.contract.promises import CLEANUP
-    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
     from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
     from conformance.wire.har import END_OF_RUN
