@@ -23,6 +23,7 @@ from conformance.gate.ledger import AllocationLedger, curl
 from conformance.gate.session import ConformanceSession
 from conformance.setup.fixtures import Credential, IPRef, TargetFixtures
 from conformance.wire import api
+from conformance.wire.exchange import Change
 from conformance.wire.paths import READ_INTERFACE_PATH, UNALLOCATE_PATH
 from conformance.wire.transport import Target
 
@@ -48,7 +49,7 @@ def test_read_only_token_may_not_allocate(target: Target, target_fixtures: Targe
     moved = f"; {ip.id} ({ip.address}) is now held by {now or 'nobody'} (put back at the test's end)" if now != before else ""
     judge_read_only_refusal(response, moved)
     if now != before:
-        raise side_effect(ip, now, before, response)
+        raise side_effect(ip, now, before, response, ledger.fix_command(ip, before, now))
     judge_read_only_read(api.read_ip(target, read_only, ip), ip)
 
 
@@ -86,10 +87,15 @@ def foreign_taken(foreign: IPRef, interface: str, before: Seen, after: Seen) -> 
     return None
 
 
+def other_organizations_token(fixtures: TargetFixtures) -> Credential:
+    """How a printed command names a token of the other organization: credentials.other_organization (by its variable), else a
+    placeholder named after that key (never a value)."""
+    return fixtures.credentials.get("other_organization") or Credential.bearer("other_organization", "")
+
+
 def other_organizations_unallocate(target: Target, fixtures: TargetFixtures, ip: IPRef) -> str:
-    """The command that unallocates `ip` with a token of the other organization: credentials.other_organization's variable, else
-    a placeholder named after that key (never a value)."""
-    token = fixtures.credentials.get("other_organization") or Credential.bearer("other_organization", "")
+    """The command that unallocates `ip` with a token of the other organization, saying which placeholder to set."""
+    token = other_organizations_token(fixtures)
     placeholders = [reference.variable for reference in (token.reference(header) for header in token.headers) if reference.inline]
     where = f" (with {', '.join(placeholders)} set to such a token)" if placeholders else ""
     return f"{curl(target.base_url, UNALLOCATE_PATH, {'ip_address': {'id': ip.id}}, token)}{where}"
@@ -136,9 +142,13 @@ def test_another_organizations_ip_is_not_found(lookup: str, target: Target, targ
         conforms_to_fragment(response, status_expected=True)
         what = taken or (f"allocate_ip answered 200 for another organization's IP {foreign.id} ({foreign.address}); where it went is not"
                          " seen (credentials.valid may not read interfaces, and credentials.other_organization is not given)")
+        # Sent again, the request allocates it again: its reproduce lines say so and put it back as that organization can.
+        change = Change(f"it allocates another organization's IP {foreign.id} ({foreign.address})",
+                        curl(target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": foreign.id}}, other_organizations_token(target_fixtures)))
         raise ConformanceFailure("Another organization's IP was allocated", f"{said(response)}: {what}; "
                                  f"{put_back_foreign(target, target_fixtures, foreign, before)}",
-                                 "404 ip_address_not_found, and the other organization's IP unchanged", response, check=ISOLATION)
+                                 "404 ip_address_not_found, and the other organization's IP unchanged", response, check=ISOLATION,
+                                 change=change)
     moved_on_interface(ledger, before, after, response)
     expect_not_found(response, "ip_address_not_found")
 
@@ -148,9 +158,16 @@ def moved_on_interface(ledger: AllocationLedger, before: Seen, after: Seen, resp
     if before.interface_ips is None or after.interface_ips is None or before.interface_ips == after.interface_ips:
         return
     changed = before.interface_ips ^ after.interface_ips
-    ledger.suspect(ip for ip in ledger.started if (ip.id, ip.address) in changed)
+    fixture_ips = [ip for ip in ledger.started if (ip.id, ip.address) in changed]
+    # Named by no request, they are read afresh now and put back at the test's end.
+    ledger.suspect(fixture_ips)
+    for ip in fixture_ips:
+        now, was = ledger.holder(ip), ledger.started[ip]
+        if now != was:
+            raise side_effect(ip, now, was, response, ledger.fix_command(ip, was, now))
     raise ConformanceFailure("Refused request changed the interface's IPs", f"the interface now lists {sorted(after.interface_ips)}",
-                             f"unchanged: {sorted(before.interface_ips)}", response, promise="no side effects", check="allocations unchanged")
+                             f"unchanged: {sorted(before.interface_ips)}", response, promise="no side effects", check="allocations unchanged",
+                             change=Change("though refused, it changes the IPs the interface holds"))
 
 
 @pytest.mark.promise("another organization's interface not found")
