@@ -165,7 +165,7 @@ def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest],
 @pytest.mark.promise(*WIRE_PROMISES)
 def test_every_response_conforms(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """Any request (valid, invalid or not JSON, as any identity) gets a documented status, JSON and a valid body."""
-    strategy = requests(known, available_identities(target_fixtures))
+    strategy = requests(known, available_identities(target_fixtures, sender.session.withheld()))
     draw_and_send(sender, strategy, lambda request, response: conforms_to_fragment(response))
 
 
@@ -175,6 +175,7 @@ def test_auth_before_arguments(identity: str, sender: Sender, known: KnownValues
     """Whatever the body, a request without a usable token or scope is refused for that, never 2xx."""
     if identity in FIXTURE_IDENTITIES:
         target_fixtures.credential(identity)
+        sender.session.refuse_doubted(f"credentials.{identity}")
     require(IDENTITY_PROMISES[identity])
     status, code = AUTH_FAILURES[identity]
     before = sender.holders(list(target_fixtures.allocatable))

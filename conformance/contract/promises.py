@@ -30,6 +30,7 @@ class Promise:
 
     `by_checks`: judged by the response checks every test runs, so only those checks reaching it count, not a test
     that passes. `live_provokable`: whether a live target can provoke it at all (maintenance cannot be switched on).
+    `opt_out`: the target fixtures' setting that opts out of it, where a target may be unable to give what it `needs`.
     """
 
     id: str
@@ -37,6 +38,13 @@ class Promise:
     needs: str | None = None
     by_checks: bool = False
     live_provokable: bool = True
+    opt_out: str | None = None
+
+    def to_provoke(self) -> str:
+        """What a run needs to judge it, and the setting that opts out instead (for a completeness failure's one line)."""
+        if self.needs is None:
+            return ""
+        return f"set {self.needs} in the target fixtures" + (f", or opt out with {self.opt_out}" if self.opt_out else "")
 
 
 PROMISES = (
@@ -52,12 +60,20 @@ PROMISES = (
             "credentials.network_restricted"),
     Promise("403 invalid_capabilities_token", "an invalid capabilities token gets 403 invalid_capabilities_token",
             "credentials.invalid_capabilities"),
+    Promise("read-only token refused", "a token granted only ip_addresses:read gets 403 scope_not_granted naming ip_addresses on allocate_ip,"
+            " changes nothing, and may read IPs", "credentials.read_only", opt_out="credentials.read_only: false"),
     Promise("404 virtual_machine_network_interface_not_found", "an unknown interface gets 404 virtual_machine_network_interface_not_found"),
     Promise("404 ip_address_not_found", "an unknown IP (by id or address) gets 404 ip_address_not_found"),
+    Promise("another organization's IP not found", "another organization's IP, asked for by id or by address, is not found"
+            " (404 ip_address_not_found) and nothing changes", "other_organization.ip_address", opt_out="other_organization: false"),
+    Promise("another organization's interface not found", "the fixture IP asked for another organization's interface is not found"
+            " (404 virtual_machine_network_interface_not_found) and stays as it was", "other_organization.network_interface",
+            opt_out="other_organization: false"),
     Promise("422 ip_already_allocated", "an IP held by another resource gets 422 ip_already_allocated",
             "ip_addresses.allocated_elsewhere"),
     Promise("422 invalid_ip", "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
-    Promise("429 rate_limit_reached", "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke"),
+    Promise("429 rate_limit_reached", "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke",
+            opt_out="rate_limit.provoke: false"),
     Promise("503 service_unavailable", "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
             live_provokable=False),
     Promise("mutual exclusivity", "ip_address takes id or address, not both: two values are ambiguous, none is missing"),

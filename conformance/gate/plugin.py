@@ -283,7 +283,7 @@ def check_setup(session: pytest.Session) -> None:
     suite = session.config.stash.get(CONFIG_KEY, None)
     if suite is None or not suite.is_live or session.config.option.collectonly:
         return
-    from conformance.gate.preflight import preflight, stop_message
+    from conformance.gate.preflight import preflight, setup_verdict, stop_message
     from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
     from conformance.wire.har import PREFLIGHT
@@ -307,8 +307,17 @@ def check_setup(session: pytest.Session) -> None:
         if reporter is not None:
             reporter.write_line(stop_message(found), red=True)
         return
+    if found.doubts:
+        from conformance.gate.reporting import record_doubts
+        from conformance.gate.xdist import is_worker
+
+        # Once per run: the xdist controller (or the one process) records them; its workers only hold back what they doubt.
+        if not is_worker(session.config):
+            record_doubts(session.config, found.doubts)
     if reporter is not None:
-        reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
+        reporter.write_line(f"katapult-conformance preflight: {setup_verdict(found)} ({found.requests} requests)")
+        for doubt in found.doubts:
+            reporter.write_line(f"katapult-conformance preflight doubt: {doubt}", yellow=True)
         reporter.write_line(f"katapult-conformance preflight: interface virtual machines from {found.machine_source}")
         for note in found.notes:
             reporter.write_line(f"katapult-conformance preflight note: {note}")
@@ -375,6 +384,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
+    session.doubts = list(found.doubts) if found is not None else []
     with marked(config, phase=SESSION_START, promises=[CLEANUP.id]):
         record_starting_state(session, found)
     yield session

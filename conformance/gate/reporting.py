@@ -5,10 +5,10 @@ import datetime
 import logging
 import os
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr
@@ -18,11 +18,13 @@ from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 from conformance.contract.checks import RATE_LIMIT_REACHED, ConformanceFailure, forget_schemathesis_objects
 from conformance.contract.findings import NOT_REACHED_PREFIX, FindingLog, Scope, Signature, TestScope, charged_to, message_shape
 from conformance.contract.promises import (
+    BY_ID,
     CLEANUP,
     DEVIATION,
     FAILED,
     FAILS,
     MARKER,
+    NOT_PROVOKED,
     OPTED_OUT,
     PASSED,
     PROMISES,
@@ -41,6 +43,10 @@ from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.interrupts import INTERRUPTS
+
+if TYPE_CHECKING:
+    # A live run's alone: a mock run never imports the preflight.
+    from conformance.gate.preflight import Doubt
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
 OPTED_OUT_PROPERTY = "opted out by"
@@ -193,6 +199,12 @@ def run_order(item: pytest.Item) -> int:
         return len(SUITE_ORDER) + 1
     module = getattr(getattr(item, "module", None), "__name__", "")
     return SUITE_ORDER.index(module) if module in SUITE_ORDER else len(SUITE_ORDER)
+
+
+def not_judged_text(verdict: PromiseVerdict) -> str:
+    """A promise a complete run lacks, and, where the target fixtures cannot provoke it, the key to set and the opt-out."""
+    how = verdict.promise.to_provoke() if verdict.verdict == NOT_PROVOKED else ""
+    return f"{verdict.promise.id} {verdict.verdict}" + (f" ({how})" if how else "")
 
 
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
@@ -400,7 +412,7 @@ class ConformanceReporter:
         missing = [] if setup_problems else self.not_judged(verdicts)
         if self.suite.require_complete and missing:
             problems.append(Problem("require-complete", f"{len(missing)} promise(s) not judged (--require-complete): "
-                                    + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing)))
+                                    + "; ".join(not_judged_text(v) for v in missing)))
         self.summary = Summary(
             target=target_description(self.suite),
             verdicts=verdicts,
@@ -495,6 +507,20 @@ class ConformanceReporter:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker (whether or not the suite runs, so --strict-markers accepts it)."""
     config.addinivalue_line("markers", f"{MARKER}(*ids): the documented promise(s) of allocate_ip this test speaks for")
+
+
+PREFLIGHT_TEST = "preflight"
+
+
+def record_doubts(config: pytest.Config, doubts: Iterable[Doubt]) -> None:
+    """Each doubt of the preflight is a finding of its promise, naming both causes (the tests that would use the fixture are not run)."""
+    log = config.stash.get(FINDINGS_KEY, None)
+    if log is None:
+        return
+    for doubt in doubts:
+        promise = BY_ID[doubt.promise]
+        log.record(Observation(f"{doubt.key}: a setup mistake or a server fault", "preflight doubt", promise.description, doubt.message),
+                   promise.id, PREFLIGHT_TEST)
 
 
 def start_reporter(config: pytest.Config) -> None:

@@ -17,6 +17,7 @@ from conformance.mock.app import (
     ALLOCATE_ROUTE,
     INTERFACE_LOOKUP_KEYS,
     IP_LOOKUP_KEYS,
+    READ_IP_ROUTE,
     SCOPE,
     ApiError,
     MockRequest,
@@ -487,7 +488,7 @@ class InvalidTokenAccepted(ReferenceMock):
             return Token(token, (SCOPE,))
 
 
-@mutant("scope-not-required", "a token without the ip_addresses scope is served", breaks=("403 scope_not_granted",))
+@mutant("scope-not-required", "a token without the ip_addresses scope is served", breaks=("403 scope_not_granted", "read-only token refused"))
 class ScopeNotRequired(ReferenceMock):
     def check_scope(self, token: Token) -> None:
         """Every token will do."""
@@ -729,3 +730,124 @@ class NotFoundAllocatesFreeIP(ReferenceMock):
                     if free:
                         self.allocate(free[-1], interface)
             raise
+
+
+# --- authorization beyond one token (issue #26) ------------------------------------------------------------------
+READ_SCOPE = "ip_addresses:read"
+
+
+def is_read_ip_request(request: MockRequest) -> bool:
+    """Whether the request is GET /ip_addresses/ip_address."""
+    return request.method == "GET" and READ_IP_ROUTE.match(request.path[len(BASE_PATH):]) is not None
+
+
+@contextmanager
+def unscoped(mock: ReferenceMock, leaking: bool) -> Iterator[None]:
+    """While `leaking`, the mock's lookups see every organization's objects (as for a request with no caller)."""
+    caller = mock.caller
+    if leaking:
+        mock.caller = None
+    try:
+        yield
+    finally:
+        mock.caller = caller
+
+
+class SeesEveryOrganization(ReferenceMock):
+    """Base: the `leaky` lookup ("ip" or "interface") of the requests `leaks` picks finds every organization's objects."""
+
+    leaky: ClassVar[str] = "ip"
+
+    def leaks(self, request: MockRequest) -> bool:
+        """Whether this request's `leaky` lookup ignores organizations."""
+        return False
+
+    def leaking(self, lookup: str) -> bool:
+        return lookup == self.leaky and self.serving is not None and self.leaks(self.serving)
+
+    def find_interface(self, value: Any) -> dict[str, Any]:
+        with unscoped(self, self.leaking("interface")):
+            return super().find_interface(value)
+
+    def find_ip(self, key: str, value: Any) -> IPAddress:
+        with unscoped(self, self.leaking("ip")):
+            return super().find_ip(key, value)
+
+
+@mutant("read-scope-allocates", "a token granted only ip_addresses:read is served by allocate_ip as if it held ip_addresses",
+        breaks=("read-only token refused",))
+class ReadScopeAllocates(ReferenceMock):
+    def check_scope(self, token: Token) -> None:
+        if READ_SCOPE not in token.scopes:
+            super().check_scope(token)
+
+
+@mutant("another-organizations-ip-allocated", "allocate_ip finds another organization's IP, by id or by address, and allocates it",
+        breaks=("another organization's IP not found", "cleanup"))
+class AnotherOrganizationsIPAllocated(SeesEveryOrganization):
+    def leaks(self, request: MockRequest) -> bool:
+        return is_allocate_request(request)
+
+
+@mutant("allocated-to-another-organizations-interface", "allocate_ip finds another organization's interface and allocates the IP to it",
+        breaks=("another organization's interface not found",))
+class AllocatedToAnotherOrganizationsInterface(SeesEveryOrganization):
+    leaky = "interface"
+
+    def leaks(self, request: MockRequest) -> bool:
+        return is_allocate_request(request)
+
+
+@mutant("another-organizations-ip-readable", "GET ip_address finds another organization's IP for any token",
+        breaks=("another organization's IP not found",))
+class AnotherOrganizationsIPReadable(SeesEveryOrganization):
+    def leaks(self, request: MockRequest) -> bool:
+        return is_read_ip_request(request)
+
+
+# Framework-wide faults (an API framework's authenticator or argument handling): every operation has them, allocate_ip and the
+# support operations alike, so the preflight's probes meet them too.
+class DefersUntilLookup(ReferenceMock):
+    """Base: a check the gate makes is kept until the operation's first lookup, after every argument check."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.deferred: Callable[[], object] | None = None
+
+    def run_deferred(self) -> None:
+        """The kept check, once."""
+        deferred, self.deferred = self.deferred, None
+        if deferred is not None:
+            deferred()
+
+    def find_interface(self, value: Any) -> dict[str, Any]:
+        self.run_deferred()
+        return super().find_interface(value)
+
+    def find_ip(self, key: str, value: Any) -> IPAddress:
+        self.run_deferred()
+        return super().find_ip(key, value)
+
+
+@mutant("every-operation-arguments-before-authentication", "every operation checks its arguments before the token (the framework's"
+        " order), so a bad body beats a missing token everywhere", breaks=("rate-limit headers", "order of checks"))
+class EveryOperationArgumentsBeforeAuthentication(DefersUntilLookup):
+    def gate(self, request: MockRequest, headers: dict[str, str], scopes: tuple[str, ...] | None = None) -> Token:
+        self.deferred = lambda: ReferenceMock.gate(self, request, headers, scopes)
+        # No operation reads the caller gate returns; it is known once the gate has run.
+        return Token("", ())
+
+
+@mutant("every-operation-scope-after-arguments", "every operation checks the scope after its arguments (the framework's order), so a"
+        " bad body beats a missing scope everywhere", breaks=("order of checks",))
+class EveryOperationScopeAfterArguments(DefersUntilLookup):
+    def check_granted(self, token: Token, scopes: tuple[str, ...]) -> None:
+        self.deferred = lambda: ReferenceMock.check_granted(self, token, scopes)
+
+
+@mutant("every-operation-ignores-scopes", "no operation checks scopes (the framework's authenticator ignores them): every known token"
+        " is served everywhere", breaks=("403 scope_not_granted", "read-only token refused"))
+class EveryOperationIgnoresScopes(ReferenceMock):
+    def check_granted(self, token: Token, scopes: tuple[str, ...]) -> None:
+        """Every token will do, on every operation."""
+

@@ -12,7 +12,9 @@ from conformance.setup.yamlfile import YamlProblem, load_yaml, wrong_type
 
 DEFAULT_WORLD = data_path("fixtures", "mock-world.yaml")
 REQUIRED = object()
-IP_KEYS = ("id", "address", "network", "allocated_to")
+IP_KEYS = ("id", "address", "network", "allocated_to", "organization")
+# The organization of every token, interface and IP that names none: a world file from before organizations has only this one.
+HOME_ORGANIZATION = "org_mockHome00000001"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Token:
     token: str
     scopes: tuple[str, ...]
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # A token sees only its organization's interfaces and IPs.
+    organization: str = HOME_ORGANIZATION
 
 
 @dataclass
@@ -32,6 +36,7 @@ class IPAddress:
     address: str
     network: str
     allocated_to: str | None
+    organization: str = HOME_ORGANIZATION
 
 
 @dataclass
@@ -54,6 +59,11 @@ class World:
     def fresh(self) -> World:
         """A deep copy whose allocations can change without touching this one."""
         return copy.deepcopy(self)
+
+
+def organization_of(entry: dict[str, Any]) -> str:
+    """The organization an interface (as the world holds it) belongs to."""
+    return str(entry.get("organization") or HOME_ORGANIZATION)
 
 
 class WorldError(ValueError):
@@ -107,31 +117,33 @@ def _strings(mapping: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _token(entry: dict[str, Any], where: str) -> Token:
+def _token(entry: dict[str, Any], where: str, home: str) -> Token:
     networks = []
     for index, network in enumerate(_strings(entry, "allowed_networks", where)):
         try:
             networks.append(ipaddress.ip_network(network))
         except ValueError as error:
             raise WorldError(f"{where}.allowed_networks[{index}] is not a network like 203.0.113.0/24 ({error})") from None
-    return Token(token=_get(entry, "token", where, str, "a string"), scopes=_strings(entry, "scopes", where), allowed_networks=tuple(networks))
+    return Token(token=_get(entry, "token", where, str, "a string"), scopes=_strings(entry, "scopes", where), allowed_networks=tuple(networks),
+                 organization=_get(entry, "organization", where, str, "an organization id", default=home))
 
 
-def _interface(entry: dict[str, Any], where: str) -> dict[str, Any]:
+def _interface(entry: dict[str, Any], where: str, home: str) -> dict[str, Any]:
     for key in ("id", "name", "network", "mac_address", "state"):
         _get(entry, key, where, str, "a string")
     for key in ("virtual_machine", "virtual_network", "speed_profile"):
         _get(entry, key, where, dict, "a mapping", default=None if key != "virtual_machine" else REQUIRED)
     _get(entry["virtual_machine"], "id", f"{where}.virtual_machine", str, "a string")
-    return dict(entry)
+    return {**entry, "organization": _get(entry, "organization", where, str, "an organization id", default=home)}
 
 
-def _ip(entry: dict[str, Any], where: str) -> IPAddress:
+def _ip(entry: dict[str, Any], where: str, home: str) -> IPAddress:
     unknown = sorted(str(key) for key in entry if key not in IP_KEYS)
     if unknown:
         raise WorldError(f"{where} has unknown key {unknown[0]!r} (an IP is exactly {', '.join(IP_KEYS)})")
     values = {key: _get(entry, key, where, str, "a string") for key in ("id", "address", "network")}
-    return IPAddress(**values, allocated_to=_get(entry, "allocated_to", where, str, "an interface id or null", default=None))
+    return IPAddress(**values, allocated_to=_get(entry, "allocated_to", where, str, "an interface id or null", default=None),
+                     organization=_get(entry, "organization", where, str, "an organization id", default=home))
 
 
 def world_of(raw: Any) -> World:
@@ -143,6 +155,8 @@ def world_of(raw: Any) -> World:
     window = _get(rate_limit, "window_seconds", "rate_limit", (int, float), "a number of seconds")
     if permitted < 1 or window <= 0:
         raise WorldError("rate_limit.permitted must be at least 1 and rate_limit.window_seconds more than 0")
+    # An entry that names no organization belongs to the world's own (`organization`, else HOME_ORGANIZATION).
+    home = _get(raw, "organization", "", str, "an organization id", default=HOME_ORGANIZATION)
     networks = {}
     for where, entry in _entries(raw, "networks"):
         _get(entry, "name", where, str, "a string")
@@ -151,9 +165,9 @@ def world_of(raw: Any) -> World:
         permitted=permitted,
         window_seconds=float(window),
         client_address=_get(raw, "client_address", "", str, "an IP address", default="127.0.0.1"),
-        tokens={token.token: token for token in (_token(entry, where) for where, entry in _entries(raw, "tokens"))},
+        tokens={token.token: token for token in (_token(entry, where, home) for where, entry in _entries(raw, "tokens"))},
         capabilities_tokens=frozenset(_strings(raw, "capabilities_tokens", "")),
         networks=networks,
-        interfaces={entry["id"]: _interface(entry, where) for where, entry in _entries(raw, "network_interfaces")},
-        ips={ip.id: ip for ip in (_ip(entry, where) for where, entry in _entries(raw, "ip_addresses"))},
+        interfaces={entry["id"]: _interface(entry, where, home) for where, entry in _entries(raw, "network_interfaces")},
+        ips={ip.id: ip for ip in (_ip(entry, where, home) for where, entry in _entries(raw, "ip_addresses"))},
     )

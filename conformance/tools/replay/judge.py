@@ -44,6 +44,9 @@ LIVE_ONLY = {
     "429 rate_limit_reached": "a burst within one rate-limit window",
     "rate-limit headers": "X-RateLimit-Remaining counting down across exchanges",
     "no credential echoed": "the real credentials, which a record never holds",
+    "read-only token refused": "which token was sent, which a record never holds, and the IP read after the refusal",
+    "another organization's IP not found": "which objects are another organization's, and their holders read before and after",
+    "another organization's interface not found": "which interface is another organization's, and the IP read after the refusal",
 }
 # Phases of the suite's own record whose allocate_ip exchanges its tests judged (the rest are its bookkeeping: preflight, reads, cleanup).
 JUDGED_PHASES = frozenset({CALL, BURST})
