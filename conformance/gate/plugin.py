@@ -334,7 +334,10 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     config = request.config
     suite = config.stash[CONFIG_KEY]
     fixtures = config.stash[FIXTURES_KEY]
-    target = make_target(suite)
+    target = make_target(suite, seed=config.stash[SEED_KEY])
+    # The preflight's reads were answered (or the target is the mock in this process): a request lost on every attempt from
+    # now on asks whether the target still answers, instead of calling it unreachable.
+    target.answered_once = config.stash.get(PREFLIGHT_KEY, None) is not None or not target.is_live
     target.pacer.on_stall = report_stalled_rate_limit
     monitor = RateLimitMonitor(clock=target.pacer.now, window_seconds=target.pacer.window_seconds)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures,

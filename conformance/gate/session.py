@@ -93,15 +93,16 @@ class RunRecord:
     wire: WireProfile
 
 
-def make_target(suite: SuiteConfig) -> Target:
-    """The mock (optionally a mutant) or the live URL, per the settings."""
+def make_target(suite: SuiteConfig, seed: int = 0) -> Target:
+    """The mock (optionally a mutant) or the live URL, per the settings; `seed` makes the jitter of the retries' backoff."""
     # A live run never loads the mock; a mock run's client is handed the mock's transport, so it builds no TLS, reads no proxy.
     if suite.target_url is not None:
         return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
-                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
+                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None,
+                           retries=suite.request_retries, seed=seed)
     from conformance.mock.inprocess import embedded_target
 
-    return embedded_target(suite.mock_mutant, suite.mock_world, suite.request_timeout)
+    return embedded_target(suite.mock_mutant, suite.mock_world, suite.request_timeout, retries=suite.request_retries, seed=seed)
 
 
 def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:

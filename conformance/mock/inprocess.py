@@ -11,11 +11,16 @@ from pathlib import Path
 import httpx
 
 from conformance.mock.app import MockRequest, ReferenceMock, VirtualClock
+from conformance.mock.faults import CLOSED, Faults, FaultyHandler
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.wire.paths import BASE_PATH
+from conformance.wire.retry import DEFAULT_RETRIES, RetryPolicy
 from conformance.wire.transport import Pacer, Target
 
 MOCK_BASE_URL = f"http://katapult-mock.invalid{BASE_PATH}"
+# The network in front of the embedded mock: none, unless a run sets it (`-p conformance.tools.faulty_network`, for tests).
+FAULTS: Faults | None = None
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def _headers(request: httpx.Request) -> dict[str, str]:
@@ -29,7 +34,7 @@ def _headers(request: httpx.Request) -> dict[str, str]:
     return headers
 
 
-def _mock_handler(mock: ReferenceMock) -> Callable[[httpx.Request], httpx.Response]:
+def _mock_handler(mock: ReferenceMock) -> Handler:
     def handle(request: httpx.Request) -> httpx.Response:
         answer = mock.handle(
             MockRequest(
@@ -42,12 +47,14 @@ def _mock_handler(mock: ReferenceMock) -> Callable[[httpx.Request], httpx.Respon
         )
         if answer.hang:
             raise httpx.ReadTimeout("the mock never answers this request", request=request)
+        if answer.drop:
+            raise httpx.RemoteProtocolError(CLOSED, request=request)
         return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
 
     return handle
 
 
-def _answered_in_process(handler: Callable[[httpx.Request], httpx.Response]) -> Callable[[httpx.Request], httpx.Response]:
+def _answered_in_process(handler: Handler) -> Handler:
     """Each request the client built, answered by the handler as it is.
 
     The request is httpx's own (the client's build_request: default headers, URL, timeout), so the mock sees what a server
@@ -63,14 +70,20 @@ def _answered_in_process(handler: Callable[[httpx.Request], httpx.Response]) -> 
     return exchange
 
 
-def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0) -> Target:
+def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0, *, faults: Faults | None = None,
+                network: Callable[[Handler], Handler] | None = None, retries: int = DEFAULT_RETRIES, seed: int = 0) -> Target:
     """The in-process mock: its handler answers the client's requests directly, with no socket (nor TLS, nor proxies: a client
-    given a transport builds neither)."""
-    handler = _mock_handler(mock)
+    given a transport builds neither). `faults` puts the injector's network in front of it, `network` any other wrapper of
+    the handler (a test's own faults); retries back off on the virtual clock."""
+    handler: Handler = _mock_handler(mock)
+    if faults is not None and faults.any:
+        handler = FaultyHandler(handler, faults)
+    if network is not None:
+        handler = network(handler)
     client = httpx.Client(transport=httpx.MockTransport(handler), timeout=timeout)
     pacer = Pacer(0.0, clock.advance, clock)
     return Target("mock", MOCK_BASE_URL, client, pacer, timeout=timeout, max_requests=None, mock=mock,
-                  exchange=_answered_in_process(handler))
+                  exchange=_answered_in_process(handler), retry=RetryPolicy(retries, seed))
 
 
 def mock_class(name: str | None) -> type[ReferenceMock]:
@@ -82,8 +95,8 @@ def mock_class(name: str | None) -> type[ReferenceMock]:
     return from_catalogue(name)
 
 
-def embedded_target(mutant: str | None, world: Path | None, timeout: float) -> Target:
+def embedded_target(mutant: str | None, world: Path | None, timeout: float, *, retries: int = DEFAULT_RETRIES, seed: int = 0) -> Target:
     """The suite's default target: the faithful mock (or the named mutants) on a world file, in this process, on a virtual clock."""
     clock = VirtualClock()
     mock = mock_class(mutant)(load_world(world or DEFAULT_WORLD), clock=clock)
-    return mock_target(mock, clock, timeout=timeout)
+    return mock_target(mock, clock, timeout=timeout, faults=FAULTS, retries=retries, seed=seed)

@@ -12,7 +12,8 @@ from conformance.wire.transport import TargetError
 
 # The run options the preflight uses: where the target is, its fixtures, and how to reach it. The rest (reports, baseline,
 # profile, bounds) only mean something to a run of the tests, so doctor refuses them rather than ignore them.
-DOCTOR_OPTIONS = ("target_url", "target_fixtures", "mock_mutant", "mock_world", "request_timeout", "ca_bundle", "allow_production")
+DOCTOR_OPTIONS = ("target_url", "target_fixtures", "mock_mutant", "mock_world", "request_timeout", "request_retries", "ca_bundle",
+                  "allow_production")
 
 
 def parse_args(argv: list[str] | None) -> dict[str, object]:
