@@ -25,6 +25,8 @@ FINDINGS_KEY = pytest.StashKey["FindingLog"]()
 SETTINGS_KEY = pytest.StashKey["settings"]()
 PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 HEAP_KEY = pytest.StashKey["StartUpHeap"]()
+# Why the run stopped before its end because the target stopped answering (exit 4); absent when it ran to its end.
+STOPPED_KEY = pytest.StashKey[str]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
 RECORD_KEY = pytest.StashKey["RunRecord"]()
 

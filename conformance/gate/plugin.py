@@ -10,9 +10,21 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
+from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for typing
 
 from conformance.gate.collection import targets_suite
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, HEAP_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY, run_record
+from conformance.gate.keys import (
+    CONFIG_KEY,
+    FINDINGS_KEY,
+    FIXTURES_KEY,
+    HEAP_KEY,
+    PREFLIGHT_KEY,
+    SEED_KEY,
+    SESSION_KEY,
+    SETTINGS_KEY,
+    STOPPED_KEY,
+    run_record,
+)
 from conformance.setup.settings import OPTIONS, ConfigError, SuiteConfig, build_config
 
 # Every pytest run in an environment with the suite installed loads this module, so it imports only what the options and
@@ -127,6 +139,9 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
         return (yield)
     except (MissingFixture, BudgetExhausted) as cannot_run:
         pytest.skip(str(cannot_run))
+    except (Exception, Skipped) as error:
+        stop_if_gone(item.config, error)
+        raise
 
 
 @pytest.hookimpl(wrapper=True)
@@ -138,15 +153,25 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
     from conformance.setup.fixtures import MissingFixture
     from conformance.setup.profiles import without_local_constants
-    from conformance.wire.transport import BudgetExhausted
+    from conformance.wire.transport import AnswerLost, BudgetExhausted
 
     try:
         if not is_conformance_item(item):
             return (yield)
         with local_settings(item.config.stash[SETTINGS_KEY]), without_local_constants():
-            return (yield)
+            try:
+                return (yield)
+            except AnswerLost:
+                # The network took the test's exchange after the server may have acted: never the server's fault; run it again once.
+                from conformance.gate.network import rerun_once
+
+                rerun_once(item)
+                return None
     except (MissingFixture, BudgetExhausted) as cannot_run:
         pytest.skip(str(cannot_run))
+    except (Exception, Skipped) as error:
+        stop_if_gone(item.config, error)
+        raise
 
 
 @pytest.hookimpl(wrapper=True)
@@ -158,6 +183,20 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     except BudgetExhausted as cannot_run:
         pytest.skip(str(cannot_run))
+    except (Exception, Skipped) as error:
+        stop_if_gone(item.config, error)
+        raise
+
+
+def stop_if_gone(config: pytest.Config, error: BaseException) -> None:
+    """A target that stopped answering in the middle of the run ends it now, exit 4 (cleanup still says what to put back)."""
+    if not is_active(config):
+        return
+    from conformance.gate.network import gone_in, stop_run
+
+    why = gone_in(error)
+    if why is not None:
+        stop_run(config, why)
 
 
 def check_world(suite: SuiteConfig) -> None:
@@ -344,6 +383,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
                                  rate_limit_monitor=monitor)
     target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.interfaces.learn,
                          session.ledger.observe]
+    # A state-changing request whose answer was lost is sent again only once the ledger has read that nothing it names moved.
+    target.settle = session.ledger.settle_lost
     request_log = None
     if suite.request_log:
         from conformance.wire.request_log import RequestLog
@@ -378,8 +419,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
             request_log.close()
     if not session.drifts:
         return
-    if request.session.shouldstop or request.session.shouldfail:
-        # Stopped early (--maxfail, -x): pytest tears this down in its own sessionfinish, where a failure is a crash.
+    if request.session.shouldstop or request.session.shouldfail or STOPPED_KEY in config.stash:
+        # Stopped early (--maxfail, -x, a target gone): pytest tears this down in its own sessionfinish, where a failure is a crash.
         # The summary's cleanup verdict fails on these drifts; the terminal names them now.
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
@@ -410,11 +451,12 @@ def target(conformance_session: ConformanceSession) -> Target:
 
 
 @pytest.fixture
-def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
-    """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
+def ledger(request: pytest.FixtureRequest, conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
+    """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail (a run stopped because the target
+    is gone leaves it to the end of the run, which names the put-back commands)."""
     yield conformance_session.ledger
     drifts = conformance_session.ledger.restore()
-    if drifts:
+    if drifts and STOPPED_KEY not in request.config.stash:
         pytest.fail("could not restore: " + "; ".join(str(drift) for drift in drifts), pytrace=False)
 
 

@@ -34,11 +34,13 @@ from conformance.contract.promises import (
     verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, STOPPED_KEY, run_record
+from conformance.gate.network import Unanswered, unanswered
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
 from conformance.setup.settings import SuiteConfig
+from conformance.wire.transport import ConnectionDropped
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
 OPTED_OUT_PROPERTY = "opted out by"
@@ -101,10 +103,13 @@ def first_failure(error: BaseException) -> BaseException:
     return error
 
 
-def as_judged(failure: BaseException, report: pytest.TestReport) -> Any:
-    """The failure as a finding's facts: a ConformanceFailure already is one; anything else is described by its first line."""
+def as_judged(failure: BaseException, report: pytest.TestReport, declared: tuple[str, ...] = ()) -> Any:
+    """The failure as a finding's facts: a ConformanceFailure already is one; a request closed on at every attempt is its request's;
+    anything else is described by its first line."""
     if isinstance(failure, ConformanceFailure):
         return failure
+    if isinstance(failure, ConnectionDropped):
+        return unanswered(failure, declared)
     line = next((line.strip() for line in str(failure).splitlines() if line.strip()), type(failure).__name__)
     return Observation(line, type(failure).__name__, "the test to complete", REDACT(line))
 
@@ -274,13 +279,17 @@ class ConformanceReporter:
         """Record the failure as a finding (unless its check already did), name its promise, excuse it if the baseline says so."""
         promises = properties(report, PROMISE_PROPERTY) if report.when == "call" else (CLEANUP.id,)
         failure = first_failure(error)
+        judged = as_judged(failure, report, promises)
         if isinstance(failure, ConformanceFailure):
             report.longrepr = reader_text(failure, error)
+        elif isinstance(judged, Unanswered):
+            notes = [str(note) for note in getattr(error, "__notes__", ()) if str(note).strip()]
+            report.longrepr = REDACT("\n".join([f"{judged.title}\n  [check: {judged.check}]", judged.exchange, *dict.fromkeys(notes)]))
         if not promises:
             return
-        promise = charged_to(getattr(failure, "promise", None), promises) or promises[0]
+        promise = charged_to(getattr(judged, "promise", None), promises) or promises[0]
         finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
-            self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
+            self.log.record(judged, promise, node_name(item.nodeid))
         record(item, report, (CHARGED_PROPERTY, finding.signature.promise))
         entry = self.baseline.entry(finding.excused_by) if self.baseline is not None and finding.excused_by is not None else None
         if entry is not None and report.when == "call":
@@ -367,7 +376,9 @@ class ConformanceReporter:
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
         found, problems, notes = self.baseline_problems()
         verdicts = [verdict_of(promise, outcomes, self.log.findings.values(), self.log.reached[promise.id]) for promise in PROMISES]
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (session.shouldstop is not False and bool(session.shouldstop))
+        stopped = self.config.stash.get(STOPPED_KEY, None)
+        interrupted = stopped is None and (exitstatus == pytest.ExitCode.INTERRUPTED
+                                           or (session.shouldstop is not False and bool(session.shouldstop)))
         preflight = self.config.stash.get(PREFLIGHT_KEY, None)
         setup_problems = list(preflight.problems) if preflight is not None else []
         # A setup the preflight refused ran nothing: what was not judged is its consequence, not a finding of its own.
@@ -387,6 +398,7 @@ class ConformanceReporter:
             not_judged=missing,
             interrupted=interrupted and not setup_problems,
             setup_problems=setup_problems,
+            stopped=stopped,
             machines_from=preflight.machine_source if preflight is not None and preflight.ok else None,
             **self.wire(),
         )
@@ -396,6 +408,9 @@ class ConformanceReporter:
         if setup_problems:
             text = f"the setup is wrong, no test was run (exit 6): {'; '.join(setup_problems)}"
             self.emit(session, [case_report("run[setup]", text, (), error=True)])
+        elif stopped is not None:
+            self.emit(session, [case_report("run[target-stopped-answering]", f"{stopped}: the run stopped there (exit 4); its verdicts are"
+                                            " partial and it is not a pass; cleanup says what to put back", (), error=True)])
         elif interrupted:
             self.emit(session, [case_report("run[interrupted]", f"the run was interrupted ({session.shouldstop or 'Ctrl-C or SIGTERM'}):"
                                             " its verdicts are partial and it is not a pass; cleanup still ran", (), error=True)])

@@ -18,9 +18,11 @@ from conformance.wire.retry import DEFAULT_RETRIES, RetryPolicy
 from conformance.wire.transport import Pacer, Target
 
 MOCK_BASE_URL = f"http://katapult-mock.invalid{BASE_PATH}"
-# The network in front of the embedded mock: none, unless a run sets it (`-p conformance.tools.faulty_network`, for tests).
-FAULTS: Faults | None = None
 Handler = Callable[[httpx.Request], httpx.Response]
+# The network in front of the embedded mock: none, unless a run sets it, for the project's tests: the injector's seeded faults
+# (`-p conformance.tools.faulty_network`), or any wrapper of the handler (a test's scripted faults).
+FAULTS: Faults | None = None
+NETWORK: Callable[[Handler], Handler] | None = None
 
 
 def _headers(request: httpx.Request) -> dict[str, str]:
@@ -99,4 +101,4 @@ def embedded_target(mutant: str | None, world: Path | None, timeout: float, *, r
     """The suite's default target: the faithful mock (or the named mutants) on a world file, in this process, on a virtual clock."""
     clock = VirtualClock()
     mock = mock_class(mutant)(load_world(world or DEFAULT_WORLD), clock=clock)
-    return mock_target(mock, clock, timeout=timeout, faults=FAULTS, retries=retries, seed=seed)
+    return mock_target(mock, clock, timeout=timeout, faults=FAULTS, network=NETWORK, retries=retries, seed=seed)

@@ -72,15 +72,27 @@ def reproduce_lines(request: httpx.Request) -> list[str]:
     return [curl_line(request)]
 
 
-def describe_exchange(response: httpx.Response) -> str:
-    """What was sent and what came back, every credential replaced by [redacted]."""
-    request = response.request
+def sent_lines(request: httpx.Request) -> list[str]:
+    """What was sent: method, path and query, content type and body (not yet redacted)."""
     query = f"?{request.url.query.decode('ascii', 'backslashreplace')}" if request.url.query else ""
     lines = [f"Sent: {request.method} {request.url.path}{query}"]
     content_type = request.headers.get("content-type")
     if content_type:
         lines.append(f"  content-type: {content_type}")
     lines.append(f"  body: {printable(request.content) if request.content else '(none)'}")
+    return lines
+
+
+def describe_unanswered(request: httpx.Request, said: str) -> str:
+    """What was sent, that no answer came and why, and the command that sends it again; credentials redacted."""
+    lines = [*sent_lines(request), f"Got: no answer ({said})", "Reproduce:", *(f"  {line}" for line in reproduce_lines(request))]
+    return REDACT("\n".join(lines))
+
+
+def describe_exchange(response: httpx.Response) -> str:
+    """What was sent and what came back, every credential replaced by [redacted]."""
+    request = response.request
+    lines = sent_lines(request)
     lines.append(f"Got: {response.http_version} {response.status_code} {response.reason_phrase}".rstrip())
     lines += [f"  {name}: {printable(value.encode())}" for name, value in response.headers.items() if name.lower() not in ("date", "content-length")]
     lines.append(f"  body: {printable(response.content) if response.content else '(none)'}")

@@ -382,7 +382,8 @@ class Target:
             lost, reason = answer
             losses.append(lost)
             last = len(losses) >= self.retry.attempts
-            if not last and lost.may_have_acted and not self._may_resend(request, resend):
+            # Asked even after the last attempt: whoever keeps the state hears that it may have changed unseen.
+            if lost.may_have_acted and not self._may_resend(request, resend) and not last:
                 self.health.given_up(tuple(losses), unjudged=True)
                 self._tell(Attempt(request, len(losses), True, lost=lost, reason=reason))
                 raise AnswerLost(request, reason)
