@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from conftest import ServedMock
 
 from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.mock.faults import CLOSED, GATEWAY_PAGE, Faults
@@ -25,6 +26,7 @@ from conformance.wire.transport import (
     TargetGone,
     TargetTimeout,
     TargetUnreachable,
+    live_target,
 )
 
 Fault = Callable[[httpx.Request], "str | None"]
@@ -264,3 +266,41 @@ def test_request_retries_is_an_option_with_an_environment_variable() -> None:
     assert build_config({"request_retries": "5"}, {"KATAPULT_REQUEST_RETRIES": "0"}).request_retries == 5
     with pytest.raises(ConfigError, match="--request-retries"):
         build_config({"request_retries": "-1"}, {})
+
+
+def test_over_a_socket_a_connection_closed_on_one_request_is_that_requests_finding(
+        serve_mock: Callable[..., ServedMock], mock_target_fixtures: TargetFixtures) -> None:
+    """Served, the mock's worker dies on a long id (the socket closes without a byte): sent 4 times, then ConnectionDropped; the
+    target still answers the next request."""
+    served = serve_mock("--mutant", "drops-connection-on-long-id")
+    target = live_target(served.base_url, timeout=5.0, max_requests=50, max_rate=1000.0, retries=3)
+    f = mock_target_fixtures
+    try:
+        assert read_ip(target, f).status_code == 200
+        with pytest.raises(ConnectionDropped, match="closed the connection, 4 times"):
+            api.allocate(target, f.credential("valid"), f.network_interface_id, {"id": "ip_" + "x" * 300})
+        assert read_ip(target, f).status_code == 200
+    finally:
+        target.close()
+
+
+def test_the_network_line_says_what_happened() -> None:
+    """One line for the report: retries and why, and whether any request failed twice or never got an answer."""
+    from conformance.wire.retry import NetworkHealth
+
+    health = NetworkHealth()
+    for _ in range(290):
+        health.answered(())
+    assert health.describe() == "none of 290 requests needed a retry"
+    for _ in range(5):
+        health.answered((Lost.ANSWER_LOST,))
+    health.answered((Lost.GATEWAY,))
+    assert health.describe() == "6 of 296 requests retried after a dropped connection or a gateway's error page; none failed twice"
+    health.answered((Lost.BEFORE_SENDING, Lost.BEFORE_SENDING))
+    health.given_up((Lost.ANSWER_LOST,), unjudged=True)
+    health.given_up((Lost.ANSWER_LOST,) * 4, unjudged=False)
+    assert health.describe() == ("7 of 299 requests retried after a dropped connection or a gateway's error page; 2 failed twice or more;"
+                                 " 1 answer(s) lost after the server may have acted, left unjudged; 1 got no answer on any attempt")
+    copy = NetworkHealth()
+    copy.add(health.as_dict())
+    assert copy.describe() == health.describe()

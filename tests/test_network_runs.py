@@ -101,3 +101,59 @@ def test_a_generated_example_whose_answer_was_lost_is_left_out_alone(pytester: p
     result = pytester.runpytest_inprocess(*SUITE, "-k", "test_stateful_allocation")
     result.assert_outcomes(passed=1)
     assert lossy.left == 0
+
+
+class Dies:
+    """A target that answers until it has allocated an IP, then refuses every connection (a crashed server)."""
+
+    def __init__(self) -> None:
+        self.dead = False
+
+    def __call__(self, handler: Handler) -> Handler:
+        def handle(request: httpx.Request) -> httpx.Response:
+            if self.dead:
+                raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+            response = handler(request)
+            self.dead = response.status_code == 200 and request.url.path.endswith("/allocate_ip")
+            return response
+
+        return handle
+
+
+def test_a_target_that_stops_answering_mid_run_stops_it_with_exit_4_and_the_put_back_commands(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dead right after an allocation: the run stops at once (exit 4), says why, and names the IP left moved with its curl."""
+    monkeypatch.setattr(inprocess, "NETWORK", Dies())
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_inprocess(*SUITE, "--conformance-report", str(report))
+    assert result.ret == 4
+    output = result.stdout.str()
+    assert "stopped answering in the middle of the run" in output
+    result.stdout.fnmatch_lines(["*ip_mock*was free, now unknown*to restore it run: curl -sS -X POST *unallocate*"])
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    assert summary["status"] == "stopped" and "stopped answering" in summary["stopped"]
+    assert {p["id"]: p["verdict"] for p in summary["promises"]}["cleanup"] == "fails"
+
+
+def test_the_reports_and_the_request_log_say_how_healthy_the_network_was(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind the injector (5% before, 5% after): the run passes, and the terminal, Markdown and JSON say how many requests were
+    retried and why; the request log marks each retried request."""
+    monkeypatch.setenv("KATAPULT_MOCK_FAULTS", "drop-before=0.05,drop-after=0.05,seed=4")
+    markdown, report, log = pytester.path / "report.md", pytester.path / "report.json", pytester.path / "requests.log"
+    result = pytester.runpytest_inprocess(*SUITE, "-p", "conformance.tools.faulty_network", "-k", "test_exclusivity_no_value_is_missing",
+                                          "--conformance-report", str(markdown), "--conformance-report", str(report), "--request-log", str(log))
+    result.assert_outcomes(passed=1)
+    network = json.loads(report.read_text(encoding="utf-8"))["network"]
+    assert network["retried"] > 0 and network["requests"] > network["retried"], network
+    assert network["line"].startswith(f"{network['retried']} of {network['requests']} requests retried after a dropped connection")
+    result.stdout.fnmatch_lines([f"network: {network['line']}"])
+    assert f"Network: {network['line']}" in markdown.read_text(encoding="utf-8")
+    marked = [line for line in log.read_text(encoding="utf-8").splitlines() if line.endswith("[retried after 1 dropped connection]")]
+    assert 0 < len(marked) <= network["retried"]
+
+
+def test_no_faults_no_network_line_in_process(pytester: pytest.Pytester) -> None:
+    """On the embedded mock with no faults, there is no network to speak of: no line (a live run always has one)."""
+    result = pytester.runpytest_inprocess(*SUITE, "-k", "test_scenario and missing-token")
+    result.assert_outcomes(passed=1)
+    assert "network:" not in result.stdout.str()

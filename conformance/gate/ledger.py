@@ -216,7 +216,7 @@ class AllocationLedger:
             for ip in ips:
                 started, known = self.started.get(ip), self.known.get(ip, UNKNOWN)
                 if ip in self.dirty or ip in self.stale or known != started:
-                    drifts.append(Drift(ip, started, f"unknown ({self.target.gone})", self.fix_command(ip, started, UNKNOWN)))
+                    drifts.append(Drift(ip, started, "unknown (the target stopped answering)", self.fix_command(ip, started, UNKNOWN)))
         return drifts
 
     def verify(self) -> list[Drift]:

@@ -33,9 +33,11 @@ def gone_in(error: BaseException) -> str | None:
     return next((str(cause) for cause in causes(error) if isinstance(cause, TargetGone | Stopped)), None)
 
 
-def stop_run(config: pytest.Config, why: str) -> NoReturn:
+def stop_run(session: pytest.Session, why: str) -> NoReturn:
     """End the run now with exit 4; cleanup still runs (at once, the target gone) and names the put-back commands."""
-    config.stash[STOPPED_KEY] = why
+    session.config.stash[STOPPED_KEY] = why
+    # An xdist worker's controller stops handing out tests on it (and the controller's exit status becomes 4 too).
+    session.shouldstop = why
     pytest.exit(f"katapult-conformance: {why}; the run stops here (exit {USAGE})", returncode=USAGE)
 
 

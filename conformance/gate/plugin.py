@@ -140,7 +140,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     except (MissingFixture, BudgetExhausted) as cannot_run:
         pytest.skip(str(cannot_run))
     except (Exception, Skipped) as error:
-        stop_if_gone(item.config, error)
+        stop_if_gone(item, error)
         raise
 
 
@@ -170,7 +170,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     except (MissingFixture, BudgetExhausted) as cannot_run:
         pytest.skip(str(cannot_run))
     except (Exception, Skipped) as error:
-        stop_if_gone(item.config, error)
+        stop_if_gone(item, error)
         raise
 
 
@@ -184,19 +184,19 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     except BudgetExhausted as cannot_run:
         pytest.skip(str(cannot_run))
     except (Exception, Skipped) as error:
-        stop_if_gone(item.config, error)
+        stop_if_gone(item, error)
         raise
 
 
-def stop_if_gone(config: pytest.Config, error: BaseException) -> None:
+def stop_if_gone(item: pytest.Item, error: BaseException) -> None:
     """A target that stopped answering in the middle of the run ends it now, exit 4 (cleanup still says what to put back)."""
-    if not is_active(config):
+    if not is_active(item.config):
         return
     from conformance.gate.network import gone_in, stop_run
 
     why = gone_in(error)
     if why is not None:
-        stop_run(config, why)
+        stop_run(item.session, why)
 
 
 def check_world(suite: SuiteConfig) -> None:
@@ -392,6 +392,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         request_log = RequestLog(suite.request_log, session.run_id)
     if request_log is not None:
         target.observers.append(request_log.observe)
+        target.attempt_observers.append(request_log.attempt)
     config.stash[SESSION_KEY] = session
     if fixtures.provoke_rate_limit and bursts_for_429(request.session):
         from conformance.cases.rate_limit import WindowEndBurst, sender

@@ -456,11 +456,15 @@ class ConformanceReporter:
         return [v for v in verdicts if not v.judged and v.verdict != OPTED_OUT and (v.promise.live_provokable or not self.suite.is_live)]
 
     def wire(self) -> dict[str, Any]:
-        """What the target showed of its wire generation, for the summary."""
+        """What the target showed of its wire generation, and what the network did to the requests (live, or any retry), for the summary."""
         record = run_record(self.config)
         if record is None:
             return {}
-        return {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
+        shown = {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
+        health = record.network
+        if record.live or health.retried or health.unanswered or health.lost_unjudged:
+            shown |= {"network": health.as_dict(), "network_line": health.describe()}
+        return shown
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """One line per promise, the findings, requests per status (live), problems, and files written (if any promise was judged)."""

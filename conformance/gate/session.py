@@ -14,6 +14,7 @@ from conformance.setup.fixtures import TargetFixtures, UnusableFixture
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.pacing import RateLimitMonitor
 from conformance.wire.profile import WireProfile
+from conformance.wire.retry import NetworkHealth
 from conformance.wire.transport import Target, TargetError, live_target
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class ConformanceSession:
         """What this session did, for the end of the run."""
         target = self.target
         return RunRecord(target.is_live, target.sent, target.statuses, target.throttled, self.preflight_requests, bool(self.ledger.started),
-                         self.drifts, self.generated, self.wire)
+                         self.drifts, self.generated, self.wire, target.health)
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -91,6 +92,8 @@ class RunRecord:
     drifts: list[Drift]
     generated: dict[str, Counter[int]]
     wire: WireProfile
+    # What the requests met on the network: retries and why, requests that never got an answer.
+    network: NetworkHealth = field(default_factory=NetworkHealth)
 
 
 def make_target(suite: SuiteConfig, seed: int = 0) -> Target:

@@ -58,6 +58,9 @@ class Summary:
     stopped: str | None = None
     wire: dict[str, Any] | None = None
     wire_line: str | None = None
+    # What the network did to the requests (live runs, or any run that retried): counts, and one line for a reader.
+    network: dict[str, Any] | None = None
+    network_line: str | None = None
     # Where the run learnt each interface's virtual machine (live, from the preflight): the interface read, or allocate_ip's 200s.
     machines_from: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
@@ -169,6 +172,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "notes": summary.notes,
         "requests": summary.requests,
         "target_showed": summary.wire,
+        "network": None if summary.network is None else {**summary.network, "line": summary.network_line},
         "machines_from": summary.machines_from,
     }
 
@@ -185,6 +189,7 @@ def summary_markdown(summary: Summary) -> str:
         f"Target: {summary.target} · {summary.generated_at} · **{summary.status}**",
         "",
         *([f"The target showed: {summary.wire_line}", ""] if summary.wire_line else []),
+        *([f"Network: {summary.network_line}", ""] if summary.network_line else []),
         *([f"Interface virtual machines from {summary.machines_from}", ""] if summary.machines_from else []),
         "| Promise | Verdict | Detail |",
         "| --- | --- | --- |",
@@ -245,6 +250,9 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         throttled = summary.requests.get("throttled", 0)
         waited = f"; {throttled} paced request(s) got a 429 and were retried after a wait" if throttled else ""
         lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), plus {preflight} by the preflight{waited}", {}))
+    if summary.network_line:
+        troubled = bool(summary.network and (summary.network["failed_twice"] or summary.network["unanswered"]))
+        lines.append((f"network: {summary.network_line}", {"yellow": True} if troubled else {}))
     if summary.setup_problems:
         lines.append((f"the setup is wrong ({len(summary.setup_problems)} problem(s)): no test was run, nothing was judged (exit 6)",
                       {"red": True, "bold": True}))

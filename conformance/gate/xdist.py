@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, RECORD_KEY, SESSION_KEY
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, RECORD_KEY, SESSION_KEY, STOPPED_KEY
+from conformance.setup.command import USAGE
 from conformance.setup.fixtures import IPRef
 from conformance.setup.settings import Setting, SuiteConfig
 from conformance.wire.profile import WireProfile
+from conformance.wire.retry import NetworkHealth
 
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
@@ -114,9 +116,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return grouped_scheduler(config, log, lambda nodeid: TARGET_GROUP if SUITE_NODE.search(nodeid) else None)
 
 
-def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog | None) -> dict[str, Any]:
+def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog | None, stopped: str | None = None) -> dict[str, Any]:
     """What a worker did, as plain data for execnet."""
     return {
+        "stopped": stopped,
+        "network": session.target.health.as_dict(),
         "live": session.target.is_live,
         "sent": session.target.sent,
         "preflight": session.preflight_requests,
@@ -152,11 +156,16 @@ class Merged:
     findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     reached: Counter[str] = dataclasses.field(default_factory=Counter)
     wire: WireProfile = dataclasses.field(default_factory=WireProfile)
+    network: NetworkHealth = dataclasses.field(default_factory=NetworkHealth)
+    # Why a worker stopped the run (its target stopped answering), if one did.
+    stopped: str | None = None
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
         from conformance.gate.ledger import Drift
 
+        self.stopped = self.stopped or data.get("stopped")
+        self.network.add(data["network"])
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
         self.preflight += int(data["preflight"])
@@ -218,7 +227,7 @@ def controller_record(merged: Merged) -> RunRecord:
     from conformance.gate.session import RunRecord
 
     return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
-                     list(merged.drifts), merged.generated, merged.wire)
+                     list(merged.drifts), merged.generated, merged.wire, merged.network)
 
 
 def finish_on_controller(session: pytest.Session) -> None:
@@ -231,7 +240,11 @@ def finish_on_controller(session: pytest.Session) -> None:
     if suite.request_log is not None:
         join_request_log(Path(suite.request_log), merged.parts)
     record = controller_record(merged)
-    if merged.live and merged.started:
+    if merged.stopped is not None:
+        # The worker's target stopped answering: the run's exit status is 4 here too, and the reporter says why.
+        config.stash[STOPPED_KEY] = merged.stopped
+        session.exitstatus = USAGE
+    if merged.live and merged.started and merged.stopped is None:
         known = {str(drift.ip.id) for drift in merged.drifts}
         late = [drift for drift in verify_live(session, merged) if str(drift.ip.id) not in known]
         if late:
@@ -256,7 +269,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_worker(config) and conformance is not None:
         log = config.stash[CONFIG_KEY].request_log
         findings = config.stash.get(FINDINGS_KEY, None)
-        config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings)  # type: ignore[attr-defined]
+        config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings,  # type: ignore[attr-defined]
+                                                  config.stash.get(STOPPED_KEY, None))
     elif is_controller(config):
         finish_on_controller(session)
 

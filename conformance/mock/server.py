@@ -58,6 +58,10 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0))
             if response.hang:
                 threading.Event().wait(HANG_SECONDS)
                 return
+            if response.drop:
+                # The worker died: the connection closes without a byte of answer.
+                self.close_connection = True
+                return
             self.send_response(response.status)
             for key, value in response.headers.items():
                 self.send_header(key, value)
