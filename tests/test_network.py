@@ -304,3 +304,36 @@ def test_the_network_line_says_what_happened() -> None:
     copy = NetworkHealth()
     copy.add(health.as_dict())
     assert copy.describe() == health.describe()
+
+
+def test_the_served_mock_answers_as_a_real_front_end_may(serve_mock: Callable[..., ServedMock]) -> None:
+    """--connection-close, --gzip (when accepted), --chunked and --charset: correct HTTP, each as asked."""
+    served = serve_mock("--connection-close", "--gzip", "--chunked", "--charset")
+    with httpx.Client(timeout=5.0) as client:
+        response = client.post(served.base_url + ALLOCATE_PATH, json={}, headers={"Accept-Encoding": "gzip"})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "missing_api_token")
+    assert response.headers["connection"] == "close" and response.headers["content-encoding"] == "gzip"
+    assert response.headers["transfer-encoding"] == "chunked" and "content-length" not in response.headers
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+
+
+def test_the_served_mock_drops_what_it_is_told_to(serve_mock: Callable[..., ServedMock]) -> None:
+    """--drop-before 1 closes every API connection without an answer, --gateway-errors 1 answers a gateway's page; the control
+    paths are never dropped."""
+    dropping = serve_mock("--drop-before", "1")
+    gateway = serve_mock("--gateway-errors", "1")
+    with httpx.Client(timeout=5.0) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post(dropping.base_url + ALLOCATE_PATH, json={})
+        assert client.post(dropping.base_url.removesuffix(BASE_PATH) + "/__mock__/reset").status_code == 204
+        page = client.post(gateway.base_url + ALLOCATE_PATH, json={})
+    assert page.status_code == 502 and "X-Request-Id" not in page.headers and page.headers["content-type"] == "text/html"
+
+
+def test_faults_are_spelt_as_the_options_and_checked() -> None:
+    """KATAPULT_MOCK_FAULTS's spelling; a share outside 0..1 or an unknown key is refused, naming it."""
+    assert Faults.parse("drop-before=0.01, drop-after=0.02,seed=3") == Faults(0.01, 0.02, 0.0, 3)
+    with pytest.raises(ValueError, match="--drop-after must be a share between 0 and 1"):
+        Faults.parse("drop-after=2")
+    with pytest.raises(ValueError, match="unknown fault 'drop'"):
+        Faults.parse("drop=0.1")

@@ -21,6 +21,17 @@ GATEWAY_CONTENT_TYPE = "text/html"
 CLOSED = "Server disconnected without sending a response."
 
 
+@dataclass(frozen=True)
+class FrontEnd:
+    """How a real server or proxy in front may answer, all of it correct HTTP: `Connection: close` on every answer, gzip when the
+    client accepts it, chunked bodies, `; charset=utf-8` on the JSON content type."""
+
+    connection_close: bool = False
+    gzip: bool = False
+    chunked: bool = False
+    charset: bool = False
+
+
 class Fault(enum.Enum):
     """What the network does to one request."""
 

@@ -1,6 +1,7 @@
 """Serve the reference mock (or a mutant) over real HTTP on loopback, like a Prism mock."""
 from __future__ import annotations
 
+import gzip
 import random
 import threading
 import time
@@ -8,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from conformance.mock.app import MockRequest, MockResponse, ReferenceMock
+from conformance.mock.faults import GATEWAY_CONTENT_TYPE, GATEWAY_PAGE, Fault, Faults, FrontEnd, Injector
 from conformance.wire.paths import BASE_PATH
 
 HANG_SECONDS = 3600.0
@@ -28,9 +30,13 @@ def control(mock: ReferenceMock, request: MockRequest) -> MockResponse | None:
     return MockResponse(204, b"")
 
 
-def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0)) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to one mock; each answer waits `latency` (min, max seconds), like a real network."""
+def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0), faults: Faults | None = None,
+                 front: FrontEnd | None = None) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one mock; each answer waits `latency` (min, max seconds), like a real network; `faults`
+    drops requests and answers of the API (never the control paths); `front` answers the way a real front end may."""
     jitter = random.Random(0)
+    injector = Injector(faults) if faults is not None and faults.any else None
+    shape = front or FrontEnd()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -52,22 +58,53 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0))
                 body=body,
                 client_address=self.client_address[0],
             )
-            response = control(mock, request) or mock.handle(request)
+            switched = control(mock, request)
+            fault = injector.before() if injector is not None and switched is None else None
+            if fault is Fault.DROP_BEFORE:
+                # Lost on the way: the server never sees it, the client sees the connection close without an answer.
+                self.close_connection = True
+                return
+            if fault is Fault.GATEWAY:
+                self.send_body(502, {"Content-Type": GATEWAY_CONTENT_TYPE}, GATEWAY_PAGE)
+                return
+            response = switched or mock.handle(request)
             if latency[1] > 0:
                 time.sleep(jitter.uniform(*latency))
             if response.hang:
                 threading.Event().wait(HANG_SECONDS)
                 return
-            if response.drop:
-                # The worker died: the connection closes without a byte of answer.
+            if response.drop or (injector is not None and switched is None and injector.after()):
+                # The worker died, or the answer was lost after the server acted: the connection closes without a byte of it.
                 self.close_connection = True
                 return
-            self.send_response(response.status)
-            for key, value in response.headers.items():
+            self.send_body(response.status, response.headers, response.body)
+
+        def send_body(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            """Status, headers and body, shaped as the front end answers."""
+            headers = dict(headers)
+            if shape.charset and headers.get("Content-Type") == "application/json":
+                headers["Content-Type"] = "application/json; charset=utf-8"
+            if shape.gzip and body and "gzip" in self.headers.get("Accept-Encoding", ""):
+                body = gzip.compress(body)
+                headers["Content-Encoding"] = "gzip"
+            self.send_response(status)
+            for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(response.body)))
+            if shape.connection_close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            if shape.chunked and body:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                half = max(1, len(body) // 2)
+                for piece in (body[:half], body[half:]):
+                    if piece:
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(response.body)
+            self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
 
@@ -77,9 +114,10 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0))
 class MockServer:
     """A running HTTP server for one mock on 127.0.0.1."""
 
-    def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0, latency: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0, latency: tuple[float, float] = (0.0, 0.0),
+                 faults: Faults | None = None, front: FrontEnd | None = None) -> None:
         self.mock = mock
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock, latency))
+        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock, latency, faults, front))
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 
