@@ -325,6 +325,11 @@ def check_setup(session: pytest.Session) -> None:
     suite = session.config.stash.get(CONFIG_KEY, None)
     if suite is None or not suite.is_live or session.config.option.collectonly:
         return
+    from conformance.gate.xdist import is_worker, share_preflight
+
+    if is_worker(session.config):
+        # One preflight per run: an xdist worker takes the controller's result (conformance_session reads it).
+        return
     from conformance.gate.preflight import preflight, stop_message
     from conformance.gate.session import make_target
     from conformance.wire.profile import WireProfile
@@ -333,14 +338,21 @@ def check_setup(session: pytest.Session) -> None:
     probe = make_target(suite)
     wire = WireProfile()
     probe.observers.append(wire.observe)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"katapult-conformance preflight: {message}")
+            reporter.flush()
+
     try:
-        found = preflight(probe, session.config.stash[FIXTURES_KEY])
+        found = preflight(probe, session.config.stash[FIXTURES_KEY], say)
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
         probe.close()
     session.config.stash[PREFLIGHT_KEY] = found
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    share_preflight(session.config, found)
     if not found.ok:
         if reporter is not None:
             reporter.write_line(stop_message(found), red=True)
@@ -374,9 +386,9 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     suite = config.stash[CONFIG_KEY]
     fixtures = config.stash[FIXTURES_KEY]
     target = make_target(suite, seed=config.stash[SEED_KEY])
-    # The preflight's reads were answered (or the target is the mock in this process): a request lost on every attempt from
-    # now on asks whether the target still answers, instead of calling it unreachable.
-    target.answered_once = config.stash.get(PREFLIGHT_KEY, None) is not None or not target.is_live
+    # The preflight's reads were answered (here or on the xdist controller), or the target is the mock in this process: a
+    # request lost on every attempt from now on asks whether the target still answers, instead of calling it unreachable.
+    target.answered_once = True
     target.pacer.on_stall = report_stalled_rate_limit
     monitor = RateLimitMonitor(clock=target.pacer.now, window_seconds=target.pacer.window_seconds)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures,
@@ -406,6 +418,11 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
+    if found is None and suite.is_live:
+        from conformance.gate.xdist import shared_preflight
+
+        # An xdist worker: the controller's preflight read the starting state (its requests are counted there).
+        found = shared_preflight(config)
     record_starting_state(session, found)
     yield session
     try:

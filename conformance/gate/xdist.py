@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, RECORD_KEY, SESSION_KEY, STOPPED_KEY
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, RECORD_KEY, SESSION_KEY, STOPPED_KEY
 from conformance.setup.command import USAGE
 from conformance.setup.fixtures import IPRef
 from conformance.setup.settings import Setting, SuiteConfig
@@ -30,10 +33,14 @@ if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
     from conformance.gate.ledger import Drift
+    from conformance.gate.preflight import Preflight
     from conformance.gate.runlock import RunLock  # noqa: F401 (named in LOCK_KEY's string)
     from conformance.gate.session import ConformanceSession, RunRecord
 
 OUTPUT_KEY = "katapult_conformance"
+# Where the controller writes its preflight's result for the workers: one preflight per run, whatever -n says.
+PREFLIGHT_INPUT = "katapult_conformance_preflight"
+SHARED_PREFLIGHT_KEY = pytest.StashKey[Path]()
 TARGET_GROUP = "katapult-target"
 SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
 MERGED_KEY = pytest.StashKey["Merged"]()
@@ -91,6 +98,42 @@ def pytest_configure(config: pytest.Config) -> None:
             except RunLockError as error:
                 raise pytest.UsageError(f"katapult-conformance: {error}") from None
             config.add_cleanup(config.stash[LOCK_KEY].release)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Each worker of a live run is told where the controller's preflight result will be (written before any test is handed out)."""
+    config = node.config
+    suite = config.stash.get(CONFIG_KEY, None)
+    if suite is None or not suite.is_live or config.option.collectonly:
+        return
+    shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
+    if shared is None:
+        shared = config.stash[SHARED_PREFLIGHT_KEY] = Path(tempfile.mkdtemp(prefix="katapult-conformance-")) / "preflight.json"
+        config.add_cleanup(lambda: shutil.rmtree(shared.parent, ignore_errors=True))
+    node.workerinput[PREFLIGHT_INPUT] = str(shared)
+
+
+def share_preflight(config: pytest.Config, found: Preflight) -> None:
+    """On the controller: write what its preflight found for the workers (they run none of their own)."""
+    shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
+    if shared is None:
+        return
+    data = {item.name: getattr(found, item.name) for item in dataclasses.fields(found)}
+    data["holders"] = [[ip.id, ip.address, holder] for ip, holder in found.holders.items()]
+    shared.write_text(json.dumps(data), encoding="utf-8")
+
+
+def shared_preflight(config: pytest.Config) -> Preflight | None:
+    """On a worker: the controller's preflight result, when it ran one."""
+    from conformance.gate.preflight import Preflight
+
+    path = getattr(config, "workerinput", {}).get(PREFLIGHT_INPUT)
+    if path is None or not Path(path).is_file():
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data["holders"] = {IPRef(ip_id, address): holder for ip_id, address, holder in data["holders"]}
+    return Preflight(**data)
 
 
 def grouped_scheduler(config: pytest.Config, log: Any, group_of: Callable[[str], str | None]) -> Any:
@@ -239,6 +282,10 @@ def finish_on_controller(session: pytest.Session) -> None:
         return
     if suite.request_log is not None:
         join_request_log(Path(suite.request_log), merged.parts)
+    found = config.stash.get(PREFLIGHT_KEY, None)
+    if found is not None:
+        # The one preflight of the run is the controller's: the workers shared its result and sent none of their own.
+        merged.preflight += found.requests
     record = controller_record(merged)
     if merged.stopped is not None:
         # The worker's target stopped answering: the run's exit status is 4 here too, and the reporter says why.

@@ -20,7 +20,8 @@ def parse_args(argv: list[str] | None) -> dict[str, object]:
     """The suite's target options (same flags, same environment variables); the others are left at their defaults."""
     parser = CommandParser("doctor", "Check the settings, the target fixtures and the target, as the preflight does before a run,"
                            " and print what it found; sends at most 20 requests and changes nothing.", exits=(OK, USAGE, SETUP),
-                           says={OK: "the setup is usable", USAGE: "an unknown option, a bad value, or the target cannot be reached"})
+                           says={OK: "the setup is usable", USAGE: "an unknown option, a bad value, or the target cannot be reached or asked"
+                                                    " (its token's window stayed spent, maintenance, a gateway's page)"})
     for option in OPTIONS:
         if option.dest not in DOCTOR_OPTIONS:
             continue
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target: {suite.target_url if suite.is_live else 'embedded reference mock (in-process)'}")
     print(f"fixtures: {fixtures.source}")
     try:
-        found = preflight(target, fixtures)
+        found = preflight(target, fixtures, lambda message: print(REDACT(message), flush=True))
     except TargetError as error:
         return fail("doctor", REDACT(str(error)), USAGE)
     finally:
