@@ -108,3 +108,95 @@ def test_one_preflight_per_run_under_xdist(serve_mock: Callable[..., ServedMock]
     # The controller reads every fixture IP back once more after the workers are done (gate.xdist.verify_live): that, and no preflight.
     (used0, requests0), (used2, requests2) = used["n0"], used["n2"]
     assert used2 == used0 + len(mock_target_fixtures.known_ips()) and requests2 == requests0, used
+
+
+def test_no_burst_in_a_window_another_client_began() -> None:
+    """A window first seen already low was begun by another client: its end is unknown, so the pacer waits it out (whole, saying
+    why on the status line and in the report) without the 429 burst, and bursts in the next window, whose start it saw."""
+    from test_pacing import FakeClock
+    from test_wire import limited
+
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    why: list[str | None] = []
+
+    def sleep(seconds: float) -> None:
+        why.append(pacer.waiting_for)
+        clock.sleep(seconds)
+
+    pacer.sleep = sleep
+    bursts: list[float] = []
+    pacer.on_window_spent = lambda response: bursts.append(clock.now)
+    pacer.after_response(limited("200", "40"))
+    assert bursts == [] and clock.slept == [60.0] and why == ["a window another client of the token spent"]
+    assert len(pacer.shared) == 1 and "spent by another client (X-RateLimit-Remaining 40 of 200)" in pacer.shared[0]
+    pacer.after_response(limited("200", "199"))
+    pacer.after_response(limited("200", "40"))
+    assert bursts == [60.0] and why[1] is None and len(pacer.shared) == 1
+
+
+def test_a_remaining_that_does_not_recover_is_a_shared_token_not_a_finding() -> None:
+    """Still at the reserve after a whole window: noted as a shared token, and pacing goes on by Permitted alone (the run's
+    rate-limit headers promise is judged by what the headers say of themselves, not by this)."""
+    from test_pacing import FakeClock
+    from test_wire import limited
+
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    stalls: list[str] = []
+    pacer.on_stall = lambda message, response: stalls.append(message)
+    pacer.after_response(limited("200", "3"))
+    pacer.after_response(limited("200", "3"))
+    assert clock.slept == [60.0] and len(stalls) == 1 and not pacer.trust_remaining
+    assert stalls[0].startswith("X-RateLimit-Remaining does not recover: still 3 after waiting") and "another client" in stalls[0]
+    assert pacer.shared[-1] == stalls[0] and pacer.min_interval == 60 / 160
+
+
+SCALED = ("-p", "conformance.tools.scaled_clock", "-p", "spend_window")
+# Issue #25: a default live run started in a window another client spent sends at most this many (a fresh one sends ~290).
+SHARED_WINDOW_REQUESTS = 350
+
+
+@pytest.mark.slow
+def test_a_run_started_in_a_window_another_client_spent_waits_once_and_sends_what_a_fresh_one_does(
+        serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures, tmp_path: Path) -> None:
+    """200 a minute, the window 10 s and the suite's clock 6x (so its 60 s): another client spends 170 of the window just before
+    the first test sends anything, which starts 30 s into it. The run waits for the next window once (no burst in that one: its
+    end is not known), says so, sends at most 350 requests with one 429 burst, and passes. (Started 50 s in, in real time:
+    tests/test_network_live.py, nightly.)"""
+    served = serve_mock("--permitted", "200", "--window-seconds", "10")
+    report = tmp_path / "report.json"
+    done = run_pytest("--pyargs", "conformance", "-q", *SCALED, "--target-url", served.base_url, "--target-fixtures", mock_target_fixtures.source,
+                      "--conformance-report", report, env={"KATAPULT_TEST_SPEND_WINDOW": "170,30", "PYTHONPATH": str(Path(__file__).parent)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    requests = summary["requests"]
+    assert requests["sent"] <= SHARED_WINDOW_REQUESTS and requests["by_status"].get("429", 0) <= 2 and requests["throttled"] == 0, requests
+    assert any("spent by another client" in note for note in summary["shared_token"]), summary["shared_token"]
+    assert "shared token: the token's rate-limit window was spent by another client" in done.stdout
+
+
+def test_no_burst_at_the_very_end_of_a_window() -> None:
+    """Spent to the floor with under 5 s of its window left, the burst would run on into the next window: the pacer waits and
+    bursts in a later window instead."""
+    from test_pacing import FakeClock
+    from test_wire import limited
+
+    from conformance.wire.transport import Pacer
+
+    clock = FakeClock()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    bursts: list[float] = []
+    pacer.on_window_spent = lambda response: bursts.append(clock.now)
+    pacer.after_response(limited("200", "199"))
+    clock.now = 57.0
+    pacer.after_response(limited("200", "40"))
+    assert bursts == [] and clock.slept == [4.0]
+    pacer.after_response(limited("200", "199"))
+    clock.now += 20.0
+    pacer.after_response(limited("200", "40"))
+    assert bursts == [81.0]

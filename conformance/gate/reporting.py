@@ -464,7 +464,7 @@ class ConformanceReporter:
         health = record.network
         if record.live or health.retried or health.unanswered or health.lost_unjudged:
             shown |= {"network": health.as_dict(), "network_line": health.describe()}
-        return shown
+        return shown | {"shared_token": list(record.shared_token)}
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """One line per promise, the findings, requests per status (live), problems, and files written (if any promise was judged)."""

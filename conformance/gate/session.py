@@ -70,7 +70,7 @@ class ConformanceSession:
         """What this session did, for the end of the run."""
         target = self.target
         return RunRecord(target.is_live, target.sent, target.statuses, target.throttled, self.preflight_requests, bool(self.ledger.started),
-                         self.drifts, self.generated, self.wire, target.health)
+                         self.drifts, self.generated, self.wire, target.health, list(target.pacer.shared))
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -94,6 +94,8 @@ class RunRecord:
     wire: WireProfile
     # What the requests met on the network: retries and why, requests that never got an answer.
     network: NetworkHealth = field(default_factory=NetworkHealth)
+    # What pacing saw of the token's other clients: a window spent before the run saw it begin, a Remaining that did not recover.
+    shared_token: list[str] = field(default_factory=list)
 
 
 def make_target(suite: SuiteConfig, seed: int = 0) -> Target:

@@ -61,6 +61,8 @@ class Summary:
     # What the network did to the requests (live runs, or any run that retried): counts, and one line for a reader.
     network: dict[str, Any] | None = None
     network_line: str | None = None
+    # What pacing saw of the token's other clients (a shared token: never a finding by itself).
+    shared_token: list[str] = field(default_factory=list)
     # Where the run learnt each interface's virtual machine (live, from the preflight): the interface read, or allocate_ip's 200s.
     machines_from: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
@@ -173,6 +175,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "requests": summary.requests,
         "target_showed": summary.wire,
         "network": None if summary.network is None else {**summary.network, "line": summary.network_line},
+        "shared_token": summary.shared_token,
         "machines_from": summary.machines_from,
     }
 
@@ -190,6 +193,7 @@ def summary_markdown(summary: Summary) -> str:
         "",
         *([f"The target showed: {summary.wire_line}", ""] if summary.wire_line else []),
         *([f"Network: {summary.network_line}", ""] if summary.network_line else []),
+        *(line for note in summary.shared_token for line in (f"Shared token: {note}", "")),
         *([f"Interface virtual machines from {summary.machines_from}", ""] if summary.machines_from else []),
         "| Promise | Verdict | Detail |",
         "| --- | --- | --- |",
@@ -253,6 +257,7 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
     if summary.network_line:
         troubled = bool(summary.network and (summary.network["failed_twice"] or summary.network["unanswered"]))
         lines.append((f"network: {summary.network_line}", {"yellow": True} if troubled else {}))
+    lines += [(f"shared token: {note}", {"yellow": True}) for note in summary.shared_token]
     if summary.setup_problems:
         lines.append((f"the setup is wrong ({len(summary.setup_problems)} problem(s)): no test was run, nothing was judged (exit 6)",
                       {"red": True, "bold": True}))

@@ -164,6 +164,7 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
     return {
         "stopped": stopped,
         "network": session.target.health.as_dict(),
+        "shared_token": list(session.target.pacer.shared),
         "live": session.target.is_live,
         "sent": session.target.sent,
         "preflight": session.preflight_requests,
@@ -202,6 +203,7 @@ class Merged:
     network: NetworkHealth = dataclasses.field(default_factory=NetworkHealth)
     # Why a worker stopped the run (its target stopped answering), if one did.
     stopped: str | None = None
+    shared_token: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
@@ -209,6 +211,7 @@ class Merged:
 
         self.stopped = self.stopped or data.get("stopped")
         self.network.add(data["network"])
+        self.shared_token += data["shared_token"]
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
         self.preflight += int(data["preflight"])
@@ -270,7 +273,7 @@ def controller_record(merged: Merged) -> RunRecord:
     from conformance.gate.session import RunRecord
 
     return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
-                     list(merged.drifts), merged.generated, merged.wire, merged.network)
+                     list(merged.drifts), merged.generated, merged.wire, merged.network, merged.shared_token)
 
 
 def finish_on_controller(session: pytest.Session) -> None:

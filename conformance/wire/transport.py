@@ -21,6 +21,8 @@ RATE_LIMIT_RESERVE = 5
 RATE_WINDOW_SECONDS = 60.0
 # Spend at most 80% of each window of the token's allowance: other clients of the same token, and clock skew, need room too.
 HEADROOM = 0.8
+# The share of a window that must be left for the 429 burst to go there (5 s of 60: a burst takes a second or two).
+BURST_ROOM = 1 / 12
 # A rise of Remaining to near Permitted is a new window (another client of the token may have spent a little of it).
 NEW_WINDOW_SHARE = 0.9
 UNSET: Any = object()
@@ -130,8 +132,14 @@ class Pacer:
         # Called instead of raising when Remaining never recovers; after it, Remaining is no longer trusted.
         self.on_stall: Callable[[str, httpx.Response], None] | None = None
         self.trust_remaining = True
-        # Called once, the first time a window is spent to the floor, before waiting for its end (the 429 burst spends the rest).
+        # Called once, the first time a window whose start the pacer saw is spent to the floor, before waiting for its end (the
+        # 429 burst spends the rest).
         self.on_window_spent: Callable[[httpx.Response], None] | None = None
+        # What pacing saw of the token's other clients (a window spent before the run saw it start, a Remaining that did not
+        # recover), for the report; and why the pacer waits now, for the status line.
+        self.shared: list[str] = []
+        self.waiting_for: str | None = None
+        self.waited_unseen = False
 
     @property
     def floor(self) -> int:
@@ -200,22 +208,41 @@ class Pacer:
             if remaining > RATE_LIMIT_RESERVE:
                 # Already waited for this window's end: another client of the token spends it too; go on down to the reserve.
                 return
-            message = (f"X-RateLimit-Remaining is still {remaining} after waiting for its {self.window_seconds:g} s window to end (it"
-                       f" was {waited_for}): the server's rate-limit headers do not recover")
+            message = (f"X-RateLimit-Remaining does not recover: still {remaining} after waiting for its {self.window_seconds:g} s"
+                       f" window to end (it was {waited_for})")
             if self.on_stall is None:
                 raise RateLimitStalled(message + ", so the run stops here instead of waiting on them")
             self.trust_remaining = False
             # Without a count to trust, an even pace of HEADROOM of the allowance keeps the run under the limit.
             if self.permitted is not None:
                 self.min_interval = max(self.min_interval, self.window_seconds / (self.permitted * HEADROOM))
-            self.on_stall(message + "; pacing goes on by X-RateLimit-Permitted alone", response)
+            # Another client spending the token as fast as it refills looks just like this: a shared token, not a finding (the
+            # rate-limit headers promise is judged on headers that contradict themselves: RateLimitMonitor).
+            note = message + ": another client of the token spends it as fast as it refills; pacing goes on by X-RateLimit-Permitted alone"
+            self.shared.append(note)
+            self.on_stall(note, response)
             return
-        spent = None if putting_back else self.on_window_spent
+        seen = token in self.window_seen_at
+        # The burst needs the rest of a window whose end is known: with too little left it would run on into the next window
+        # and spend that one too (a second burst); then it waits for a later window.
+        roomy = seen and self.window_ends_in(response.request.headers) >= self.window_seconds * BURST_ROOM
+        spent = None if putting_back or not roomy else self.on_window_spent
         if spent is not None:
             self.on_window_spent = None
             spent(response)
+        if not seen and not self.waited_unseen:
+            self.waited_unseen = True
+            # Begun and spent by another client before this run saw its start: its end is not known, so no burst here (it could
+            # run on into the next window and spend that one too); wait it out once, and burst in a window the run saw begin.
+            self.shared.append(f"the token's rate-limit window was spent by another client (X-RateLimit-Remaining {remaining} of"
+                               f" {self.permitted}) before this run saw it begin: the run waited up to {self.window_seconds:g} s for"
+                               " the next one")
         self.waited_for[token] = remaining
-        self.wait_for_window_end(response.request.headers)
+        self.waiting_for = None if seen else "a window another client of the token spent"
+        try:
+            self.wait_for_window_end(response.request.headers)
+        finally:
+            self.waiting_for = None
 
 
 class MaintenanceSwitch(Protocol):
