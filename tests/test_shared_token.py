@@ -107,7 +107,8 @@ def test_one_preflight_per_run_under_xdist(serve_mock: Callable[..., ServedMock]
         used[name] = (used_of_window(served.base_url, mock_target_fixtures), json.loads(report.read_text(encoding="utf-8"))["requests"])
     # The controller reads every fixture IP back once more after the workers are done (gate.xdist.verify_live): that, and no preflight.
     (used0, requests0), (used2, requests2) = used["n0"], used["n2"]
-    assert used2 == used0 + len(mock_target_fixtures.known_ips()) and requests2 == requests0, used
+    assert requests2["end_of_run"] == len(mock_target_fixtures.known_ips()) and used2 == used0 + requests2["end_of_run"], used
+    assert (requests2["preflights"], requests2["preflight"], requests2["sent"]) == (1, requests0["preflight"], requests0["sent"]), used
 
 
 def test_no_burst_in_a_window_another_client_began() -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from conformance.gate.session import ConformanceSession, RunRecord  # noqa: F401
     from conformance.setup.fixtures import TargetFixtures  # noqa: F401
     from conformance.setup.settings import SuiteConfig  # noqa: F401
+    from conformance.wire.har import HarRecorder  # noqa: F401
 
 CONFIG_KEY = pytest.StashKey["SuiteConfig"]()
 FIXTURES_KEY = pytest.StashKey["TargetFixtures"]()
@@ -27,6 +28,8 @@ PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 HEAP_KEY = pytest.StashKey["StartUpHeap"]()
 # Why the run stopped before its end because the target stopped answering (exit 4); absent when it ran to its end.
 STOPPED_KEY = pytest.StashKey[str]()
+# Set when the run is recorded (--record): the HAR record every target of this process writes to.
+RECORDER_KEY = pytest.StashKey["HarRecorder"]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
 RECORD_KEY = pytest.StashKey["RunRecord"]()
 

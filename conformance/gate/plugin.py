@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import signal
-import threading
 from collections.abc import Generator, Iterator
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -71,9 +68,11 @@ def activate(config: pytest.Config) -> None:
     from conformance.contract import checks
     from conformance.gate.heap import StartUpHeap
     from conformance.gate.reporting import start_reporter
+    from conformance.gate.signals import handle_signals
     from conformance.setup.fixtures import FixturesError, load_target_fixtures
     from conformance.setup.profiles import session_seed, suite_settings
     from conformance.setup.redaction import REDACT
+    from conformance.setup.references import NAMES
 
     cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
     try:
@@ -86,8 +85,7 @@ def activate(config: pytest.Config) -> None:
             check_world(suite)
     except (ConfigError, FixturesError, ValueError) as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
-    if suite.is_live:
-        interrupt_on_sigterm(config)
+    handle_signals(config)
     # The session's secrets and authenticated headers are the session's: put back as they were when its config ends, so
     # nothing outlives it (in-process runs, as pytester makes them, start clean).
     secrets_before, authenticated_before = REDACT.snapshot(), frozenset(checks.AUTHENTICATED)
@@ -98,6 +96,8 @@ def activate(config: pytest.Config) -> None:
     heap = config.stash[HEAP_KEY] = StartUpHeap()
     config.add_cleanup(heap.give_back)
     REDACT.add(fixtures.secrets())
+    # Reproduce lines name each credential by the variable the fixtures read it from, until the session ends.
+    config.add_cleanup(NAMES.use(fixtures))
     # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
     checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
                                 if key in ("valid", "without_scope") and "Authorization" in credential.headers)
@@ -107,6 +107,10 @@ def activate(config: pytest.Config) -> None:
     given_seed = config.getoption("hypothesis_seed", None)
     config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
     start_reporter(config)
+    if suite.record is not None:
+        from conformance.gate.recording import start_recording
+
+        start_recording(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -213,22 +217,6 @@ def check_world(suite: SuiteConfig) -> None:
         raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
 
 
-def interrupt_on_sigterm(config: pytest.Config) -> None:
-    """CI runners stop jobs with SIGTERM: treat it like Ctrl-C, so the allocations are still undone and verified."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    config.add_cleanup(restore)
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Show the resolved target, fixtures and profile, and where each came from (never a secret); nothing when the suite is not run."""
     if not is_active(config):
@@ -244,30 +232,41 @@ def machine_source(config: pytest.Config) -> str:
         return ("interface virtual machines from the interface read where credentials.valid may read interfaces, else from"
                 " allocate_ip's 200 answers (the preflight says which)")
     from conformance.gate.machines import InterfaceMachines
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import SESSION_START
     from conformance.wire.transport import TargetError
 
     probe = make_target(suite)
+    attach(config, probe)
     machines = InterfaceMachines(probe, fixtures.credential("valid"))
     try:
-        with contextlib.suppress(TargetError):
+        with contextlib.suppress(TargetError), marked(config, phase=SESSION_START):
             machines.of(fixtures.network_interface_id, budgeted=False)
     finally:
         probe.close()
     return machines.describe()
 
 
+# The suite's options that shape what a test sends and how it is judged: a reproduce command keeps each the run did not leave
+# at its default. The others only record a run (reports, request log, baseline) or stop it (its budget and duration).
+SHAPING_OPTIONS = ("target_url", "target_fixtures", "max_examples", "mock_mutant", "mock_world", "request_timeout", "max_rate", "ca_bundle",
+                   "allow_production")
+
+
 def reproduce_command(config: pytest.Config, test_name: str) -> str:
-    """The command that replays a generated test's failure: same test, profile, seed and target (never a secret)."""
+    """The command that replays a generated test's failure: same test, profile, seed, target and every option that shaped it (never a secret)."""
+    import shlex
+
     suite = config.stash[CONFIG_KEY]
-    parts = ["pytest --pyargs conformance", f"-k '{test_name}'", f"--conformance-profile {suite.profile}",
+    parts = ["pytest --pyargs conformance", f"-k {shlex.quote(test_name)}", f"--conformance-profile={suite.profile}",
              f"--hypothesis-seed={config.stash[SEED_KEY]}"]
-    if suite.max_examples is not None:
-        parts.append(f"--conformance-max-examples {suite.max_examples}")
-    if suite.is_live:
-        parts += [f"--target-url {suite.target_url}", f"--target-fixtures {suite.fixtures_path}"]
-    elif suite.mock_mutant:
-        parts.append(f"--mock-mutant {suite.mock_mutant}")
+    for option in OPTIONS:
+        setting = suite.settings[option.dest]
+        if option.dest not in SHAPING_OPTIONS or setting.source == "default":
+            continue
+        # Joined with `=`: a separate path would move pytest's rootdir (README, "First commands").
+        parts.append(option.flag if option.kind == "flag" else f"{option.flag}={shlex.quote(str(setting.value))}")
     return " ".join(parts)
 
 
@@ -331,13 +330,16 @@ def check_setup(session: pytest.Session) -> None:
         # One preflight per run: an xdist worker takes the controller's result (conformance_session reads it).
         return
     from conformance.gate.preflight import preflight, stop_message
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import PREFLIGHT
     from conformance.wire.profile import WireProfile
     from conformance.wire.transport import TargetError
 
     probe = make_target(suite)
     wire = WireProfile()
     probe.observers.append(wire.observe)
+    attach(session.config, probe)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
 
     def say(message: str) -> None:
@@ -346,7 +348,8 @@ def check_setup(session: pytest.Session) -> None:
             reporter.flush()
 
     try:
-        found = preflight(probe, session.config.stash[FIXTURES_KEY], say)
+        with marked(session.config, phase=PREFLIGHT, test=None, promises=[]):
+            found = preflight(probe, session.config.stash[FIXTURES_KEY], say)
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
@@ -377,8 +380,14 @@ def bursts_for_429(session: pytest.Session) -> bool:
 def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
     from conformance.contract.findings import Scope
-    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.contract.promises import CLEANUP
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
+    from conformance.gate.recording import attach, marked, marking
     from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
+    from conformance.gate.signals import CleanupNotice, terminal_writer, tests_over, unchecked_message
+    from conformance.wire.har import BURST, END_OF_RUN, SESSION_START
+    from conformance.wire.interrupts import INTERRUPTS
     from conformance.wire.pacing import RateLimitMonitor
     from conformance.wire.transport import TargetError
 
@@ -397,6 +406,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
                          session.ledger.observe]
     # A state-changing request whose answer was lost is sent again only once the ledger has read that nothing it names moved.
     target.settle = session.ledger.settle_lost
+    notice = CleanupNotice(session.ledger, terminal_writer(config))
+    target.pacer.sleep = notice.wrap(target.pacer.sleep)
     request_log = None
     if suite.request_log:
         from conformance.wire.request_log import RequestLog
@@ -405,15 +416,20 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     if request_log is not None:
         target.observers.append(request_log.observe)
         target.attempt_observers.append(request_log.attempt)
+    attach(config, target)
     config.stash[SESSION_KEY] = session
     if fixtures.provoke_rate_limit and bursts_for_429(request.session):
         from conformance.cases.rate_limit import WindowEndBurst, sender
         from conformance.cases.scenarios import RunValues
+        from conformance.contract.checks import RATE_LIMIT_REACHED
+        from conformance.contract.promises import declared_promises
 
         values = RunValues(session.run_id)
-        session.window_end_burst = WindowEndBurst(sender(target, fixtures.credential("valid"), values.value("unknown_interface"),
-                                                         values.value("unknown_ip")))
-        target.pacer.on_window_spent = session.window_end_burst
+        burst = session.window_end_burst = WindowEndBurst(sender(target, fixtures.credential("valid"), values.value("unknown_interface"),
+                                                                 values.value("unknown_ip")))
+        # Made inside another test's request, the burst serves the 429's test: the record says so.
+        served = next((item.nodeid for item in request.session.items if RATE_LIMIT_REACHED in declared_promises(item)), None)
+        target.pacer.on_window_spent = marking(config, burst, test=served, promises=[RATE_LIMIT_REACHED], phase=BURST)
     # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
     Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
@@ -423,10 +439,13 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
 
         # An xdist worker: the controller's preflight read the starting state (its requests are counted there).
         found = shared_preflight(config)
-    record_starting_state(session, found)
+    with marked(config, phase=SESSION_START, promises=[CLEANUP.id]):
+        record_starting_state(session, found)
     yield session
+    tests_over()
     try:
-        left = session.ledger.verify()
+        with marked(config, phase=END_OF_RUN, test=None, promises=[CLEANUP.id]):
+            left = session.ledger.verify()
         session.drifts = [*session.ledger.moved_unasked, *left]
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
@@ -435,16 +454,17 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         target.close()
         if request_log is not None:
             request_log.close()
-    if not session.drifts:
-        return
-    if request.session.shouldstop or request.session.shouldfail or STOPPED_KEY in config.stash:
-        # Stopped early (--maxfail, -x, a target gone): pytest tears this down in its own sessionfinish, where a failure is a crash.
-        # The summary's cleanup verdict fails on these drifts; the terminal names them now.
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None:
-            terminal.write_line(cleanup_message(session), red=True)
-        return
-    pytest.fail(cleanup_message(session), pytrace=False)
+    notice.outcome(sum(not drift.put_back for drift in session.drifts), len(session.ledger.unchecked))
+    # Not a failure of the last test: the reporter judges these as the end-of-run ledger check (findings of `cleanup`, a failing
+    # case of their own when no test failed on them). Raised here, it would fail whichever test ran last, and inside pytest's
+    # own end of the session (an interrupted or stopped run) it would be a crash.
+    if INTERRUPTS.stopping or request.session.shouldstop or request.session.shouldfail or STOPPED_KEY in config.stash:
+        # The run ends early (an interrupt, -x, a target gone): the commands go out now, before the reports (a CI job's SIGKILL may follow).
+        write = terminal_writer(config)
+        if session.drifts:
+            write(cleanup_message(session))
+        if session.ledger.unchecked:
+            write(unchecked_message(session.ledger.unchecked))
 
 
 def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
@@ -466,12 +486,16 @@ def target(conformance_session: ConformanceSession) -> Target:
 
 @pytest.fixture
 def ledger(request: pytest.FixtureRequest, conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
-    """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail (a run stopped because the target
-    is gone leaves it to the end of the run, which names the put-back commands)."""
+    """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
+    from conformance.gate.putback import NotPutBack
+    from conformance.wire.interrupts import INTERRUPTS
+
     yield conformance_session.ledger
     drifts = conformance_session.ledger.restore()
-    if drifts and STOPPED_KEY not in request.config.stash:
-        pytest.fail("could not restore: " + "; ".join(str(drift) for drift in drifts), pytrace=False)
+    # Torn down in pytest's end of the session (an interrupted run, or one stopped because the target is gone), a failure would
+    # crash it: the IPs stay the ledger's, and the end-of-run check, which tries them again, names them.
+    if drifts and not INTERRUPTS.tests_over and STOPPED_KEY not in request.config.stash:
+        raise NotPutBack(drifts)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

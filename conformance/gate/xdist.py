@@ -32,15 +32,18 @@ from conformance.wire.retry import NetworkHealth
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
-    from conformance.gate.ledger import Drift
     from conformance.gate.preflight import Preflight
+    from conformance.gate.putback import Drift
     from conformance.gate.runlock import RunLock  # noqa: F401 (named in LOCK_KEY's string)
     from conformance.gate.session import ConformanceSession, RunRecord
 
 OUTPUT_KEY = "katapult_conformance"
 # Where the controller writes its preflight's result for the workers: one preflight per run, whatever -n says.
-PREFLIGHT_INPUT = "katapult_conformance_preflight"
+PREFLIGHT_INPUT = "katapult_conformance_shared_preflight"
 SHARED_PREFLIGHT_KEY = pytest.StashKey[Path]()
+# A worker that ran the preflight but no test of the suite ships its preflight's count alone (a worker takes the controller's
+# preflight result instead of running one, so none does unless the controller ran none).
+PREFLIGHT_OUTPUT_KEY = "katapult_conformance_preflight"
 TARGET_GROUP = "katapult-target"
 SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
 MERGED_KEY = pytest.StashKey["Merged"]()
@@ -172,7 +175,7 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
         "statuses": {str(status): count for status, count in session.target.statuses.items()},
         "generated": {name: {str(status): count for status, count in statuses.items()} for name, statuses in session.generated.items()},
         "started": [[ip.id, ip.address, holder] for ip, holder in session.ledger.started.items()],
-        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now] for drift in session.drifts],
+        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now, drift.fix, drift.put_back] for drift in session.drifts],
         "request_log": str(log) if log is not None else None,
         "findings": [finding.as_dict() for finding in findings.findings.values()] if findings is not None else [],
         "reached": dict(findings.reached) if findings is not None else {},
@@ -190,6 +193,8 @@ class Merged:
     live: bool = False
     sent: int = 0
     preflight: int = 0
+    preflights: int = 0
+    end_of_run: int = 0
     throttled: int = 0
     statuses: Counter[int] = dataclasses.field(default_factory=Counter)
     generated: dict[str, Counter[int]] = dataclasses.field(default_factory=dict)
@@ -207,21 +212,21 @@ class Merged:
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
-        from conformance.gate.ledger import Drift
+        from conformance.gate.putback import Drift
 
         self.stopped = self.stopped or data.get("stopped")
         self.network.add(data["network"])
         self.shared_token += data["shared_token"]
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
-        self.preflight += int(data["preflight"])
+        self.add_preflight(int(data["preflight"]))
         self.throttled += int(data["throttled"])
         self.statuses.update({int(status): count for status, count in data["statuses"].items()})
         for name, statuses in data["generated"].items():
             self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
         for ip_id, address, holder in data["started"]:
             self.started.setdefault(IPRef(ip_id, address), holder)
-        self.drifts += [Drift(IPRef(ip_id, address), started, now) for ip_id, address, started, now in data["drifts"]]
+        self.drifts += [Drift(IPRef(ip_id, address), started, now, fix, put_back) for ip_id, address, started, now, fix, put_back in data["drifts"]]
         if data["request_log"] is not None:
             self.parts[worker] = Path(data["request_log"])
         self.findings += data["findings"]
@@ -229,15 +234,24 @@ class Merged:
         for name, counts in data["wire"].items():
             getattr(self.wire, name).update(counts)
 
+    def add_preflight(self, requests: int) -> None:
+        """One process's preflight (none ran where it sent nothing)."""
+        self.preflight += requests
+        self.preflights += 1 if requests else 0
+
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
     """The controller takes in a finished worker's data."""
-    data = getattr(node, "workeroutput", {}).get(OUTPUT_KEY)
-    if data is None:
+    output = getattr(node, "workeroutput", {})
+    data, preflight = output.get(OUTPUT_KEY), output.get(PREFLIGHT_OUTPUT_KEY)
+    if data is None and preflight is None:
         return
     merged = node.config.stash.setdefault(MERGED_KEY, Merged())
-    merged.add(str(node.gateway.id), data)
+    if data is not None:
+        merged.add(str(node.gateway.id), data)
+    if preflight is not None:
+        merged.add_preflight(int(preflight))
 
 
 def join_request_log(log: Path, parts: dict[str, Path]) -> None:
@@ -251,20 +265,27 @@ def join_request_log(log: Path, parts: dict[str, Path]) -> None:
 
 
 def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
-    """After every worker is done: read every IP any worker touched (not counted in the report: no -n 0 run sends these)."""
-    from conformance.gate.ledger import AllocationLedger, Drift
+    """After every worker is done: read every IP any worker touched (counted apart in the report: no -n 0 run sends these)."""
+    from conformance.contract.promises import CLEANUP
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import END_OF_RUN
     from conformance.wire.transport import TargetError
 
     config = session.config
     target = make_target(config.stash[CONFIG_KEY])
+    attach(config, target)
     try:
         ledger = AllocationLedger(target, config.stash[FIXTURES_KEY].credential("valid"))
         ledger.started = dict(merged.started)
-        return ledger.verify()
+        with marked(config, phase=END_OF_RUN, promises=[CLEANUP.id]):
+            return ledger.verify()
     except TargetError as error:
         return [Drift(ip, started, f"unknown ({error})") for ip, started in merged.started.items()]
     finally:
+        merged.end_of_run += target.sent
         target.close()
 
 
@@ -273,7 +294,8 @@ def controller_record(merged: Merged) -> RunRecord:
     from conformance.gate.session import RunRecord
 
     return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
-                     list(merged.drifts), merged.generated, merged.wire, merged.network, merged.shared_token)
+                     list(merged.drifts), merged.generated, merged.wire, merged.preflights, merged.end_of_run,
+                     network=merged.network, shared_token=merged.shared_token)
 
 
 def finish_on_controller(session: pytest.Session) -> None:
@@ -287,8 +309,8 @@ def finish_on_controller(session: pytest.Session) -> None:
         join_request_log(Path(suite.request_log), merged.parts)
     found = config.stash.get(PREFLIGHT_KEY, None)
     if found is not None:
-        # The one preflight of the run is the controller's: the workers shared its result and sent none of their own.
-        merged.preflight += found.requests
+        # The one preflight of the run is the controller's: the workers took its result and sent none of their own.
+        merged.add_preflight(found.requests)
     record = controller_record(merged)
     if merged.stopped is not None:
         # The worker's target stopped answering: the run's exit status is 4 here too, and the reporter says why.
@@ -305,6 +327,7 @@ def finish_on_controller(session: pytest.Session) -> None:
                 + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run."
             )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    record.end_of_run = merged.end_of_run
     config.stash[RECORD_KEY] = record
     log = config.stash.get(FINDINGS_KEY, None)
     if log is not None:
@@ -321,6 +344,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         findings = config.stash.get(FINDINGS_KEY, None)
         config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings,  # type: ignore[attr-defined]
                                                   config.stash.get(STOPPED_KEY, None))
+    elif is_worker(config) and PREFLIGHT_KEY in config.stash:
+        config.workeroutput[PREFLIGHT_OUTPUT_KEY] = config.stash[PREFLIGHT_KEY].requests  # type: ignore[attr-defined]
     elif is_controller(config):
         finish_on_controller(session)
 

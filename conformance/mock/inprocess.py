@@ -13,6 +13,7 @@ import httpx
 from conformance.mock.app import MockRequest, ReferenceMock, VirtualClock
 from conformance.mock.faults import CLOSED, Faults, FaultyHandler
 from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.wire.exchange import SERVED_AS
 from conformance.wire.paths import BASE_PATH
 from conformance.wire.retry import DEFAULT_RETRIES, RetryPolicy
 from conformance.wire.transport import Pacer, Target
@@ -36,8 +37,10 @@ def _headers(request: httpx.Request) -> dict[str, str]:
     return headers
 
 
-def _mock_handler(mock: ReferenceMock) -> Handler:
+def _mock_handler(mock: ReferenceMock, served_as: tuple[str, ...]) -> Handler:
     def handle(request: httpx.Request) -> httpx.Response:
+        # What a reproduce line needs to serve this very mock: `katapult-conformance mock` with these options.
+        request.extensions[SERVED_AS] = served_as
         answer = mock.handle(
             MockRequest(
                 method=request.method,
@@ -72,12 +75,14 @@ def _answered_in_process(handler: Handler) -> Handler:
     return exchange
 
 
-def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0, *, faults: Faults | None = None,
+def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0, world: Path | None = None, *, faults: Faults | None = None,
                 network: Callable[[Handler], Handler] | None = None, retries: int = DEFAULT_RETRIES, seed: int = 0) -> Target:
     """The in-process mock: its handler answers the client's requests directly, with no socket (nor TLS, nor proxies: a client
-    given a transport builds neither). `faults` puts the injector's network in front of it, `network` any other wrapper of
-    the handler (a test's own faults); retries back off on the virtual clock."""
-    handler: Handler = _mock_handler(mock)
+    given a transport builds neither). `world` is the file its world came from, when not the shipped one. `faults` puts the
+    injector's network in front of it, `network` any other wrapper of the handler (a test's own faults); retries back off on
+    the virtual clock."""
+    served_as = (("--mutant", mock.name) if mock.name != ReferenceMock.name else ()) + (("--world", str(world)) if world is not None else ())
+    handler: Handler = _mock_handler(mock, served_as)
     if faults is not None and faults.any:
         handler = FaultyHandler(handler, faults)
     if network is not None:
@@ -101,4 +106,4 @@ def embedded_target(mutant: str | None, world: Path | None, timeout: float, *, r
     """The suite's default target: the faithful mock (or the named mutants) on a world file, in this process, on a virtual clock."""
     clock = VirtualClock()
     mock = mock_class(mutant)(load_world(world or DEFAULT_WORLD), clock=clock)
-    return mock_target(mock, clock, timeout=timeout, faults=FAULTS, network=NETWORK, retries=retries, seed=seed)
+    return mock_target(mock, clock, timeout=timeout, world=world, faults=FAULTS, network=NETWORK, retries=retries, seed=seed)

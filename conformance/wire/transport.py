@@ -15,6 +15,7 @@ import httpx
 
 from conformance.setup.fixtures import Credential
 from conformance.setup.redaction import REDACT
+from conformance.wire.interrupts import INTERRUPTS, interruptible_sleep
 from conformance.wire.retry import DEFAULT_RETRIES, RETRIED, Attempt, Lost, NetworkHealth, Retried, RetryPolicy, classify, gateway_page
 
 RATE_LIMIT_RESERVE = 5
@@ -28,7 +29,8 @@ NEW_WINDOW_SHARE = 0.9
 UNSET: Any = object()
 # The clock a live target paces by: (sleep, now), read when a live target is made. Only bench/bench.py changes it, to run
 # a whole default live run against a served mock whose rate window is a sixth as long, on a clock six times as fast.
-LIVE_CLOCK: tuple[Callable[[float], None], Callable[[], float]] = (time.sleep, time.monotonic)
+# Its sleep ends at once when an interrupt means it to (conformance.wire.interrupts).
+LIVE_CLOCK: tuple[Callable[[float], None], Callable[[], float]] = (interruptible_sleep, time.monotonic)
 
 
 class TargetError(Exception):
@@ -122,8 +124,12 @@ class Pacer:
         self.window_seconds = window_seconds
         self.last_sent = float("-inf")
         self.permitted: int | None = None
-        # Each token's Remaining when the pacer last waited for its window's end (until that token's count recovers).
+        # Each token's Remaining when the pacer last waited for its window's end (until that token's count recovers);
+        # recorded once the wait is over, never before: an interrupted wait waited for nothing.
         self.waited_for: dict[str, int] = {}
+        # Each token whose window was spent while its wait for the window's end did not finish (an interrupt cut it): when
+        # that window ends on this clock, and what it had left (nothing after a burst). Cleanup waits it out before it sends.
+        self.owed: dict[str, tuple[float, int]] = {}
         self.lock = threading.Lock()
         # When each token's current window was first seen: the first answer near the top after a lower count, or after the
         # window seen before has surely ended (a token unused for a while starts its next window at its next request).
@@ -148,11 +154,14 @@ class Pacer:
             return RATE_LIMIT_RESERVE
         return max(RATE_LIMIT_RESERVE, round(self.permitted * (1 - HEADROOM)))
 
-    def before_send(self) -> None:
-        """Wait for the next slot at --max-rate."""
+    def before_send(self, headers: Mapping[str, str] | None = None) -> None:
+        """Wait for the next slot at --max-rate; first, for the end of a window spent to its last requests whose wait was cut."""
+        if headers is not None:
+            self.pay_owed_wait(token_key(headers))
         with self.lock:
             gap = self.last_sent + self.min_interval - self.now()
-            if gap > 0:
+            # Interrupted again, cleanup no longer paces: what needs no rate window's end is put back at once.
+            if gap > 0 and not INTERRUPTS.cuts():
                 self.sleep(gap)
             self.last_sent = self.now()
 
@@ -184,9 +193,25 @@ class Pacer:
             return self.window_seconds
         return min(self.window_seconds, max(0.0, seen_at + self.window_seconds - self.now()))
 
+    def window_wait(self, headers: Mapping[str, str]) -> float:
+        """How long to wait for the window a request with these headers counts in to end, a second past to be sure."""
+        return min(self.window_seconds, self.window_ends_in(headers) + 1.0)
+
     def wait_for_window_end(self, headers: Mapping[str, str]) -> None:
         """Sleep until the window a request with these headers counts in has ended, a second past to be sure."""
-        self.sleep(min(self.window_seconds, self.window_ends_in(headers) + 1.0))
+        self.sleep(self.window_wait(headers))
+
+    def pay_owed_wait(self, token: str) -> None:
+        """Before a request in a window spent to its last RATE_LIMIT_RESERVE requests whose wait was cut: the rest of that wait."""
+        owed = self.owed.get(token)
+        if owed is None:
+            return
+        ends_at, left = owed
+        if min(left, self.last_remaining.get(token, left)) > RATE_LIMIT_RESERVE:
+            return  # what is left in the window is enough for cleanup, which goes down to the reserve
+        self.sleep(min(self.window_seconds + 1.0, max(0.0, ends_at - self.now())))
+        if self.owed.pop(token, None) is not None:
+            self.waited_for[token] = left
 
     def after_response(self, response: httpx.Response, *, putting_back: bool = False) -> None:
         """Wait for the window's end once it is spent to the floor; a count that does not recover is a failure.
@@ -200,6 +225,7 @@ class Pacer:
             return
         if remaining > self.floor:
             self.waited_for.pop(token, None)
+            self.owed.pop(token, None)
             return
         if putting_back and remaining > RATE_LIMIT_RESERVE:
             return
@@ -227,9 +253,6 @@ class Pacer:
         # and spend that one too (a second burst); then it waits for a later window.
         roomy = seen and self.window_ends_in(response.request.headers) >= self.window_seconds * BURST_ROOM
         spent = None if putting_back or not roomy else self.on_window_spent
-        if spent is not None:
-            self.on_window_spent = None
-            spent(response)
         if not seen and not self.waited_unseen:
             self.waited_unseen = True
             # Begun and spent by another client before this run saw its start: its end is not known, so no burst here (it could
@@ -237,12 +260,23 @@ class Pacer:
             self.shared.append(f"the token's rate-limit window was spent by another client (X-RateLimit-Remaining {remaining} of"
                                f" {self.permitted}) before this run saw it begin: the run waited up to {self.window_seconds:g} s for"
                                " the next one")
-        self.waited_for[token] = remaining
+        # Owed until the wait is over: an interrupt (Ctrl-C, SIGTERM) may end the burst or the wait, and then the window was
+        # not waited for. A burst leaves nothing in it.
+        left = 0 if spent is not None else remaining
+        headers = response.request.headers
+        self.owed[token] = (self.now() + self.window_wait(headers), left)
+        if spent is not None:
+            self.on_window_spent = None
+            spent(response)
+        wait = self.window_wait(headers)
+        self.owed[token] = (self.now() + wait, left)
         self.waiting_for = None if seen else "a window another client of the token spent"
         try:
-            self.wait_for_window_end(response.request.headers)
+            self.sleep(wait)
         finally:
             self.waiting_for = None
+        self.owed.pop(token, None)
+        self.waited_for[token] = remaining
 
 
 class MaintenanceSwitch(Protocol):
@@ -287,6 +321,9 @@ class Target:
         self.in_flight = 0
         self.overlaps = 0
         self.observers: list[Callable[[httpx.Response], None]] = []
+        # Told of every request sent that got no answer (timeout, refused, reset), with why and the seconds it waited: the
+        # HAR record keeps each as an entry without a status.
+        self.unanswered: list[Callable[[httpx.Request, str, float], None]] = []
         # Concurrent sends (conformance.cases.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
         self.observing = threading.RLock()
@@ -401,7 +438,7 @@ class Target:
         while True:
             self._take_slot(budgeted)
             if paced:
-                self.pacer.before_send()
+                self.pacer.before_send(all_headers)
             request = self.client.build_request(method, self._parsed_url(path), content=body, headers=all_headers, params=params)
             answer = self._attempt(request, len(losses) + 1)
             if isinstance(answer, httpx.Response):
@@ -454,6 +491,7 @@ class Target:
         except httpx.TransportError as error:
             reason = REDACT(str(error)) or type(error).__name__
             lost = classify(error) if "certificate" not in reason.lower() else None
+            self.tell_unanswered(request, reason if lost is None else f"{lost.words}: {reason}", started)
             if lost is not None:
                 return lost, reason
             self._tell(Attempt(request, number, True, reason=reason))
@@ -466,7 +504,9 @@ class Target:
                 self.in_flight -= 1
                 overlapped = overlapped or self.overlaps != overlaps_before
         if gateway_page(response):
-            return Lost.GATEWAY, f"{response.status_code} {response.reason_phrase}, {response.headers.get('content-type', 'no content type')}"
+            reason = f"{response.status_code} {response.reason_phrase}, {response.headers.get('content-type', 'no content type')}"
+            self.tell_unanswered(request, f"{Lost.GATEWAY.words}: {reason}", started)
+            return Lost.GATEWAY, reason
         response.extensions[OVERLAPPED] = overlapped
         if not hasattr(response, "_elapsed"):
             # Mock transports never close a network stream, so httpx leaves `elapsed` unset; checks need it.
@@ -518,20 +558,34 @@ class Target:
         for number in (1, 2):
             self._take_slot(budgeted=False)
             request = self.client.build_request("GET", self._parsed_url(PROBE_PATH))
+            started = time.perf_counter()
             try:
                 response = self.exchange(request)
             except httpx.TransportError as error:
-                self._tell(Attempt(request, number, number == 2, lost=classify(error) or Lost.ANSWER_LOST,
-                                   reason=REDACT(str(error)) or type(error).__name__, probe=True))
+                reason = REDACT(str(error)) or type(error).__name__
+                self.tell_unanswered(request, reason, started)
+                self._tell(Attempt(request, number, number == 2, lost=classify(error) or Lost.ANSWER_LOST, reason=reason, probe=True))
             else:
                 page = gateway_page(response)
                 self._tell(Attempt(request, number, number == 2 or not page, response=None if page else response,
                                    lost=Lost.GATEWAY if page else None, probe=True))
-                if not page:
+                if page:
+                    self.tell_unanswered(request, f"{Lost.GATEWAY.words}: {response.status_code}", started)
+                else:
+                    if not hasattr(response, "_elapsed"):
+                        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+                    # An answer like any other (the request log and the record keep it), judged by nothing.
+                    self.observe(response)
                     return True
             if number == 1:
                 self.backoff_sleep(self.retry.backoff(1))
         return False
+
+    def tell_unanswered(self, request: httpx.Request, reason: str, started: float) -> None:
+        """Tell every `unanswered` observer of a request that got no answer (one at a time, as `observe` does)."""
+        with self.observing:
+            for observer in self.unanswered:
+                observer(request, reason, time.perf_counter() - started)
 
     def close(self) -> None:
         """Release connections."""
