@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, note, seed, settings
+from hypothesis import given, note, reject, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -26,13 +27,14 @@ from conformance.contract.checks import ConformanceFailure, body_unusable, confo
 from conformance.contract.findings import charge_elsewhere, require
 from conformance.gate.keys import SEED_KEY
 from conformance.gate.ledger import AllocationLedger
+from conformance.gate.network import Stopped
 from conformance.gate.plugin import reproduce_command
 from conformance.gate.session import ConformanceSession
 from conformance.setup.fixtures import IPRef, MissingFixture, TargetFixtures
 from conformance.setup.profiles import failing_case_printed
 from conformance.wire import api
 from conformance.wire.paths import ALLOCATE_PATH
-from conformance.wire.transport import Target
+from conformance.wire.transport import AnswerLost, Target, TargetGone
 
 # The promises every response's checks speak for: the generated tests that judge any response exist for all of them.
 WIRE_PROMISES = ("response shape", "200 shape", "no server errors", "malformed bytes never crash the server", "X-Request-Id on every response",
@@ -64,11 +66,12 @@ class Sender:
         """Send one generated request; a 200 is undone at once so every example starts from the same state."""
         note(f"request {request.describe()}")
         headers = identity_headers(request.identity, self.fixtures, self.run_id)
-        if request.raw is not None:
-            headers["Content-Type"] = "application/json"
-            response = self.target.send("POST", ALLOCATE_PATH, content=request.raw, headers=headers)
-        else:
-            response = self.target.send("POST", ALLOCATE_PATH, json=request.body, headers=headers)
+        with unjudged_when_lost():
+            if request.raw is not None:
+                headers["Content-Type"] = "application/json"
+                response = self.target.send("POST", ALLOCATE_PATH, content=request.raw, headers=headers)
+            else:
+                response = self.target.send("POST", ALLOCATE_PATH, json=request.body, headers=headers)
         self.statuses[response.status_code] += 1
         if response.status_code == 200:
             self.undo(response.request)
@@ -91,6 +94,18 @@ class Sender:
         after = self.holders(list(before))
         if after != before:
             raise ConformanceFailure(title, repr(after), repr(before), promise="no side effects", check="allocations unchanged")
+
+
+@contextmanager
+def unjudged_when_lost() -> Iterator[None]:
+    """An answer the network lost after the server may have acted leaves that one example unjudged (what it moved is put back
+    by the ledger, which read it); a target gone stops the run at once, not after hypothesis replays the example."""
+    try:
+        yield
+    except AnswerLost:
+        reject()
+    except TargetGone as gone:
+        raise Stopped(str(gone)) from None
 
 
 @pytest.fixture
@@ -282,7 +297,8 @@ class AllocationMachine(RuleBasedStateMachine):
     def allocate_to(self, ip: IPRef, interface: str, by: str) -> None:
         # The API names holders by virtual machine, so the model does too.
         machine = self.context.sender.session.machine_of(interface)
-        response = api.allocate(self.context.target, self.context.fixtures.credential("valid"), interface, {by: getattr(ip, by)})
+        with unjudged_when_lost():
+            response = api.allocate(self.context.target, self.context.fixtures.credential("valid"), interface, {by: getattr(ip, by)})
         if machine is None:
             # The token may not read interfaces: a 200 is the first answer to name this interface's virtual machine.
             machine = self.context.sender.session.machine_of(interface)
@@ -319,7 +335,8 @@ class AllocationMachine(RuleBasedStateMachine):
     @rule(ip=ips)
     def unallocate(self, ip: IPRef) -> None:
         if self.model.get(ip) is not None:
-            response = api.unallocate(self.context.target, self.context.fixtures.credential("valid"), ip)
+            with unjudged_when_lost():
+                response = api.unallocate(self.context.target, self.context.fixtures.credential("valid"), ip)
             self.refused, self.unallocated = None, response
             if response.status_code != 200:
                 raise ConformanceFailure("Unallocate failed", str(response.status_code), "200 {}", response)

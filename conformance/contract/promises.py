@@ -13,12 +13,15 @@ import pytest
 from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
 
 from conformance.contract.findings import NOT_REACHED_PREFIX, Finding
-from conformance.wire.transport import NOT_RUN_PREFIX
+from conformance.wire.transport import NETWORK_PREFIX, NOT_RUN_PREFIX
 
 MARKER = "promise"
 PASSED, FAILED, SKIPPED, DEVIATION = "passed", "failed", "skipped", "known deviation"
 CONFORMS, FAILS, KNOWN_DEVIATION = "conforms", "fails", "known deviation"
 NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = "not provoked", "not reached", "not run", "opted out"
+# Every test of the promise lost its one exchange to the network (an answer lost after the server may have acted), also
+# when run again: nothing was judged, and nothing is charged to the server.
+NOT_JUDGED_NETWORK = "not judged (network)"
 JUDGED = (CONFORMS, FAILS, KNOWN_DEVIATION)
 # Skip reasons that mean the target fixtures cannot provoke the promise (the test never started on it).
 NOT_PROVOKED_MARKS = ("not provoked", "in the target fixtures", "to be usable")
@@ -180,7 +183,8 @@ class PromiseVerdict:
 
 def verdict_of(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[Finding], reached: int) -> PromiseVerdict:
     """fails on an unexcused finding; known deviation when all are excused; conforms when its checks ran to the end at least once;
-    else opted out (every test of it opted out by the target fixtures) / not provoked / not reached / not run, saying why."""
+    else opted out (every test of it opted out by the target fixtures) / not provoked / not run / not judged (network) / not reached,
+    saying why."""
     outcomes = list(outcomes)
     own = [finding for finding in findings if finding.signature.promise == promise.id]
     declaring = [o for o in outcomes if promise.id in o.promises]
@@ -203,6 +207,9 @@ def verdict_of(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iter
     bounded = [o.reason for o in declaring if o.outcome == SKIPPED and o.reason.startswith(NOT_RUN_PREFIX)]
     if bounded and len(bounded) == len(declaring):
         return PromiseVerdict(promise, NOT_RUN, bounded[0].removeprefix(NOT_RUN_PREFIX), tests)
+    network = [o.reason for o in declaring if o.outcome == SKIPPED and o.reason.startswith(NETWORK_PREFIX)]
+    if network and len(network) == len(declaring):
+        return PromiseVerdict(promise, NOT_JUDGED_NETWORK, network[0].removeprefix(NETWORK_PREFIX), tests)
     if declaring:
         stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
         return PromiseVerdict(promise, NOT_REACHED, stops[0] if stops else "its tests ended before its checks ran", tests)

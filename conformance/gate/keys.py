@@ -26,6 +26,8 @@ FINDINGS_KEY = pytest.StashKey["FindingLog"]()
 SETTINGS_KEY = pytest.StashKey["settings"]()
 PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 HEAP_KEY = pytest.StashKey["StartUpHeap"]()
+# Why the run stopped before its end because the target stopped answering (exit 4); absent when it ran to its end.
+STOPPED_KEY = pytest.StashKey[str]()
 # Set when the run is recorded (--record): the HAR record every target of this process writes to.
 RECORDER_KEY = pytest.StashKey["HarRecorder"]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).

@@ -1,6 +1,7 @@
 """The preflight: before any test, check the setup (URL, credentials, interfaces, fixture IPs) against the target."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +22,7 @@ from conformance.setup.fixtures import Credential, IPRef, OtherOrganization, Tar
 from conformance.wire.api import holder_in, read_refusal
 from conformance.wire.exchange import json_body
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH, READ_IP_PATH, UNALLOCATE_PATH
-from conformance.wire.transport import Target, TargetError, TargetUnreachable
+from conformance.wire.transport import ConnectionDropped, Target, TargetError, TargetGone, TargetUnreachable
 
 API_BASE_HINT = "is --target-url the API base, ending in /core/v1?"
 # What each credential must be, for a message naming a key given another's token.
@@ -68,6 +69,14 @@ class Doubt:
 
     def __str__(self) -> str:
         return f"{self.message} (a run fails {self.promise})"
+
+
+class NotChecked(TargetError):
+    """The target could not be asked (its token's window stayed spent, maintenance, a gateway's page, no answer): nothing is
+    concluded of the setup, never `setup ok`; the run stops with exit 4, the message saying why and what to try."""
+
+
+NOT_CHECKED = "the preflight could not check the setup"
 
 
 @dataclass
@@ -143,11 +152,14 @@ def nested_id(body: dict[str, Any] | None, *keys: str) -> str | None:
 class Checker:
     """Runs the checks in order; a check that finds the setup unusable stops those that depend on it."""
 
-    def __init__(self, target: Target, fixtures: TargetFixtures) -> None:
+    def __init__(self, target: Target, fixtures: TargetFixtures, on_wait: Callable[[str], None] | None = None) -> None:
         self.target = target
         self.fixtures = fixtures
-        self.found = Preflight()
+        # Told, before it, of the one wait for a spent rate window the preflight may make (no wait is silent).
+        self.on_wait = on_wait or (lambda message: None)
+        self.waited = False
         self.started = target.sent
+        self.found = Preflight()
         self.valid = fixtures.credential("valid")
         self.where = f"in {fixtures.source}"
         # Interfaces the token may not read (scope): their existence is probed after the starting state is read.
@@ -160,8 +172,30 @@ class Checker:
         self.unknown: set[str] = set()
 
     def send(self, method: str, path: str, credential: Credential | None = None, **kwargs: Any) -> httpx.Response:
-        # Unpaced: a dozen requests do not need it, and the pacer's own judgement of the headers is the tests' job.
-        return self.target.send(method, path, credential=credential, budgeted=False, paced=False, **kwargs)
+        """One read of the setup, and only an answer that is the API's judgement of it: a 429 waits for the next window once
+        (then the read is sent again), a 503 or a second 429 is NotChecked."""
+        while True:
+            if self.target.sent - self.started >= MAX_REQUESTS:
+                raise NotChecked(f"{NOT_CHECKED}: it would need more than its {MAX_REQUESTS} requests (the network lost several);"
+                                 " run again")
+            # Unpaced: a dozen requests do not need it, and the pacer's own judgement of the headers is the tests' job.
+            response = self.target.send(method, path, credential=credential, budgeted=False, paced=False, **kwargs)
+            if response.status_code == 503:
+                raise NotChecked(f"{NOT_CHECKED}: {method} {path} answered {said(response)}, the target is in maintenance or"
+                                 " overloaded; run again when it is back")
+            if response.status_code != 429:
+                return response
+            if self.waited:
+                raise NotChecked(f"{NOT_CHECKED}: {method} {path} still answered {said(response)} after waiting for the token's next"
+                                 " rate-limit window: other clients of the same token are spending it; run again when they are done,"
+                                 " or give the suite a token of its own")
+            self.waited = True
+            window = self.target.pacer.window_seconds
+            retry_after = response.headers.get("Retry-After", "")
+            wait = min(window, float(retry_after)) if retry_after.isdigit() else window
+            self.on_wait(f"{method} {path} answered {said(response)}: the token's rate-limit window is spent (by another client of"
+                         f" it); waiting {wait + 1:g} s for the next one")
+            self.target.pacer.sleep(wait + 1.0)
 
     def run(self) -> Preflight:
         """Every check, in dependency order; what can only end in a doubt or a note comes last, as the request budget allows."""
@@ -179,6 +213,8 @@ class Checker:
                 self.read_only_reads()
         except TargetUnreachable as error:
             raise SetupUnreachable(f"{error}{self.transport_hint(str(error))}") from None
+        except (ConnectionDropped, TargetGone) as error:
+            raise NotChecked(f"{NOT_CHECKED}: {error}; check the target and any proxy in front of it, and run again") from None
         finally:
             self.found.requests = self.target.sent - self.started
         return self.found
@@ -494,9 +530,10 @@ class Checker:
         self.found.doubts.append(Doubt(key, promise, message))
 
 
-def preflight(target: Target, fixtures: TargetFixtures) -> Preflight:
-    """Check the setup against the target; SetupUnreachable when it cannot be reached at all."""
-    return Checker(target, fixtures).run()
+def preflight(target: Target, fixtures: TargetFixtures, on_wait: Callable[[str], None] | None = None) -> Preflight:
+    """Check the setup against the target; SetupUnreachable when it cannot be reached at all, NotChecked when it could not be
+    asked; `on_wait` hears of a wait for a spent rate window before it."""
+    return Checker(target, fixtures, on_wait).run()
 
 
 def setup_verdict(found: Preflight) -> str:

@@ -36,13 +36,15 @@ from conformance.contract.promises import (
     verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, STOPPED_KEY, run_record
+from conformance.gate.network import Unanswered, unanswered
 from conformance.gate.putback import NOT_BACK, Drift, NotPutBack
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.interrupts import INTERRUPTS
+from conformance.wire.transport import ConnectionDropped
 
 if TYPE_CHECKING:
     # A live run's alone: a mock run never imports the preflight.
@@ -118,10 +120,13 @@ def first_failure(error: BaseException) -> BaseException:
     return error
 
 
-def as_judged(failure: BaseException, report: pytest.TestReport) -> Any:
-    """The failure as a finding's facts: a ConformanceFailure already is one; anything else is described by its first line."""
+def as_judged(failure: BaseException, report: pytest.TestReport, declared: tuple[str, ...] = ()) -> Any:
+    """The failure as a finding's facts: a ConformanceFailure already is one; a request closed on at every attempt is its request's;
+    anything else is described by its first line."""
     if isinstance(failure, ConformanceFailure):
         return failure
+    if isinstance(failure, ConnectionDropped):
+        return unanswered(failure, declared)
     line = next((line.strip() for line in str(failure).splitlines() if line.strip()), type(failure).__name__)
     return Observation(line, type(failure).__name__, "the test to complete", REDACT(line))
 
@@ -299,8 +304,12 @@ class ConformanceReporter:
         """Record the failure as a finding (unless its check already did), name its promise, excuse it if the baseline says so."""
         promises = properties(report, PROMISE_PROPERTY) if report.when == "call" else (CLEANUP.id,)
         failure = first_failure(error)
+        judged = as_judged(failure, report, promises)
         if isinstance(failure, ConformanceFailure):
             report.longrepr = reader_text(failure, error)
+        elif isinstance(judged, Unanswered):
+            notes = [str(note) for note in getattr(error, "__notes__", ()) if str(note).strip()]
+            report.longrepr = REDACT("\n".join([f"{judged.title}\n  [check: {judged.check}]", judged.exchange, *dict.fromkeys(notes)]))
         if not promises:
             return
         if isinstance(failure, NotPutBack):
@@ -309,9 +318,9 @@ class ConformanceReporter:
                 self.log.record(drift_observation(drift), CLEANUP.id, node_name(item.nodeid))
             record(item, report, (CHARGED_PROPERTY, CLEANUP.id))
             return
-        promise = charged_to(getattr(failure, "promise", None), promises) or promises[0]
+        promise = charged_to(getattr(judged, "promise", None), promises) or promises[0]
         finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
-            self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
+            self.log.record(judged, promise, node_name(item.nodeid))
         record(item, report, (CHARGED_PROPERTY, finding.signature.promise))
         entry = self.baseline.entry(finding.excused_by) if self.baseline is not None and finding.excused_by is not None else None
         if entry is not None and report.when == "call":
@@ -404,8 +413,10 @@ class ConformanceReporter:
         # An interrupt once the tests were over raised nothing (it ended cleanup's waits): the run was interrupted all the same.
         if INTERRUPTS.stopping and not is_worker(self.config) and session.exitstatus != pytest.ExitCode.INTERRUPTED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
-        interrupted = (exitstatus == pytest.ExitCode.INTERRUPTED or INTERRUPTS.stopping
-                       or (session.shouldstop is not False and bool(session.shouldstop)))
+        # A run stopped because the target stopped answering is not an interrupted one (exit 4, its own status and case).
+        stopped = self.config.stash.get(STOPPED_KEY, None)
+        interrupted = stopped is None and (exitstatus == pytest.ExitCode.INTERRUPTED or INTERRUPTS.stopping
+                                           or (session.shouldstop is not False and bool(session.shouldstop)))
         preflight = self.config.stash.get(PREFLIGHT_KEY, None)
         setup_problems = list(preflight.problems) if preflight is not None else []
         # A setup the preflight refused ran nothing: what was not judged is its consequence, not a finding of its own.
@@ -425,6 +436,7 @@ class ConformanceReporter:
             not_judged=missing,
             interrupted=interrupted and not setup_problems,
             setup_problems=setup_problems,
+            stopped=stopped,
             machines_from=preflight.machine_source if preflight is not None and preflight.ok else None,
             **self.wire(),
         )
@@ -434,6 +446,9 @@ class ConformanceReporter:
         if setup_problems:
             text = f"the setup is wrong, no test was run (exit 6): {'; '.join(setup_problems)}"
             self.emit(session, [case_report("run[setup]", text, (), error=True)])
+        elif stopped is not None:
+            self.emit(session, [case_report("run[target-stopped-answering]", f"{stopped}: the run stopped there (exit 4); its verdicts are"
+                                            " partial and it is not a pass; cleanup says what to put back", (), error=True)])
         elif interrupted:
             self.emit(session, [case_report(INTERRUPTED_NODE.removeprefix(f"{RUN_NODE}::"),
                                             f"the run was interrupted ({session.shouldstop or 'Ctrl-C or SIGTERM'}):"
@@ -480,11 +495,15 @@ class ConformanceReporter:
         return [v for v in verdicts if not v.judged and v.verdict != OPTED_OUT and (v.promise.live_provokable or not self.suite.is_live)]
 
     def wire(self) -> dict[str, Any]:
-        """What the target showed of its wire generation, for the summary."""
+        """What the target showed of its wire generation, and what the network did to the requests (live, or any retry), for the summary."""
         record = run_record(self.config)
         if record is None:
             return {}
-        return {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
+        shown = {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
+        health = record.network
+        if record.live or health.retried or health.unanswered or health.lost_unjudged:
+            shown |= {"network": health.as_dict(), "network_line": health.describe()}
+        return shown | {"shared_token": list(record.shared_token)}
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
         """The interrupted run's case is counted as `interrupted` in the last line (an error in JUnit), so the line says so."""

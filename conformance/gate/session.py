@@ -16,6 +16,7 @@ from conformance.setup.fixtures import TargetFixtures, UnusableFixture
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.pacing import RateLimitMonitor
 from conformance.wire.profile import WireProfile
+from conformance.wire.retry import NetworkHealth
 from conformance.wire.transport import Target, TargetError, live_target
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ class ConformanceSession:
         target = self.target
         return RunRecord(target.is_live, target.sent, target.statuses, target.throttled, self.preflight_requests, bool(self.ledger.started),
                          self.drifts, self.generated, self.wire, preflights=1 if self.preflight_requests else 0,
-                         unchecked=tuple(ip.id for ip in self.ledger.unchecked))
+                         unchecked=tuple(ip.id for ip in self.ledger.unchecked), network=target.health,
+                         shared_token=list(target.pacer.shared))
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -106,23 +108,28 @@ class RunRecord:
     drifts: list[Drift]
     generated: dict[str, Counter[int]]
     wire: WireProfile
-    # How many preflights `preflight` counts (under xdist the controller and each worker run one), and the requests of the xdist
+    # How many preflights `preflight` counts (one a run: under xdist, the controller's), and the requests of the xdist
     # controller's read-back after every worker finished: with `sent` and `preflight`, every request the target received.
     preflights: int = 1
     end_of_run: int = 0
     # Fixture IPs the end-of-run check did not read (a second interrupt): it judged nothing of them.
     unchecked: tuple[str, ...] = ()
+    # What the requests met on the network: retries and why, requests that never got an answer.
+    network: NetworkHealth = field(default_factory=NetworkHealth)
+    # What pacing saw of the token's other clients: a window spent before the run saw it begin, a Remaining that did not recover.
+    shared_token: list[str] = field(default_factory=list)
 
 
-def make_target(suite: SuiteConfig) -> Target:
-    """The mock (optionally a mutant) or the live URL, per the settings."""
+def make_target(suite: SuiteConfig, seed: int = 0) -> Target:
+    """The mock (optionally a mutant) or the live URL, per the settings; `seed` makes the jitter of the retries' backoff."""
     # A live run never loads the mock; a mock run's client is handed the mock's transport, so it builds no TLS, reads no proxy.
     if suite.target_url is not None:
         return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
-                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
+                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None,
+                           retries=suite.request_retries, seed=seed)
     from conformance.mock.inprocess import embedded_target
 
-    return embedded_target(suite.mock_mutant, suite.mock_world, suite.request_timeout)
+    return embedded_target(suite.mock_mutant, suite.mock_world, suite.request_timeout, retries=suite.request_retries, seed=seed)
 
 
 def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:

@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,20 +22,27 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, RECORD_KEY, SESSION_KEY
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, RECORD_KEY, SESSION_KEY, STOPPED_KEY
+from conformance.setup.command import USAGE
 from conformance.setup.fixtures import IPRef
 from conformance.setup.settings import Setting, SuiteConfig
 from conformance.wire.profile import WireProfile
+from conformance.wire.retry import NetworkHealth
 
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
+    from conformance.gate.preflight import Preflight
     from conformance.gate.putback import Drift
     from conformance.gate.runlock import RunLock  # noqa: F401 (named in LOCK_KEY's string)
     from conformance.gate.session import ConformanceSession, RunRecord
 
 OUTPUT_KEY = "katapult_conformance"
-# A worker that ran the preflight but no test of the suite (live, every test goes to one worker) ships its preflight's count alone.
+# Where the controller writes its preflight's result for the workers: one preflight per run, whatever -n says.
+PREFLIGHT_INPUT = "katapult_conformance_shared_preflight"
+SHARED_PREFLIGHT_KEY = pytest.StashKey[Path]()
+# A worker that ran the preflight but no test of the suite ships its preflight's count alone (a worker takes the controller's
+# preflight result instead of running one, so none does unless the controller ran none).
 PREFLIGHT_OUTPUT_KEY = "katapult_conformance_preflight"
 TARGET_GROUP = "katapult-target"
 SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
@@ -93,6 +103,42 @@ def pytest_configure(config: pytest.Config) -> None:
             config.add_cleanup(config.stash[LOCK_KEY].release)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Each worker of a live run is told where the controller's preflight result will be (written before any test is handed out)."""
+    config = node.config
+    suite = config.stash.get(CONFIG_KEY, None)
+    if suite is None or not suite.is_live or config.option.collectonly:
+        return
+    shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
+    if shared is None:
+        shared = config.stash[SHARED_PREFLIGHT_KEY] = Path(tempfile.mkdtemp(prefix="katapult-conformance-")) / "preflight.json"
+        config.add_cleanup(lambda: shutil.rmtree(shared.parent, ignore_errors=True))
+    node.workerinput[PREFLIGHT_INPUT] = str(shared)
+
+
+def share_preflight(config: pytest.Config, found: Preflight) -> None:
+    """On the controller: write what its preflight found for the workers (they run none of their own)."""
+    shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
+    if shared is None:
+        return
+    data = {item.name: getattr(found, item.name) for item in dataclasses.fields(found)}
+    data["holders"] = [[ip.id, ip.address, holder] for ip, holder in found.holders.items()]
+    shared.write_text(json.dumps(data), encoding="utf-8")
+
+
+def shared_preflight(config: pytest.Config) -> Preflight | None:
+    """On a worker: the controller's preflight result, when it ran one."""
+    from conformance.gate.preflight import Preflight
+
+    path = getattr(config, "workerinput", {}).get(PREFLIGHT_INPUT)
+    if path is None or not Path(path).is_file():
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data["holders"] = {IPRef(ip_id, address): holder for ip_id, address, holder in data["holders"]}
+    return Preflight(**data)
+
+
 def grouped_scheduler(config: pytest.Config, log: Any, group_of: Callable[[str], str | None]) -> Any:
     """xdist's scope scheduler with our own groups: each group's tests go to one worker, in order; other tests spread one by one.
 
@@ -116,9 +162,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return grouped_scheduler(config, log, lambda nodeid: TARGET_GROUP if SUITE_NODE.search(nodeid) else None)
 
 
-def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog | None) -> dict[str, Any]:
+def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog | None, stopped: str | None = None) -> dict[str, Any]:
     """What a worker did, as plain data for execnet."""
     return {
+        "stopped": stopped,
+        "network": session.target.health.as_dict(),
+        "shared_token": list(session.target.pacer.shared),
         "live": session.target.is_live,
         "sent": session.target.sent,
         "preflight": session.preflight_requests,
@@ -156,11 +205,18 @@ class Merged:
     findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     reached: Counter[str] = dataclasses.field(default_factory=Counter)
     wire: WireProfile = dataclasses.field(default_factory=WireProfile)
+    network: NetworkHealth = dataclasses.field(default_factory=NetworkHealth)
+    # Why a worker stopped the run (its target stopped answering), if one did.
+    stopped: str | None = None
+    shared_token: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
         from conformance.gate.putback import Drift
 
+        self.stopped = self.stopped or data.get("stopped")
+        self.network.add(data["network"])
+        self.shared_token += data["shared_token"]
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
         self.add_preflight(int(data["preflight"]))
@@ -238,7 +294,8 @@ def controller_record(merged: Merged) -> RunRecord:
     from conformance.gate.session import RunRecord
 
     return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
-                     list(merged.drifts), merged.generated, merged.wire, merged.preflights, merged.end_of_run)
+                     list(merged.drifts), merged.generated, merged.wire, merged.preflights, merged.end_of_run,
+                     network=merged.network, shared_token=merged.shared_token)
 
 
 def finish_on_controller(session: pytest.Session) -> None:
@@ -252,10 +309,14 @@ def finish_on_controller(session: pytest.Session) -> None:
         join_request_log(Path(suite.request_log), merged.parts)
     found = config.stash.get(PREFLIGHT_KEY, None)
     if found is not None:
-        # The controller's own preflight (before any worker's test): the target received it too.
+        # The one preflight of the run is the controller's: the workers took its result and sent none of their own.
         merged.add_preflight(found.requests)
     record = controller_record(merged)
-    if merged.live and merged.started:
+    if merged.stopped is not None:
+        # The worker's target stopped answering: the run's exit status is 4 here too, and the reporter says why.
+        config.stash[STOPPED_KEY] = merged.stopped
+        session.exitstatus = USAGE
+    if merged.live and merged.started and merged.stopped is None:
         known = {str(drift.ip.id) for drift in merged.drifts}
         late = [drift for drift in verify_live(session, merged) if str(drift.ip.id) not in known]
         if late:
@@ -281,7 +342,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_worker(config) and conformance is not None:
         log = config.stash[CONFIG_KEY].request_log
         findings = config.stash.get(FINDINGS_KEY, None)
-        config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings)  # type: ignore[attr-defined]
+        config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings,  # type: ignore[attr-defined]
+                                                  config.stash.get(STOPPED_KEY, None))
     elif is_worker(config) and PREFLIGHT_KEY in config.stash:
         config.workeroutput[PREFLIGHT_OUTPUT_KEY] = config.stash[PREFLIGHT_KEY].requests  # type: ignore[attr-defined]
     elif is_controller(config):

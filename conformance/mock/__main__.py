@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from conformance.mock.faults import Faults, FrontEnd
 from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.mock.server import MockServer
 from conformance.mock.world import DEFAULT_WORLD, load_world
@@ -86,6 +87,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="X-Request-Id format: uuid (production) or hex32 (the non-production deployment on record)")
     parser.add_argument("--body-generation", choices=("current", "legacy"), default="current",
                         help="200 body generation: current (with virtual_network, since late 2024) or legacy (without)")
+    faults = parser.add_argument_group("a faulty network in front (the project's fault injector; shares between 0 and 1)")
+    faults.add_argument("--drop-before", type=float, default=0.0, metavar="SHARE",
+                        help="share of API requests dropped before the mock acts: the connection closes without an answer (default 0)")
+    faults.add_argument("--drop-after", type=float, default=0.0, metavar="SHARE",
+                        help="share of answers dropped after the mock acted: the connection closes without an answer (default 0)")
+    faults.add_argument("--gateway-errors", type=float, default=0.0, metavar="SHARE",
+                        help="share of API requests answered by a gateway's 502 HTML page instead of reaching the mock (default 0)")
+    faults.add_argument("--seed", type=int, default=0, help="seed of the faults' random choices (default 0)")
+    front = parser.add_argument_group("a real front end (correct HTTP the suite must accept)")
+    front.add_argument("--connection-close", action="store_true", help="send Connection: close and close every connection after its answer")
+    front.add_argument("--gzip", action="store_true", help="gzip-compress bodies when the client accepts gzip")
+    front.add_argument("--chunked", action="store_true", help="send bodies chunked (Transfer-Encoding: chunked) instead of with Content-Length")
+    front.add_argument("--charset", action="store_true", help="answer Content-Type: application/json; charset=utf-8")
     parser.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
     parser.add_argument("--world", type=Path, default=DEFAULT_WORLD, help="world data file (default: the shipped one)")
     args = parser.parse_args(argv)
@@ -106,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         return fail("mock", str(error), INTERRUPTED_OR_UNREADABLE)
     try:
-        server = MockServer(mock, args.host, args.port, latency=args.latency)
+        network = Faults(args.drop_before, args.drop_after, args.gateway_errors, args.seed)
+    except ValueError as error:
+        return fail("mock", str(error).replace("--gateway ", "--gateway-errors "), USAGE)
+    shape = FrontEnd(args.connection_close, args.gzip, args.chunked, args.charset)
+    try:
+        server = MockServer(mock, args.host, args.port, latency=args.latency, faults=network, front=shape)
     except OSError as error:
         fix = "choose another --port (--port 0 takes a free one)" if error.errno == errno.EADDRINUSE else "check --host and --port"
         return fail("mock", f"cannot listen on {args.host}:{args.port}: {error.strerror or error}; {fix}", USAGE)

@@ -85,12 +85,13 @@ class MockRequest:
 
 @dataclass
 class MockResponse:
-    """What the mock answers; `hang` means the answer never comes."""
+    """What the mock answers; `hang` means the answer never comes, `drop` that the connection is closed without one."""
 
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    drop: bool = False
 
 
 class ApiError(Exception):

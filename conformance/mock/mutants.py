@@ -36,6 +36,10 @@ LONG_ID = 255
 M = TypeVar("M", bound=type[ReferenceMock])
 
 
+class WorkerDied(Exception):
+    """The server's worker died on this request: no answer, the connection closed (MockResponse.drop)."""
+
+
 def mutant(name: str, description: str, breaks: tuple[str, ...]) -> Callable[[M], M]:
     """Register a mutant class under a stable kebab-case name, with a one-line description and the promises it breaks."""
     if not NAME_PATTERN.match(name) or name == ReferenceMock.name:
@@ -552,6 +556,22 @@ class CrashesOnNonASCII(CrashesOnId):
 class CrashesOnLongId(CrashesOnId):
     def crashes_on(self, value: str) -> bool:
         return len(value) > LONG_ID
+
+
+@mutant("drops-connection-on-long-id", f"a lookup value longer than {LONG_ID} characters kills the server's worker: the connection"
+        " closes without an answer, every time", breaks=("404 ip_address_not_found",))
+class DropsConnectionOnLongId(ReferenceMock):
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        key, value = super().lookup_argument(args, name, keys)
+        if isinstance(value, str) and len(value) > LONG_ID:
+            raise WorkerDied
+        return key, value
+
+    def handle(self, request: MockRequest) -> MockResponse:
+        try:
+            return super().handle(request)
+        except WorkerDied:
+            return MockResponse(0, b"", drop=True)
 
 
 @mutant("invalid-json-body-500", "a body that is not JSON crashes the server (500) instead of 400 invalid_json_body",

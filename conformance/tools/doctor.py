@@ -13,7 +13,8 @@ from conformance.wire.transport import TargetError
 
 # The run options the preflight uses: where the target is, its fixtures, and how to reach it. The rest (reports, baseline,
 # profile, bounds) only mean something to a run of the tests, so doctor refuses them rather than ignore them.
-DOCTOR_OPTIONS = ("target_url", "target_fixtures", "mock_mutant", "mock_world", "request_timeout", "ca_bundle", "allow_production")
+DOCTOR_OPTIONS = ("target_url", "target_fixtures", "mock_mutant", "mock_world", "request_timeout", "request_retries", "ca_bundle",
+                  "allow_production")
 
 
 def parse_args(argv: list[str] | None) -> dict[str, object]:
@@ -21,7 +22,8 @@ def parse_args(argv: list[str] | None) -> dict[str, object]:
     parser = CommandParser("doctor", "Check the settings, the target fixtures and the target, as the preflight does before a run,"
                            " and print what it found; sends at most 20 requests and changes nothing.", exits=(OK, FAILED, USAGE, SETUP),
                            says={OK: "the setup is usable", FAILED: "the setup is usable, with doubts: each names the promise a run would fail",
-                                 USAGE: "an unknown option, a bad value, or the target cannot be reached"})
+                                 USAGE: "an unknown option, a bad value, or the target cannot be reached or asked"
+                                        " (its token's window stayed spent, maintenance, a gateway's page)"})
     for option in OPTIONS:
         if option.dest not in DOCTOR_OPTIONS:
             continue
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, variable in fixtures.unset:
         print(f"absent: {key}, because {variable} is unset or empty in the environment (its scenarios are skipped)")
     try:
-        found = preflight(target, fixtures)
+        found = preflight(target, fixtures, lambda message: print(REDACT(message), flush=True))
     except TargetError as error:
         return fail("doctor", REDACT(str(error)), USAGE)
     finally:
