@@ -117,25 +117,34 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[PREFLIGHT_INPUT] = str(shared)
 
 
+# The Preflight fields keyed by fixture IP.
+HOLDER_FIELDS = ("holders", "foreign_holders")
+
+
 def share_preflight(config: pytest.Config, found: Preflight) -> None:
     """On the controller: write what its preflight found for the workers (they run none of their own)."""
     shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
     if shared is None:
         return
     data = {item.name: getattr(found, item.name) for item in dataclasses.fields(found)}
-    data["holders"] = [[ip.id, ip.address, holder] for ip, holder in found.holders.items()]
+    # JSON has no IPRef keys nor Doubt objects: holders as [id, address, holder] rows, doubts as their fields.
+    for name in HOLDER_FIELDS:
+        data[name] = [[ip.id, ip.address, holder] for ip, holder in getattr(found, name).items()]
+    data["doubts"] = [dataclasses.asdict(doubt) for doubt in found.doubts]
     shared.write_text(json.dumps(data), encoding="utf-8")
 
 
 def shared_preflight(config: pytest.Config) -> Preflight | None:
     """On a worker: the controller's preflight result, when it ran one."""
-    from conformance.gate.preflight import Preflight
+    from conformance.gate.preflight import Doubt, Preflight
 
     path = getattr(config, "workerinput", {}).get(PREFLIGHT_INPUT)
     if path is None or not Path(path).is_file():
         return None
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    data["holders"] = {IPRef(ip_id, address): holder for ip_id, address, holder in data["holders"]}
+    for name in HOLDER_FIELDS:
+        data[name] = {IPRef(ip_id, address): holder for ip_id, address, holder in data[name]}
+    data["doubts"] = [Doubt(**doubt) for doubt in data["doubts"]]
     return Preflight(**data)
 
 
