@@ -12,6 +12,11 @@ LAYERS = ("tools", "gate", "cases", "contract", "wire", "setup")
 # The mock is a stand-in server: it stands on the wire's paths and on setup; the gate builds it and the tools run its mutants.
 MOCK_MAY_IMPORT = frozenset({"mock", "wire", "setup"})
 MOCK_IMPORTED_BY = frozenset({"tools", "gate", "mock"})
+# Modules the mock may import beyond its folders: the promise ids, a leaf of names importing nothing, so mutants name what they break.
+MOCK_MAY_ALSO_IMPORT = frozenset({"conformance.contract.ids"})
+# The one module that spells promise ids as strings, and the one that defines stash keys.
+PROMISE_IDS = PACKAGE / "contract" / "ids.py"
+STASH_KEYS = PACKAGE / "gate" / "keys.py"
 
 
 def folder_of(module: str) -> str:
@@ -69,8 +74,14 @@ def test_the_package_has_a_folder_for_each_concern() -> None:
 def test_imports_run_one_way() -> None:
     """A module imports its own folder or one below it, never one above: tools → gate → cases → contract → wire → setup."""
     wrong = [f"{module} imports {other}" for module, imported in graph().items() for other in sorted(imported)
-             if not allowed(folder_of(module), folder_of(other))]
+             if not allowed(folder_of(module), folder_of(other))
+             and not (folder_of(module) == "mock" and other in MOCK_MAY_ALSO_IMPORT)]
     assert wrong == []
+
+
+def test_what_the_mock_may_also_import_is_a_leaf() -> None:
+    """The promise ids the mock imports import nothing of the package, so the mock still stands on wire and setup only."""
+    assert [imports_of(PACKAGE.parent / (module.replace(".", "/") + ".py")) for module in MOCK_MAY_ALSO_IMPORT] == [set()]
 
 
 def test_the_layer_rule_refuses_what_it_should() -> None:
@@ -94,3 +105,44 @@ def test_no_import_circle() -> None:
         return False
 
     assert sorted(module for module in edges if reaches(module, module, set())) == []
+
+
+def promise_literals(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every string constant that is a promise id, wherever it stands (a call, a marker, a set expression, a tuple, a dict)."""
+    from conformance.contract.promises import KNOWN
+
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in KNOWN]
+
+
+def test_no_promise_id_is_spelt_outside_the_catalogue() -> None:
+    """The package names promises by the constants of conformance/contract/ids.py, so a misspelt one fails the type check."""
+    spelt = [f"{path.relative_to(PACKAGE.parent)}:{line}: {value!r}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path != PROMISE_IDS and "_data" not in path.parts
+             for line, value in promise_literals(ast.parse(path.read_text(encoding="utf-8")))]
+    assert spelt == []
+
+
+def test_the_promise_scan_sees_every_form() -> None:
+    """A set expression, a marker, a tuple and a dict value are all seen; a message that only mentions a promise is not."""
+    source = ('failed & {"response shape"}\n@pytest.mark.promise("cleanup")\ndef f(): pass\nW = ("200 shape",)\n'
+              'I = {"none": "400 missing_api_token"}\nm = "a finding of response shape"\n')
+    assert sorted(value for _, value in promise_literals(ast.parse(source))) == [
+        "200 shape", "400 missing_api_token", "cleanup", "response shape"]
+
+
+def stash_keys(tree: ast.AST) -> list[int]:
+    """Lines that make a stash key: `pytest.StashKey[T]()` or `StashKey[T]()`."""
+    def is_key(func: ast.expr) -> bool:
+        target = func.value if isinstance(func, ast.Subscript) else func
+        return (isinstance(target, ast.Attribute) and target.attr == "StashKey") or (isinstance(target, ast.Name) and target.id == "StashKey")
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call) and is_key(node.func)]
+
+
+def test_every_stash_key_lives_in_keys() -> None:
+    """The run's state is reached through keys defined in one place (conformance/gate/keys.py), never made elsewhere."""
+    elsewhere = [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in sorted(PACKAGE.rglob("*.py")) if path != STASH_KEYS
+                 for line in stash_keys(ast.parse(path.read_text(encoding="utf-8")))]
+    assert elsewhere == []
+    assert stash_keys(ast.parse(STASH_KEYS.read_text(encoding="utf-8")))
+    assert stash_keys(ast.parse('K = pytest.StashKey["X"]()\nJ = StashKey[int]()\n')) == [1, 2]

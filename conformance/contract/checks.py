@@ -23,6 +23,19 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conformance.contract.findings import NotReached, charge_elsewhere, reach, report
+from conformance.contract.ids import (
+    API_SCHEMA_HEADER,
+    ARGUMENT_ERRORS,
+    MALFORMED_BYTES,
+    NO_ECHOED_CREDENTIAL,
+    NO_SERVER_ERRORS,
+    NO_SIDE_EFFECTS,
+    RATE_LIMIT_HEADERS,
+    REQUEST_ID_HEADER,
+    RESPONSE_SHAPE,
+    SHAPE_200,
+    PromiseId,
+)
 from conformance.contract.promises import PROMISES, promise_id
 from conformance.setup.fixtures import IPRef
 from conformance.setup.paths import data_path
@@ -35,13 +48,6 @@ SPEC_PATH = data_path("spec", "allocate_ip.yaml")
 DOCUMENTED_SERVER_ERRORS = frozenset({503})
 # Shorter tokens could turn up in a body by chance; real API tokens are far longer.
 MIN_ECHOED_TOKEN = 16
-NO_SERVER_ERRORS, MALFORMED_BYTES = promise_id("no server errors"), promise_id("malformed bytes never crash the server")
-RESPONSE_SHAPE, SHAPE_200 = promise_id("response shape"), promise_id("200 shape")
-NO_ECHOED_SECRET, ARGUMENT_ERRORS = promise_id("no credential echoed"), promise_id("400 argument errors")
-API_SCHEMA_HEADER, RATE_LIMIT_HEADERS = promise_id("X-Api-Schema on errors"), promise_id("rate-limit headers")
-REQUEST_ID_HEADER = promise_id("X-Request-Id on every response")
-# The promise the 429 burst is for: the run orders its test last and lets the pacer burst for it (gate.reporting, gate.plugin).
-RATE_LIMIT_REACHED = promise_id("429 rate_limit_reached")
 # Headers are judged by wire_headers instead, each under the promise it speaks for.
 # Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
 AUTHENTICATED: set[str] = set()
@@ -253,12 +259,12 @@ def no_echoed_credential(response: httpx.Response) -> list[str]:
     token = sent.split(" ", 1)[-1].strip()
     if len(token) >= MIN_ECHOED_TOKEN and token.encode() in response.content:
         raise ConformanceFailure("Response echoes the credential", "the request's token appears in the response body",
-                                 "no credential in any response", response, promise=NO_ECHOED_SECRET, check="no echoed token")
-    return [NO_ECHOED_SECRET] if len(token) >= MIN_ECHOED_TOKEN else []
+                                 "no credential in any response", response, promise=NO_ECHOED_CREDENTIAL, check="no echoed token")
+    return [NO_ECHOED_CREDENTIAL] if len(token) >= MIN_ECHOED_TOKEN else []
 
 
 @cache
-def code_statuses() -> dict[str, tuple[int, str]]:
+def code_statuses() -> dict[str, tuple[int, PromiseId]]:
     """Each error code with a promise of its own ("403 invalid_api_token"): its documented status and that promise."""
     found = {}
     for promise in PROMISES:
@@ -531,7 +537,7 @@ def is_ip_address(value: Any) -> bool:
 def side_effect(ip: IPRef, now: str | None, before: str | None, response: httpx.Response) -> ConformanceFailure:
     """A rejected request changed who holds an IP: the finding of "no side effects"."""
     return ConformanceFailure("Rejected request changed an allocation", f"{ip.id} ({ip.address}) now held by {now or 'nobody'}",
-                              f"unchanged: held by {before or 'nobody'}", response, promise="no side effects", check="allocations unchanged")
+                              f"unchanged: held by {before or 'nobody'}", response, promise=NO_SIDE_EFFECTS, check="allocations unchanged")
 
 
 # Answers given only past the scope check: a token that gets one holds the operation's scope (or the server ignores scopes).

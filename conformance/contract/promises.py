@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
 
+from conformance.contract import ids
 from conformance.contract.findings import NOT_REACHED_PREFIX, Finding
+from conformance.contract.ids import PromiseId
 from conformance.wire.transport import NOT_RUN_PREFIX
 
 MARKER = "promise"
@@ -32,7 +34,7 @@ class Promise:
     that passes. `live_provokable`: whether a live target can provoke it at all (maintenance cannot be switched on).
     """
 
-    id: str
+    id: PromiseId
     description: str
     needs: str | None = None
     by_checks: bool = False
@@ -40,55 +42,56 @@ class Promise:
 
 
 PROMISES = (
-    Promise("200 shape", "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable",
+    Promise(ids.SHAPE_200, "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable",
             by_checks=True),
-    Promise("200 semantics", "the IP asked for (by id or address) is then held by the interface's virtual machine; the 200 lists it"
+    Promise(ids.SEMANTICS_200, "the IP asked for (by id or address) is then held by the interface's virtual machine; the 200 lists it"
             " beside the IPs the interface held before", "ip_addresses.allocatable"),
-    Promise("400 missing_api_token", "a request without a Bearer token gets 400 missing_api_token"),
-    Promise("403 invalid_api_token", "a token that does not exist gets 403 invalid_api_token"),
-    Promise("403 scope_not_granted", "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
+    Promise(ids.MISSING_API_TOKEN, "a request without a Bearer token gets 400 missing_api_token"),
+    Promise(ids.INVALID_API_TOKEN, "a token that does not exist gets 403 invalid_api_token"),
+    Promise(ids.SCOPE_NOT_GRANTED, "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
             "credentials.without_scope"),
-    Promise("403 unauthorized_network_for_api_token", "a token used from a network it is not allowed from gets 403 naming the caller",
+    Promise(ids.UNAUTHORIZED_NETWORK, "a token used from a network it is not allowed from gets 403 naming the caller",
             "credentials.network_restricted"),
-    Promise("403 invalid_capabilities_token", "an invalid capabilities token gets 403 invalid_capabilities_token",
+    Promise(ids.INVALID_CAPABILITIES_TOKEN, "an invalid capabilities token gets 403 invalid_capabilities_token",
             "credentials.invalid_capabilities"),
-    Promise("404 virtual_machine_network_interface_not_found", "an unknown interface gets 404 virtual_machine_network_interface_not_found"),
-    Promise("404 ip_address_not_found", "an unknown IP (by id or address) gets 404 ip_address_not_found"),
-    Promise("422 ip_already_allocated", "an IP held by another resource gets 422 ip_already_allocated",
+    Promise(ids.INTERFACE_NOT_FOUND, "an unknown interface gets 404 virtual_machine_network_interface_not_found"),
+    Promise(ids.IP_ADDRESS_NOT_FOUND, "an unknown IP (by id or address) gets 404 ip_address_not_found"),
+    Promise(ids.IP_ALREADY_ALLOCATED, "an IP held by another resource gets 422 ip_already_allocated",
             "ip_addresses.allocated_elsewhere"),
-    Promise("422 invalid_ip", "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
-    Promise("429 rate_limit_reached", "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke"),
-    Promise("503 service_unavailable", "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
+    Promise(ids.INVALID_IP, "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
+    Promise(ids.RATE_LIMIT_REACHED, "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke"),
+    Promise(ids.SERVICE_UNAVAILABLE, "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
             live_provokable=False),
-    Promise("mutual exclusivity", "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
-    Promise("400 argument errors", "malformed arguments get 400 invalid_argument / missing_required_argument / invalid_json_body"),
-    Promise("interface from the path", "a body without virtual_machine_network_interface takes it from the path segment;"
+    Promise(ids.MUTUAL_EXCLUSIVITY, "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
+    Promise(ids.ARGUMENT_ERRORS, "malformed arguments get 400 invalid_argument / missing_required_argument / invalid_json_body"),
+    Promise(ids.INTERFACE_FROM_PATH, "a body without virtual_machine_network_interface takes it from the path segment;"
             " an explicit null is 400 missing_required_argument"),
-    Promise("query-string arguments", "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
+    Promise(ids.QUERY_STRING_ARGUMENTS, "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
             " application/json"),
-    Promise("response shape", "every response's status, content type and body match the spec fragment", by_checks=True),
-    Promise("X-Request-Id on every response", "every response carries a non-empty X-Request-Id (its format is the deployment's)",
+    Promise(ids.RESPONSE_SHAPE, "every response's status, content type and body match the spec fragment", by_checks=True),
+    Promise(ids.REQUEST_ID_HEADER, "every response carries a non-empty X-Request-Id (its format is the deployment's)",
             by_checks=True),
-    Promise("X-Api-Schema on errors", "every error carries X-Api-Schema: json-error, and no success does", by_checks=True),
-    Promise("rate-limit headers",
+    Promise(ids.API_SCHEMA_HEADER, "every error carries X-Api-Schema: json-error, and no success does", by_checks=True),
+    Promise(ids.RATE_LIMIT_HEADERS,
             "every response past authentication (200s and its errors) carries X-RateLimit-Permitted/Remaining; Remaining never exceeds"
             " Permitted nor rises mid-window", by_checks=True),
-    Promise("no server errors", "no request, valid or not, gets a 5xx other than 503 service_unavailable", by_checks=True),
-    Promise("malformed bytes never crash the server",
+    Promise(ids.NO_SERVER_ERRORS, "no request, valid or not, gets a 5xx other than 503 service_unavailable", by_checks=True),
+    Promise(ids.MALFORMED_BYTES,
             "bytes that are not UTF-8 (a whole body, or inside a JSON string) get a documented 4xx that conforms, never a 5xx", by_checks=True),
-    Promise("no credential echoed", "no response repeats the token the request presented", by_checks=True),
-    Promise("order of checks", "authentication, then scope, then arguments, then the endpoint's own checks"),
-    Promise("no side effects", "a rejected request changes no allocation"),
-    Promise("concurrency", "requests sent at the same moment: one free IP asked for twice has one winner (200) and one 422"
+    Promise(ids.NO_ECHOED_CREDENTIAL, "no response repeats the token the request presented", by_checks=True),
+    Promise(ids.ORDER_OF_CHECKS, "authentication, then scope, then arguments, then the endpoint's own checks"),
+    Promise(ids.NO_SIDE_EFFECTS, "a rejected request changes no allocation"),
+    Promise(ids.CONCURRENCY, "requests sent at the same moment: one free IP asked for twice has one winner (200) and one 422"
             " ip_already_allocated; a burst gets each request the answer it gets alone", "other_network_interface.id"),
-    Promise("cleanup", "the suite leaves every IP it touched as it found it"),
+    Promise(ids.CLEANUP, "the suite leaves every IP it touched as it found it"),
 )
-BY_ID = {promise.id: promise for promise in PROMISES}
-CLEANUP = BY_ID["cleanup"]
+# Keyed by plain strings too: markers, baselines and reports hold the ids as text.
+BY_ID: dict[str, Promise] = {promise.id: promise for promise in PROMISES}
+CLEANUP = BY_ID[ids.CLEANUP]
 # Judged only by `replay`, on other endpoints' errors; listed here so every promise id the code names is checked against one catalogue.
-REPLAY_ONLY = (Promise("error envelope", "an error of any endpoint is the shared {error: {code, description, detail}} with"
+REPLAY_ONLY = (Promise(ids.ERROR_ENVELOPE, "an error of any endpoint is the shared {error: {code, description, detail}} with"
                        " X-Api-Schema: json-error"),)
-KNOWN = {promise.id: promise for promise in (*PROMISES, *REPLAY_ONLY)}
+KNOWN: dict[str, Promise] = {promise.id: promise for promise in (*PROMISES, *REPLAY_ONLY)}
 
 
 class UnknownPromise(ValueError):

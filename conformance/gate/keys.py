@@ -10,9 +10,11 @@ if TYPE_CHECKING:
     # part of the plugin imports this module, so it must not pull the preflight, the checks or hypothesis in with it.
     from hypothesis import settings  # noqa: F401
 
-    from conformance.contract.findings import FindingLog  # noqa: F401
+    from conformance.contract.findings import FindingLog, TestScope  # noqa: F401
     from conformance.gate.heap import StartUpHeap  # noqa: F401
+    from conformance.gate.merged import Merged  # noqa: F401
     from conformance.gate.preflight import Preflight  # noqa: F401
+    from conformance.gate.runlock import RunLock  # noqa: F401
     from conformance.gate.session import ConformanceSession, RunRecord  # noqa: F401
     from conformance.setup.fixtures import TargetFixtures  # noqa: F401
     from conformance.setup.settings import SuiteConfig  # noqa: F401
@@ -27,6 +29,12 @@ PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 HEAP_KEY = pytest.StashKey["StartUpHeap"]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
 RECORD_KEY = pytest.StashKey["RunRecord"]()
+# On the xdist controller: every worker's data as it comes in (gate.xdist).
+MERGED_KEY = pytest.StashKey["Merged"]()
+# The lock that keeps two runs off one live target at once (gate.xdist).
+LOCK_KEY = pytest.StashKey["RunLock"]()
+# On each test item: the scope its checks reported to while it ran (gate.reporting).
+SCOPE_KEY = pytest.StashKey["TestScope"]()
 
 
 def run_record(config: pytest.Config) -> RunRecord | None:

@@ -316,7 +316,7 @@ def check_setup(session: pytest.Session) -> None:
 
 def bursts_for_429(session: pytest.Session) -> bool:
     """Whether this run holds the test the 429 burst is for (a run selecting other tests spends no window on it)."""
-    from conformance.contract.checks import RATE_LIMIT_REACHED
+    from conformance.contract.ids import RATE_LIMIT_REACHED
     from conformance.contract.promises import declared_promises
 
     return any(RATE_LIMIT_REACHED in declared_promises(item) for item in session.items)
@@ -389,9 +389,10 @@ def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
     """Rate-limit headers that never recover are a finding of their promise; pacing goes on by X-RateLimit-Permitted alone."""
     from conformance.contract import checks
     from conformance.contract.findings import report
+    from conformance.contract.ids import RATE_LIMIT_HEADERS
 
     report(checks.ConformanceFailure("X-RateLimit-Remaining does not recover", message, "Remaining back up after one window", response,
-                                     promise=checks.RATE_LIMIT_HEADERS, check="X-RateLimit-Remaining recovers"))
+                                     promise=RATE_LIMIT_HEADERS, check="X-RateLimit-Remaining recovers"))
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from _pytest._code.code import ReprFileLocation, TerminalRepr
 from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 
-from conformance.contract.checks import RATE_LIMIT_REACHED, ConformanceFailure, forget_schemathesis_objects
+from conformance.contract.checks import ConformanceFailure, forget_schemathesis_objects
 from conformance.contract.findings import FindingLog, Scope, Signature, TestScope, charged_to, message_shape
+from conformance.contract.ids import RATE_LIMIT_REACHED
 from conformance.contract.promises import (
     CLEANUP,
     DEVIATION,
@@ -34,7 +35,7 @@ from conformance.contract.promises import (
     verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, SCOPE_KEY, run_record
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
@@ -42,7 +43,6 @@ from conformance.setup.settings import SuiteConfig
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
 OPTED_OUT_PROPERTY = "opted out by"
-SCOPE_KEY = pytest.StashKey[TestScope]()
 REPORT_SUFFIXES = (".md", ".json")
 QUALIFIED_NAME = re.compile(r"^(?:\w+\.)+(?=\w+: )")
 # pytest words a skip by its exception: "Skipped: why", or the qualified name of a subclass (NotReached, OptedOut).

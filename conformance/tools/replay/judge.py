@@ -15,7 +15,6 @@ import schemathesis
 from schemathesis.core.failures import FailureGroup
 
 from conformance.contract.checks import (
-    RESPONSE_SHAPE,
     SCHEMATHESIS_CHECKS,
     SPEC_PATH,
     ConformanceFailure,
@@ -25,11 +24,10 @@ from conformance.contract.checks import (
     told,
 )
 from conformance.contract.findings import Finding, FindingLog, Scope, TestScope, reach
-from conformance.contract.promises import promise_id
+from conformance.contract.ids import ERROR_ENVELOPE, RESPONSE_SHAPE
 from conformance.tools.replay.recordings import Recorded
 
 DEFAULT_BASE_PATH = "/core/v1"
-ERROR_ENVELOPE = promise_id("error envelope")
 # Transport encodings describe bytes the recorder already decoded; httpx would try to decode them again.
 DROPPED_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 

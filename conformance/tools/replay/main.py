@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from conformance.contract.findings import FindingLog
+from conformance.contract.ids import ERROR_ENVELOPE
 from conformance.contract.promises import BY_ID, KNOWN, verdict_of
 from conformance.gate.baseline import BaselineError, load_baseline, review
 from conformance.gate.summary import Problem, Summary, terminal_lines, write_report
 from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
 from conformance.setup.redaction import REDACT
-from conformance.tools.replay.judge import DEFAULT_BASE_PATH, ERROR_ENVELOPE, JudgedExchange, judge_exchange
+from conformance.tools.replay.judge import DEFAULT_BASE_PATH, JudgedExchange, judge_exchange
 from conformance.tools.replay.recordings import Recorded, RecordingError, load_recordings
 
 ENVELOPE_PROMISE = KNOWN[ERROR_ENVELOPE]
