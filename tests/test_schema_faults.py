@@ -75,6 +75,16 @@ def test_a_fault_outside_the_detail_stays_with_the_response_shape() -> None:
     assert "#/components/schemas/" not in unwrapped.expected  # it meant no branch more than another
 
 
+@pytest.mark.parametrize(("status", "code", "detail"), [
+    (404, "ip_address_not_found", None), (400, "missing_api_token", None), (422, "invalid_ip", "none"), (403, "scope_not_granted", None),
+])
+def test_a_detail_that_is_not_an_object_is_the_envelope_s_fault(status: int, code: str, detail: Any) -> None:
+    """`detail: null` (or any non-object) breaks the envelope every error shares: the response shape's, whichever code shows it,
+    so one such server fails one promise, not one per code."""
+    failure = shape_failure(answer(status, {"error": {"code": code, "description": "text", "detail": detail}}))
+    assert failure.promise == checks.RESPONSE_SHAPE and failure.title.startswith("error.detail is not an object")
+
+
 def test_a_conforming_error_passes() -> None:
     """The faithful body: no violation, no failure."""
     assert checks.body_violations(answer(403, SCOPE_ERROR)) == []

@@ -460,11 +460,19 @@ def component(schema_path: Sequence[str | int]) -> str | None:
 
 
 def detail_promise(response: httpx.Response, violations: list[Violation]) -> str | None:
-    """The error's own promise, when every violation is in the `detail` of an error code documented under this status."""
+    """The error's own promise, when every violation is inside the `detail` of an error code documented under this status.
+
+    A `detail` that is not an object at all (null, a string) is a fault of the envelope every error shares, not of one code: it
+    stays the response shape's, charged once however many codes show it (as an unwrapped error is).
+    """
     documented = code_statuses().get(error_code(response) or "")
     if documented is None or documented[0] != response.status_code:
         return None
-    return documented[1] if all(violation.path[:2] == ("error", "detail") for violation in violations) else None
+    inside = all(len(violation.path) > len(DETAIL_PATH) and violation.path[:len(DETAIL_PATH)] == DETAIL_PATH for violation in violations)
+    return documented[1] if inside else None
+
+
+DETAIL_PATH = ("error", "detail")
 
 
 WIRE_CHECKS = (not_a_server_error, no_echoed_credential, wire_headers, rate_limit_headers_after_authentication)

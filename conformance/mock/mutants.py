@@ -278,6 +278,16 @@ class ErrorsUnwrapped(ReferenceMock):
         return inner
 
 
+@mutant("error-detail-null", "errors whose detail is an empty object send detail: null", breaks=(RESPONSE_SHAPE,))
+class ErrorDetailNull(ReferenceMock):
+    # One fault of the shared envelope, shown by every code with an empty detail: charged once, to the response shape.
+    def error_body(self, error: ApiError) -> dict[str, Any]:
+        body: dict[str, Any] = super().error_body(error)
+        if body["error"]["detail"] == {}:
+            body["error"]["detail"] = None
+        return body
+
+
 @mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)", breaks=(SCOPE_NOT_GRANTED,))
 class ScopeErrorWithoutScopes(ReferenceMock):
     def check_scope(self, token: Token) -> None:
