@@ -37,6 +37,7 @@ from conformance.contract.ids import (
     SCOPE_NOT_GRANTED,
     SEMANTICS_200,
 )
+from conformance.contract.outcomes import NotProvoked
 from conformance.contract.promises import PROMISES
 from conformance.gate.keys import SEED_KEY
 from conformance.gate.ledger import AllocationLedger
@@ -378,6 +379,6 @@ def test_rate_limit_headers(conformance_session: ConformanceSession) -> None:
     """Across every response of the run: X-RateLimit-Remaining never exceeds Permitted nor rises within a window."""
     problems = conformance_session.rate_limit_monitor.problems
     if conformance_session.rate_limit_monitor.seen == 0:
-        pytest.skip("not provoked: no response in this run carried X-RateLimit-Remaining")
+        raise NotProvoked("not provoked: no response in this run carried X-RateLimit-Remaining")
     if problems:
         raise ConformanceFailure("Rate-limit headers inconsistent", problems[0], "Remaining <= Permitted, counting down within a window")

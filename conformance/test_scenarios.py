@@ -21,6 +21,7 @@ from conformance.contract.ids import (
     SERVICE_UNAVAILABLE,
     SHAPE_200,
 )
+from conformance.contract.outcomes import NotProvoked
 from conformance.contract.promises import OptedOut
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.session import ConformanceSession
@@ -116,7 +117,7 @@ def held_ips(target: Target, credential: Credential, interface_id: str) -> set[t
     """The IPs an interface holds now, read before allocating so the 200 can be checked to still list them."""
     response = api.read_interface(target, credential, interface_id)
     if response.status_code != 200:
-        pytest.skip(f"not reached: GET {READ_INTERFACE_PATH} answered {response.status_code} {error_code(response)}; the token in"
+        raise NotReached(f"GET {READ_INTERFACE_PATH} answered {response.status_code} {error_code(response)}; the token in"
                     " credentials.valid must be able to read network_interface.id")
     return api.listed_ips(response)
 
@@ -190,7 +191,7 @@ def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run
     if target_fixtures.provoke_rate_limit is False:
         raise OptedOut("rate_limit.provoke: false")
     if not target_fixtures.provoke_rate_limit:
-        pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
+        raise NotProvoked(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
     require(RATE_LIMIT_HEADERS)
     # The run bursts where the pacer would wait anyway (conformance.cases.rate_limit): that burst is judged here, else this test bursts.
     target.pacer.on_window_spent = None
@@ -250,7 +251,7 @@ def test_service_unavailable(target: Target, target_fixtures: TargetFixtures, co
     if target.mock is None:
         seen = conformance_session.seen_503
         if not seen:
-            pytest.skip("not provoked: a live target cannot be put into maintenance, and no 503 was seen in this run")
+            raise NotProvoked("not provoked: a live target cannot be put into maintenance, and no 503 was seen in this run")
         for response in seen:
             expect_error(response, 503, "service_unavailable")
         return

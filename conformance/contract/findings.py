@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
-from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
+from conformance.contract.outcomes import Cause, CausedSkip
 
 VARIABLE_PARTS = re.compile(r"'[^']*'|\"[^\"]*\"|\b(?:vmnet|ip|vm|netw|vnet)_\w+|\d+")
 
@@ -42,8 +42,10 @@ def message_shape(text: str) -> str:
     return VARIABLE_PARTS.sub("…", text)[:160]
 
 
-class NotReached(Skipped):
+class NotReached(CausedSkip):
     """The test cannot judge what it exists for, because something it depends on already deviated (recorded elsewhere)."""
+
+    cause = Cause.NOT_REACHED
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"{NOT_REACHED_PREFIX}{reason}")

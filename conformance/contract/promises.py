@@ -10,20 +10,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pytest
-from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
 
 from conformance.contract import ids
 from conformance.contract.findings import NOT_REACHED_PREFIX, Finding
 from conformance.contract.ids import PromiseId
+from conformance.contract.outcomes import Cause, CausedSkip, Outcome, Verdict, verdict_of_causes
 from conformance.wire.transport import NOT_RUN_PREFIX
 
 MARKER = "promise"
-PASSED, FAILED, SKIPPED, DEVIATION = "passed", "failed", "skipped", "known deviation"
-CONFORMS, FAILS, KNOWN_DEVIATION = "conforms", "fails", "known deviation"
-NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = "not provoked", "not reached", "not run", "opted out"
+# The outcomes and verdicts by their old names (their words are the reports'): DEVIATION is an outcome, KNOWN_DEVIATION a verdict.
+PASSED, FAILED, SKIPPED, DEVIATION = Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED, Outcome.DEVIATION
+CONFORMS, FAILS, KNOWN_DEVIATION = Verdict.CONFORMS, Verdict.FAILS, Verdict.KNOWN_DEVIATION
+NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = Verdict.NOT_PROVOKED, Verdict.NOT_REACHED, Verdict.NOT_RUN, Verdict.OPTED_OUT
 JUDGED = (CONFORMS, FAILS, KNOWN_DEVIATION)
-# Skip reasons that mean the target fixtures cannot provoke the promise (the test never started on it).
-NOT_PROVOKED_MARKS = ("not provoked", "in the target fixtures", "to be usable")
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,10 @@ def declared_promises(item: pytest.Item) -> tuple[str, ...]:
     return found
 
 
-class OptedOut(Skipped):
+class OptedOut(CausedSkip):
     """The target fixtures say not to run this test (e.g. `rate_limit.provoke: false`): a choice, not a gap in coverage."""
+
+    cause = Cause.OPTED_OUT
 
     def __init__(self, setting: str) -> None:
         super().__init__(f"opted out in the target fixtures ({setting})")
@@ -129,7 +130,7 @@ class TestOutcome:
 
     name: str
     promises: tuple[str, ...]
-    outcome: str = PASSED
+    outcome: Outcome = Outcome.PASSED
     reason: str = ""
     charged: tuple[str, ...] = ()
     excused_by: str | None = None
@@ -137,6 +138,8 @@ class TestOutcome:
     reached: tuple[str, ...] = ()
     # The target fixtures' setting that opted this test out (skipped by OptedOut), if any.
     opted_out: str | None = None
+    # Why a skipped test did not judge its promises, when the suite knows (a CausedSkip's cause); None for any other skip.
+    cause: Cause | None = None
 
     def reaches(self, promise: Promise) -> bool:
         """Whether this test judged the promise to the end: a passed test its own (non-check) promises, any test what its checks reached."""
@@ -150,15 +153,15 @@ class PromiseVerdict:
     """A promise, its verdict, why, the tests behind it as (test name, outcome, reason), and its findings."""
 
     promise: Promise
-    verdict: str
+    verdict: Verdict
     reason: str = ""
-    tests: list[tuple[str, str, str]] = field(default_factory=list)
+    tests: list[tuple[str, Outcome, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
     def judged(self) -> bool:
         """Whether the run judged this promise (conforms, fails or known deviation)."""
-        return self.verdict in JUDGED
+        return self.verdict.judged
 
     def names(self, outcome: str) -> list[str]:
         """Names of the tests with this outcome."""
@@ -180,19 +183,21 @@ def verdict_of(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iter
     if reached or judged_by or any(o.reaches(promise) for o in outcomes):
         said = f"{judged_by} test(s) judged it" if judged_by else "checked by other tests (none of its own ran)"
         return PromiseVerdict(promise, CONFORMS, f"{said}, no finding", tests)
-    settings = [o.opted_out for o in declaring if o.outcome == SKIPPED and o.opted_out]
-    if settings and len(settings) == len(declaring):
-        return PromiseVerdict(promise, OPTED_OUT, f"not run, as the target fixtures say ({', '.join(dict.fromkeys(settings))})", tests)
-    skipped = [o.reason for o in declaring if o.outcome == SKIPPED]
-    provoked = [reason for reason in skipped if any(mark in reason for mark in NOT_PROVOKED_MARKS)]
-    if provoked and len(provoked) == len(declaring):
-        return PromiseVerdict(promise, NOT_PROVOKED, provoked[0], tests)
-    bounded = [o.reason for o in declaring if o.outcome == SKIPPED and o.reason.startswith(NOT_RUN_PREFIX)]
-    if bounded and len(bounded) == len(declaring):
-        return PromiseVerdict(promise, NOT_RUN, bounded[0].removeprefix(NOT_RUN_PREFIX), tests)
     if declaring:
-        stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
-        return PromiseVerdict(promise, NOT_REACHED, stops[0] if stops else "its tests ended before its checks ran", tests)
+        verdict = verdict_of_causes([o.cause if o.outcome == SKIPPED else None for o in declaring])
+        return PromiseVerdict(promise, verdict, why_not(verdict, declaring), tests)
     if promise.by_checks:
         return PromiseVerdict(promise, NOT_REACHED, "no response in this run went through its checks", tests)
     return PromiseVerdict(promise, NOT_RUN, "no test for it ran (deselected, or the run stopped early)", tests)
+
+
+def why_not(verdict: Verdict, declaring: list[TestOutcome]) -> str:
+    """Why a promise its tests did not judge got this verdict, in the words of the first test that says (decided already, by cause)."""
+    if verdict == OPTED_OUT:
+        return f"not run, as the target fixtures say ({', '.join(dict.fromkeys(o.opted_out or '' for o in declaring if o.opted_out))})"
+    if verdict == NOT_PROVOKED:
+        return next(o.reason for o in declaring if o.cause == Cause.NOT_PROVOKED)
+    if verdict == NOT_RUN:
+        return declaring[0].reason.removeprefix(NOT_RUN_PREFIX)
+    stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
+    return stops[0] if stops else "its tests ended before its checks ran"

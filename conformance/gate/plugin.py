@@ -114,19 +114,31 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             terminal.write_line(line)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
-    """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+@contextlib.contextmanager
+def skipped_for_its_cause() -> Iterator[None]:
+    """A missing or unusable fixture entry skips the test as not provoked, the run's bounds as not run: the cause as data."""
+    from conformance.contract.outcomes import NotProvoked, NotRun
     from conformance.setup.fixtures import MissingFixture
     from conformance.wire.transport import BudgetExhausted
 
+    try:
+        yield
+    except MissingFixture as missing:
+        raise NotProvoked(str(missing)) from None
+    except BudgetExhausted as spent:
+        raise NotRun(str(spent)) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+    from conformance.contract.outcomes import NotRun
+
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.target.out_of_time() and is_conformance_item(item):
-        pytest.skip(str(session.target.out_of_time_error()))
-    try:
+        raise NotRun(str(session.target.out_of_time_error()))
+    with skipped_for_its_cause():
         return (yield)
-    except (MissingFixture, BudgetExhausted) as cannot_run:
-        pytest.skip(str(cannot_run))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -136,17 +148,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         return (yield)
     from hypothesis._settings import local_settings
 
-    from conformance.setup.fixtures import MissingFixture
     from conformance.setup.profiles import without_local_constants
-    from conformance.wire.transport import BudgetExhausted
 
-    try:
+    with skipped_for_its_cause():
         if not is_conformance_item(item):
             return (yield)
         with local_settings(item.config.stash[SETTINGS_KEY]), without_local_constants():
             return (yield)
-    except (MissingFixture, BudgetExhausted) as cannot_run:
-        pytest.skip(str(cannot_run))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -157,7 +165,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     except BudgetExhausted as cannot_run:
-        pytest.skip(str(cannot_run))
+        from conformance.contract.outcomes import NotRun
+
+        raise NotRun(str(cannot_run)) from None
 
 
 def check_world(suite: SuiteConfig) -> None:

@@ -14,10 +14,12 @@ import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr
 from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
+from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for typing
 
 from conformance.contract.checks import ConformanceFailure, forget_schemathesis_objects
 from conformance.contract.findings import FindingLog, Scope, Signature, TestScope, charged_to, message_shape
 from conformance.contract.ids import RATE_LIMIT_REACHED
+from conformance.contract.outcomes import Cause, CausedSkip
 from conformance.contract.promises import (
     CLEANUP,
     DEVIATION,
@@ -42,11 +44,11 @@ from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStr
 from conformance.setup.settings import SuiteConfig
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
-OPTED_OUT_PROPERTY = "opted out by"
+OPTED_OUT_PROPERTY, CAUSE_PROPERTY = "opted out by", "skip cause"
 REPORT_SUFFIXES = (".md", ".json")
 QUALIFIED_NAME = re.compile(r"^(?:\w+\.)+(?=\w+: )")
-# pytest words a skip by its exception: "Skipped: why", or the qualified name of a subclass (NotReached, OptedOut).
-SKIP_CLASS = re.compile(r"^(?:\w+\.)*[A-Z]\w*: ")
+# How pytest words a skip's reason (the reporter rewrites a suite skip's to this form, from the skip's own message).
+SKIPPED_PREFIX = "Skipped: "
 
 
 def node_name(nodeid: str) -> str:
@@ -74,10 +76,16 @@ def failure_line(report: pytest.TestReport) -> str:
 
 
 def skip_reason(report: pytest.TestReport) -> str:
-    """Why a test was skipped (which names the fixture key it needs), without the skip's class ("Skipped: ", "...NotReached: ")."""
+    """Why a test was skipped (which names the fixture key it needs), as the reader sees it after "Skipped: "."""
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    return SKIP_CLASS.sub("", reason, count=1)
+    return reason.removeprefix(SKIPPED_PREFIX)
+
+
+def skip_cause(report: pytest.TestReport) -> Cause | None:
+    """The cause a CausedSkip gave (carried as a property, so it reaches the xdist controller too); None for any other skip."""
+    found = properties(report, CAUSE_PROPERTY)
+    return Cause(found[0]) if found else None
 
 
 @dataclass(frozen=True)
@@ -258,13 +266,16 @@ class ConformanceReporter:
         scope = item.stash.get(SCOPE_KEY, None)
         if report.when == "call" and scope is not None:
             record(item, report, *((REACHED_PROPERTY, promise) for promise in sorted(scope.reached)))
-        if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, OptedOut):
+        skip = call.excinfo.value if report.skipped and call.excinfo is not None else None
+        if isinstance(skip, CausedSkip):
             # As data, not in the skip's words: it travels with the report (to the xdist controller too).
-            record(item, report, (OPTED_OUT_PROPERTY, call.excinfo.value.setting))
-        if report.skipped and isinstance(report.longrepr, tuple):
-            # JUnit and -rs show the reason as pytest words it; a reader wants the reason, not the suite's class path.
-            path, line, reason = report.longrepr
-            report.longrepr = (path, line, "Skipped: " + SKIP_CLASS.sub("", reason, count=1))
+            record(item, report, (CAUSE_PROPERTY, skip.cause.value))
+        if isinstance(skip, OptedOut):
+            record(item, report, (OPTED_OUT_PROPERTY, skip.setting))
+        if isinstance(skip, Skipped) and isinstance(report.longrepr, tuple):
+            # pytest words a subclass's skip by its class path; JUnit and -rs show the reason as pytest words a plain skip's.
+            path, line, _ = report.longrepr
+            report.longrepr = (path, line, SKIPPED_PREFIX + str(skip.msg))
         if report.failed and call.excinfo is not None and report.when in ("call", "teardown"):
             self.charge(item, report, call.excinfo.value)
         scrub_report(report)
@@ -315,7 +326,8 @@ class ConformanceReporter:
                                   properties(report, CHARGED_PROPERTY), properties(report, BASELINE_PROPERTY)[0], reached=reached)
         elif report.skipped:
             opted_out = next(iter(properties(report, OPTED_OUT_PROPERTY)), None)
-            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when, reached=reached, opted_out=opted_out)
+            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when, reached=reached, opted_out=opted_out,
+                                  cause=skip_cause(report))
         elif report.failed:
             charged = properties(report, CHARGED_PROPERTY) or promises[:1]
             outcome = TestOutcome(name, promises, FAILED, failure_line(report), charged, phase=report.when, reached=reached)
