@@ -26,18 +26,15 @@ from conformance.contract.promises import (
     FAILED,
     FAILS,
     MARKER,
-    OPTED_OUT,
     PASSED,
-    PROMISES,
     SKIPPED,
     OptedOut,
-    PromiseVerdict,
     TestOutcome,
     declared_promises,
-    verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
 from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, SCOPE_KEY, run_record
+from conformance.gate.summarise import RunFacts, summarise
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
@@ -378,32 +375,27 @@ class ConformanceReporter:
             return
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
         found, problems, notes = self.baseline_problems()
-        verdicts = [verdict_of(promise, outcomes, self.log.findings.values(), self.log.reached[promise.id]) for promise in PROMISES]
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (session.shouldstop is not False and bool(session.shouldstop))
         preflight = self.config.stash.get(PREFLIGHT_KEY, None)
         setup_problems = list(preflight.problems) if preflight is not None else []
-        # A setup the preflight refused ran nothing: what was not judged is its consequence, not a finding of its own.
-        missing = [] if setup_problems else self.not_judged(verdicts)
-        if self.suite.require_complete and missing:
-            problems.append(Problem("require-complete", f"{len(missing)} promise(s) not judged (--require-complete): "
-                                    + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing)))
-        self.summary = Summary(
+        self.summary = summarise(RunFacts(
             target=target_description(self.suite),
-            verdicts=verdicts,
-            unmapped=[outcome for outcome in outcomes if not outcome.promises],
+            outcomes=outcomes,
+            findings=list(self.log.findings.values()),
+            reached=dict(self.log.reached),
             review=found,
             problems=problems,
             notes=notes,
-            requests=self.requests(),
-            findings=sorted(self.log.findings.values(), key=lambda f: (f.signature.promise, -f.count)),
-            not_judged=missing,
-            interrupted=interrupted and not setup_problems,
+            interrupted=interrupted,
             setup_problems=setup_problems,
             machines_from=preflight.machine_source if preflight is not None and preflight.ok else None,
+            require_complete=self.suite.require_complete,
+            live=self.suite.is_live,
+            requests=self.requests(),
             **self.wire(),
-        )
-        failing = any(verdict.verdict == FAILS for verdict in verdicts)
-        if (problems or failing) and session.exitstatus == pytest.ExitCode.OK:
+        ))
+        failing = any(verdict.verdict == FAILS for verdict in self.summary.verdicts)
+        if (self.summary.problems or failing) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if setup_problems:
             text = f"the setup is wrong, no test was run (exit 6): {'; '.join(setup_problems)}"
@@ -446,11 +438,6 @@ class ConformanceReporter:
         if xml is not None:
             # pytest wrote JUnit before this judgement could be made (it follows pytest's own end-of-run teardown): again, with the cases.
             xml.pytest_sessionfinish()
-
-    def not_judged(self, verdicts: list[PromiseVerdict]) -> list[PromiseVerdict]:
-        """Promises this run did not judge; neither what the target fixtures opted out of, nor, on a live target, what no live target can
-        provoke (maintenance) is counted."""
-        return [v for v in verdicts if not v.judged and v.verdict != OPTED_OUT and (v.promise.live_provokable or not self.suite.is_live)]
 
     def wire(self) -> dict[str, Any]:
         """What the target showed of its wire generation, for the summary."""
