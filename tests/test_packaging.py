@@ -16,6 +16,8 @@ def test_plugin_is_registered_by_entry_point() -> None:
     """`pip install` alone makes pytest load conformance.gate.plugin (so `pytest --pyargs conformance` works anywhere)."""
     plugins = {entry.name: entry.value for entry in entry_points(group="pytest11")}
     assert plugins.get("katapult_conformance") == "conformance.gate.plugin"
+    # The users' fixture is a plugin of its own, so asking for it loads nothing of the gate's session.
+    assert plugins.get("katapult_mock") == "conformance.tools.katapult_mock"
 
 
 def test_tox_environments() -> None:

@@ -1,4 +1,4 @@
-"""Start-up: every pytest run in an environment with the suite installed loads its plugin, so each run imports only what it needs.
+"""Start-up: every pytest run in an environment with the suite installed loads its plugins, so each run imports only what it needs.
 
 A run that does not name the suite imports no session, mock or preflight; a mock run never imports the preflight, the
 request log or the mutant catalogue (unless a mutant is asked for); a live run never imports the mock. Measured figures
@@ -10,6 +10,7 @@ import gc
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -24,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 MOCK_FIXTURES = ROOT / "fixtures" / "mock-target.yaml"
 
 
-def imported_by(tmp_path: Path, *args: str) -> set[str]:
-    """The modules a `pytest ARGS` run (in a fresh interpreter, collecting only) had imported when it ended."""
+def imported_by(tmp_path: Path, *args: str, collect_only: bool = True) -> set[str]:
+    """The modules a `pytest ARGS` run (in a fresh interpreter, collecting only unless told) had imported when it ended."""
     probe = ("import json, sys, pytest\n"
-             f"code = pytest.main({['--co', '-q', '-p', 'no:cacheprovider', '-p', 'no:randomly', *args]!r})\n"
+             f"code = pytest.main({[*(['--co'] if collect_only else []), '-q', '-p', 'no:cacheprovider', '-p', 'no:randomly', *args]!r})\n"
              "print(json.dumps(sorted(sys.modules)))\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "[]"
@@ -41,12 +42,24 @@ def ours(modules: set[str], *prefixes: str) -> list[str]:
 
 
 def test_a_run_that_does_not_name_the_suite_sets_nothing_of_it_up(tmp_path: Path) -> None:
-    """A host project's own tests: the plugin loads, but no session, target, mock or preflight."""
+    """A host project's own tests: the plugins load (the gate's and katapult_mock's), but no session, target, mock or preflight,
+    and no respx (respx's own plugin, which imports it, left out: it is not ours)."""
     (tmp_path / "test_host.py").write_text("def test_host():\n    pass\n", encoding="utf-8")
-    modules = imported_by(tmp_path, "test_host.py")
-    assert "conformance.gate.plugin" in modules
+    modules = imported_by(tmp_path, "-p", "no:respx", "test_host.py")
+    assert {"conformance.gate.plugin", "conformance.tools.katapult_mock"} <= modules
     assert ours(modules, "conformance.gate.session", "conformance.gate.preflight", "conformance.gate.ledger", "conformance.mock",
-                "conformance.cases") == []
+                "conformance.cases", "conformance.tools.mock_router", "respx") == []
+
+
+def test_a_test_asking_for_katapult_mock_loads_the_mock_and_not_the_gate(tmp_path: Path) -> None:
+    """A host test using the fixture (run, not only collected): respx and the mock are imported then, the gate's session never."""
+    (tmp_path / "test_host.py").write_text("import httpx\n\n\ndef test_host(katapult_mock):\n"
+                                           "    assert httpx.get('https://api.katapult.io/core/v1/ip_addresses/_').status_code == 400\n",
+                                           encoding="utf-8")
+    modules = imported_by(tmp_path, "-p", "no:respx", "test_host.py", collect_only=False)
+    assert {"conformance.tools.mock_router", "conformance.mock.app", "respx"} <= modules
+    assert ours(modules, "conformance.gate.session", "conformance.gate.preflight", "conformance.gate.ledger", "conformance.cases",
+                "conformance.mock.mutants") == []
 
 
 def test_a_mock_run_imports_no_live_only_module(tmp_path: Path) -> None:
@@ -80,11 +93,13 @@ def test_the_mock_target_builds_no_tls_and_reads_no_proxy(monkeypatch: pytest.Mo
 
 def test_no_router_library_between_the_target_and_the_mock() -> None:
     """The in-process mock is an httpx.MockTransport handler: respx (whose pytest plugin every run in the environment would load,
-    about a tenth of a second) is neither imported nor a dependency."""
+    about a tenth of a second) is not a dependency, only the `mock` extra's, and only the katapult_mock fixture's object imports it."""
     package = ROOT / "conformance"
     importing = [str(path.relative_to(ROOT)) for path in package.rglob("*.py") if "import respx" in path.read_text(encoding="utf-8")]
-    assert importing == []
-    assert "respx" not in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert importing == ["conformance/tools/mock_router.py"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert not [requirement for requirement in project["dependencies"] if requirement.startswith("respx")]
+    assert [requirement for requirement in project["optional-dependencies"]["mock"] if requirement.startswith("respx")]
 
 
 class FreezeCounts:
