@@ -35,6 +35,8 @@ MERGED_KEY = pytest.StashKey["Merged"]()
 LOCK_KEY = pytest.StashKey["RunLock"]()
 # On each test item: the scope its checks reported to while it ran (gate.reporting).
 SCOPE_KEY = pytest.StashKey["TestScope"]()
+# On each item of a test using the katapult_mock fixture: whether its call failed (tools.katapult_mock, a plugin apart from the gate).
+CALL_FAILED = pytest.StashKey[bool]()
 
 
 def run_record(config: pytest.Config) -> RunRecord | None:
