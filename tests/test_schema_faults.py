@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from conformance.contract import checks
-from conformance.contract.findings import FindingLog, Scope, TestScope
+from conformance.contract.findings import FindingLog, RunContext, TestScope
 
 SCOPE_ERROR = {"error": {"code": "scope_not_granted", "description": "The scope is not granted.", "detail": {"scopes": ["ip_addresses"]}}}
 HEADERS = {"X-Request-Id": "4f8e7a52-1c4b-4d7e-9a51-2b9c1d0e6f3a", "X-RateLimit-Permitted": "1000", "X-RateLimit-Remaining": "998",
@@ -95,13 +95,10 @@ def test_the_scenario_for_the_error_fails_and_other_tests_only_record_it() -> No
     """Seen in the error's own test the fault fails it; seen in another test it is recorded under the error's promise, the test goes on."""
     log = FindingLog()
     response = answer(403, with_detail("scope_not_granted", {}))
-    Scope.current = TestScope("test_order", ("order of checks",), log)
-    try:
-        assert checks.conforms_to_fragment(response, status_expected=True) == {"403 scope_not_granted"}
-        Scope.current = TestScope("test_scope", ("403 scope_not_granted",), log)
-        with pytest.raises(checks.ConformanceFailure):
-            checks.conforms_to_fragment(response, status_expected=True)
-    finally:
-        Scope.current = None
+    run = RunContext(scope=TestScope("test_order", ("order of checks",), log))
+    assert checks.conforms_to_fragment(response, status_expected=True, run=run) == {"403 scope_not_granted"}
+    run.scope = TestScope("test_scope", ("403 scope_not_granted",), log)
+    with pytest.raises(checks.ConformanceFailure):
+        checks.conforms_to_fragment(response, status_expected=True, run=run)
     (finding,) = log.findings.values()
     assert finding.signature.promise == "403 scope_not_granted" and finding.tests == ["test_order", "test_scope"] and finding.count == 2

@@ -5,7 +5,7 @@ import dataclasses
 import ipaddress
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conformance.contract.findings import NotReached, charge_elsewhere, reach, report
+from conformance.contract.findings import NotReached, RunContext, charge_elsewhere, current_run, reach, report
 from conformance.contract.ids import (
     API_SCHEMA_HEADER,
     ARGUMENT_ERRORS,
@@ -49,8 +49,6 @@ DOCUMENTED_SERVER_ERRORS = frozenset({503})
 # Shorter tokens could turn up in a body by chance; real API tokens are far longer.
 MIN_ECHOED_TOKEN = 16
 # Headers are judged by wire_headers instead, each under the promise it speaks for.
-# Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
-AUTHENTICATED: set[str] = set()
 SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -109,15 +107,6 @@ def _operation_request() -> Any:
     return requests.Request("POST", f"http://target.invalid{ALLOCATE_PATH}").prepare()
 
 
-@cache
-def conforming_answers() -> set[tuple[int, str | None, bytes, tuple[str, ...]]]:
-    """Status, Content-Type and body of the answers schemathesis' checks passed in this session, by the checks run.
-
-    Those checks read nothing else, and a run gets the same few error bodies thousands of times: each is validated once.
-    """
-    return set()
-
-
 # Bodies past this size are validated each time: the set stays small, and a big body is rare enough not to repeat.
 REMEMBERED_BODY_BYTES = 4096
 
@@ -125,7 +114,7 @@ REMEMBERED_BODY_BYTES = 4096
 def forget_schemathesis_objects() -> None:
     """Load the operation afresh for a new session: pytest's in-process runs (pytester) unload the schemathesis modules a session
     imported, and an operation kept from an earlier session would hand the next one objects of classes it no longer knows."""
-    for cached in (allocate_operation, response_case, _operation_request, conforming_answers):
+    for cached in (allocate_operation, response_case, _operation_request):
         cached.cache_clear()
 
 
@@ -233,14 +222,15 @@ def wire_headers(response: httpx.Response) -> list[str]:
     return [REQUEST_ID_HEADER, API_SCHEMA_HEADER]
 
 
-def rate_limit_headers_after_authentication(response: httpx.Response) -> list[str]:
+def rate_limit_headers_after_authentication(response: httpx.Response, run: RunContext | None = None) -> list[str]:
     """Errors answered after the rate limiter ran carry X-RateLimit-Permitted/Remaining (errors before it may not)."""
     if response.status_code == 200:
         return [RATE_LIMIT_HEADERS]
     code = error_code(response)
     if code not in codes_after_authentication():
         return []
-    if AUTHENTICATED and response.request.headers.get("Authorization") not in AUTHENTICATED:
+    authenticated = (run or current_run()).authenticated
+    if authenticated and response.request.headers.get("Authorization") not in authenticated:
         # An argument error to an unauthenticated request is an order-of-checks deviation; its headers follow from that.
         return []
     missing = [name for name in ("X-RateLimit-Permitted", "X-RateLimit-Remaining") if name not in response.headers]
@@ -287,7 +277,7 @@ def status_of_code(response: httpx.Response) -> ConformanceFailure | None:
                               promise=promise, check="status and code")
 
 
-def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -> list[str]:
+def fragment_shape(response: httpx.Response, *, status_expected: bool = False, run: RunContext | None = None) -> list[str]:
     """Status documented, JSON content type and a body valid for that status (schemathesis' checks)."""
     promise = SHAPE_200 if response.status_code == 200 else RESPONSE_SHAPE
     misfiled = status_of_code(response)
@@ -299,14 +289,15 @@ def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -
     else:
         checks = [check for check in SCHEMATHESIS_CHECKS if not (status_expected and check is status_code_conformance)]
     answer = (response.status_code, response.headers.get("Content-Type"), response.content, tuple(check.__name__ for check in checks))
-    if answer in conforming_answers():
+    conforming = (run or current_run()).conforming
+    if answer in conforming:
         return [promise]
     try:
         response_case().validate_response(as_schemathesis_response(response), checks=checks)
     except FailureGroup as group:
         raise shape_failure(response, list(group.exceptions), promise) from None
     if len(response.content) <= REMEMBERED_BODY_BYTES:
-        conforming_answers().add(answer)
+        conforming.add(answer)
     return [promise]
 
 
@@ -475,25 +466,30 @@ def detail_promise(response: httpx.Response, violations: list[Violation]) -> str
 DETAIL_PATH = ("error", "detail")
 
 
-WIRE_CHECKS = (not_a_server_error, no_echoed_credential, wire_headers, rate_limit_headers_after_authentication)
+WIRE_CHECKS = (not_a_server_error, no_echoed_credential, wire_headers)
 
 
-def conforms_to_fragment(response: httpx.Response, *, status_expected: bool = False) -> set[str]:
-    """Every wire check, each deviation reported under its own promise; returns the promises this response failed.
+def conforms_to_fragment(response: httpx.Response, *, status_expected: bool = False, run: RunContext | None = None) -> set[str]:
+    """Every wire check, each deviation reported under its own promise in the run (the active one unless given); returns the
+    promises this response failed.
 
     `status_expected`: the caller judges the status itself (a scenario's expectation), so an unexpected status is
     its finding, not also an undocumented-status finding of the response shape.
     """
+    run = run or current_run()
     failed: set[str] = set()
-    for check in (*WIRE_CHECKS, lambda r: fragment_shape(r, status_expected=status_expected)):
+    checks: tuple[Callable[[httpx.Response], list[str]], ...] = (
+        *WIRE_CHECKS, lambda r: rate_limit_headers_after_authentication(r, run),
+        lambda r: fragment_shape(r, status_expected=status_expected, run=run))
+    for check in checks:
         try:
             passed = check(response)
         except ConformanceFailure as failure:
             failed.add(str(failure.promise))
-            report(failure)
+            report(failure, run)
             continue
         for promise in passed:
-            reach(promise)
+            reach(promise, run)
     return failed
 
 
@@ -503,9 +499,9 @@ def body_unusable(response: httpx.Response, failed: set[str]) -> None:
         raise NotReached(f"the {response.status_code} body does not conform to the fragment (see the response shape findings)")
 
 
-def expect_error(response: httpx.Response, status: int, code: str) -> set[str]:
+def expect_error(response: httpx.Response, status: int, code: str, run: RunContext | None = None) -> set[str]:
     """The response is the documented error `status code`, in the wire's shape; returns the promises the response failed."""
-    failed = conforms_to_fragment(response, status_expected=True)
+    failed = conforms_to_fragment(response, status_expected=True, run=run)
     got_code = error_code(response)
     if response.status_code >= 500 and response.status_code not in DOCUMENTED_SERVER_ERRORS:
         raise NotReached(f"the server answered {response.status_code} (a finding of {NO_SERVER_ERRORS} or {MALFORMED_BYTES})")
@@ -515,7 +511,7 @@ def expect_error(response: httpx.Response, status: int, code: str) -> set[str]:
         misfiled = status_of_code(response)
         if misfiled is not None:
             # The right answer under the wrong status is the code's own deviation, wherever it is seen.
-            charge_elsewhere(misfiled)
+            charge_elsewhere(misfiled, run)
     if response.status_code != status or got_code != code:
         raise ConformanceFailure(
             f"Expected {status} {code}", f"{response.status_code} {got_code or '(no error code)'}", f"{status} {code}", response,
@@ -523,9 +519,9 @@ def expect_error(response: httpx.Response, status: int, code: str) -> set[str]:
     return failed
 
 
-def expect_issue(response: httpx.Response, issue: str) -> set[str]:
+def expect_issue(response: httpx.Response, issue: str, run: RunContext | None = None) -> set[str]:
     """A 400 invalid_argument whose detail.issue is the expected one; returns the promises the response failed."""
-    failed = expect_error(response, 400, "invalid_argument")
+    failed = expect_error(response, 400, "invalid_argument", run)
     got = error_detail(response).get("issue")
     if got != issue:
         raise ConformanceFailure(f"Expected invalid_argument issue {issue}", f"invalid_argument issue {got}", f"invalid_argument issue {issue}",

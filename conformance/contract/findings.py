@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from conformance.contract.outcomes import Cause, CausedSkip
+from conformance.setup.redaction import REDACT
 
 VARIABLE_PARTS = re.compile(r"'[^']*'|\"[^\"]*\"|\b(?:vmnet|ip|vm|netw|vnet)_\w+|\d+")
 
@@ -160,12 +162,66 @@ class TestScope:
     recorded: list[Finding] = field(default_factory=list)
 
 
-class Scope:
-    """The running test's scope, shared by every thread it starts (bursts judge from worker threads too)."""
+# An answer schemathesis' checks passed: status, Content-Type, body, and the names of the checks run.
+Answer = tuple[int, str | None, bytes, tuple[str, ...]]
 
-    current: TestScope | None = None
+
+@dataclass
+class RunContext:
+    """The state of one run that its checks read and write, in one typed object: passed to a check (`run=`), or the active run.
+
+    The plugin makes one per pytest run (in the stash, gate.keys.RUN_KEY) and activates it until the run's config ends; replay
+    makes one per exchange and passes it. Nothing here outlives the run that made it.
+    """
+
+    # The running test's scope, shared by every thread it starts (bursts judge from worker threads too, so not a ContextVar).
+    scope: TestScope | None = None
     # Where a deviation seen between tests goes (a session fixture's request): the run's log, set while the suite's session lives.
     between_tests: FindingLog | None = None
+    # Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
+    authenticated: frozenset[str] = frozenset()
+    # The answers schemathesis' checks passed in this run: a run gets the same few error bodies thousands of times, each validated once.
+    conforming: set[Answer] = field(default_factory=set)
+    # The run's secrets (the target fixtures'), redacted from everything written while the run is active.
+    secrets: frozenset[str] = frozenset()
+
+
+class ActiveRun:
+    """The run checks not given a context speak for: one place, set by `activate`, put back by what it returns."""
+
+    def __init__(self) -> None:
+        self.run = RunContext()
+
+
+ACTIVE = ActiveRun()
+
+
+def current_run() -> RunContext:
+    """The active run (an idle one when none is: a check called on its own judges and raises, recording nothing)."""
+    return ACTIVE.run
+
+
+def activate(run: RunContext) -> Callable[[], None]:
+    """Make `run` the active run and add its secrets to the redaction; returns what puts back the run and the secrets before it."""
+    before, secrets_before = ACTIVE.run, REDACT.snapshot()
+    ACTIVE.run = run
+    REDACT.add(run.secrets)
+
+    def put_back() -> None:
+        ACTIVE.run = before
+        REDACT.restore(secrets_before)
+
+    return put_back
+
+
+@contextmanager
+def running(run: RunContext) -> Iterator[RunContext]:
+    """`run` as the active run for the block."""
+    put_back = activate(run)
+    try:
+        yield run
+    finally:
+        put_back()
 
 
 BETWEEN_TESTS = "(between tests)"
@@ -176,16 +232,18 @@ def charged_to(named: str | None, declared: tuple[str, ...]) -> str | None:
     return named or (declared[0] if declared else None)
 
 
-def report(failure: Any) -> None:
-    """Record a deviation; raise it when it speaks for one of the running test's promises, else let the test go on.
+def report(failure: Any, run: RunContext | None = None) -> None:
+    """Record a deviation in the run (the active one unless given); raise it when it speaks for one of the running test's promises,
+    else let the test go on.
 
     Seen between tests (in a session fixture), a deviation with a promise is recorded under it and fails no test.
     """
-    scope = Scope.current
+    run = run or current_run()
+    scope = run.scope
     if scope is None:
-        if Scope.between_tests is None or failure.promise is None:
+        if run.between_tests is None or failure.promise is None:
             raise failure
-        Scope.between_tests.record(failure, failure.promise, BETWEEN_TESTS)
+        run.between_tests.record(failure, failure.promise, BETWEEN_TESTS)
         failure.recorded = True
         return
     promise = charged_to(failure.promise, scope.promises)
@@ -198,9 +256,9 @@ def report(failure: Any) -> None:
         raise failure
 
 
-def reach(promise: str) -> None:
+def reach(promise: str, run: RunContext | None = None) -> None:
     """Note that a check of this promise ran to the end for the running test and found nothing."""
-    scope = Scope.current
+    scope = (run or current_run()).scope
     if scope is not None:
         scope.log.reach(promise)
         scope.reached.add(promise)
@@ -208,9 +266,9 @@ def reach(promise: str) -> None:
 
 
 
-def require(*promises: str) -> None:
+def require(*promises: str, run: RunContext | None = None) -> None:
     """Stop the running test as not reached when a promise it builds on already deviates: its findings say what broke."""
-    scope = Scope.current
+    scope = (run or current_run()).scope
     if scope is None:
         return
     broken = [promise for promise in promises if promise not in scope.promises and scope.log.deviates(promise)]
@@ -218,7 +276,7 @@ def require(*promises: str) -> None:
         raise NotReached(f"builds on {', '.join(broken)}, which already deviates in this run (see its findings)")
 
 
-def charge_elsewhere(failure: Any) -> NoReturn:
+def charge_elsewhere(failure: Any, run: RunContext | None = None) -> NoReturn:
     """Report a failure that speaks for another promise; if the running test does not exist for it, stop the test as not reached."""
-    report(failure)
+    report(failure, run)
     raise NotReached(f"{failure.headline} (a finding of {failure.promise})")

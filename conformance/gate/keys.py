@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     # part of the plugin imports this module, so it must not pull the preflight, the checks or hypothesis in with it.
     from hypothesis import settings  # noqa: F401
 
-    from conformance.contract.findings import FindingLog, TestScope  # noqa: F401
+    from conformance.contract.findings import FindingLog, RunContext, TestScope  # noqa: F401
     from conformance.gate.heap import StartUpHeap  # noqa: F401
     from conformance.gate.merged import Merged  # noqa: F401
     from conformance.gate.preflight import Preflight  # noqa: F401
@@ -24,6 +24,8 @@ FIXTURES_KEY = pytest.StashKey["TargetFixtures"]()
 SESSION_KEY = pytest.StashKey["ConformanceSession"]()
 SEED_KEY = pytest.StashKey[int]()
 FINDINGS_KEY = pytest.StashKey["FindingLog"]()
+# The run's state its checks read and write (the active run while the config lives): scope, authenticated headers, secrets.
+RUN_KEY = pytest.StashKey["RunContext"]()
 SETTINGS_KEY = pytest.StashKey["settings"]()
 PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 HEAP_KEY = pytest.StashKey["StartUpHeap"]()

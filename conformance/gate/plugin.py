@@ -12,7 +12,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conformance.gate.collection import targets_suite
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, HEAP_KEY, PREFLIGHT_KEY, SEED_KEY, SESSION_KEY, SETTINGS_KEY, run_record
+from conformance.gate.keys import (
+    CONFIG_KEY,
+    FINDINGS_KEY,
+    FIXTURES_KEY,
+    HEAP_KEY,
+    PREFLIGHT_KEY,
+    RUN_KEY,
+    SEED_KEY,
+    SESSION_KEY,
+    SETTINGS_KEY,
+    run_record,
+)
 from conformance.setup.settings import OPTIONS, ConfigError, SuiteConfig, build_config
 
 # Every pytest run in an environment with the suite installed loads this module, so it imports only what the options and
@@ -56,12 +67,12 @@ def is_active(config: pytest.Config) -> bool:
 
 def activate(config: pytest.Config) -> None:
     """Resolve settings and load the target fixtures before anything is sent; bad input is a usage error."""
-    from conformance.contract import checks
+    from conformance.contract.findings import RunContext
+    from conformance.contract.findings import activate as activate_run
     from conformance.gate.heap import StartUpHeap
     from conformance.gate.reporting import start_reporter
     from conformance.setup.fixtures import FixturesError, load_target_fixtures
     from conformance.setup.profiles import session_seed, suite_settings
-    from conformance.setup.redaction import REDACT
 
     cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
     try:
@@ -76,19 +87,18 @@ def activate(config: pytest.Config) -> None:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     if suite.is_live:
         interrupt_on_sigterm(config)
-    # The session's secrets and authenticated headers are the session's: put back as they were when its config ends, so
-    # nothing outlives it (in-process runs, as pytester makes them, start clean).
-    secrets_before, authenticated_before = REDACT.snapshot(), frozenset(checks.AUTHENTICATED)
-    config.add_cleanup(lambda: REDACT.restore(secrets_before))
-    config.add_cleanup(lambda: checks.AUTHENTICATED.intersection_update(authenticated_before))
     # Frozen once the suite is collected; given back in a cleanup registered now, from pytest_configure: before pytest's
     # own configure registers the full collections of its end of run, so those run first, on the smaller heap.
     heap = config.stash[HEAP_KEY] = StartUpHeap()
     config.add_cleanup(heap.give_back)
-    REDACT.add(fixtures.secrets())
-    # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
-    checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
-                                if key in ("valid", "without_scope") and "Authorization" in credential.headers)
+    # The run's state in one object: active until the config ends, then the run and the secrets before it are put back, so
+    # nothing outlives it (in-process runs, as pytester makes them, start clean). Requests presenting the authenticated
+    # headers get past the rate limiter, so their argument errors must carry X-RateLimit-*.
+    run = config.stash[RUN_KEY] = RunContext(
+        authenticated=frozenset(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
+                                if key in ("valid", "without_scope") and "Authorization" in credential.headers),
+        secrets=frozenset(fixtures.secrets()))
+    config.add_cleanup(activate_run(run))
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
     config.stash[SETTINGS_KEY] = suite_settings(suite.profile, suite.max_examples)
@@ -335,7 +345,6 @@ def bursts_for_429(session: pytest.Session) -> bool:
 @pytest.fixture(scope="session")
 def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
-    from conformance.contract.findings import Scope
     from conformance.gate.ledger import AllocationLedger, Drift
     from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
     from conformance.wire.pacing import RateLimitMonitor
@@ -368,7 +377,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
                                                          values.value("unknown_ip")))
         target.pacer.on_window_spent = session.window_end_burst
     # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
-    Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
+    run = config.stash[RUN_KEY]
+    run.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
     record_starting_state(session, found)
@@ -379,7 +389,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
     finally:
-        Scope.between_tests = None
+        run.between_tests = None
         target.close()
         if request_log is not None:
             request_log.close()

@@ -17,7 +17,7 @@ from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for typing
 
 from conformance.contract.checks import ConformanceFailure, forget_schemathesis_objects
-from conformance.contract.findings import FindingLog, Scope, Signature, TestScope, charged_to, message_shape
+from conformance.contract.findings import FindingLog, Signature, TestScope, charged_to, message_shape
 from conformance.contract.ids import RATE_LIMIT_REACHED
 from conformance.contract.outcomes import Cause, CausedSkip
 from conformance.contract.promises import (
@@ -33,7 +33,7 @@ from conformance.contract.promises import (
     declared_promises,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, SCOPE_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, RUN_KEY, SCOPE_KEY, run_record
 from conformance.gate.summarise import RunFacts, summarise
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
@@ -249,11 +249,12 @@ class ConformanceReporter:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """While a test runs, its checks report to its scope: they fail it only on its own promises."""
         promises = tuple(str(value) for key, value in item.user_properties if key == PROMISE_PROPERTY)
-        scope = Scope.current = TestScope(node_name(item.nodeid), promises, self.log)
+        run = self.config.stash[RUN_KEY]
+        scope = run.scope = TestScope(node_name(item.nodeid), promises, self.log)
         try:
             return (yield)
         finally:
-            Scope.current = None
+            run.scope = None
             item.stash[SCOPE_KEY] = scope
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -23,7 +23,7 @@ from conformance.contract.checks import (
     conforms_to_fragment,
     told,
 )
-from conformance.contract.findings import Finding, FindingLog, Scope, TestScope, reach
+from conformance.contract.findings import Finding, FindingLog, RunContext, TestScope, reach
 from conformance.contract.ids import ERROR_ENVELOPE, RESPONSE_SHAPE
 from conformance.tools.replay.recordings import Recorded
 
@@ -101,7 +101,7 @@ def conforms_to_operation(response: httpx.Response, operation: Operation) -> Non
                                  check=title) from None
 
 
-def has_error_envelope(response: httpx.Response) -> None:
+def has_error_envelope(response: httpx.Response, run: RunContext | None = None) -> None:
     """An error of any endpoint is {"error": {"code": str, "description": str | null, "detail": object}} with X-Api-Schema: json-error."""
     try:
         body = response.json()
@@ -118,34 +118,44 @@ def has_error_envelope(response: httpx.Response) -> None:
         got = response.headers.get("x-api-schema", "(absent)")
         raise ConformanceFailure("Error lacks X-Api-Schema: json-error", f"X-Api-Schema: {got}", "X-Api-Schema: json-error on every error",
                                  response, promise=ERROR_ENVELOPE)
-    reach(ERROR_ENVELOPE)
+    reach(ERROR_ENVELOPE, run)
 
 
-def judge_exchange(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False) -> JudgedExchange | None:
-    """Judge one exchange into `log`, or None when it is another endpoint's (and not an error opted in with other_errors)."""
+def judge_exchange(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False,
+                   run: RunContext | None = None) -> JudgedExchange | None:
+    """Judge one exchange into `log`, or None when it is another endpoint's (and not an error opted in with other_errors).
+
+    `run`: the replay's own run, shared by its exchanges (answers already found conforming are not validated again); one of
+    its own when not given.
+    """
     operation = operation_for(recorded, base_path)
     response = as_response(recorded)
-    check: Callable[[httpx.Response], object]
+    check: Callable[[httpx.Response, RunContext], object]
     if operation is None:
         if not other_errors or recorded.status < 400:
             return None
         name, check = "error_envelope", has_error_envelope
     elif operation.name == "allocate_ip":
-        name, check = operation.name, conforms_to_fragment
+        name = operation.name
+
+        def check(response: httpx.Response, run: RunContext) -> None:
+            conforms_to_fragment(response, run=run)
     else:
         name = operation.name
 
-        def check(response: httpx.Response) -> None:
+        def check(response: httpx.Response, run: RunContext) -> None:
             conforms_to_operation(response, operation)
-            reach(RESPONSE_SHAPE)
+            reach(RESPONSE_SHAPE, run)
 
-    # No promise of its own: every check's finding is recorded under the promise it speaks for, and judging goes on.
-    scope = Scope.current = TestScope(recorded.label, (), log)
+    # No promise of its own: every check's finding is recorded under the promise it speaks for, and judging goes on. The
+    # exchange's run is passed to its checks, never made the active one: replay leaves nothing behind.
+    run = run or RunContext()
+    scope = run.scope = TestScope(recorded.label, (), log)
     try:
-        check(response)
+        check(response, run)
     except ConformanceFailure as failure:
         failure.promise = failure.promise or RESPONSE_SHAPE
         scope.recorded.append(log.record(failure, failure.promise, recorded.label))
     finally:
-        Scope.current = None
+        run.scope = None
     return JudgedExchange(recorded, name, tuple(scope.recorded))

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance.contract.findings import FindingLog
+from conformance.contract.findings import FindingLog, RunContext
 from conformance.contract.ids import ERROR_ENVELOPE
 from conformance.contract.promises import BY_ID, KNOWN, verdict_of
 from conformance.gate.baseline import BaselineError, load_baseline, review
@@ -73,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = FindingLog()
     if baseline is not None:
         log.excuser = baseline.excuser(today)
-    judged = [found for found in (judge_exchange(item, log, base_path=args.base_path, other_errors=args.judge_other_errors)
+    run = RunContext()
+    judged = [found for found in (judge_exchange(item, log, base_path=args.base_path, other_errors=args.judge_other_errors, run=run)
                                   for item in recorded) if found]
     found_review = review(baseline, log.findings.values(), today) if baseline is not None else None
     for found in judged:

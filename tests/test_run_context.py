@@ -1,0 +1,73 @@
+"""A run's state is one RunContext: a check given one reads and records there only, and an activated run leaves nothing behind."""
+from __future__ import annotations
+
+import datetime
+
+import httpx
+import pytest
+
+from conformance.contract import checks
+from conformance.contract.findings import FindingLog, RunContext, TestScope, activate, current_run, running
+from conformance.contract.ids import RATE_LIMIT_HEADERS, RESPONSE_SHAPE
+from conformance.setup.redaction import REDACT
+
+TOKEN = "Bearer tok-authenticated-0123456789"
+ARGUMENT_ERROR = {"error": {"code": "invalid_argument", "description": "text",
+                            "detail": {"path": ["ip_address"], "index": None, "issue": "ambiguous_lookup_values"}}}
+
+
+def answer(status: int, body: object, headers: dict[str, str], authorization: str = TOKEN) -> httpx.Response:
+    """A response of allocate_ip to a request presenting `authorization`."""
+    request = httpx.Request("POST", f"http://target.invalid{checks.ALLOCATE_PATH}", headers={"Authorization": authorization})
+    response = httpx.Response(status, json=body, headers=headers, request=request)
+    response.elapsed = datetime.timedelta(0)
+    return response
+
+
+def scoped(name: str, *promises: str) -> RunContext:
+    """A run whose test `name` exists for these promises."""
+    return RunContext(scope=TestScope(name, promises, FindingLog()))
+
+
+def test_a_check_given_a_run_records_there_and_not_in_the_active_run() -> None:
+    """Two runs side by side: each finding lands in the run it was passed to; the active run (idle here) sees nothing."""
+    broken = answer(404, {"error": {"code": "ip_address_not_found", "description": "text", "detail": None}},
+                    {"X-Request-Id": "r", "X-Api-Schema": "json-error", "X-RateLimit-Permitted": "1000", "X-RateLimit-Remaining": "9"})
+    first, second = scoped("test_first", "order of checks"), scoped("test_second", "no side effects")
+    assert checks.conforms_to_fragment(broken, status_expected=True, run=first) == {RESPONSE_SHAPE}
+    assert checks.conforms_to_fragment(broken, status_expected=True, run=second) == {RESPONSE_SHAPE}
+    assert first.scope is not None and second.scope is not None
+    assert [f.tests for f in first.scope.log.findings.values()] == [["test_first"]]
+    assert [f.tests for f in second.scope.log.findings.values()] == [["test_second"]]
+    assert current_run().scope is None and current_run().between_tests is None
+
+
+def test_the_authenticated_headers_are_the_run_s() -> None:
+    """An argument error without X-RateLimit-* is a finding for a token the run knows got past the rate limiter, not for another."""
+    bare = {"X-Request-Id": "r", "X-Api-Schema": "json-error"}
+    run = RunContext(authenticated=frozenset({TOKEN}))
+    with pytest.raises(checks.ConformanceFailure) as raised:
+        checks.rate_limit_headers_after_authentication(answer(400, ARGUMENT_ERROR, bare), run)
+    assert raised.value.promise == RATE_LIMIT_HEADERS
+    assert checks.rate_limit_headers_after_authentication(answer(400, ARGUMENT_ERROR, bare, "Bearer someone-else-0123456789"), run) == []
+
+
+def test_answers_found_conforming_are_remembered_per_run() -> None:
+    """A run validates an answer once and keeps it; another run starts with none of them."""
+    good = answer(400, ARGUMENT_ERROR, {"X-Request-Id": "r", "X-Api-Schema": "json-error", "X-RateLimit-Permitted": "1000",
+                                        "X-RateLimit-Remaining": "999"})
+    run, other = RunContext(), RunContext()
+    checks.fragment_shape(good, status_expected=True, run=run)
+    assert len(run.conforming) == 1 and other.conforming == set()
+
+
+def test_an_activated_run_is_put_back_with_its_secrets() -> None:
+    """While active, checks not given a run speak for it and its secrets are redacted; afterwards the run and the secrets before it."""
+    before = current_run()
+    run = RunContext(secrets=frozenset({"s3cr3t-token-value"}))
+    with running(run):
+        assert current_run() is run and REDACT("a s3cr3t-token-value b") == "a [redacted] b"
+    assert current_run() is before and REDACT("a s3cr3t-token-value b") == "a s3cr3t-token-value b"
+    put_back = activate(run)
+    put_back()
+    assert current_run() is before
