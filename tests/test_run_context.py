@@ -71,3 +71,29 @@ def test_an_activated_run_is_put_back_with_its_secrets() -> None:
     put_back = activate(run)
     put_back()
     assert current_run() is before
+
+
+def test_a_failure_is_built_once() -> None:
+    """Its facts are constructor arguments and never change after; replaced() makes a new failure and leaves the first as it was."""
+    failure = checks.ConformanceFailure("Expected 403 scope_not_granted", "200", "403 scope_not_granted", check="status and code")
+    with pytest.raises(AttributeError, match="set once"):
+        failure.promise = "403 scope_not_granted"
+    with pytest.raises(AttributeError, match="set once"):
+        failure.received = "another"
+    failure.add_note("a note travels with its copies")
+    copy = failure.replaced(received="200, served past the scope check")
+    assert (failure.received, copy.received) == ("200", "200, served past the scope check") and type(copy) is type(failure)
+    assert copy.__notes__ == ["a note travels with its copies"] and copy.check == failure.check
+    with pytest.raises(TypeError, match="not facts of a failure: reason"):
+        failure.replaced(reason="x")
+
+
+def test_report_charges_a_failure_naming_no_promise_by_a_copy() -> None:
+    """A failure that names no promise is raised as a copy naming the test's own promise; the one the check built is untouched."""
+    failure = checks.ConformanceFailure("Expected 403 scope_not_granted", "200", "403 scope_not_granted", check="status and code")
+    run = scoped("test_scope", "403 scope_not_granted")
+    with pytest.raises(checks.ConformanceFailure) as raised:
+        checks.report(failure, run)
+    assert raised.value is not failure and raised.value.promise == "403 scope_not_granted" and raised.value.recorded
+    assert failure.promise is None
+    assert run.scope is not None and [f.signature.promise for f in run.scope.recorded] == ["403 scope_not_granted"]

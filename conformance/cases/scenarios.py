@@ -371,10 +371,13 @@ def judge_row(row: Row, response: httpx.Response) -> None:
     try:
         _judge(row, response)
     except ConformanceFailure as failure:
+        told = failure
         if row.credential == "without_scope" and failure.check == "status and code" and served_past_scope(response):
-            failure.received = f"{failure.received}, {SERVED_WITHOUT_SCOPE}"
-        failure.add_note(f"Broken promise ({row.promise}): {row.description} [{row.spec_ref}]")
-        raise
+            told = failure.replaced(received=f"{failure.received}, {SERVED_WITHOUT_SCOPE}")
+        told.add_note(f"Broken promise ({row.promise}): {row.description} [{row.spec_ref}]")
+        if told is failure:
+            raise
+        raise told from None
 
 
 def _judge(row: Row, response: httpx.Response) -> None:

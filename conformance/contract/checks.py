@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conformance.contract.findings import NotReached, RunContext, charge_elsewhere, current_run, reach, report
+from conformance.contract.findings import Deviation, NotReached, RunContext, charge_elsewhere, current_run, reach, report
 from conformance.contract.ids import (
     API_SCHEMA_HEADER,
     ARGUMENT_ERRORS,
@@ -39,7 +39,6 @@ from conformance.contract.ids import (
 from conformance.contract.promises import PROMISES, promise_id
 from conformance.setup.fixtures import IPRef
 from conformance.setup.paths import data_path
-from conformance.setup.redaction import REDACT
 from conformance.wire.exchange import describe_exchange, error_code, error_detail
 from conformance.wire.paths import ALLOCATE_PATH
 
@@ -52,38 +51,16 @@ MIN_ECHOED_TOKEN = 16
 SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-class ConformanceFailure(AssertionError):
+class ConformanceFailure(Deviation):
     """A response broke a documented promise: a headline of expected against received, the promise and check, the exchange."""
 
     def __init__(self, title: str, received: str, documented: str, response: httpx.Response | None = None, *,
                  promise: str | None = None, check: str | None = None) -> None:
-        self.title = title
         # Which promise this breaks (checked against the catalogue now); None means the promise the running test exists for.
-        self.promise = promise_id(promise) if promise is not None else None
-        self.check = check or title
-        self.expected, self.received = documented, received
-        self.status = response.status_code if response is not None else None
-        self.code = error_code(response) if response is not None else None
-        self.exchange = describe_exchange(response) if response is not None else ""
-        self.recorded = False
-        super().__init__()
-
-    @property
-    def headline(self) -> str:
-        """Expected against received, in the endpoint's terms."""
-        if self.title.startswith("Expected "):
-            return f"expected {self.expected}, received {self.received}"
-        if self.title == self.received:
-            # The title already says what was received (a schema fault by path and rule).
-            return f"{self.title}: expected {self.expected}"
-        return f"{self.title}: expected {self.expected}, received {self.received}"
-
-    def __str__(self) -> str:
-        where = f"promise: {self.promise} · check: {self.check}" if self.promise else f"check: {self.check}"
-        text = f"{self.headline}\n  [{where}]"
-        if self.exchange:
-            text += "\n" + self.exchange
-        return REDACT(text)
+        super().__init__(title, received, documented, promise=promise_id(promise) if promise is not None else None, check=check,
+                         status=response.status_code if response is not None else None,
+                         code=error_code(response) if response is not None else None,
+                         exchange=describe_exchange(response) if response is not None else "")
 
 
 @cache

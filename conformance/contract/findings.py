@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, Self
 
 from conformance.contract.outcomes import Cause, CausedSkip
 from conformance.setup.redaction import REDACT
@@ -37,6 +37,58 @@ class FindingFacts(Protocol):
     def code(self) -> str | None: ...
     @property
     def exchange(self) -> str: ...
+
+
+class Deviation(AssertionError):
+    """A promise broken: expected against received, the promise and check, the exchange; built once, its facts never change after.
+
+    `promise` None means the promise the running test exists for: `report` raises a copy naming it (`replaced`), never changes
+    this one. `recorded` is bookkeeping (whether its finding is already in the log), not a fact.
+    """
+
+    FACTS = frozenset({"title", "promise", "check", "expected", "received", "status", "code", "exchange"})
+
+    def __init__(self, title: str, received: str, expected: str, *, promise: str | None = None, check: str | None = None,
+                 status: int | None = None, code: str | None = None, exchange: str = "") -> None:
+        self.title = title
+        self.promise = promise
+        self.check = check or title
+        self.expected, self.received = expected, received
+        self.status, self.code, self.exchange = status, code, exchange
+        self.recorded = False
+        super().__init__()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.FACTS and name in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name} is set once, when the failure is built; replaced() makes a new one")
+        super().__setattr__(name, value)
+
+    def replaced(self, **facts: Any) -> Self:
+        """A new failure with these facts changed (its notes kept), this one left as it was."""
+        unknown = set(facts) - self.FACTS
+        if unknown:
+            raise TypeError(f"not facts of a failure: {', '.join(sorted(unknown))}")
+        copy = type(self).__new__(type(self))
+        AssertionError.__init__(copy)
+        copy.__dict__.update({**self.__dict__, **facts})
+        return copy
+
+    @property
+    def headline(self) -> str:
+        """Expected against received, in the endpoint's terms."""
+        if self.title.startswith("Expected "):
+            return f"expected {self.expected}, received {self.received}"
+        if self.title == self.received:
+            # The title already says what was received (a schema fault by path and rule).
+            return f"{self.title}: expected {self.expected}"
+        return f"{self.title}: expected {self.expected}, received {self.received}"
+
+    def __str__(self) -> str:
+        where = f"promise: {self.promise} · check: {self.check}" if self.promise else f"check: {self.check}"
+        text = f"{self.headline}\n  [{where}]"
+        if self.exchange:
+            text += "\n" + self.exchange
+        return REDACT(text)
 
 
 def message_shape(text: str) -> str:
@@ -232,7 +284,7 @@ def charged_to(named: str | None, declared: tuple[str, ...]) -> str | None:
     return named or (declared[0] if declared else None)
 
 
-def report(failure: Any, run: RunContext | None = None) -> None:
+def report(failure: Deviation, run: RunContext | None = None) -> None:
     """Record a deviation in the run (the active one unless given); raise it when it speaks for one of the running test's promises,
     else let the test go on.
 
@@ -249,11 +301,14 @@ def report(failure: Any, run: RunContext | None = None) -> None:
     promise = charged_to(failure.promise, scope.promises)
     if promise is None:
         raise failure
-    failure.promise = promise
-    scope.recorded.append(scope.log.record(failure, promise, scope.name))
-    failure.recorded = True
-    if promise in scope.promises:
+    charged = failure if failure.promise == promise else failure.replaced(promise=promise)
+    scope.recorded.append(scope.log.record(charged, promise, scope.name))
+    charged.recorded = True
+    if charged is failure and promise in scope.promises:
         raise failure
+    if promise in scope.promises:
+        # The copy that names the promise it is charged to; the caller's failure is the same deviation, not a second one.
+        raise charged from None
 
 
 def reach(promise: str, run: RunContext | None = None) -> None:
@@ -276,7 +331,7 @@ def require(*promises: str, run: RunContext | None = None) -> None:
         raise NotReached(f"builds on {', '.join(broken)}, which already deviates in this run (see its findings)")
 
 
-def charge_elsewhere(failure: Any, run: RunContext | None = None) -> NoReturn:
+def charge_elsewhere(failure: Deviation, run: RunContext | None = None) -> NoReturn:
     """Report a failure that speaks for another promise; if the running test does not exist for it, stop the test as not reached."""
     report(failure, run)
     raise NotReached(f"{failure.headline} (a finding of {failure.promise})")

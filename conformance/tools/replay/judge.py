@@ -154,8 +154,7 @@ def judge_exchange(recorded: Recorded, log: FindingLog, *, base_path: str = DEFA
     try:
         check(response, run)
     except ConformanceFailure as failure:
-        failure.promise = failure.promise or RESPONSE_SHAPE
-        scope.recorded.append(log.record(failure, failure.promise, recorded.label))
+        scope.recorded.append(log.record(failure, failure.promise or RESPONSE_SHAPE, recorded.label))
     finally:
         run.scope = None
     return JudgedExchange(recorded, name, tuple(scope.recorded))
