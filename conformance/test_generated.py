@@ -336,7 +336,7 @@ class AllocationMachine(RuleBasedStateMachine):
         for ip, holder in self.model.items():
             actual = self.context.ledger.holder(ip)
             if actual != holder and self.refused is not None:
-                charge_elsewhere(side_effect(ip, actual, holder, self.refused))
+                charge_elsewhere(side_effect(ip, actual, holder, self.refused, self.context.ledger.fix_command(ip, holder, actual)))
             if actual != holder and holder is None and self.unallocated is not None:
                 charge_elsewhere(ConformanceFailure("Unallocate left the IP allocated", f"{ip.id} ({ip.address}) still held by {actual}",
                                                     "held by nobody", self.unallocated, promise=CLEANUP, check="unallocate"))

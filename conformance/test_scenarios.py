@@ -1,6 +1,7 @@
 """Hand-written scenarios: each documented promise of allocate_ip, against whichever target is selected."""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from conformance.cases.rate_limit import provoke, sender
 from conformance.cases.scenarios import ROWS, Row, RunValues, ip_for, judge_row, request_for
-from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, side_effect
+from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, moved, side_effect
 from conformance.contract.findings import NotReached, charge_elsewhere, reach, require
 from conformance.contract.ids import (
     INTERFACE_FROM_PATH,
@@ -27,10 +28,10 @@ from conformance.gate.ledger import AllocationLedger
 from conformance.gate.session import ConformanceSession
 from conformance.setup.fixtures import Credential, IPRef, TargetFixtures
 from conformance.wire import api
-from conformance.wire.exchange import error_code, error_detail
+from conformance.wire.exchange import Change, error_code, error_detail
 from conformance.wire.pacing import Burst, remaining_of
 from conformance.wire.paths import ALLOCATE_PATH, READ_INTERFACE_PATH
-from conformance.wire.transport import RATE_WINDOW_SECONDS, Target
+from conformance.wire.transport import RATE_WINDOW_SECONDS, Target, TargetError
 
 
 def row_param(row: Row) -> Any:
@@ -53,9 +54,29 @@ def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, led
     watched = [ip_for(target_fixtures, name) for name in row.watch]
     before = {ip: ledger.touch(ip) for ip in watched}
     response = target.send("POST", path, content=content, headers=headers, params=query or None)
-    judge_row(row, response)
+    try:
+        judge_row(row, response)
+    except ConformanceFailure as failure:
+        told = tell_moves(failure, ledger, before, response)
+        if told is failure:
+            raise
+        raise told from None
     reach(row.promise)
     assert_unchanged(ledger, before, response)
+
+
+def tell_moves(failure: ConformanceFailure, ledger: AllocationLedger, before: dict[IPRef, str | None],
+               response: httpx.Response) -> ConformanceFailure:
+    """A request that moved a watched IP (a 200 where a refusal was owed): the failure whose reproduce line says which, and puts it
+    back as cleanup would (this one when nothing moved)."""
+    try:
+        moves = [(ip, holder, now) for ip, holder in before.items() if (now := ledger.holder(ip)) != holder]
+    except TargetError:
+        return failure  # the failure stands as it is; cleanup reads the IPs again
+    if not moves:
+        return failure
+    return failure.moved(response, Change("it moves " + "; ".join(moved(ip, holder, now) for ip, holder, now in moves),
+                                       " && ".join(ledger.fix_command(ip, holder, now) for ip, holder, now in moves)))
 
 
 def assert_unchanged(ledger: AllocationLedger, before: dict[IPRef, str | None], response: httpx.Response) -> None:
@@ -63,7 +84,7 @@ def assert_unchanged(ledger: AllocationLedger, before: dict[IPRef, str | None], 
     for ip, holder in before.items():
         now = ledger.holder(ip)
         if now != holder:
-            raise side_effect(ip, now, holder, response)
+            raise side_effect(ip, now, holder, response, ledger.fix_command(ip, holder, now))
 
 
 def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, ledger: AllocationLedger, machine: str | None,
@@ -171,11 +192,27 @@ def test_ip_held_by_the_other_machine_is_refused(target: Target, target_fixtures
         charge_elsewhere(ConformanceFailure("Allocating a free IP to the other interface failed", f"{taken.status_code} {error_code(taken)}",
                                             "200", taken, promise=SEMANTICS_200, check="allocation"))
     response = api.allocate(target, credential, target_fixtures.network_interface_id, {"id": ip.id})
+    try:
+        judge_held_refusal(response, ip, other, ledger, conformance_session)
+    except ConformanceFailure as failure:
+        # Alone, the request would allocate a free IP: its reproduction gives the IP to the other interface first, as the test did.
+        told = failure
+        with contextlib.suppress(TargetError):
+            now = ledger.holder(ip)
+            told = failure.moved(response, Change(f"{ip.id} ({ip.address}) goes to {other}, then is held by {now or 'nobody'}",
+                                                  ledger.fix_command(ip, ledger.started.get(ip), now), first=taken.request))
+        if told is failure:
+            raise
+        raise told from None
+
+
+def judge_held_refusal(response: httpx.Response, ip: IPRef, other: str, ledger: AllocationLedger, session: ConformanceSession) -> None:
+    """The allocation of an IP the other interface's machine holds is refused with 422 ip_already_allocated, and the IP stays there."""
     if response.status_code == 200:
         # Learnt from the answers, the two virtual machines may only now be known to be one: then no refusal was owed.
-        conformance_session.check_other_machine(other)
+        session.check_other_machine(other)
     expect_error(response, 422, "ip_already_allocated")
-    holder, machine = ledger.holder(ip), conformance_session.machine_of(other)
+    holder, machine = ledger.holder(ip), session.machine_of(other)
     if machine is None:
         raise NotReached(f"the virtual machine of {other} is unknown: credentials.valid may not read interfaces and the 200 allocating"
                          " to it named none (see the 200 shape findings)")

@@ -1,7 +1,9 @@
 """Nothing the suite changes survives it: starting states read once, moved IPs put back, what cannot be named with its fix."""
 from __future__ import annotations
 
+import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from conformance.wire.transport import Target
 
 FIXTURES = load_target_fixtures(MOCK_TARGET_YAML, environ={})
 ALPHA_VM, BRAVO_VM = "vm_mockAlpha00000001", "vm_mockBravo00000001"
+pytest_plugins = ["pytester"]
 # Mutants that move or allocate fixture IPs they should not, each in its own way.
 MOVERS = ["invalid-ip-unchecked", "already-allocated-ip-moved", "not-found-allocates-a-free-ip", "422-still-allocates"]
 
@@ -88,7 +91,52 @@ def test_an_ip_that_cannot_be_put_back_is_named_with_its_fix() -> None:
     text = str(drifts[0])
     assert f"{ip.id} ({ip.address}): was free, now {ALPHA_VM}" in text
     assert "curl -sS -X POST 'http://katapult-mock.invalid/core/v1/ip_addresses/ip_address/unallocate'" in text
-    assert "$KATAPULT_API_TOKEN" in text and "kmock-valid" not in text
+    # The mock's fixtures write the token inline: the command names it by the placeholder after its key.
+    assert '-H "Authorization: Bearer ${CREDENTIALS_VALID}"' in text and "kmock-valid" not in text
+
+
+def test_the_fix_presents_the_valid_token_by_its_own_variable(tmp_path: Path) -> None:
+    """A credentials.valid read from ${VAR}: the put-back commands name that variable, never another nor the value."""
+    path = tmp_path / "env-target.yaml"
+    path.write_text(MOCK_TARGET_YAML.read_text(encoding="utf-8").replace("valid: kmock-valid-7d1e0c5a9b", "valid: ${KC_TEST_VALID}"),
+                    encoding="utf-8")
+    fixtures = load_target_fixtures(path, environ={"KC_TEST_VALID": "kmock-valid-7d1e0c5a9b"})
+    target, ledger = ledger_on("unallocate-noop")
+    ledger.credential = fixtures.credential("valid")
+    ip = FIXTURES.allocatable_ip(0)
+    assert api.allocate(target, FIXTURES.credential("valid"), FIXTURES.network_interface_id, {"id": ip.id}).status_code == 200
+    (drift,) = ledger.restore()
+    assert drift.fix.count('-H "Authorization: Bearer ${KC_TEST_VALID}"') == 1
+    assert "KATAPULT_API_TOKEN" not in drift.fix and "kmock-valid" not in drift.fix
+
+
+def test_an_ip_that_could_not_be_put_back_stays_the_suites_to_put_back() -> None:
+    """The end-of-run check names an IP a test's cleanup could not put back once, as not back: never as one the target moved
+    though no test left it changed (the ledger no longer forgets it after the failed attempt)."""
+    target, ledger = ledger_on("unallocate-noop")
+    ip = FIXTURES.allocatable_ip(0)
+    api.allocate(target, FIXTURES.credential("valid"), FIXTURES.network_interface_id, {"id": ip.id})
+    (first,) = ledger.restore()
+    assert ledger.verify() == [first] and ledger.moved_unasked == []
+
+
+def test_a_cleanup_failure_is_one_finding_naming_the_ip_its_holder_and_its_command(pytester: pytest.Pytester) -> None:
+    """The issue's run (`unallocate-noop`, one allocation): one finding for the one IP, in one message naming it, its starting
+    holder and the command that puts it back, the same in the terminal, the report and JUnit; no traceback, no contradiction."""
+    report, junit = pytester.path / "report.json", pytester.path / "junit.xml"
+    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "--mock-mutant", "unallocate-noop",
+                                          "-k", "test_allocate_free_ip and id", "--conformance-report", str(report), "--junitxml", str(junit))
+    output = result.stdout.str()
+    assert result.ret == 1, output[-3000:]
+    assert "Traceback" not in output and "ExceptionGroup" not in output and "no test left changed" not in output, output[-3000:]
+    ip = FIXTURES.allocatable_ip(0)
+    message = (f"{ip.id} ({ip.address}): was free, now {ALPHA_VM}; to restore it run: curl -sS -X POST"
+               f" 'http://katapult-mock.invalid/core/v1/ip_addresses/ip_address/unallocate'")
+    findings = [finding for finding in json.loads(report.read_text(encoding="utf-8"))["findings"] if finding["promise"] == "cleanup"]
+    assert [finding["received"][:len(message)] for finding in findings] == [message]
+    failing = [case for case in ET.parse(junit).getroot().iter("testcase") if case.find("error") is not None or case.find("failure") is not None]
+    assert [case.get("name") for case in failing] == ["test_allocate_free_ip[id]"]
+    result.stdout.fnmatch_lines([f"not back in its starting state: {message}*", f"  received: {message}*"])
 
 
 def test_an_ip_whose_machine_has_no_known_interface_names_the_allocation_to_run() -> None:
@@ -160,4 +208,5 @@ def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callab
     output = done.stdout + done.stderr
     assert done.returncode == 1, output[-3000:]
     assert "Traceback" not in output
-    assert re.search(r"^fails +cleanup: .*ip_mockFree000000001 .*to restore it run: curl", done.stdout, re.MULTILINE), done.stdout[-3000:]
+    assert re.search(r"^fails +cleanup: .*ip_mockFree000000001", done.stdout, re.MULTILINE), done.stdout[-3000:]
+    assert re.search(r"^  received: ip_mockFree000000001 .*to restore it run: curl", done.stdout, re.MULTILINE), done.stdout[-3000:]

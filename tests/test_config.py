@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conformance.setup.fixtures import Credential, FixturesError, MissingFixture, load_target_fixtures
+from conformance.setup.fixtures import Credential, FixturesError, MissingFixture, Reference, load_target_fixtures
 from conformance.setup.paths import data_path
 from conformance.setup.settings import OPTIONS, ConfigError, Option, build_config, resolve
+from conformance.tools import doctor
 
 if TYPE_CHECKING:
     from conftest import Completed, PytestRunner
@@ -135,6 +136,36 @@ def test_unset_interface_variable_is_named(tmp_path: Path) -> None:
     with pytest.raises(FixturesError, match=r"need network_interface.id: .*; set KC_TEST_INTERFACE in the environment$"):
         load_target_fixtures(path, {})
     assert load_target_fixtures(path, {"KC_TEST_INTERFACE": "vmnet_x"}).network_interface_id == "vmnet_x"
+
+
+def test_a_credential_keeps_the_variable_it_came_from(tmp_path: Path) -> None:
+    """Printed commands name a secret by its own `${VAR}`; one written inline by a placeholder after its key (CREDENTIALS_<KEY>)."""
+    environ = {"KC_TEST_TOKEN": TOKEN, "KC_TEST_CAPABILITIES": CAPABILITIES}
+    fixtures = load_target_fixtures(write(tmp_path, "live.yaml", STAGING_LIKE), environ)
+    valid, capabilities = fixtures.credential("valid"), fixtures.credential("invalid_capabilities")
+    assert valid.reference("Authorization") == Reference("KC_TEST_TOKEN", "credentials.valid")
+    assert valid.shell_headers() == [("Authorization", "Bearer ${KC_TEST_TOKEN}")]
+    assert capabilities.shell_headers() == [("X-Capabilities-Token", "${KC_TEST_CAPABILITIES}")]
+    assert valid.secret_references() == {TOKEN: Reference("KC_TEST_TOKEN", "credentials.valid")}
+    inline = load_target_fixtures(MOCK_FIXTURES, {})
+    assert inline.credential("without_scope").shell_headers() == [("Authorization", "Bearer ${CREDENTIALS_WITHOUT_SCOPE}")]
+    assert inline.credential("without_scope").reference("Authorization").inline
+
+
+@pytest.mark.parametrize("value", ["${KC_TEST_TOKEN:-kc-default-secret}", "${KC_TEST_TOKEN", "$KC_TEST_TOKEN", "Bearer ${KC_TEST_TOKEN}",
+                                   "${KC_TEST_TOKEN}${KC_TEST_CAPABILITIES}"])
+def test_a_reference_that_is_not_exactly_dollar_brace_is_refused(value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only a whole `${VAR}` reads the environment: any other form is refused in one line naming the key and the form (exit 4),
+    never sent as a token the server then refuses; the line never repeats the value (a default there would be a secret)."""
+    path = write(tmp_path, "live.yaml", f"credentials:\n  valid: {TOKEN}\n  without_scope: '{value}'\n" + INTERFACE)
+    with pytest.raises(FixturesError) as refused:
+        load_target_fixtures(path, {"KC_TEST_TOKEN": TOKEN, "KC_TEST_CAPABILITIES": CAPABILITIES})
+    message = str(refused.value)
+    assert message.startswith(f"target fixtures {path}: credentials.without_scope is not a supported environment reference")
+    assert "write the whole value as ${VAR}" in message and "kc-default-secret" not in message and "\n" not in message
+    assert doctor.main(["--target-fixtures", str(path)]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "credentials.without_scope" in err[0] and "${VAR}" in err[0]
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,10 @@ DECLARED_STATE = {
     "conformance.setup.redaction.REDACT": "the process's output filter (pytest's terminal and log file are wrapped with it); a run's"
                                           " secrets are added when the run is activated and put back with it",
     "conformance.contract.findings.ACTIVE": "the active run, for checks not given one: set by activate(), put back by what it returns",
+    "conformance.wire.interrupts.INTERRUPTS": "the process's interrupts (signals reach a process, not a run); reset for each run",
+    # Changed through its own method (use()), which the scan does not see: listed so the list is the whole truth.
+    "conformance.setup.references.NAMES": "the variables reproduce lines name credentials by (the wire's describe_exchange reads them,"
+                                          " below the run context); use() returns what puts them back",
 }
 MUTATORS = frozenset({"add", "append", "extend", "insert", "update", "clear", "pop", "popitem", "setdefault", "remove", "discard",
                       "intersection_update", "difference_update", "symmetric_difference_update", "sort", "reverse"})

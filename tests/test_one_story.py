@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
+from conftest import MOCK_TARGET_YAML, SUBPROCESS_TIMEOUT, RunPytest, ServedMock, child_env
 
 from conformance.tools import mutation as runner
 
@@ -208,7 +210,8 @@ def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: py
 
 
 def test_an_interrupted_run_is_an_error_case(pytester: pytest.Pytester) -> None:
-    """A run interrupted part-way (Ctrl-C or SIGTERM) ends in JUnit and the last line with an error saying its verdicts are partial."""
+    """A run interrupted part-way (Ctrl-C or SIGTERM) ends with an error in JUnit saying its verdicts are partial, counted as
+    `interrupted` in the last line."""
     pytester.makepyfile(interrupter="""
 import pytest
 
@@ -224,4 +227,64 @@ def pytest_runtest_call(item):
     cases = {case.id: case for case in run_cases(junit)}
     assert cases["conformance::run[interrupted]"].failed and "partial" in cases["conformance::run[interrupted]"].message
     assert ET.parse(junit).getroot().find(".//error") is not None
-    result.stdout.fnmatch_lines(["*passed*1 error*"])
+    result.stdout.fnmatch_lines(["*passed, 1 interrupted in *"])
+
+
+# Two Ctrl-Cs 50 ms apart while a test holds an IP; cleanup takes a while (a live target's requests do), so the second lands in it.
+DOUBLE_CTRL_C = """
+import os
+import signal
+import threading
+import time
+
+from conformance.gate.ledger import AllocationLedger
+from conformance.wire import api
+
+# Started as a background job of a non-interactive shell, the project's tests (and so this child) may have SIGINT ignored;
+# a terminal's Ctrl-C reaches a run with Python's own handler, so this one gets it too.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+real_allocate, real_restore = api.allocate, AllocationLedger.restore
+
+
+def ctrl_c_twice():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def allocate(*args, **kwargs):
+    response = real_allocate(*args, **kwargs)
+    threading.Thread(target=ctrl_c_twice).start()
+    time.sleep(60)
+    return response
+
+
+def restore(self, *args, **kwargs):
+    time.sleep(0.5)
+    return real_restore(self, *args, **kwargs)
+
+
+api.allocate = allocate
+AllocationLedger.restore = restore
+"""
+
+
+def test_a_double_ctrl_c_tells_one_story(tmp_path: Path, pycache_dir: Path) -> None:
+    """Two SIGINTs 50 ms apart, the second during cleanup: exit 2, no traceback, the last line and JUnit and the report all
+    say interrupted, and cleanup still put the IP back (no rate window to wait for on the mock)."""
+    (tmp_path / "double_ctrl_c.py").write_text(DOUBLE_CTRL_C, encoding="utf-8")
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "double_ctrl_c", *SCENARIOS[:2], "-k", "test_allocate_free_ip and id",
+               "--junitxml", str(junit), "--conformance-report", str(report)]
+    done = subprocess.run(command, cwd=tmp_path, env=child_env(pycache_dir, {"PYTHONPATH": str(tmp_path)}), capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    assert "Traceback" not in output and "Error" not in done.stderr, output[-3000:]
+    assert ", 1 interrupted in " in done.stdout.strip().splitlines()[-1], output[-3000:]
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert written["interrupted"] is True and written["status"] == "interrupted" and written["passed"] is False
+    assert {promise["id"]: promise["verdict"] for promise in written["promises"]}["cleanup"] == "conforms"
+    cases = {case.id: case for case in run_cases(junit)}
+    assert list(cases) == ["conformance::run[interrupted]"] and cases["conformance::run[interrupted]"].failed
+    assert ET.parse(junit).getroot().find(".//error") is not None

@@ -1,18 +1,24 @@
-"""A live target is paced and stops at its budget (how it spends rate-limit windows: tests/test_wire.py)."""
+"""A live target is paced and stops at its budget (how it spends rate-limit windows: tests/test_wire.py); an interrupt ends waits."""
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
+from conformance.wire.interrupts import Interrupts, WaitCut
 from conformance.wire.transport import BudgetExhausted, Pacer, Target
 
 if TYPE_CHECKING:
     from conftest import RunPytest, ServedMock
 
 from conftest import MOCK_TARGET_YAML
+
+pytest_plugins = ["pytester"]
 
 
 class FakeClock:
@@ -95,3 +101,153 @@ def test_a_window_end_burst_that_cannot_finish_leaves_the_429_to_its_test() -> N
     hook = WindowEndBurst(send)
     hook(httpx.Response(200))
     assert hook.provoked is None
+
+
+# --- interrupts ---------------------------------------------------------------------------------------------------
+class CtrlCInTheFirstWait(FakeClock):
+    """A fake clock on which Ctrl-C lands during the first wait of a second or more (KeyboardInterrupt, as the run's handler raises it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+
+    def sleep(self, seconds: float) -> None:
+        if seconds >= 1.0 and not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        super().sleep(seconds)
+
+
+def limited(remaining: int, permitted: int = 200) -> httpx.Response:
+    """An answer to the token `t` with these rate-limit headers."""
+    return httpx.Response(200, headers={"X-RateLimit-Permitted": str(permitted), "X-RateLimit-Remaining": str(remaining)},
+                          request=httpx.Request("GET", "http://target.invalid/", headers={"Authorization": "Bearer t"}))
+
+
+def test_an_interrupted_window_wait_is_no_finding_and_is_still_owed() -> None:
+    """Ctrl-C while the pacer waits for a spent window's end: it did not wait, so cleanup's first answer still at 0 is no
+    stall (no `rate-limit headers` finding); cleanup waits for that window's end instead."""
+    clock = CtrlCInTheFirstWait()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    stalls: list[str] = []
+    pacer.on_stall = lambda message, response: stalls.append(message)
+    pacer.after_response(limited(199))
+    clock.now = 20.0
+    with pytest.raises(KeyboardInterrupt):
+        pacer.after_response(limited(0))
+    pacer.after_response(limited(0), putting_back=True)
+    assert stalls == []
+    # The window was first seen at 0 s: at 20 s, 40 s are left of it, and a second more to be sure.
+    assert clock.slept == [41.0]
+
+
+@pytest.mark.parametrize(("burst", "waits"), [(True, [41.0]), (False, [])], ids=["after-the-429-burst", "at-the-floor"])
+def test_cleanup_waits_out_a_spent_window_whose_wait_was_cut_before_it_sends(burst: bool, waits: list[float]) -> None:
+    """After the burst spent the window to nothing, cleanup's first request waits what is left of the cut wait (its answer
+    would be a 429, and the 429's own wait a whole window more); at the floor, what is left is enough for cleanup."""
+    clock = CtrlCInTheFirstWait()
+    pacer = Pacer(0.0, clock.sleep, clock)
+    if burst:
+        pacer.on_window_spent = lambda response: None
+    pacer.after_response(limited(199))
+    clock.now = 20.0
+    with pytest.raises(KeyboardInterrupt):
+        pacer.after_response(limited(40))
+    pacer.before_send({"Authorization": "Bearer t"})
+    assert clock.slept == waits
+
+
+def test_the_first_interrupt_ends_other_threads_waits_and_a_second_the_main_threads() -> None:
+    """The first interrupt (it stops the tests) ends every wait off the main thread at once; the main thread's cleanup still
+    waits what it owes, until another interrupt ends that wait at once too."""
+    interrupts = Interrupts()
+    cut: list[float] = []
+
+    def waiting() -> None:
+        started = time.monotonic()
+        try:
+            interrupts.sleep(30.0)
+        except WaitCut:
+            cut.append(time.monotonic() - started)
+
+    worker = threading.Thread(target=waiting)
+    worker.start()
+    time.sleep(0.1)
+    assert interrupts.signalled() is True
+    worker.join(5.0)
+    assert len(cut) == 1 and cut[0] < 5.0
+    interrupts.sleep(0.06)
+    threading.Timer(0.1, interrupts.signalled).start()
+    started = time.monotonic()
+    with pytest.raises(WaitCut):
+        interrupts.sleep(30.0)
+    assert time.monotonic() - started < 5.0
+
+
+def test_an_interrupt_once_the_tests_are_over_ends_the_wait_without_raising() -> None:
+    """In cleanup and the reports (the tests over), even the first interrupt raises nothing; it ends the waits."""
+    interrupts = Interrupts()
+    interrupts.tests_over = True
+    assert interrupts.signalled() is False
+    with pytest.raises(WaitCut):
+        interrupts.sleep(30.0)
+
+
+# Ctrl-C while the pacer waits for the end of a window the run spent, right after a test allocated an IP: the in-process
+# mock's token window is spent to its last request as the 429 burst spends it, then a paced request makes the pacer wait.
+CTRL_C_IN_A_WINDOW_WAIT = """
+import signal
+
+from conformance.mock.app import VirtualClock
+from conformance.wire import api
+from conformance.wire.paths import READ_IP_PATH
+
+state = {"spent": False, "interrupted": False}
+real_allocate, real_advance = api.allocate, VirtualClock.advance
+
+
+def allocate(target, credential, *args, **kwargs):
+    response = real_allocate(target, credential, *args, **kwargs)
+    if response.status_code == 200 and not state["spent"]:
+        state["spent"] = True
+        read = {"ip_address[id]": "ip_mockFree000000002"}
+        while int(target.send("GET", READ_IP_PATH, credential=credential, params=read, paced=False).headers["X-RateLimit-Remaining"]) > 1:
+            pass
+        target.send("GET", READ_IP_PATH, credential=credential, params=read)
+    return response
+
+
+def advance(self, seconds):
+    if state["spent"] and not state["interrupted"] and seconds >= 1:
+        state["interrupted"] = True
+        signal.raise_signal(signal.SIGINT)
+    real_advance(self, seconds)
+
+
+api.allocate = allocate
+VirtualClock.advance = advance
+"""
+
+
+def test_ctrl_c_in_a_rate_window_wait_invents_no_finding(pytester: pytest.Pytester) -> None:
+    """The issue's run, in process: Ctrl-C during the pacer's wait for a spent window's end, while a test holds an IP. No
+    `rate-limit headers` finding; before cleanup waits for the window, it prints the IP's put-back command; then the IP is put
+    back, and the run ends interrupted (exit 2), its last line saying so."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    pytester.makepyfile(ctrl_c_in_a_window_wait=CTRL_C_IN_A_WINDOW_WAIT)
+    pytester.syspathinsert()
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-p", "ctrl_c_in_a_window_wait",
+                                          "-k", "test_allocate_free_ip and id", "--conformance-report", str(report), no_reraise_ctrlc=True)
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    assert "X-RateLimit-Remaining is still" not in output
+    result.stdout.fnmatch_lines([
+        "katapult-conformance: interrupted; cleanup waits * s for the rate-limit window to end, then puts back what the tests moved*",
+        "  ip_mockFree000000001 (185.199.221.10), started free: curl -sS -X POST '*/ip_addresses/ip_address/unallocate'*",
+        "katapult-conformance: cleanup is over; every fixture IP is back in its starting state (the commands above are not needed)",
+    ])
+    assert ", 1 interrupted in " in output.strip().splitlines()[-1]
+    verdicts = {promise["id"]: promise["verdict"] for promise in json.loads(report.read_text(encoding="utf-8"))["promises"]}
+    assert verdicts["rate-limit headers"] != "fails" and verdicts["cleanup"] == "conforms"

@@ -206,3 +206,17 @@ def test_a_setup_refused_at_the_first_request_says_only_what_it_found() -> None:
     found = Preflight(problems=["POST allocate_ip answered 404 route_not_found: is --target-url the API base?"], requests=1)
     assert found.lines() == ["setup problem: POST allocate_ip answered 404 route_not_found: is --target-url the API base?",
                              "preflight sent 1 request"]
+
+
+def test_doctor_names_each_entry_an_unset_variable_left_out(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An optional credential from a variable that is unset (a misspelt name) is absent: doctor names the key and the variable."""
+    path = tmp_path / "target.yaml"
+    path.write_text(MOCK_TARGET_YAML.read_text(encoding="utf-8").replace("without_scope: kmock-noscope-2b8f4e61c3",
+                                                                         "without_scope: ${KC_TEST_TOKEN_WITHOUT_SCOPE}"), encoding="utf-8")
+    monkeypatch.delenv("KC_TEST_TOKEN_WITHOUT_SCOPE", raising=False)
+    assert doctor.main(["--target-fixtures", str(path)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "absent: credentials.without_scope, because KC_TEST_TOKEN_WITHOUT_SCOPE is unset or empty in the environment" \
+           " (its scenarios are skipped)" in shown
+    assert shown[-1] == "setup ok" and sum(line.startswith("absent:") for line in shown) == 1

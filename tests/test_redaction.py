@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MOCK_TARGET_YAML, RunPytest
+from test_record import secret_bytes
 
 from conformance.mock.world import DEFAULT_WORLD
 from conformance.setup.redaction import PLACEHOLDER, RedactingFormatter, RedactingStream, Redactor, env_secrets
@@ -75,7 +76,7 @@ def with_secrets(text: str, valid: str) -> str:
 
 @pytest.mark.slow
 def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """The whole suite plus probe tests, against a token-echoing mutant, -vv -l -rA, JUnit with logs, report, baseline, log file."""
+    """The whole suite plus probe tests, against a token-echoing mutant, -vv -l -rA, JUnit with logs, report, baseline, log file, HAR record."""
     inputs, plugins, probe = tmp_path / "inputs", tmp_path / "plugins", tmp_path / "probe"
     for directory in (inputs, plugins, probe):
         directory.mkdir()
@@ -91,7 +92,7 @@ def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
         "--mock-mutant", "token-echoed-loudly", "--mock-world", world, "--target-fixtures", fixtures,
         "-vv", "-l", "-rA", "--tb=long", "-o", "junit_logging=all", "--junitxml", "out/junit.xml",
         "--conformance-report", "out/report.json", "--write-baseline", "out/baseline.yaml",
-        "--log-file", "out/run.log", "--log-file-level", "DEBUG", "--log-cli-level", "WARNING",
+        "--log-file", "out/run.log", "--log-file-level", "DEBUG", "--log-cli-level", "WARNING", "--record", "out/run.har",
         env={"KATAPULT_API_TOKEN": TOKENS[VALID], "CI_DEPLOY_TOKEN": ENV_ONLY_SECRET, "PYTHONPATH": str(plugins)},
     )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr
@@ -103,7 +104,9 @@ def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
     assert f"(token: {PLACEHOLDER})" in done.stdout
     assert f"log {PLACEHOLDER} {PLACEHOLDER}" in done.stdout
     assert f"tried {PLACEHOLDER}" in done.stdout
-    for name in ("out/run.log", "out/junit.xml", "out/report.json"):
+    # The record holds every request and answer, the token-echoing ones too; its base64 bodies were redacted before encoding.
+    assert not secret_bytes(outputs["out/run.har"], set(SECRETS))
+    for name in ("out/run.log", "out/junit.xml", "out/report.json", "out/run.har"):
         assert PLACEHOLDER.encode() in outputs[name], name
 
 

@@ -178,7 +178,7 @@ def test_har_exported_from_the_served_mock_is_judged(served_mock: ServedMock, re
     path.write_text(json.dumps(har), encoding="utf-8")
     code, output = replay(path)
     assert code == 0, output
-    assert "5 interactions in 1 files; 4 judged, 1 of other endpoints skipped" in output
+    assert "5 exchanges in 1 file; 4 judged, 1 of other endpoints skipped" in output
     entry = har["log"]["entries"][1]["response"]["content"]
     entry["text"] = json.dumps(json.loads(entry["text"])["error"])
     path.write_text(json.dumps(har), encoding="utf-8")
@@ -193,7 +193,78 @@ def test_other_endpoints_errors_are_judged_on_request(replay: Replay, tmp_path: 
               "headers": {"Content-Type": "application/json"}, "body": {"code": "disk_not_found", "description": "No disk", "detail": {}}}]
     path = tmp_path / "other.json"
     path.write_text(json.dumps(items), encoding="utf-8")
-    assert replay(path)[0] == 0
+    code, output = replay(path)
+    assert code == 5 and "/core/v1 (1)" in output, output  # nothing of the fragment's operations: nothing judged is no pass
     code, output = replay(path, "--judge-other-errors")
     assert code == 1, output
     assert "Error body is not the shared error envelope" in output
+
+
+def browser_export(served: ServedMock) -> dict[str, Any]:
+    """A HAR as a browser exports a session: the served mock's traffic, plus an aborted request and a 200 whose body was not kept."""
+    exchanges = served_traffic(served)
+    entries = [har_entry(response) for response in exchanges]
+    aborted = har_entry(exchanges[0])
+    aborted["response"] = {"status": 0, "statusText": "", "httpVersion": "", "cookies": [], "headers": [], "redirectURL": "",
+                           "headersSize": -1, "bodySize": -1, "content": {"size": 0, "mimeType": "x-unknown"}}
+    aborted["_error"] = "net::ERR_ABORTED"
+    uncaptured = har_entry(exchanges[0])
+    del uncaptured["response"]["content"]["text"]
+    return {"log": {"version": "1.2", "creator": {"name": "WebInspector", "version": "537.36"}, "entries": [*entries, aborted, uncaptured]}}
+
+
+def test_aborted_and_uncaptured_exchanges_are_named_not_judged(served_mock: ServedMock, replay: Replay, tmp_path: Path) -> None:
+    """An aborted request (status 0) and a 200 without its body are counted and named as not judgeable, never findings: exit 0."""
+    path = tmp_path / "browser.har"
+    path.write_text(json.dumps(browser_export(served_mock)), encoding="utf-8")
+    code, output = replay(path)
+    assert code == 0, output
+    assert "7 exchanges in 1 file; 4 judged, 2 not judgeable, 1 of other endpoints skipped" in output
+    allocate = "POST /core/v1/virtual_machine_network_interfaces/virtual_machine_network_interface/allocate_ip"
+    assert f"not judgeable: {path}#5 {allocate} (no answer): no answer: net::ERR_ABORTED" in output
+    assert f"not judgeable: {path}#6 {allocate} 200: the response body was not captured" in output
+    assert "FAILED" not in output and "finding:" not in output and "interactions" not in output and "none of its own ran" not in output
+
+
+def test_nothing_judged_is_exit_5_naming_the_base_paths_seen(served_mock: ServedMock, replay: Replay, tmp_path: Path) -> None:
+    """An empty HAR, or one recorded through a gateway under another base path, judges nothing: exit 5 saying why and what to pass;
+    with that --base-path, the gateway's 409 for ip_already_allocated is found."""
+    empty = tmp_path / "empty.har"
+    empty.write_text(json.dumps({"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": []}}), encoding="utf-8")
+    code, output = replay(empty)
+    assert code == 5 and f"no exchange recorded in {empty}" in output, output
+    har = browser_export(served_mock)
+    conflict = har["log"]["entries"][0]
+    conflict["response"].update(status=409, statusText="Conflict", content={"size": 10, "mimeType": "application/json", "text": json.dumps(
+        {"error": {"code": "ip_already_allocated", "description": "The IP is already allocated", "detail": {}}})})
+    for entry in har["log"]["entries"]:
+        entry["request"]["url"] = entry["request"]["url"].replace("/core/v1/", "/katapult/core/v1/")
+    gateway = tmp_path / "gateway.har"
+    gateway.write_text(json.dumps(har), encoding="utf-8")
+    code, output = replay(gateway)
+    assert code == 5, output
+    assert "under /katapult/core/v1 (6 exchanges): pass --base-path /katapult/core/v1" in output
+    code, output = replay(gateway, "--base-path", "/katapult/core/v1")
+    assert code == 1, output
+    assert "Expected 422 ip_already_allocated" in output
+
+
+def test_an_http2_exchange_reproduces_as_curl_http2(served_mock: ServedMock, replay: Replay, tmp_path: Path) -> None:
+    """An HTTP/2 entry (pseudo-headers among its headers) that deviates is told as HTTP/2, and its curl asks for HTTP/2 with no
+    pseudo-header."""
+    har = browser_export(served_mock)
+    entry = har["log"]["entries"][1]
+    for part in ("request", "response"):
+        entry[part]["httpVersion"] = "h2"
+    entry["request"]["headers"] = [{"name": ":method", "value": "POST"}, {"name": ":authority", "value": "127.0.0.1"},
+                                   {"name": ":path", "value": "/core/v1/virtual_machine_network_interfaces/_/allocate_ip"},
+                                   {"name": ":scheme", "value": "http"}, *entry["request"]["headers"]]
+    entry["response"]["headers"] = [{"name": ":status", "value": "403"}, *entry["response"]["headers"]]
+    entry["response"]["content"]["text"] = json.dumps(json.loads(entry["response"]["content"]["text"])["error"])
+    path = tmp_path / "h2.har"
+    path.write_text(json.dumps(har), encoding="utf-8")
+    code, output = replay(path, "-v")
+    assert code == 1, output
+    assert "Got: HTTP/2 403" in output
+    curl = next(line.strip() for line in output.splitlines() if line.strip().startswith("curl "))
+    assert curl.startswith("curl --http2 -i -X POST ") and " -H ':" not in curl, curl

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -112,3 +113,84 @@ def test_interrupted_run_gives_back_its_allocation(
     assert code == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
     assert holder(served_mock, mock_target_fixtures, mock_target_fixtures.allocatable_ip(0)) is None, output
+
+
+# A CI runner cancels the job (SIGTERM) while the pacer waits for the end of a rate window the run spent, right after a test
+# allocated an IP: the served mock's window is spent to its last request as the 429 burst spends it, then a paced request.
+CANCELLED_IN_A_WINDOW_WAIT = """
+import os
+import signal
+
+from conformance.wire import api, transport
+from conformance.wire.paths import READ_IP_PATH
+
+state = {"spent": False, "cancelled": False}
+real_allocate = api.allocate
+clock_sleep, clock_now = transport.LIVE_CLOCK
+
+
+def allocate(target, credential, *args, **kwargs):
+    response = real_allocate(target, credential, *args, **kwargs)
+    if response.status_code == 200 and not state["spent"]:
+        state["spent"] = True
+        read = {"ip_address[id]": "ip_mockFree000000002"}
+        while int(target.send("GET", READ_IP_PATH, credential=credential, params=read, paced=False).headers["X-RateLimit-Remaining"]) > 1:
+            pass
+        target.send("GET", READ_IP_PATH, credential=credential, params=read)
+    return response
+
+
+def sleep(seconds):
+    if state["spent"] and not state["cancelled"] and seconds >= 1:
+        state["cancelled"] = True
+        os.kill(os.getpid(), signal.SIGTERM)
+    clock_sleep(seconds)
+
+
+api.allocate = allocate
+transport.LIVE_CLOCK = (sleep, clock_now)
+"""
+# The served mock's window, and the clock the run paces by: its 60 s window is the mock's 20 s, so the wait owed is seconds long.
+WINDOW_SECONDS, CLOCK_SCALE = 20, 3
+
+
+def test_a_cancelled_job_prints_the_put_back_commands_before_it_waits_and_a_second_signal_ends_the_wait(
+    serve_mock: Callable[..., ServedMock], tmp_path: Path, pycache_dir: Path
+) -> None:
+    """SIGTERM during a rate-window wait: no finding is invented, and before cleanup waits for that window to end it prints the
+    command that puts the held IP back (a CI runner's SIGKILL may come during the wait). The next signal ends the wait at once:
+    the run exits 2 within seconds, no traceback, naming the IP it did not put back with the same command."""
+    served = serve_mock("--permitted", "100", "--window-seconds", str(WINDOW_SECONDS))
+    (tmp_path / "cancelled_in_a_window_wait.py").write_text(CANCELLED_IN_A_WINDOW_WAIT, encoding="utf-8")
+    env = child_env(pycache_dir, {"PYTHONPATH": str(tmp_path), "KATAPULT_CLOCK_SCALE": str(CLOCK_SCALE)})
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.tools.scaled_clock", "-p", "cancelled_in_a_window_wait",
+               "--pyargs", "conformance.test_scenarios", "-k", "test_allocate_free_ip and id", "--target-url", served.base_url,
+               "--target-fixtures", str(MOCK_TARGET_YAML), "--conformance-report", str(tmp_path / "report.json")]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    before: list[str] = []
+    try:
+        for line in process.stdout:
+            before.append(line)
+            if "ip_mockFree000000001" in line and "curl" in line:
+                break
+        assert process.poll() is None, "".join(before)
+        announced = [line for line in before if line.startswith("katapult-conformance: ")]
+        assert announced and "cleanup waits" in announced[-1], "".join(before)
+        process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        rest, _ = process.communicate(timeout=60)
+        waited = time.monotonic() - stopped
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    output = "".join(before) + rest
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    # What the wait had left was many seconds: the signal ended it, and the run only wrote its reports after.
+    assert waited < WINDOW_SECONDS / 2, output[-3000:]
+    assert "Traceback" not in output and "X-RateLimit-Remaining is still" not in output, output[-3000:]
+    fix = next(line for line in before if "ip_mockFree000000001" in line).split(": ", 1)[1].strip()
+    assert f"ip_mockFree000000001 (185.199.221.10): was free, now unknown (interrupted again before it was put back); to restore it run: {fix}" \
+        in rest, output[-3000:]
+    assert ", 1 interrupted in " in output.strip().splitlines()[-1]

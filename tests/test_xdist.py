@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from conformance.gate.runlock import LOCK_DIR_ENV, RunLock
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 from conftest import MOCK_TARGET_YAML
 from test_live import GENEROUS_LIMIT, holders
+from test_record import assert_recorded, entries
 
 # The rate-limit burst runs until the window is spent, so its length depends on what ran before it in that process.
 NOT_RATE_LIMIT = ("-k", "not test_rate_limit_reached")
@@ -35,13 +37,26 @@ def request_lines(text: str) -> list[str]:
     return [STAMPS.sub("", line) for line in text.removesuffix("\n").split("\n")] if text else []
 
 
-def run_both(run_pytest: RunPytest, tmp_path: Path, *args: str) -> dict[str, tuple[Completed, dict[str, Any], list[str]]]:
-    """The suite without xdist and with `-n 2`: each run's process, JSON report and request log lines."""
+def received(served: ServedMock | None) -> list[dict[str, str]]:
+    """Every API request the served mock received so far (GET /__mock__/received); none without a served mock."""
+    if served is None:
+        return []
+    requests: list[dict[str, str]] = httpx.get(served.base_url.removesuffix("/core/v1") + "/__mock__/received", timeout=10).json()["requests"]
+    return requests
+
+
+def run_both(run_pytest: RunPytest, tmp_path: Path, *args: str, served: ServedMock | None = None
+             ) -> dict[str, tuple[Completed, dict[str, Any], list[str]]]:
+    """The suite without xdist and with `-n 2`, each recorded (--record NAME.har): each run's process, JSON report and request log
+    lines; with a served mock, what it received during each run is in tmp_path/NAME.received.json."""
     runs = {}
     for name, how in (("n0", WITHOUT_XDIST), ("n2", ("-n", "2"))):
-        report, log = tmp_path / f"{name}.json", tmp_path / f"{name}.log"
-        done = run_pytest("--pyargs", "conformance", *how, *NOT_RATE_LIMIT, *args, "--conformance-report", report, "--request-log", log)
+        report, log, har = tmp_path / f"{name}.json", tmp_path / f"{name}.log", tmp_path / f"{name}.har"
+        before = len(received(served))
+        done = run_pytest("--pyargs", "conformance", *how, *NOT_RATE_LIMIT, *args, "--conformance-report", report, "--request-log", log,
+                          "--record", har)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        (tmp_path / f"{name}.received.json").write_text(json.dumps(received(served)[before:]), encoding="utf-8")
         runs[name] = (done, json.loads(report.read_text(encoding="utf-8")), request_lines(log.read_text(encoding="utf-8")))
     leftovers = [path.name for path in tmp_path.iterdir() if path.name.endswith(".part")]
     assert not leftovers, leftovers
@@ -80,6 +95,8 @@ def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: Run
     # An extra worker reads, for itself, each fixture IP's starting state and its end state, and each interface's virtual machine.
     bound = 2 * len(load_target_fixtures(MOCK_TARGET_YAML, environ={}).known_ips()) + 2
     assert all(line.startswith("GET ") for line in extra_reads) and sum(extra_reads.values()) <= bound, extra_reads
+    # One record for both workers, each exchange marked with its worker (the controller's own, for the header, with none).
+    assert {item.get("_worker") for item in entries(tmp_path / "n2.har")} == {"gw0", "gw1", None}
 
 
 @pytest.mark.slow
@@ -91,10 +108,17 @@ def test_live_two_workers_give_the_verdicts_counts_and_log_of_one(
     before = holders(served.base_url, mock_target_fixtures)
     # Outside the checkout, as a user runs it (a fixtures path inside it made pytest's rootdir the checkout, hiding unstable ids).
     fixtures = shutil.copy(mock_target_fixtures.source, tmp_path / "mock-target.yaml")
-    runs = run_both(run_pytest, tmp_path, "--target-url", served.base_url, "--target-fixtures", fixtures, "--max-rate", "2000")
+    runs = run_both(run_pytest, tmp_path, "--target-url", served.base_url, "--target-fixtures", fixtures, "--max-rate", "2000", served=served)
     assert_same_run(runs)
     (_, report0, log0), (n2, report2, log2) = runs["n0"], runs["n2"]
-    assert report2["requests"] == report0["requests"] and report0["requests"]["sent"] == len(log0) == len(log2)
+    # The tests' requests are the same; -n 2 adds each worker's preflight and the controller's read-back, and counts them.
+    assert report2["requests"]["sent"] == report0["requests"]["sent"] == len(log0) == len(log2)
+    assert report2["requests"]["by_status"] == report0["requests"]["by_status"]
+    assert report2["requests"]["preflights"] == 3 and report0["requests"]["preflights"] == 1
+    for name, report in (("n0", report0), ("n2", report2)):
+        # The report's count is what the server received; the record holds each of those requests, and replays to the run's verdicts.
+        server = json.loads((tmp_path / f"{name}.received.json").read_text(encoding="utf-8"))
+        assert_recorded(tmp_path / f"{name}.har", server, report, mock_target_fixtures, tmp_path)
     # Which of two concurrent requests wins differs from run to run; the requests and the counts per status do not.
     assert sorted(STATUS.sub("", line) for line in log2) == sorted(STATUS.sub("", line) for line in log0)
     assert f"requests sent: {report0['requests']['sent']}" in n2.stdout

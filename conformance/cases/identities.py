@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from conformance.setup.fixtures import Credential, TargetFixtures
+from conformance.setup.references import MADE_UP_TOKEN_PREFIX
 
 FIXTURE_IDENTITIES = ("valid", "without_scope", "network_restricted", "invalid_capabilities")
 
 
 def random_token(run_id: str) -> str:
     """A token that cannot exist on any target, made up per run."""
-    return f"kc-conformance-nonexistent-{run_id}"
+    return f"{MADE_UP_TOKEN_PREFIX}{run_id}"
 
 
 def identity_headers(identity: str, fixtures: TargetFixtures, run_id: str) -> dict[str, str]:

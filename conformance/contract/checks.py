@@ -39,7 +39,7 @@ from conformance.contract.ids import (
 from conformance.contract.promises import PROMISES, promise_id
 from conformance.setup.fixtures import IPRef
 from conformance.setup.paths import data_path
-from conformance.wire.exchange import describe_exchange, error_code, error_detail
+from conformance.wire.exchange import Change, describe_exchange, error_code, error_detail
 from conformance.wire.paths import ALLOCATE_PATH
 
 SPEC_PATH = data_path("spec", "allocate_ip.yaml")
@@ -55,12 +55,18 @@ class ConformanceFailure(Deviation):
     """A response broke a documented promise: a headline of expected against received, the promise and check, the exchange."""
 
     def __init__(self, title: str, received: str, documented: str, response: httpx.Response | None = None, *,
-                 promise: str | None = None, check: str | None = None) -> None:
+                 promise: str | None = None, check: str | None = None, change: Change | None = None) -> None:
         # Which promise this breaks (checked against the catalogue now); None means the promise the running test exists for.
+        # `change`: the allocation the request changed, which its reproduce lines say and put back.
         super().__init__(title, received, documented, promise=promise_id(promise) if promise is not None else None, check=check,
                          status=response.status_code if response is not None else None,
                          code=error_code(response) if response is not None else None,
-                         exchange=describe_exchange(response) if response is not None else "")
+                         exchange=describe_exchange(response, change) if response is not None else "")
+
+    def moved(self, response: httpx.Response, change: Change) -> ConformanceFailure:
+        """The same failure, its reproduce lines saying the request moved an IP a test watched and putting it back (the test, not the
+        check, knows): a new failure, to raise in this one's place."""
+        return self.replaced(exchange=describe_exchange(response, change))
 
 
 @cache
@@ -515,10 +521,16 @@ def is_ip_address(value: Any) -> bool:
     return True
 
 
-def side_effect(ip: IPRef, now: str | None, before: str | None, response: httpx.Response) -> ConformanceFailure:
-    """A rejected request changed who holds an IP: the finding of "no side effects"."""
+def side_effect(ip: IPRef, now: str | None, before: str | None, response: httpx.Response, put_back: str = "") -> ConformanceFailure:
+    """A rejected request changed who holds an IP: the finding of "no side effects"; its reproduce line says so, and `put_back` undoes it."""
     return ConformanceFailure("Rejected request changed an allocation", f"{ip.id} ({ip.address}) now held by {now or 'nobody'}",
-                              f"unchanged: held by {before or 'nobody'}", response, promise=NO_SIDE_EFFECTS, check="allocations unchanged")
+                              f"unchanged: held by {before or 'nobody'}", response, promise=NO_SIDE_EFFECTS, check="allocations unchanged",
+                              change=Change(f"though refused, it moves {moved(ip, before, now)}", put_back))
+
+
+def moved(ip: IPRef, before: str | None, now: str | None) -> str:
+    """An IP's move, as a reproduce line tells it."""
+    return f"{ip.id} ({ip.address}) from {before or 'nobody'} to {now or 'nobody'}"
 
 
 # Answers given only past the scope check: a token that gets one holds the operation's scope (or the server ignores scopes).

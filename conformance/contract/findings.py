@@ -257,11 +257,13 @@ def activate(run: RunContext) -> Callable[[], None]:
     """Make `run` the active run and add its secrets to the redaction; returns what puts back the run and the secrets before it."""
     before, secrets_before = ACTIVE.run, REDACT.snapshot()
     ACTIVE.run = run
-    REDACT.add(run.secrets)
+    if run.secrets:
+        REDACT.add(run.secrets)
 
     def put_back() -> None:
         ACTIVE.run = before
-        REDACT.restore(secrets_before)
+        if REDACT.snapshot() != secrets_before:  # the run's secrets, and any added while it was active (the environment's)
+            REDACT.restore(secrets_before)
 
     return put_back
 

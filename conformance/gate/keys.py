@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from conformance.gate.session import ConformanceSession, RunRecord  # noqa: F401
     from conformance.setup.fixtures import TargetFixtures  # noqa: F401
     from conformance.setup.settings import SuiteConfig  # noqa: F401
+    from conformance.wire.har import HarRecorder  # noqa: F401
 
 CONFIG_KEY = pytest.StashKey["SuiteConfig"]()
 FIXTURES_KEY = pytest.StashKey["TargetFixtures"]()
@@ -29,6 +30,8 @@ RUN_KEY = pytest.StashKey["RunContext"]()
 SETTINGS_KEY = pytest.StashKey["settings"]()
 PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 HEAP_KEY = pytest.StashKey["StartUpHeap"]()
+# Set when the run is recorded (--record): the HAR record every target of this process writes to.
+RECORDER_KEY = pytest.StashKey["HarRecorder"]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
 RECORD_KEY = pytest.StashKey["RunRecord"]()
 # On the xdist controller: every worker's data as it comes in (gate.xdist).

@@ -1,41 +1,28 @@
 """The allocation ledger: every fixture IP's starting holder, read once; whatever moves is put back and verified."""
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import httpx
 
 from conformance.contract.findings import NotReached
+from conformance.gate.putback import Drift
 from conformance.setup.fixtures import Credential, IPRef
 from conformance.wire import api
+from conformance.wire.exchange import curl_post
+from conformance.wire.interrupts import WaitCut
 from conformance.wire.paths import ALLOCATE_PATH, UNALLOCATE_PATH
 from conformance.wire.transport import Target, TargetError
 
-FREE = "free"
-TOKEN_VARIABLE = "$KATAPULT_API_TOKEN"
+# A holder not read since a request could have changed it: its put-back command unallocates first, to be sure.
+UNKNOWN = "unknown"
+INTERRUPTED_AGAIN = "interrupted again before it was put back"
 
 
-@dataclass(frozen=True)
-class Drift:
-    """An IP not back in its starting state, and what to run to put it back."""
-
-    ip: IPRef
-    started: str | None
-    now: str | None
-    fix: str = ""
-
-    def __str__(self) -> str:
-        text = f"{self.ip.id} ({self.ip.address}): was {self.started or FREE}, now {self.now or FREE}"
-        return text + (f"; to restore it run: {self.fix}" if self.fix else "")
-
-
-def curl(base_url: str, path: str, body: object) -> str:
-    """A command that sends one request with the valid token from the environment (never its value)."""
-    return (f"curl -sS -X POST '{base_url}{path}' -H \"Authorization: Bearer {TOKEN_VARIABLE}\""
-            f" -H 'Content-Type: application/json' -d '{json.dumps(body)}'")
+def curl(base_url: str, path: str, body: object, credential: Credential) -> str:
+    """A command that sends one request as the credential, named by the variable the fixtures read it from (never its value)."""
+    return curl_post(f"{base_url}{path}", credential.shell_headers(), body)
 
 
 class AllocationLedger:
@@ -53,6 +40,8 @@ class AllocationLedger:
         self.known: dict[IPRef, str | None] = {}
         self.stale: set[IPRef] = set()
         self.moved_unasked: list[Drift] = []
+        # IPs whose reading a second interrupt cut short while nothing since their last reading could have moved them.
+        self.unchecked: list[IPRef] = []
         self.lock = threading.Lock()
 
     def start(self, holders: Mapping[IPRef, str | None]) -> None:
@@ -160,32 +149,59 @@ class AllocationLedger:
         """What to run by hand to put the IP back."""
         steps = []
         if now is not None:
-            steps.append(curl(self.target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": ip.id}}))
+            steps.append(curl(self.target.base_url, UNALLOCATE_PATH, {"ip_address": {"id": ip.id}}, self.credential))
         if started is not None:
             home = self.homes.get(started, f"<an interface of {started}>")
-            steps.append(curl(self.target.base_url, ALLOCATE_PATH, api.allocate_body(home, {"id": ip.id})))
+            steps.append(curl(self.target.base_url, ALLOCATE_PATH, api.allocate_body(home, {"id": ip.id}), self.credential))
         return " && ".join(steps)
 
+    def pending(self) -> list[Drift]:
+        """The IPs a test moved that are not known to be back yet, each with the command that puts it back (before cleanup waits)."""
+        with self.lock:
+            unsure = sorted(self.dirty, key=lambda ip: ip.id)
+        believed = {ip: self.believed(ip) for ip in unsure}
+        return [Drift(ip, self.started.get(ip), believed[ip], self.fix_command(ip, self.started.get(ip), believed[ip]))
+                for ip in unsure if believed[ip] != self.started.get(ip)]
+
+    def believed(self, ip: IPRef) -> str | None:
+        """The IP's holder as last read, or UNKNOWN when a request since could have changed it (nothing is sent)."""
+        with self.lock:
+            return self.known[ip] if ip in self.known and ip not in self.stale else UNKNOWN
+
     def restore(self, ips: Iterable[IPRef] | None = None, *, fresh: bool = False) -> list[Drift]:
-        """Put every dirty IP (or those given) back in its starting state (outside the budget); return what could not be."""
+        """Put every dirty IP (or those given) back in its starting state (outside the budget); return what could not be.
+
+        An IP that could not be put back stays dirty: it is still the suite's to put back, not one the target moved unasked.
+        """
         chosen = sorted(self.dirty if ips is None else set(ips), key=lambda ip: ip.id)
         drifts = []
         for ip in chosen:
             started = self.started.get(ip)
+            unasked = fresh and ip not in self.dirty
             try:
                 now = self.read(ip, budgeted=False) if fresh else self.holder(ip, budgeted=False)
+                found = now
                 if now != started:
-                    if fresh and ip not in self.dirty:
-                        self.moved_unasked.append(Drift(ip, started, now))
                     self.put_back(ip, started, now)
                     now = self.read(ip, budgeted=False)
+            except WaitCut:
+                # As it started when last read, and no request since could have moved it: not checked, but not left changed.
+                if self.believed(ip) == started:
+                    if ip not in self.unchecked:
+                        self.unchecked.append(ip)
+                    continue
+                drifts.append(Drift(ip, started, f"{UNKNOWN} ({INTERRUPTED_AGAIN})", self.fix_command(ip, started, self.believed(ip))))
+                continue
             except TargetError as error:
-                drifts.append(Drift(ip, started, f"unknown ({error})", self.fix_command(ip, started, self.known.get(ip))))
+                drifts.append(Drift(ip, started, f"unknown ({error})", self.fix_command(ip, started, self.believed(ip))))
                 continue
             if now != started:
                 drifts.append(Drift(ip, started, now, self.fix_command(ip, started, now)))
-        with self.lock:
-            self.dirty -= set(chosen)
+                continue
+            if unasked and found != started:
+                self.moved_unasked.append(Drift(ip, started, found, put_back=True))
+            with self.lock:
+                self.dirty.discard(ip)
         return drifts
 
     def verify(self) -> list[Drift]:

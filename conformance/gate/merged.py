@@ -10,7 +10,7 @@ from conformance.setup.fixtures import IPRef
 from conformance.wire.profile import WireProfile
 
 if TYPE_CHECKING:
-    from conformance.gate.ledger import Drift
+    from conformance.gate.putback import Drift
 
 
 @dataclasses.dataclass
@@ -20,6 +20,8 @@ class Merged:
     live: bool = False
     sent: int = 0
     preflight: int = 0
+    preflights: int = 0
+    end_of_run: int = 0
     throttled: int = 0
     statuses: Counter[int] = dataclasses.field(default_factory=Counter)
     generated: dict[str, Counter[int]] = dataclasses.field(default_factory=dict)
@@ -33,21 +35,26 @@ class Merged:
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
-        from conformance.gate.ledger import Drift
+        from conformance.gate.putback import Drift
 
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
-        self.preflight += int(data["preflight"])
+        self.add_preflight(int(data["preflight"]))
         self.throttled += int(data["throttled"])
         self.statuses.update({int(status): count for status, count in data["statuses"].items()})
         for name, statuses in data["generated"].items():
             self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
         for ip_id, address, holder in data["started"]:
             self.started.setdefault(IPRef(ip_id, address), holder)
-        self.drifts += [Drift(IPRef(ip_id, address), started, now) for ip_id, address, started, now in data["drifts"]]
+        self.drifts += [Drift(IPRef(ip_id, address), started, now, fix, put_back) for ip_id, address, started, now, fix, put_back in data["drifts"]]
         if data["request_log"] is not None:
             self.parts[worker] = Path(data["request_log"])
         self.findings += data["findings"]
         self.reached.update(data["reached"])
         for name, counts in data["wire"].items():
             getattr(self.wire, name).update(counts)
+
+    def add_preflight(self, requests: int) -> None:
+        """One process's preflight (none ran where it sent nothing)."""
+        self.preflight += requests
+        self.preflights += 1 if requests else 0

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import signal
-import threading
 from collections.abc import Generator, Iterator
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -71,8 +68,10 @@ def activate(config: pytest.Config) -> None:
     from conformance.contract.findings import activate as activate_run
     from conformance.gate.heap import StartUpHeap
     from conformance.gate.reporting import start_reporter
+    from conformance.gate.signals import handle_signals
     from conformance.setup.fixtures import FixturesError, load_target_fixtures
     from conformance.setup.profiles import session_seed, suite_settings
+    from conformance.setup.references import NAMES
 
     cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
     try:
@@ -85,8 +84,7 @@ def activate(config: pytest.Config) -> None:
             check_world(suite)
     except (ConfigError, FixturesError, ValueError) as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
-    if suite.is_live:
-        interrupt_on_sigterm(config)
+    handle_signals(config)
     # Frozen once the suite is collected; given back in a cleanup registered now, from pytest_configure: before pytest's
     # own configure registers the full collections of its end of run, so those run first, on the smaller heap.
     heap = config.stash[HEAP_KEY] = StartUpHeap()
@@ -99,12 +97,18 @@ def activate(config: pytest.Config) -> None:
                                 if key in ("valid", "without_scope") and "Authorization" in credential.headers),
         secrets=frozenset(fixtures.secrets()))
     config.add_cleanup(activate_run(run))
+    # Reproduce lines name each credential by the variable the fixtures read it from, until the session ends.
+    config.add_cleanup(NAMES.use(fixtures))
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
     config.stash[SETTINGS_KEY] = suite_settings(suite.profile, suite.max_examples)
     given_seed = config.getoption("hypothesis_seed", None)
     config.stash[SEED_KEY] = session_seed(suite.profile, int(given_seed) if given_seed is not None else None)
     start_reporter(config)
+    if suite.record is not None:
+        from conformance.gate.recording import start_recording
+
+        start_recording(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -194,22 +198,6 @@ def check_world(suite: SuiteConfig) -> None:
         raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
 
 
-def interrupt_on_sigterm(config: pytest.Config) -> None:
-    """CI runners stop jobs with SIGTERM: treat it like Ctrl-C, so the allocations are still undone and verified."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    config.add_cleanup(restore)
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Show the resolved target, fixtures and profile, and where each came from (never a secret); nothing when the suite is not run."""
     if not is_active(config):
@@ -225,30 +213,41 @@ def machine_source(config: pytest.Config) -> str:
         return ("interface virtual machines from the interface read where credentials.valid may read interfaces, else from"
                 " allocate_ip's 200 answers (the preflight says which)")
     from conformance.gate.machines import InterfaceMachines
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import SESSION_START
     from conformance.wire.transport import TargetError
 
     probe = make_target(suite)
+    attach(config, probe)
     machines = InterfaceMachines(probe, fixtures.credential("valid"))
     try:
-        with contextlib.suppress(TargetError):
+        with contextlib.suppress(TargetError), marked(config, phase=SESSION_START):
             machines.of(fixtures.network_interface_id, budgeted=False)
     finally:
         probe.close()
     return machines.describe()
 
 
+# The suite's options that shape what a test sends and how it is judged: a reproduce command keeps each the run did not leave
+# at its default. The others only record a run (reports, request log, baseline) or stop it (its budget and duration).
+SHAPING_OPTIONS = ("target_url", "target_fixtures", "max_examples", "mock_mutant", "mock_world", "request_timeout", "max_rate", "ca_bundle",
+                   "allow_production")
+
+
 def reproduce_command(config: pytest.Config, test_name: str) -> str:
-    """The command that replays a generated test's failure: same test, profile, seed and target (never a secret)."""
+    """The command that replays a generated test's failure: same test, profile, seed, target and every option that shaped it (never a secret)."""
+    import shlex
+
     suite = config.stash[CONFIG_KEY]
-    parts = ["pytest --pyargs conformance", f"-k '{test_name}'", f"--conformance-profile {suite.profile}",
+    parts = ["pytest --pyargs conformance", f"-k {shlex.quote(test_name)}", f"--conformance-profile={suite.profile}",
              f"--hypothesis-seed={config.stash[SEED_KEY]}"]
-    if suite.max_examples is not None:
-        parts.append(f"--conformance-max-examples {suite.max_examples}")
-    if suite.is_live:
-        parts += [f"--target-url {suite.target_url}", f"--target-fixtures {suite.fixtures_path}"]
-    elif suite.mock_mutant:
-        parts.append(f"--mock-mutant {suite.mock_mutant}")
+    for option in OPTIONS:
+        setting = suite.settings[option.dest]
+        if option.dest not in SHAPING_OPTIONS or setting.source == "default":
+            continue
+        # Joined with `=`: a separate path would move pytest's rootdir (README, "First commands").
+        parts.append(option.flag if option.kind == "flag" else f"{option.flag}={shlex.quote(str(setting.value))}")
     return " ".join(parts)
 
 
@@ -307,15 +306,19 @@ def check_setup(session: pytest.Session) -> None:
     if suite is None or not suite.is_live or session.config.option.collectonly:
         return
     from conformance.gate.preflight import preflight, stop_message
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import PREFLIGHT
     from conformance.wire.profile import WireProfile
     from conformance.wire.transport import TargetError
 
     probe = make_target(suite)
     wire = WireProfile()
     probe.observers.append(wire.observe)
+    attach(session.config, probe)
     try:
-        found = preflight(probe, session.config.stash[FIXTURES_KEY])
+        with marked(session.config, phase=PREFLIGHT, test=None, promises=[]):
+            found = preflight(probe, session.config.stash[FIXTURES_KEY])
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
@@ -345,8 +348,14 @@ def bursts_for_429(session: pytest.Session) -> bool:
 @pytest.fixture(scope="session")
 def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
-    from conformance.gate.ledger import AllocationLedger, Drift
+    from conformance.contract.promises import CLEANUP
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
+    from conformance.gate.recording import attach, marked, marking
     from conformance.gate.session import ConformanceSession, cleanup_message, make_target, record_starting_state
+    from conformance.gate.signals import CleanupNotice, terminal_writer, tests_over, unchecked_message
+    from conformance.wire.har import BURST, END_OF_RUN, SESSION_START
+    from conformance.wire.interrupts import INTERRUPTS
     from conformance.wire.pacing import RateLimitMonitor
     from conformance.wire.transport import TargetError
 
@@ -360,6 +369,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
                                  rate_limit_monitor=monitor)
     target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.interfaces.learn,
                          session.ledger.observe]
+    notice = CleanupNotice(session.ledger, terminal_writer(config))
+    target.pacer.sleep = notice.wrap(target.pacer.sleep)
     request_log = None
     if suite.request_log:
         from conformance.wire.request_log import RequestLog
@@ -367,24 +378,32 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         request_log = RequestLog(suite.request_log, session.run_id)
     if request_log is not None:
         target.observers.append(request_log.observe)
+    attach(config, target)
     config.stash[SESSION_KEY] = session
     if fixtures.provoke_rate_limit and bursts_for_429(request.session):
         from conformance.cases.rate_limit import WindowEndBurst, sender
         from conformance.cases.scenarios import RunValues
+        from conformance.contract.ids import RATE_LIMIT_REACHED
+        from conformance.contract.promises import declared_promises
 
         values = RunValues(session.run_id)
-        session.window_end_burst = WindowEndBurst(sender(target, fixtures.credential("valid"), values.value("unknown_interface"),
-                                                         values.value("unknown_ip")))
-        target.pacer.on_window_spent = session.window_end_burst
+        burst = session.window_end_burst = WindowEndBurst(sender(target, fixtures.credential("valid"), values.value("unknown_interface"),
+                                                                 values.value("unknown_ip")))
+        # Made inside another test's request, the burst serves the 429's test: the record says so.
+        served = next((item.nodeid for item in request.session.items if RATE_LIMIT_REACHED in declared_promises(item)), None)
+        target.pacer.on_window_spent = marking(config, burst, test=served, promises=[RATE_LIMIT_REACHED], phase=BURST)
     # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
     run = config.stash[RUN_KEY]
     run.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
-    record_starting_state(session, found)
+    with marked(config, phase=SESSION_START, promises=[CLEANUP.id]):
+        record_starting_state(session, found)
     yield session
+    tests_over()
     try:
-        left = session.ledger.verify()
+        with marked(config, phase=END_OF_RUN, test=None, promises=[CLEANUP.id]):
+            left = session.ledger.verify()
         session.drifts = [*session.ledger.moved_unasked, *left]
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
@@ -393,16 +412,17 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         target.close()
         if request_log is not None:
             request_log.close()
-    if not session.drifts:
-        return
-    if request.session.shouldstop or request.session.shouldfail:
-        # Stopped early (--maxfail, -x): pytest tears this down in its own sessionfinish, where a failure is a crash.
-        # The summary's cleanup verdict fails on these drifts; the terminal names them now.
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None:
-            terminal.write_line(cleanup_message(session), red=True)
-        return
-    pytest.fail(cleanup_message(session), pytrace=False)
+    notice.outcome(sum(not drift.put_back for drift in session.drifts), len(session.ledger.unchecked))
+    # Not a failure of the last test: the reporter judges these as the end-of-run ledger check (findings of `cleanup`, a failing
+    # case of their own when no test failed on them). Raised here, it would fail whichever test ran last, and inside pytest's
+    # own end of the session (an interrupted or stopped run) it would be a crash.
+    if INTERRUPTS.stopping or request.session.shouldstop or request.session.shouldfail:
+        # The run ends early: the commands go out now, before the reports (a CI job's SIGKILL may follow).
+        write = terminal_writer(config)
+        if session.drifts:
+            write(cleanup_message(session))
+        if session.ledger.unchecked:
+            write(unchecked_message(session.ledger.unchecked))
 
 
 def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
@@ -430,10 +450,15 @@ def target(conformance_session: ConformanceSession) -> Target:
 @pytest.fixture
 def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
     """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
+    from conformance.gate.putback import NotPutBack
+    from conformance.wire.interrupts import INTERRUPTS
+
     yield conformance_session.ledger
     drifts = conformance_session.ledger.restore()
-    if drifts:
-        pytest.fail("could not restore: " + "; ".join(str(drift) for drift in drifts), pytrace=False)
+    # Torn down in pytest's end of the session (an interrupted run), a failure would crash it: the IPs stay the ledger's,
+    # and the end-of-run check, which tries them again, names them.
+    if drifts and not INTERRUPTS.tests_over:
+        raise NotPutBack(drifts)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -17,7 +17,7 @@ from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
 from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for typing
 
 from conformance.contract.checks import ConformanceFailure, forget_schemathesis_objects
-from conformance.contract.findings import FindingLog, Signature, TestScope, charged_to, message_shape
+from conformance.contract.findings import NOT_REACHED_PREFIX, FindingLog, Signature, TestScope, charged_to, message_shape
 from conformance.contract.ids import RATE_LIMIT_REACHED
 from conformance.contract.outcomes import Cause, CausedSkip
 from conformance.contract.promises import (
@@ -34,11 +34,13 @@ from conformance.contract.promises import (
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
 from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, RUN_KEY, SCOPE_KEY, run_record
+from conformance.gate.putback import NOT_BACK, Drift, NotPutBack
 from conformance.gate.summarise import RunFacts, summarise
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
 from conformance.setup.settings import SuiteConfig
+from conformance.wire.interrupts import INTERRUPTS
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
 OPTED_OUT_PROPERTY, CAUSE_PROPERTY = "opted out by", "skip cause"
@@ -99,6 +101,15 @@ class Observation:
     promise: str | None = None
 
 
+def drift_observation(drift: Drift) -> Observation:
+    """One IP's cleanup finding, the same from a test's cleanup and from the end-of-run ledger check (so seen twice, it is one)."""
+    started = f"{drift.ip.id} as it started ({drift.started or 'free'})"
+    if drift.put_back:
+        return Observation(f"IP moved though no test left it changed: {drift.ip.id}", "end-of-run ledger check", started, str(drift))
+    # The IP in the check: two IPs not back are two findings, each with its own command (their messages have one shape).
+    return Observation(f"IP {NOT_BACK}: {drift.ip.id}", f"{drift.ip.id} put back", started, str(drift))
+
+
 def first_failure(error: BaseException) -> BaseException:
     """The failure inside an exception group (hypothesis reports several distinct failures as one)."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
@@ -127,6 +138,7 @@ def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
 
 
 RUN_NODE = "conformance"
+INTERRUPTED_NODE = f"{RUN_NODE}::run[interrupted]"
 UNSPOKEN = "(no test failed on it: its findings were seen by tests of other promises, between tests or at the end of the run)"
 
 
@@ -287,6 +299,12 @@ class ConformanceReporter:
             report.longrepr = reader_text(failure, error)
         if not promises:
             return
+        if isinstance(failure, NotPutBack):
+            # One finding per IP, the one the end-of-run ledger check records for it too.
+            for drift in failure.drifts:
+                self.log.record(drift_observation(drift), CLEANUP.id, node_name(item.nodeid))
+            record(item, report, (CHARGED_PROPERTY, CLEANUP.id))
+            return
         promise = charged_to(getattr(failure, "promise", None), promises) or promises[0]
         finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
             self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
@@ -339,22 +357,25 @@ class ConformanceReporter:
         if record is None or not record.watched:
             return []
         for drift in record.drifts:
-            self.log.record(Observation(f"IP not back in its starting state: {drift.ip.id}", "end-of-run ledger check",
-                                        f"{drift.ip.id} as it started ({drift.started or 'free'})", str(drift)), CLEANUP.id,
-                            "end-of-run ledger check")
-        if not record.drifts:
-            self.log.reach(CLEANUP.id)
+            self.log.record(drift_observation(drift), CLEANUP.id, "end-of-run ledger check")
         drifts = "; ".join(str(drift) for drift in record.drifts)
+        if not drifts and record.unchecked:
+            return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), SKIPPED, f"{NOT_REACHED_PREFIX}interrupted again before it read"
+                                f" {', '.join(record.unchecked)}", phase="session", cause=Cause.NOT_REACHED)]
+        if not drifts:
+            self.log.reach(CLEANUP.id)
         return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,), phase="session")]
 
     def requests(self) -> dict[str, Any] | None:
-        """Requests the tests sent per status, and those the preflight sent before them, on live targets."""
+        """Requests the tests sent per status, those the preflight(s) sent before them and the xdist controller's end-of-run check
+        after them, and all of them: what the target received, on live targets."""
         record = run_record(self.config)
         if record is None or not record.live:
             return None
         statuses = record.statuses
         return {"sent": record.sent, "by_status": {str(status): statuses[status] for status in sorted(statuses)},
-                "preflight": record.preflight, "throttled": record.throttled}
+                "preflight": record.preflight, "throttled": record.throttled, "preflights": record.preflights,
+                "end_of_run": record.end_of_run, "total": record.sent + record.preflight + record.end_of_run}
 
     def baseline_problems(self) -> tuple[Review | None, list[Problem], list[str]]:
         """Mark the findings the baseline excuses; the problems that fail the run, and notes."""
@@ -376,7 +397,11 @@ class ConformanceReporter:
             return
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
         found, problems, notes = self.baseline_problems()
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (session.shouldstop is not False and bool(session.shouldstop))
+        # An interrupt once the tests were over raised nothing (it ended cleanup's waits): the run was interrupted all the same.
+        if INTERRUPTS.stopping and not is_worker(self.config) and session.exitstatus != pytest.ExitCode.INTERRUPTED:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        interrupted = (exitstatus == pytest.ExitCode.INTERRUPTED or INTERRUPTS.stopping
+                       or (session.shouldstop is not False and bool(session.shouldstop)))
         preflight = self.config.stash.get(PREFLIGHT_KEY, None)
         setup_problems = list(preflight.problems) if preflight is not None else []
         self.summary = summarise(RunFacts(
@@ -402,7 +427,8 @@ class ConformanceReporter:
             text = f"the setup is wrong, no test was run (exit 6): {'; '.join(setup_problems)}"
             self.emit(session, [case_report("run[setup]", text, (), error=True)])
         elif interrupted:
-            self.emit(session, [case_report("run[interrupted]", f"the run was interrupted ({session.shouldstop or 'Ctrl-C or SIGTERM'}):"
+            self.emit(session, [case_report(INTERRUPTED_NODE.removeprefix(f"{RUN_NODE}::"),
+                                            f"the run was interrupted ({session.shouldstop or 'Ctrl-C or SIGTERM'}):"
                                             " its verdicts are partial and it is not a pass; cleanup still ran", (), error=True)])
         else:
             self.emit(session, unspoken_cases(self.summary, outcomes))
@@ -446,6 +472,12 @@ class ConformanceReporter:
         if record is None:
             return {}
         return {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        """The interrupted run's case is counted as `interrupted` in the last line (an error in JUnit), so the line says so."""
+        if report.nodeid == INTERRUPTED_NODE and report.failed:
+            return "interrupted", "!", "INTERRUPTED"
+        return None
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """One line per promise, the findings, requests per status (live), problems, and files written (if any promise was judged)."""

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from conformance.gate.ledger import AllocationLedger, Drift
+from conformance.gate.ledger import AllocationLedger
 from conformance.gate.machines import InterfaceMachines
+from conformance.gate.putback import Drift
 from conformance.setup.fixtures import TargetFixtures, UnusableFixture
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.pacing import RateLimitMonitor
@@ -69,7 +70,8 @@ class ConformanceSession:
         """What this session did, for the end of the run."""
         target = self.target
         return RunRecord(target.is_live, target.sent, target.statuses, target.throttled, self.preflight_requests, bool(self.ledger.started),
-                         self.drifts, self.generated, self.wire)
+                         self.drifts, self.generated, self.wire, preflights=1 if self.preflight_requests else 0,
+                         unchecked=tuple(ip.id for ip in self.ledger.unchecked))
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -91,6 +93,12 @@ class RunRecord:
     drifts: list[Drift]
     generated: dict[str, Counter[int]]
     wire: WireProfile
+    # How many preflights `preflight` counts (under xdist the controller and each worker run one), and the requests of the xdist
+    # controller's read-back after every worker finished: with `sent` and `preflight`, every request the target received.
+    preflights: int = 1
+    end_of_run: int = 0
+    # Fixture IPs the end-of-run check did not read (a second interrupt): it judged nothing of them.
+    unchecked: tuple[str, ...] = ()
 
 
 def make_target(suite: SuiteConfig) -> Target:
@@ -130,11 +138,11 @@ def record_starting_state(session: ConformanceSession, found: Preflight | None) 
 def cleanup_message(session: ConformanceSession) -> str:
     """Why the end-of-run check failed: IPs the target moved unasked (put back now), and IPs that could not be put back."""
     lines = []
-    unasked = session.ledger.moved_unasked
+    unasked = [drift for drift in session.drifts if drift.put_back]
     if unasked:
         lines.append("the target moved IPs that no test left changed (they are put back now):")
         lines += [f"  {drift}" for drift in unasked]
-    left = [drift for drift in session.drifts if drift not in unasked]
+    left = [drift for drift in session.drifts if not drift.put_back]
     if left:
         lines.append("katapult-conformance left the target changed; these IPs are not back in their starting state:")
         lines += [f"  {drift}" for drift in left]

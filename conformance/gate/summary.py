@@ -193,8 +193,7 @@ def summary_markdown(summary: Summary) -> str:
         if items:
             lines += ["", f"## {title}", "", *(f"- {_cell(item)}" for item in items)]
     if summary.requests is not None:
-        preflight = summary.requests.get("preflight", 0)
-        lines += ["", f"## Requests sent: {summary.requests['sent']}, plus {preflight} by the preflight", "", "| Status | Count |", "| --- | --- |"]
+        lines += ["", f"## Requests sent: {summary.requests['sent']}, {besides_tests(summary.requests)}", "", "| Status | Count |", "| --- | --- |"]
         lines += [f"| {status} | {count} |" for status, count in summary.requests["by_status"].items()]
     return "\n".join(lines) + "\n"
 
@@ -204,6 +203,19 @@ def write_report(path: Path, summary: Summary) -> None:
     text = json.dumps(summary_json(summary), indent=2) + "\n" if path.suffix == ".json" else summary_markdown(summary)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(REDACT(text), encoding="utf-8")
+
+
+def besides_tests(requests: dict[str, Any]) -> str:
+    """The requests sent besides the tests': the preflight's (one per xdist process), the xdist controller's end-of-run check, and
+    the sum of all, which is what the target received."""
+    preflight, preflights, end = requests.get("preflight", 0), requests.get("preflights", 1), requests.get("end_of_run", 0)
+    text = f"plus {preflight} by {preflights} preflights (the xdist controller's and each worker's)" if preflights > 1 else \
+        f"plus {preflight} by the preflight"
+    if end:
+        text += f", plus {end} by the end-of-run check after every worker"
+    if preflights > 1 or end:
+        text += f": {requests.get('total', requests['sent'] + preflight + end)} in all"
+    return text
 
 
 def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
@@ -224,10 +236,9 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         lines.append((f"interface virtual machines from {summary.machines_from}", {}))
     if summary.requests is not None:
         by_status = ", ".join(f"{status}: {count}" for status, count in summary.requests["by_status"].items())
-        preflight = summary.requests.get("preflight", 0)
         throttled = summary.requests.get("throttled", 0)
         waited = f"; {throttled} paced request(s) got a 429 and were retried after a wait" if throttled else ""
-        lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), plus {preflight} by the preflight{waited}", {}))
+        lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), {besides_tests(summary.requests)}{waited}", {}))
     if summary.setup_problems:
         lines.append((f"the setup is wrong ({len(summary.setup_problems)} problem(s)): no test was run, nothing was judged (exit 6)",
                       {"red": True, "bold": True}))

@@ -18,17 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, LOCK_KEY, MERGED_KEY, RECORD_KEY, SESSION_KEY
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, LOCK_KEY, MERGED_KEY, PREFLIGHT_KEY, RECORD_KEY, SESSION_KEY
 from conformance.gate.merged import Merged
 from conformance.setup.settings import Setting, SuiteConfig
 
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
-    from conformance.gate.ledger import Drift
+    from conformance.gate.putback import Drift
     from conformance.gate.session import ConformanceSession, RunRecord
 
 OUTPUT_KEY = "katapult_conformance"
+# A worker that ran the preflight but no test of the suite (live, every test goes to one worker) ships its preflight's count alone.
+PREFLIGHT_OUTPUT_KEY = "katapult_conformance_preflight"
 TARGET_GROUP = "katapult-target"
 SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
 
@@ -119,7 +121,7 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
         "statuses": {str(status): count for status, count in session.target.statuses.items()},
         "generated": {name: {str(status): count for status, count in statuses.items()} for name, statuses in session.generated.items()},
         "started": [[ip.id, ip.address, holder] for ip, holder in session.ledger.started.items()],
-        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now] for drift in session.drifts],
+        "drifts": [[drift.ip.id, drift.ip.address, drift.started, drift.now, drift.fix, drift.put_back] for drift in session.drifts],
         "request_log": str(log) if log is not None else None,
         "findings": [finding.as_dict() for finding in findings.findings.values()] if findings is not None else [],
         "reached": dict(findings.reached) if findings is not None else {},
@@ -133,11 +135,15 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
     """The controller takes in a finished worker's data."""
-    data = getattr(node, "workeroutput", {}).get(OUTPUT_KEY)
-    if data is None:
+    output = getattr(node, "workeroutput", {})
+    data, preflight = output.get(OUTPUT_KEY), output.get(PREFLIGHT_OUTPUT_KEY)
+    if data is None and preflight is None:
         return
     merged = node.config.stash.setdefault(MERGED_KEY, Merged())
-    merged.add(str(node.gateway.id), data)
+    if data is not None:
+        merged.add(str(node.gateway.id), data)
+    if preflight is not None:
+        merged.add_preflight(int(preflight))
 
 
 def join_request_log(log: Path, parts: dict[str, Path]) -> None:
@@ -151,20 +157,27 @@ def join_request_log(log: Path, parts: dict[str, Path]) -> None:
 
 
 def verify_live(session: pytest.Session, merged: Merged) -> list[Drift]:
-    """After every worker is done: read every IP any worker touched (not counted in the report: no -n 0 run sends these)."""
-    from conformance.gate.ledger import AllocationLedger, Drift
+    """After every worker is done: read every IP any worker touched (counted apart in the report: no -n 0 run sends these)."""
+    from conformance.contract.promises import CLEANUP
+    from conformance.gate.ledger import AllocationLedger
+    from conformance.gate.putback import Drift
+    from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
+    from conformance.wire.har import END_OF_RUN
     from conformance.wire.transport import TargetError
 
     config = session.config
     target = make_target(config.stash[CONFIG_KEY])
+    attach(config, target)
     try:
         ledger = AllocationLedger(target, config.stash[FIXTURES_KEY].credential("valid"))
         ledger.started = dict(merged.started)
-        return ledger.verify()
+        with marked(config, phase=END_OF_RUN, promises=[CLEANUP.id]):
+            return ledger.verify()
     except TargetError as error:
         return [Drift(ip, started, f"unknown ({error})") for ip, started in merged.started.items()]
     finally:
+        merged.end_of_run += target.sent
         target.close()
 
 
@@ -173,7 +186,7 @@ def controller_record(merged: Merged) -> RunRecord:
     from conformance.gate.session import RunRecord
 
     return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
-                     list(merged.drifts), merged.generated, merged.wire)
+                     list(merged.drifts), merged.generated, merged.wire, merged.preflights, merged.end_of_run)
 
 
 def finish_on_controller(session: pytest.Session) -> None:
@@ -185,6 +198,10 @@ def finish_on_controller(session: pytest.Session) -> None:
         return
     if suite.request_log is not None:
         join_request_log(Path(suite.request_log), merged.parts)
+    found = config.stash.get(PREFLIGHT_KEY, None)
+    if found is not None:
+        # The controller's own preflight (before any worker's test): the target received it too.
+        merged.add_preflight(found.requests)
     record = controller_record(merged)
     if merged.live and merged.started:
         known = {str(drift.ip.id) for drift in merged.drifts}
@@ -197,6 +214,7 @@ def finish_on_controller(session: pytest.Session) -> None:
                 + "\nUnallocate them by hand (POST /ip_addresses/ip_address/unallocate) before the next run."
             )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    record.end_of_run = merged.end_of_run
     config.stash[RECORD_KEY] = record
     log = config.stash.get(FINDINGS_KEY, None)
     if log is not None:
@@ -212,6 +230,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         log = config.stash[CONFIG_KEY].request_log
         findings = config.stash.get(FINDINGS_KEY, None)
         config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings)  # type: ignore[attr-defined]
+    elif is_worker(config) and PREFLIGHT_KEY in config.stash:
+        config.workeroutput[PREFLIGHT_OUTPUT_KEY] = config.stash[PREFLIGHT_KEY].requests  # type: ignore[attr-defined]
     elif is_controller(config):
         finish_on_controller(session)
 

@@ -12,6 +12,7 @@ import httpx
 
 from conformance.mock.app import MockRequest, ReferenceMock, VirtualClock
 from conformance.mock.world import DEFAULT_WORLD, load_world
+from conformance.wire.exchange import SERVED_AS
 from conformance.wire.paths import BASE_PATH
 from conformance.wire.transport import Pacer, Target
 
@@ -29,8 +30,10 @@ def _headers(request: httpx.Request) -> dict[str, str]:
     return headers
 
 
-def _mock_handler(mock: ReferenceMock) -> Callable[[httpx.Request], httpx.Response]:
+def _mock_handler(mock: ReferenceMock, served_as: tuple[str, ...]) -> Callable[[httpx.Request], httpx.Response]:
     def handle(request: httpx.Request) -> httpx.Response:
+        # What a reproduce line needs to serve this very mock: `katapult-conformance mock` with these options.
+        request.extensions[SERVED_AS] = served_as
         answer = mock.handle(
             MockRequest(
                 method=request.method,
@@ -63,10 +66,11 @@ def _answered_in_process(handler: Callable[[httpx.Request], httpx.Response]) -> 
     return exchange
 
 
-def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0) -> Target:
+def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0, world: Path | None = None) -> Target:
     """The in-process mock: its handler answers the client's requests directly, with no socket (nor TLS, nor proxies: a client
-    given a transport builds neither)."""
-    handler = _mock_handler(mock)
+    given a transport builds neither). `world` is the file its world came from, when not the shipped one."""
+    served_as = (("--mutant", mock.name) if mock.name != ReferenceMock.name else ()) + (("--world", str(world)) if world is not None else ())
+    handler = _mock_handler(mock, served_as)
     client = httpx.Client(transport=httpx.MockTransport(handler), timeout=timeout)
     pacer = Pacer(0.0, clock.advance, clock)
     return Target("mock", MOCK_BASE_URL, client, pacer, timeout=timeout, max_requests=None, mock=mock,
@@ -86,4 +90,4 @@ def embedded_target(mutant: str | None, world: Path | None, timeout: float) -> T
     """The suite's default target: the faithful mock (or the named mutants) on a world file, in this process, on a virtual clock."""
     clock = VirtualClock()
     mock = mock_class(mutant)(load_world(world or DEFAULT_WORLD), clock=clock)
-    return mock_target(mock, clock, timeout=timeout)
+    return mock_target(mock, clock, timeout=timeout, world=world)

@@ -1,6 +1,8 @@
 """Serve the reference mock (or a mutant) over real HTTP on loopback, like a Prism mock."""
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import threading
 import time
@@ -11,13 +13,40 @@ from conformance.mock.app import MockRequest, MockResponse, ReferenceMock
 from conformance.wire.paths import BASE_PATH
 
 HANG_SECONDS = 3600.0
+RECEIVED_PATH = "/__mock__/received"
+# The most requests the received list keeps (its count goes on): a mock served for days must not grow without bound.
+RECEIVED_KEPT = 100_000
+
+
+class Received:
+    """Every API request the served mock received, for tests that match a run's own account against the server's."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.requests: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+
+    def add(self, method: str, target: str, body: bytes, request_id: str) -> None:
+        """One request: method, path and query as sent, a hash of its body, and the X-Request-Id it was answered with."""
+        with self.lock:
+            self.count += 1
+            if len(self.requests) < RECEIVED_KEPT:
+                self.requests.append({"method": method, "target": target, "body_sha256": hashlib.sha256(body).hexdigest(),
+                                      "request_id": request_id})
+
+    def answer(self) -> MockResponse:
+        """GET /__mock__/received: the count and the requests, as JSON."""
+        with self.lock:
+            body = json.dumps({"count": self.count, "requests": self.requests}).encode()
+        return MockResponse(200, body, {"Content-Type": "application/json"})
 
 
 CONTROL_PATHS = {"/__mock__/reset": "reset", "/__mock__/maintenance/on": "on", "/__mock__/maintenance/off": "off"}
 
 
 def control(mock: ReferenceMock, request: MockRequest) -> MockResponse | None:
-    """The test double's own switches, outside the API's base path: POST /__mock__/reset, /__mock__/maintenance/{on,off}."""
+    """The test double's own switches, outside the API's base path: POST /__mock__/reset, /__mock__/maintenance/{on,off}
+    (GET /__mock__/received, the requests it received, is answered by the handler)."""
     action = CONTROL_PATHS.get(request.path) if request.method == "POST" else None
     if action is None:
         return None
@@ -28,9 +57,11 @@ def control(mock: ReferenceMock, request: MockRequest) -> MockResponse | None:
     return MockResponse(204, b"")
 
 
-def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0)) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to one mock; each answer waits `latency` (min, max seconds), like a real network."""
+def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0), received: Received | None = None) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one mock; each answer waits `latency` (min, max seconds), like a real network; every API
+    request is counted in `received` (GET /__mock__/received tells them)."""
     jitter = random.Random(0)
+    counted = received if received is not None else Received()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -52,7 +83,11 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0))
                 body=body,
                 client_address=self.client_address[0],
             )
-            response = control(mock, request) or mock.handle(request)
+            asks_received = request.method == "GET" and request.path == RECEIVED_PATH
+            response = counted.answer() if asks_received else control(mock, request)
+            if response is None:
+                response = mock.handle(request)
+                counted.add(request.method, self.path, body, response.headers.get("X-Request-Id", ""))
             if latency[1] > 0:
                 time.sleep(jitter.uniform(*latency))
             if response.hang:
@@ -75,7 +110,8 @@ class MockServer:
 
     def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0, latency: tuple[float, float] = (0.0, 0.0)) -> None:
         self.mock = mock
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock, latency))
+        self.received = Received()
+        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock, latency, self.received))
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 

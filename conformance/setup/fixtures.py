@@ -10,7 +10,10 @@ from typing import Any
 
 import yaml
 
+# The one supported form: a whole value `${VAR}` (no default, no text around it, no bare $VAR).
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# What a shell or another tool would take for a reference: `$` before a brace or a name.
+LOOKS_LIKE_REFERENCE = re.compile(r"\$[{A-Za-z_]")
 CREDENTIAL_KEYS = ("valid", "without_scope", "network_restricted", "invalid_capabilities")
 TOP_LEVEL_KEYS = ("credentials", "network_interface", "other_network_interface", "ip_addresses", "rate_limit")
 IP_KEYS = ("allocatable", "allocated_elsewhere", "invalid_for_interface")
@@ -36,26 +39,71 @@ class UnusableFixture(MissingFixture):
         self.key = key
 
 
+def placeholder(key: str) -> str:
+    """The variable a printed command names a value written inline by: its key in capitals (credentials.valid -> CREDENTIALS_VALID)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_").upper()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """How a printed command names one secret: the environment variable the fixtures read it from, or, for a value written
+    inline in the file, a placeholder named after its key (to be set to that value by whoever runs the command)."""
+
+    variable: str
+    key: str
+    inline: bool = False
+
+    @property
+    def shell(self) -> str:
+        """The reference as a shell expands it inside double quotes."""
+        return "${" + self.variable + "}"
+
+    @classmethod
+    def written_inline(cls, key: str) -> Reference:
+        """The placeholder for a value written in the file itself."""
+        return cls(placeholder(key), key, inline=True)
+
+
 @dataclass(frozen=True)
 class Credential:
-    """How to present one identity: the headers to send (never printed)."""
+    """How to present one identity: the headers to send (never printed), and the variable each header's secret is named by."""
 
     key: str
     headers: Mapping[str, str] = field(repr=False)
+    # Header name -> how a printed command names its secret; a header not here is named by a placeholder after its key.
+    references: Mapping[str, Reference] = field(default_factory=dict, repr=False, compare=False)
+    # Given as a token string (sent as `Authorization: Bearer <token>`), not as a mapping of headers sent as given.
+    is_bearer: bool = field(default=False, compare=False)
 
     def __repr__(self) -> str:
         return f"Credential({self.key!r}, headers=[redacted])"
 
     @classmethod
-    def bearer(cls, key: str, token: str) -> Credential:
+    def bearer(cls, key: str, token: str, reference: Reference | None = None) -> Credential:
         """A token sent as `Authorization: Bearer <token>`."""
-        return cls(key, {"Authorization": f"Bearer {token}"})
+        return cls(key, {"Authorization": f"Bearer {token}"}, {"Authorization": reference} if reference is not None else {}, is_bearer=True)
 
     def secrets(self) -> set[str]:
         """Every value that must never be written anywhere."""
         values = set(self.headers.values())
         values |= {value.split(" ", 1)[1] for value in self.headers.values() if " " in value}
         return {value for value in values if value}
+
+    def reference(self, header: str) -> Reference:
+        """How a printed command names this header's secret."""
+        found = self.references.get(header)
+        if found is not None:
+            return found
+        return Reference.written_inline(f"credentials.{self.key}" if self.is_bearer else f"credentials.{self.key}.headers.{header}")
+
+    def secret_references(self) -> dict[str, Reference]:
+        """Each secret value this credential sends -> how printed commands name it."""
+        prefix = len("Bearer ") if self.is_bearer else 0
+        return {value[prefix:]: self.reference(header) for header, value in self.headers.items() if value[prefix:]}
+
+    def shell_headers(self) -> list[tuple[str, str]]:
+        """The headers as a printed command sends them, each secret replaced by its variable: `Bearer ${KATAPULT_API_TOKEN}`."""
+        return [(header, ("Bearer " if self.is_bearer else "") + self.reference(header).shell) for header in self.headers]
 
 
 @dataclass(frozen=True)
@@ -79,6 +127,8 @@ class TargetFixtures:
     invalid_for_interface: IPRef | None
     # None when the file does not say: an explicit false opts the 429 out, an absent key leaves it not provoked.
     provoke_rate_limit: bool | None
+    # (key, variable) of every entry left absent because its ${VARIABLE} is unset or empty, for doctor to name.
+    unset: tuple[tuple[str, str], ...] = ()
 
     def credential(self, key: str) -> Credential:
         """The named credential, or MissingFixture naming `credentials.<key>`."""
@@ -118,17 +168,24 @@ class TargetFixtures:
         return self.allocatable + tuple(ip for ip in others if ip is not None)
 
 
-def expand(value: Any, where: str, environ: Mapping[str, str]) -> Any:
-    """Replace ${VAR} from the environment; a string whose variable is unset or empty becomes None."""
+def expand(value: Any, where: str, environ: Mapping[str, str], unset: list[tuple[str, str]] | None = None) -> Any:
+    """Replace a whole-value ${VAR} from the environment; one whose variable is unset or empty becomes None (noted in `unset`)."""
     if isinstance(value, str):
-        names = ENV_REFERENCE.findall(value)
-        if any(not environ.get(name) for name in names):
+        reference = ENV_REFERENCE.fullmatch(value)
+        if reference is None:
+            if LOOKS_LIKE_REFERENCE.search(value):
+                raise FixturesError(f"{where} is not a supported environment reference: write the whole value as ${{VAR}}"
+                                    " (no default, no text around it, no bare $VAR)")
+            return value
+        if not environ.get(reference.group(1)):
+            if unset is not None:
+                unset.append((where, reference.group(1)))
             return None
-        return ENV_REFERENCE.sub(lambda match: environ[match.group(1)], value)
+        return environ[reference.group(1)]
     if isinstance(value, dict):
-        return {key: expand(item, f"{where}.{key}", environ) for key, item in value.items()}
+        return {key: expand(item, _join_key(where, str(key)), environ, unset) for key, item in value.items()}
     if isinstance(value, list):
-        return [expand(item, f"{where}[{index}]", environ) for index, item in enumerate(value)]
+        return [expand(item, f"{where}[{index}]", environ, unset) for index, item in enumerate(value)]
     return value
 
 
@@ -139,6 +196,12 @@ def env_names(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [name for item in value.values() for name in env_names(item)]
     return []
+
+
+def reference_in(raw: Any, key: str) -> Reference:
+    """How printed commands name the secret a raw value gives: its ${VAR}, or a placeholder after the key for one written inline."""
+    reference = ENV_REFERENCE.fullmatch(raw) if isinstance(raw, str) else None
+    return Reference(reference.group(1), key) if reference is not None else Reference.written_inline(key)
 
 
 def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -169,14 +232,16 @@ def _credential(key: str, value: Any, raw: Any) -> Credential | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return Credential.bearer(key, value) if value else None
+        return Credential.bearer(key, value, reference_in(raw, f"credentials.{key}")) if value else None
     if isinstance(value, dict) and set(value) == {"headers"} and isinstance(value["headers"], dict):
         headers = {str(name): header for name, header in value["headers"].items() if header}
         if len(headers) < len(value["headers"]):
             return None
         if not all(isinstance(header, str) for header in headers.values()):
             raise FixturesError(f"credentials.{key}.headers values must be strings")
-        return Credential(key, headers)
+        raw_headers = raw["headers"] if isinstance(raw, dict) and isinstance(raw.get("headers"), dict) else {}
+        references = {name: reference_in(raw_headers.get(name), f"credentials.{key}.headers.{name}") for name in headers}
+        return Credential(key, headers, references)
     raise FixturesError(f"credentials.{key} must be a token string or a mapping {{headers: {{Name: value}}}}")
 
 
@@ -203,7 +268,8 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
         raise FixturesError(f"target fixtures {path} is not valid YAML{where}; fix the syntax") from None
     top = _mapping(raw, "", TOP_LEVEL_KEYS)
     raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS)
-    data = expand(top, "", environ)
+    unset: list[tuple[str, str]] = []
+    data = expand(top, "", environ, unset)
     credentials_data = _mapping(data.get("credentials"), "credentials", CREDENTIAL_KEYS)
     credentials = {}
     for key in CREDENTIAL_KEYS:
@@ -217,8 +283,8 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
     interface = _mapping(data.get("network_interface"), "network_interface", ("id",))
     if not isinstance(interface.get("id"), str) or not interface["id"]:
         names = env_names(_mapping(top.get("network_interface"), "network_interface", ("id",)).get("id"))
-        unset = f"; set {' and '.join(names)} in the environment" if names else ""
-        raise FixturesError(f"target fixtures {path} need network_interface.id: an interface the suite may allocate IPs to{unset}")
+        fix = f"; set {' and '.join(names)} in the environment" if names else ""
+        raise FixturesError(f"target fixtures {path} need network_interface.id: an interface the suite may allocate IPs to{fix}")
     other = _mapping(data.get("other_network_interface"), "other_network_interface", ("id",))
     ips = _mapping(data.get("ip_addresses"), "ip_addresses", IP_KEYS)
     allocatable_raw = ips.get("allocatable") or []
@@ -238,4 +304,5 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
         allocated_elsewhere=_ip(ips.get("allocated_elsewhere"), "ip_addresses.allocated_elsewhere"),
         invalid_for_interface=_ip(ips.get("invalid_for_interface"), "ip_addresses.invalid_for_interface"),
         provoke_rate_limit=provoke,
+        unset=tuple(unset),
     )

@@ -55,6 +55,9 @@ OPTIONS = (
            "PEM file of CA certificates to trust for the live target (an internal CA); default: the system's, or SSL_CERT_FILE", "path"),
     Option("request_log", "--request-log", "KATAPULT_REQUEST_LOG", None,
            "write every request the tests send (redacted) and its status to PATH, one line each", "path"),
+    Option("record", "--record", "KATAPULT_CONFORMANCE_RECORD", None,
+           "write every request the run sends and every answer (preflight, tests, cleanup, end-of-run checks) to PATH as HAR 1.2,"
+           " credentials redacted, each entry marked with its test and promises (docs/replay.md)", "path"),
     Option("allow_production", "--allow-production", None, False,
            "allow a target on Katapult's production API (api.katapult.io); refused otherwise", "flag"),
     Option("report", "--conformance-report", "KATAPULT_CONFORMANCE_REPORT", (),
@@ -180,6 +183,11 @@ class SuiteConfig:
     def request_log(self) -> Path | None:
         """--request-log, resolved."""
         return cast("Path | None", self.settings["request_log"].value)
+
+    @property
+    def record(self) -> Path | None:
+        """--record, resolved."""
+        return cast("Path | None", self.settings["record"].value)
 
     @property
     def allow_production(self) -> bool:

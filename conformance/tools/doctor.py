@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     target = make_target(suite)
     print(f"target: {suite.target_url if suite.is_live else 'embedded reference mock (in-process)'}")
     print(f"fixtures: {fixtures.source}")
+    # An optional entry whose variable is unset is absent, and its scenarios are skipped: named here, so a misspelt name shows.
+    for key, variable in fixtures.unset:
+        print(f"absent: {key}, because {variable} is unset or empty in the environment (its scenarios are skipped)")
     try:
         found = preflight(target, fixtures)
     except TargetError as error:

@@ -12,13 +12,14 @@ import os
 import time
 
 from conformance.wire import transport
+from conformance.wire.interrupts import interruptible_sleep
 
 SCALE = float(os.environ.get("KATAPULT_CLOCK_SCALE", "6"))
 
 
 def sleep(seconds: float) -> None:
-    """Wait a SCALE-th of the time asked."""
-    time.sleep(seconds / SCALE)
+    """Wait a SCALE-th of the time asked (an interrupt ends it as it ends the live clock's waits)."""
+    interruptible_sleep(seconds / SCALE)
 
 
 def now() -> float:

@@ -131,9 +131,12 @@ def burst(send: Callable[[], httpx.Response], size: int, *, remaining: int | Non
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(workers, size)))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(deadline + 30)
-    stop.set()
+    try:
+        for thread in threads:
+            thread.join(deadline + 30)
+    finally:
+        # Also when an interrupt ends the wait for them: the tests stop at once, so no worker sends another request.
+        stop.set()
     if state["error"] is not None:
         raise state["error"]
     seen: list[int] = state["remaining"]

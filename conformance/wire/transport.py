@@ -15,6 +15,7 @@ import httpx
 
 from conformance.setup.fixtures import Credential
 from conformance.setup.redaction import REDACT
+from conformance.wire.interrupts import INTERRUPTS, interruptible_sleep
 
 RATE_LIMIT_RESERVE = 5
 RATE_WINDOW_SECONDS = 60.0
@@ -25,7 +26,8 @@ NEW_WINDOW_SHARE = 0.9
 UNSET: Any = object()
 # The clock a live target paces by: (sleep, now), read when a live target is made. Only bench/bench.py changes it, to run
 # a whole default live run against a served mock whose rate window is a sixth as long, on a clock six times as fast.
-LIVE_CLOCK: tuple[Callable[[float], None], Callable[[], float]] = (time.sleep, time.monotonic)
+# Its sleep ends at once when an interrupt means it to (conformance.wire.interrupts).
+LIVE_CLOCK: tuple[Callable[[float], None], Callable[[], float]] = (interruptible_sleep, time.monotonic)
 
 
 class TargetError(Exception):
@@ -78,8 +80,12 @@ class Pacer:
         self.window_seconds = window_seconds
         self.last_sent = float("-inf")
         self.permitted: int | None = None
-        # Each token's Remaining when the pacer last waited for its window's end (until that token's count recovers).
+        # Each token's Remaining when the pacer last waited for its window's end (until that token's count recovers);
+        # recorded once the wait is over, never before: an interrupted wait waited for nothing.
         self.waited_for: dict[str, int] = {}
+        # Each token whose window was spent while its wait for the window's end did not finish (an interrupt cut it): when
+        # that window ends on this clock, and what it had left (nothing after a burst). Cleanup waits it out before it sends.
+        self.owed: dict[str, tuple[float, int]] = {}
         self.lock = threading.Lock()
         # When each token's current window was first seen: the first answer near the top after a lower count, or after the
         # window seen before has surely ended (a token unused for a while starts its next window at its next request).
@@ -98,11 +104,14 @@ class Pacer:
             return RATE_LIMIT_RESERVE
         return max(RATE_LIMIT_RESERVE, round(self.permitted * (1 - HEADROOM)))
 
-    def before_send(self) -> None:
-        """Wait for the next slot at --max-rate."""
+    def before_send(self, headers: Mapping[str, str] | None = None) -> None:
+        """Wait for the next slot at --max-rate; first, for the end of a window spent to its last requests whose wait was cut."""
+        if headers is not None:
+            self.pay_owed_wait(token_key(headers))
         with self.lock:
             gap = self.last_sent + self.min_interval - self.now()
-            if gap > 0:
+            # Interrupted again, cleanup no longer paces: what needs no rate window's end is put back at once.
+            if gap > 0 and not INTERRUPTS.cuts():
                 self.sleep(gap)
             self.last_sent = self.now()
 
@@ -134,9 +143,25 @@ class Pacer:
             return self.window_seconds
         return min(self.window_seconds, max(0.0, seen_at + self.window_seconds - self.now()))
 
+    def window_wait(self, headers: Mapping[str, str]) -> float:
+        """How long to wait for the window a request with these headers counts in to end, a second past to be sure."""
+        return min(self.window_seconds, self.window_ends_in(headers) + 1.0)
+
     def wait_for_window_end(self, headers: Mapping[str, str]) -> None:
         """Sleep until the window a request with these headers counts in has ended, a second past to be sure."""
-        self.sleep(min(self.window_seconds, self.window_ends_in(headers) + 1.0))
+        self.sleep(self.window_wait(headers))
+
+    def pay_owed_wait(self, token: str) -> None:
+        """Before a request in a window spent to its last RATE_LIMIT_RESERVE requests whose wait was cut: the rest of that wait."""
+        owed = self.owed.get(token)
+        if owed is None:
+            return
+        ends_at, left = owed
+        if min(left, self.last_remaining.get(token, left)) > RATE_LIMIT_RESERVE:
+            return  # what is left in the window is enough for cleanup, which goes down to the reserve
+        self.sleep(min(self.window_seconds + 1.0, max(0.0, ends_at - self.now())))
+        if self.owed.pop(token, None) is not None:
+            self.waited_for[token] = left
 
     def after_response(self, response: httpx.Response, *, putting_back: bool = False) -> None:
         """Wait for the window's end once it is spent to the floor; a count that does not recover is a failure.
@@ -150,6 +175,7 @@ class Pacer:
             return
         if remaining > self.floor:
             self.waited_for.pop(token, None)
+            self.owed.pop(token, None)
             return
         if putting_back and remaining > RATE_LIMIT_RESERVE:
             return
@@ -169,11 +195,19 @@ class Pacer:
             self.on_stall(message + "; pacing goes on by X-RateLimit-Permitted alone", response)
             return
         spent = None if putting_back else self.on_window_spent
+        # Owed until the wait is over: an interrupt (Ctrl-C, SIGTERM) may end the burst or the wait, and then the window was
+        # not waited for. A burst leaves nothing in it.
+        left = 0 if spent is not None else remaining
+        headers = response.request.headers
+        self.owed[token] = (self.now() + self.window_wait(headers), left)
         if spent is not None:
             self.on_window_spent = None
             spent(response)
+        wait = self.window_wait(headers)
+        self.owed[token] = (self.now() + wait, left)
+        self.sleep(wait)
+        self.owed.pop(token, None)
         self.waited_for[token] = remaining
-        self.wait_for_window_end(response.request.headers)
 
 
 class MaintenanceSwitch(Protocol):
@@ -217,6 +251,9 @@ class Target:
         self.in_flight = 0
         self.overlaps = 0
         self.observers: list[Callable[[httpx.Response], None]] = []
+        # Told of every request sent that got no answer (timeout, refused, reset), with why and the seconds it waited: the
+        # HAR record keeps each as an entry without a status.
+        self.unanswered: list[Callable[[httpx.Request, str, float], None]] = []
         # Concurrent sends (conformance.cases.concurrency) share the budget and the counters, and need the window's headroom.
         self.lock = threading.Lock()
         self.observing = threading.RLock()
@@ -313,7 +350,7 @@ class Target:
             body = jsonlib.dumps(json).encode()
             all_headers.setdefault("Content-Type", "application/json")
         if paced:
-            self.pacer.before_send()
+            self.pacer.before_send(all_headers)
         started = time.perf_counter()
         with self.lock:
             self.in_flight += 1
@@ -321,12 +358,15 @@ class Target:
             if overlapped:
                 self.overlaps += 1
             overlaps_before = self.overlaps
+        request = self.client.build_request(method, self._parsed_url(path), content=body, headers=all_headers, params=params)
         try:
-            response = self.exchange(self.client.build_request(method, self._parsed_url(path), content=body, headers=all_headers, params=params))
+            response = self.exchange(request)
         except httpx.TimeoutException:
+            self.tell_unanswered(request, f"no response within {self.timeout:g} s", started)
             raise TargetTimeout(f"no response to {method} {path} within {self.timeout:g} s (--request-timeout)") from None
         except httpx.TransportError as error:
             reason = REDACT(str(error)) or type(error).__name__
+            self.tell_unanswered(request, reason, started)
             raise TargetUnreachable(f"cannot reach {self.base_url} ({reason}); check --target-url and that the server is up") from None
         finally:
             with self.lock:
@@ -342,6 +382,12 @@ class Target:
         if paced:
             self.pacer.after_response(response, putting_back=not budgeted)
         return response
+
+    def tell_unanswered(self, request: httpx.Request, reason: str, started: float) -> None:
+        """Tell every `unanswered` observer of a request that got no answer (one at a time, as `observe` does)."""
+        with self.observing:
+            for observer in self.unanswered:
+                observer(request, reason, time.perf_counter() - started)
 
     def close(self) -> None:
         """Release connections."""

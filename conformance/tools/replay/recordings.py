@@ -4,12 +4,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from conformance.wire.har import REQUEST_BYTES
 
 Headers = list[tuple[str, str]]
 
@@ -31,6 +33,12 @@ class Recorded:
     status: int
     headers: Headers
     body: bytes
+    # False when the recorder kept no response body (a browser export without content.text): nothing to judge the body by.
+    captured: bool = True
+    # The HTTP version the exchange used, as recorded ("HTTP/2", "h2"...; empty when unknown).
+    http_version: str = ""
+    # The suite's own marks on an entry of its HAR record (`_test`, `_promises`, `_phase`...); empty for any other recording.
+    marks: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -38,9 +46,14 @@ class Recorded:
         return urlsplit(self.url).path or "/"
 
     @property
+    def answered(self) -> bool:
+        """Whether a response came back (an aborted or failed request is recorded with status 0)."""
+        return self.status > 0
+
+    @property
     def label(self) -> str:
-        """How findings name the interaction: file#index METHOD path status."""
-        return f"{self.source}#{self.index} {self.method} {self.path} {self.status}"
+        """How findings name the exchange: file#index METHOD path status."""
+        return f"{self.source}#{self.index} {self.method} {self.path} {self.status if self.answered else '(no answer)'}"
 
 
 def _headers(raw: Any) -> Headers:
@@ -102,14 +115,31 @@ def _har_text(content: Mapping[str, Any]) -> bytes:
     return base64.b64decode(text) if content.get("encoding") == "base64" else str(text).encode("utf-8")
 
 
+def _har_sent(request: Mapping[str, Any]) -> bytes:
+    """The request body: postData.text, or the exact bytes the suite's record keeps in REQUEST_BYTES where they are not UTF-8."""
+    post = request.get("postData") or {}
+    if post.get(REQUEST_BYTES):
+        return base64.b64decode(str(post[REQUEST_BYTES]))
+    return str(post.get("text") or "").encode("utf-8")
+
+
+def _har_captured(response: Mapping[str, Any]) -> bool:
+    """Whether the response body was kept: content.text is there, or the body was empty (size 0)."""
+    content = response.get("content") or {}
+    return "text" in content or content.get("size") == 0 or response.get("bodySize") == 0
+
+
 def _har(source: str, entries: list[Any]) -> list[Recorded]:
-    """HAR 1.2 entries (browser and proxy exports)."""
+    """HAR 1.2 entries (browser and proxy exports, and the suite's own record with its `_` marks)."""
     found = []
     for index, entry in enumerate(entries):
         request, response = entry["request"], entry["response"]
-        sent = str((request.get("postData") or {}).get("text") or "").encode("utf-8")
-        found.append(Recorded(source, index, str(request["method"]).upper(), str(request["url"]), _headers(request.get("headers")), sent,
-                              int(response["status"]), _headers(response.get("headers")), _har_text(response.get("content") or {})))
+        status = int(response.get("status") or 0)
+        marks = {key: value for key, value in entry.items() if isinstance(key, str) and key.startswith("_")}
+        version = str(response.get("httpVersion") or request.get("httpVersion") or "")
+        found.append(Recorded(source, index, str(request["method"]).upper(), str(request["url"]), _headers(request.get("headers")),
+                              _har_sent(request), status, _headers(response.get("headers")), _har_text(response.get("content") or {}),
+                              captured=status == 0 or _har_captured(response), http_version=version, marks=marks))
     return found
 
 
