@@ -151,10 +151,10 @@ def test_stream_and_log_formatter_scrub() -> None:
 
 def test_a_session_leaves_no_secret_or_header_behind(pytester: pytest.Pytester) -> None:
     """The secrets and the run a run of the suite registers are gone when its session ends (nothing outlives it)."""
-    from conformance.contract.findings import current_run
+    from conformance.contract.findings import ACTIVE
     from conformance.setup.redaction import REDACT
 
-    before = (REDACT.snapshot(), current_run())
+    before = (REDACT.snapshot(), ACTIVE.run)
     result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "-k", "missing-token")
     assert result.ret == 0
-    assert (REDACT.snapshot(), current_run()) == before and current_run() is before[1]
+    assert REDACT.snapshot() == before[0] and ACTIVE.run is before[1]

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from conformance.contract import checks
-from conformance.contract.findings import FindingLog, RunContext, TestScope, activate, current_run, running
+from conformance.contract.findings import ACTIVE, FindingLog, RunContext, TestScope, activate, current_run, running
 from conformance.contract.ids import RATE_LIMIT_HEADERS, RESPONSE_SHAPE
 from conformance.setup.redaction import REDACT
 
@@ -63,14 +63,20 @@ def test_answers_found_conforming_are_remembered_per_run() -> None:
 
 def test_an_activated_run_is_put_back_with_its_secrets() -> None:
     """While active, checks not given a run speak for it and its secrets are redacted; afterwards the run and the secrets before it."""
-    before = current_run()
+    before = ACTIVE.run
     run = RunContext(secrets=frozenset({"s3cr3t-token-value"}))
     with running(run):
         assert current_run() is run and REDACT("a s3cr3t-token-value b") == "a [redacted] b"
-    assert current_run() is before and REDACT("a s3cr3t-token-value b") == "a s3cr3t-token-value b"
+    assert ACTIVE.run is before and REDACT("a s3cr3t-token-value b") == "a s3cr3t-token-value b"
     put_back = activate(run)
     put_back()
-    assert current_run() is before
+    assert ACTIVE.run is before
+
+
+def test_outside_any_run_a_check_remembers_nothing() -> None:
+    """No run active: each call gets an idle run of its own, so nothing a check sees outlives the call."""
+    assert ACTIVE.run is None  # no run of the suite in this process outlived itself
+    assert current_run() is not current_run() and current_run().conforming == set()
 
 
 def test_a_failure_is_built_once() -> None:

@@ -239,18 +239,18 @@ class RunContext:
 
 
 class ActiveRun:
-    """The run checks not given a context speak for: one place, set by `activate`, put back by what it returns."""
+    """The run checks not given a context speak for: one place, set by `activate`, put back by what it returns (None: no run)."""
 
     def __init__(self) -> None:
-        self.run = RunContext()
+        self.run: RunContext | None = None
 
 
 ACTIVE = ActiveRun()
 
 
 def current_run() -> RunContext:
-    """The active run (an idle one when none is: a check called on its own judges and raises, recording nothing)."""
-    return ACTIVE.run
+    """The active run; when none is, a new idle one each time (a check called on its own judges and raises, remembering nothing)."""
+    return ACTIVE.run if ACTIVE.run is not None else RunContext()
 
 
 def activate(run: RunContext) -> Callable[[], None]:
