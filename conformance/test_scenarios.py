@@ -47,8 +47,10 @@ def run_values(conformance_session: ConformanceSession) -> RunValues:
 
 
 @pytest.mark.parametrize("row", [row_param(row) for row in ROWS])
-def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues) -> None:
+def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues,
+                  conformance_session: ConformanceSession) -> None:
     """One row of the scenario table: provoke, judge, and check that no watched IP moved."""
+    conformance_session.refuse_doubted(*row.needs())
     require(*row.depends)
     path, content, headers, query = request_for(row, target_fixtures, run_values)
     watched = [ip_for(target_fixtures, name) for name in row.watch]

@@ -157,3 +157,18 @@ def test_served_mock_can_be_reset_and_switched_to_maintenance(served_mock: Serve
     assert httpx.post(f"{root}/__mock__/reset").status_code == 204
     read = httpx.get(f"{served_mock.base_url}/ip_addresses/ip_address", params={"ip_address[id]": ip.id}, headers=token)
     assert read.json()["allocation"] is None
+
+
+FRONT_END = ("--connection-close", "--gzip", "--chunked", "--charset")
+
+
+@pytest.mark.slow
+def test_real_front_ends_are_not_faults(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest,
+                                        mock_target_fixtures: TargetFixtures) -> None:
+    """Connection: close on every answer, gzip, chunked bodies and `; charset=utf-8` are correct HTTP: the scenarios and the
+    concurrency tests pass live against a mock answering all four ways (each alone: tests/test_network_live.py, nightly)."""
+    served = serve_mock(*GENEROUS_LIMIT, *FRONT_END)
+    done = run_pytest("--pyargs", "conformance.test_scenarios", "conformance.test_concurrency", "-q", "--target-url", served.base_url,
+                      "--target-fixtures", mock_target_fixtures.source, "--max-rate", "2000", *NOT_RATE_LIMIT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "failed" not in outcomes(done) and outcomes(done).get("passed", 0) > 40

@@ -25,7 +25,8 @@ TOKEN_200_REQUESTS = 350
 @pytest.mark.nightly
 def test_misbehaving_rate_limit_headers_end_a_default_live_run_in_bounded_time(
         serve_mock: Callable[..., ServedMock], run_pytest: RunPytest) -> None:
-    """A Remaining that never recovers: the run waits one window, reports it under rate-limit headers, and ends within 3 minutes."""
+    """A Remaining that counts up and never recovers: the run waits one window, notes it as a shared token, fails rate-limit
+    headers on the headers contradicting themselves (Remaining rising within a window), and ends within 3 minutes."""
     served = serve_mock("--mutant", "rate-limit-remaining-counts-up")
     started = time.monotonic()
     done = run_pytest("--pyargs", "conformance", "-q", "--target-url", served.base_url, "--target-fixtures", MOCK_TARGET_YAML,

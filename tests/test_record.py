@@ -29,6 +29,7 @@ from conformance.tools.replay.recordings import load_recordings
 from conformance.wire import api
 from conformance.wire.har import HarRecorder
 from conformance.wire.paths import ALLOCATE_PATH
+from conformance.wire.retry import RetryPolicy
 from conformance.wire.transport import Pacer, Target, TargetUnreachable
 
 SCHEMA = Path(__file__).with_name("har-1.2.schema.json")
@@ -154,8 +155,9 @@ def test_a_request_without_an_answer_is_an_entry_without_a_status(tmp_path: Path
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("Connection refused", request=request)
 
+    # No retries: one request, one entry (with --request-retries, each attempt is a request of its own and an entry).
     target = Target("live", "http://127.0.0.1:9/core/v1", httpx.Client(), Pacer(0.0, lambda _: None, time.monotonic), timeout=1.0,
-                    max_requests=None, exchange=refuse)
+                    max_requests=None, exchange=refuse, retry=RetryPolicy(0))
     target.unanswered.append(recorder.observe_unanswered)
     with pytest.raises(TargetUnreachable):
         target.send("POST", ALLOCATE_PATH, json={"ip_address": {"id": "ip_x"}})

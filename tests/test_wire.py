@@ -342,7 +342,7 @@ def test_a_remaining_that_never_recovers_is_a_failure_after_one_window() -> None
     pacer, clock = unpaced_on_a_fake_clock()
     pacer.after_response(limited("1000", "3"))
     assert clock.slept == [60.0]
-    with pytest.raises(RateLimitStalled, match="do not recover"):
+    with pytest.raises(RateLimitStalled, match="does not recover"):
         pacer.after_response(limited("1000", "3"))
     assert sum(clock.slept) == 60.0
 

@@ -39,8 +39,11 @@ from conformance.contract.ids import (
     MISSING_API_TOKEN,
     MUTUAL_EXCLUSIVITY,
     ORDER_OF_CHECKS,
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
     QUERY_STRING_ARGUMENTS,
     RATE_LIMIT_REACHED,
+    READ_ONLY_TOKEN_REFUSED,
     RESPONSE_SHAPE,
     SCOPE_NOT_GRANTED,
     SEMANTICS_200,
@@ -66,7 +69,8 @@ SPEC = "spec/allocate_ip.yaml"
 LONG_ID_LENGTH = 1000
 # A token meant to lack the scope was served: no request tells a server that ignores scopes from a token that has it.
 SERVED_WITHOUT_SCOPE = ("served past the scope check: either the server ignores the ip_addresses scope, or credentials.without_scope"
-                        " holds it (a setup mistake: give a token without ip_addresses; on a live target the preflight checks for it)")
+                        " holds it (a setup mistake: give a token without ip_addresses; on a live target the preflight asks unallocate"
+                        " too, and a token served there as well is a doubt it reports)")
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class Row:
 
 @dataclass(frozen=True)
 class CodedScenario:
-    """A scenario a row cannot say (several requests, or target switches): written as a test in test_scenarios.py."""
+    """A scenario a row cannot say (several requests, or target switches): written as a test in conformance/test_*.py."""
 
     id: str
     promise: str
@@ -295,6 +299,22 @@ CODED = (
     CodedScenario("test_rate_limit_reached", RATE_LIMIT_REACHED,
                   "a bounded burst past the limit gets 429 rate_limit_reached; total_permitted matches X-RateLimit-Permitted",
                   f"{SPEC}#/components/schemas/RateLimitReachedError", ("credentials.valid", "rate_limit.provoke: true")),
+    CodedScenario("test_read_only_token_may_not_allocate", READ_ONLY_TOKEN_REFUSED,
+                  "a token granted only ip_addresses:read gets 403 scope_not_granted naming exactly ip_addresses, the IP stays as it was,"
+                  " and the same token reads it (200)", f"{SPEC}#/components/schemas/ScopeNotGrantedError",
+                  ("credentials.read_only", "network_interface.id", "ip_addresses.allocatable")),
+    CodedScenario("test_another_organizations_ip_is_not_found[id]", OTHER_ORGANIZATION_IP,
+                  "another organization's IP asked for the fixture interface by id: 404 ip_address_not_found, not readable by"
+                  " credentials.valid, and neither the interface's IPs nor (with its token) the other organization's IP change",
+                  f"{SPEC}#/components/schemas/IPAddressNotFoundError", ("credentials.valid", "network_interface.id",
+                                                                          "other_organization.ip_address")),
+    CodedScenario("test_another_organizations_ip_is_not_found[address]", OTHER_ORGANIZATION_IP,
+                  "the same, asking for it by address", f"{SPEC}#/components/schemas/IPAddressNotFoundError",
+                  ("credentials.valid", "network_interface.id", "other_organization.ip_address")),
+    CodedScenario("test_fixture_ip_to_another_organizations_interface_is_not_found", OTHER_ORGANIZATION_INTERFACE,
+                  "a free fixture IP asked for another organization's interface: 404 virtual_machine_network_interface_not_found,"
+                  " the IP stays free", f"{SPEC}#/components/schemas/VirtualMachineNetworkInterfaceNotFoundError",
+                  ("credentials.valid", "other_organization.network_interface", "ip_addresses.allocatable")),
     CodedScenario("test_service_unavailable", SERVICE_UNAVAILABLE,
                   "in maintenance a request gets 503 service_unavailable (mock switch; on a live target every 503 seen is judged)",
                   f"{SPEC}#/components/schemas/ServiceUnavailableError", ("credentials.valid",)),

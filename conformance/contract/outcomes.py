@@ -32,6 +32,9 @@ class Verdict(StrEnum):
     NOT_REACHED = "not reached"
     NOT_RUN = "not run"
     OPTED_OUT = "opted out"
+    # Every test of the promise lost its one exchange to the network (an answer lost after the server may have acted), also
+    # when run again: nothing was judged, and nothing is charged to the server.
+    NOT_JUDGED_NETWORK = "not judged (network)"
 
     @property
     def judged(self) -> bool:
@@ -49,6 +52,7 @@ class Cause(StrEnum):
     NOT_PROVOKED = "not provoked"
     NOT_RUN = "not run"
     NOT_REACHED = "not reached"
+    NOT_JUDGED_NETWORK = "not judged (network)"
 
 
 # The verdict of a promise every test of which was skipped for this cause (a promise whose tests stopped for different causes,
@@ -58,6 +62,7 @@ VERDICT_OF_CAUSE: dict[Cause, Verdict] = {
     Cause.NOT_PROVOKED: Verdict.NOT_PROVOKED,
     Cause.NOT_RUN: Verdict.NOT_RUN,
     Cause.NOT_REACHED: Verdict.NOT_REACHED,
+    Cause.NOT_JUDGED_NETWORK: Verdict.NOT_JUDGED_NETWORK,
 }
 FIXTURES_CAUSES = frozenset({Cause.OPTED_OUT, Cause.NOT_PROVOKED})
 
@@ -92,3 +97,9 @@ class NotRun(CausedSkip):
     """The run's own bounds (--max-requests, --max-duration) stopped the test before it ran."""
 
     cause = Cause.NOT_RUN
+
+
+class NotJudged(CausedSkip):
+    """The network took the test's exchange (its answer lost after the server may have acted), also when the test ran again."""
+
+    cause = Cause.NOT_JUDGED_NETWORK

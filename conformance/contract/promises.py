@@ -15,13 +15,14 @@ from conformance.contract import ids
 from conformance.contract.findings import NOT_REACHED_PREFIX, Finding
 from conformance.contract.ids import PromiseId
 from conformance.contract.outcomes import Cause, CausedSkip, Outcome, Verdict, verdict_of_causes
-from conformance.wire.transport import NOT_RUN_PREFIX
+from conformance.wire.transport import NETWORK_PREFIX, NOT_RUN_PREFIX
 
 MARKER = "promise"
 # The outcomes and verdicts by their old names (their words are the reports'): DEVIATION is an outcome, KNOWN_DEVIATION a verdict.
 PASSED, FAILED, SKIPPED, DEVIATION = Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED, Outcome.DEVIATION
 CONFORMS, FAILS, KNOWN_DEVIATION = Verdict.CONFORMS, Verdict.FAILS, Verdict.KNOWN_DEVIATION
 NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = Verdict.NOT_PROVOKED, Verdict.NOT_REACHED, Verdict.NOT_RUN, Verdict.OPTED_OUT
+NOT_JUDGED_NETWORK = Verdict.NOT_JUDGED_NETWORK
 JUDGED = (CONFORMS, FAILS, KNOWN_DEVIATION)
 
 
@@ -31,6 +32,7 @@ class Promise:
 
     `by_checks`: judged by the response checks every test runs, so only those checks reaching it count, not a test
     that passes. `live_provokable`: whether a live target can provoke it at all (maintenance cannot be switched on).
+    `opt_out`: the target fixtures' setting that opts out of it, where a target may be unable to give what it `needs`.
     """
 
     id: PromiseId
@@ -38,6 +40,13 @@ class Promise:
     needs: str | None = None
     by_checks: bool = False
     live_provokable: bool = True
+    opt_out: str | None = None
+
+    def to_provoke(self) -> str:
+        """What a run needs to judge it, and the setting that opts out instead (for a completeness failure's one line)."""
+        if self.needs is None:
+            return ""
+        return f"set {self.needs} in the target fixtures" + (f", or opt out with {self.opt_out}" if self.opt_out else "")
 
 
 PROMISES = (
@@ -53,12 +62,20 @@ PROMISES = (
             "credentials.network_restricted"),
     Promise(ids.INVALID_CAPABILITIES_TOKEN, "an invalid capabilities token gets 403 invalid_capabilities_token",
             "credentials.invalid_capabilities"),
+    Promise(ids.READ_ONLY_TOKEN_REFUSED, "a token granted only ip_addresses:read gets 403 scope_not_granted naming ip_addresses on allocate_ip,"
+            " changes nothing, and may read IPs", "credentials.read_only", opt_out="credentials.read_only: false"),
     Promise(ids.INTERFACE_NOT_FOUND, "an unknown interface gets 404 virtual_machine_network_interface_not_found"),
     Promise(ids.IP_ADDRESS_NOT_FOUND, "an unknown IP (by id or address) gets 404 ip_address_not_found"),
+    Promise(ids.OTHER_ORGANIZATION_IP, "another organization's IP, asked for by id or by address, is not found"
+            " (404 ip_address_not_found) and nothing changes", "other_organization.ip_address", opt_out="other_organization: false"),
+    Promise(ids.OTHER_ORGANIZATION_INTERFACE, "the fixture IP asked for another organization's interface is not found"
+            " (404 virtual_machine_network_interface_not_found) and stays as it was", "other_organization.network_interface",
+            opt_out="other_organization: false"),
     Promise(ids.IP_ALREADY_ALLOCATED, "an IP held by another resource gets 422 ip_already_allocated",
             "ip_addresses.allocated_elsewhere"),
     Promise(ids.INVALID_IP, "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
-    Promise(ids.RATE_LIMIT_REACHED, "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke"),
+    Promise(ids.RATE_LIMIT_REACHED, "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke",
+            opt_out="rate_limit.provoke: false"),
     Promise(ids.SERVICE_UNAVAILABLE, "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
             live_provokable=False),
     Promise(ids.MUTUAL_EXCLUSIVITY, "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
@@ -170,7 +187,8 @@ class PromiseVerdict:
 
 def verdict_of(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iterable[Finding], reached: int) -> PromiseVerdict:
     """fails on an unexcused finding; known deviation when all are excused; conforms when its checks ran to the end at least once;
-    else opted out (every test of it opted out by the target fixtures) / not provoked / not reached / not run, saying why."""
+    else opted out (every test of it opted out by the target fixtures) / not provoked / not run / not judged (network) / not reached,
+    saying why."""
     outcomes = list(outcomes)
     own = [finding for finding in findings if finding.signature.promise == promise.id]
     declaring = [o for o in outcomes if promise.id in o.promises]
@@ -199,5 +217,7 @@ def why_not(verdict: Verdict, declaring: list[TestOutcome]) -> str:
         return next(o.reason for o in declaring if o.cause == Cause.NOT_PROVOKED)
     if verdict == NOT_RUN:
         return declaring[0].reason.removeprefix(NOT_RUN_PREFIX)
+    if verdict == NOT_JUDGED_NETWORK:
+        return declaring[0].reason.removeprefix(NETWORK_PREFIX)
     stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
     return stops[0] if stops else "its tests ended before its checks ran"

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path  # noqa: F401
+
     # Named in the keys' strings, never imported at run time: the session is built from these keys' values, and every
     # part of the plugin imports this module, so it must not pull the preflight, the checks or hypothesis in with it.
     from hypothesis import settings  # noqa: F401
@@ -30,6 +32,8 @@ RUN_KEY = pytest.StashKey["RunContext"]()
 SETTINGS_KEY = pytest.StashKey["settings"]()
 PREFLIGHT_KEY = pytest.StashKey["Preflight"]()
 HEAP_KEY = pytest.StashKey["StartUpHeap"]()
+# Why the run stopped before its end because the target stopped answering (exit 4); absent when it ran to its end.
+STOPPED_KEY = pytest.StashKey[str]()
 # Set when the run is recorded (--record): the HAR record every target of this process writes to.
 RECORDER_KEY = pytest.StashKey["HarRecorder"]()
 # Set on the xdist controller only: what every worker did, merged (elsewhere the session keeps its own record).
@@ -40,6 +44,8 @@ MERGED_KEY = pytest.StashKey["Merged"]()
 LOCK_KEY = pytest.StashKey["RunLock"]()
 # On each test item: the scope its checks reported to while it ran (gate.reporting).
 SCOPE_KEY = pytest.StashKey["TestScope"]()
+# On the xdist controller: the file its preflight's result is written to for the workers (gate.xdist).
+SHARED_PREFLIGHT_KEY = pytest.StashKey["Path"]()
 # On each item of a test using the katapult_mock fixture: whether its call failed (tools.katapult_mock, a plugin apart from the gate).
 CALL_FAILED = pytest.StashKey[bool]()
 

@@ -80,6 +80,21 @@ class AllocationLedger:
             self.stale |= named
             self.dirty |= named
 
+    def settle_lost(self, request: httpx.Request) -> bool:
+        """The answer to `request` was lost after the server may have acted: mark what it names for checking (cleanup puts back
+        what it moved, though no answer said so), read it, and say whether it is as it was (then the same request may be sent
+        again and its answer judged); not known before, or moved, it is not (that exchange is left unjudged)."""
+        named = self.named(request) if request.method != "GET" else set()
+        if not named:
+            # Names no fixture IP: on a correct server it moved none, and the end-of-run check finds any it moved unasked.
+            return True
+        with self.lock:
+            before = {ip: self.known[ip] for ip in named if ip in self.known and ip not in self.stale}
+            self.dirty |= named
+            self.stale |= named
+        now = {ip: self.read(ip) for ip in sorted(named, key=lambda ip: ip.id)}
+        return len(before) == len(named) and now == before
+
     def named(self, request: httpx.Request) -> set[IPRef]:
         """The fixture IPs a request names anywhere (path, query or body)."""
         text = request.url.raw_path.decode("ascii", "replace") + " " + request.content.decode("utf-8", "replace")
@@ -107,6 +122,13 @@ class AllocationLedger:
         self.dirty.add(ip)
         return self.holder(ip)
 
+    def suspect(self, ips: Iterable[IPRef]) -> None:
+        """IPs a request may have moved though it named none: read afresh when next asked, put back at the test's end."""
+        chosen = set(ips) & set(self.started)
+        with self.lock:
+            self.stale |= chosen
+            self.dirty |= chosen
+
     def touch_free(self, ip: IPRef) -> None:
         """Touch an IP a test needs free; held now (an earlier deviation was not put back), the test is not reached."""
         holder = self.touch(ip)
@@ -117,7 +139,7 @@ class AllocationLedger:
     def undo(self, ip: IPRef) -> None:
         """Quickly put back an IP a request just allocated (inside a test: counted against the budget)."""
         if self.started.get(ip) is None:
-            api.unallocate(self.target, self.credential, ip)
+            api.unallocate(self.target, self.credential, ip, resend=True)
         else:
             self.put_back(ip, self.started[ip], self.holder(ip), budgeted=True)
 
@@ -125,25 +147,26 @@ class AllocationLedger:
         """Unallocate what holds the IP now; give it back to its starting holder when the suite knows an interface of it."""
         if now == started:
             return
+        # Putting back is sent again whatever became of a lost answer: what it was for is read afterwards anyway.
         if now is not None:
-            api.unallocate(self.target, self.credential, ip, budgeted=budgeted)
+            api.unallocate(self.target, self.credential, ip, budgeted=budgeted, resend=True)
         home = self.homes.get(started) if started is not None else None
         if home is not None:
-            api.allocate(self.target, self.credential, home, {"id": ip.id}, budgeted=budgeted)
+            api.allocate(self.target, self.credential, home, {"id": ip.id}, budgeted=budgeted, resend=True)
         elif started is not None:
             self.find_home(ip, started, budgeted=budgeted)
 
     def find_home(self, ip: IPRef, started: str, *, budgeted: bool) -> None:
         """No interface of `started` is known: give the IP to each unplaced interface in turn, kept where the 200 names `started`."""
         for interface in list(self.unplaced):
-            response = api.allocate(self.target, self.credential, interface, {"id": ip.id}, budgeted=budgeted)
+            response = api.allocate(self.target, self.credential, interface, {"id": ip.id}, budgeted=budgeted, resend=True)
             named = api.machine_named_by(response)
             if named is not None and named[0] == interface:
                 self.add_home(interface, named[1])
                 if named[1] == started:
                     return
             if response.status_code == 200:
-                api.unallocate(self.target, self.credential, ip, budgeted=budgeted)
+                api.unallocate(self.target, self.credential, ip, budgeted=budgeted, resend=True)
 
     def fix_command(self, ip: IPRef, started: str | None, now: str | None) -> str:
         """What to run by hand to put the IP back."""
@@ -174,6 +197,8 @@ class AllocationLedger:
         An IP that could not be put back stays dirty: it is still the suite's to put back, not one the target moved unasked.
         """
         chosen = sorted(self.dirty if ips is None else set(ips), key=lambda ip: ip.id)
+        if self.target.gone is not None:
+            return self.unverified(chosen)
         drifts = []
         for ip in chosen:
             started = self.started.get(ip)
@@ -202,6 +227,17 @@ class AllocationLedger:
                 self.moved_unasked.append(Drift(ip, started, found, put_back=True))
             with self.lock:
                 self.dirty.discard(ip)
+        return drifts
+
+    def unverified(self, ips: Iterable[IPRef]) -> list[Drift]:
+        """The target is gone: every IP that may have moved since it was last read as it started (a request named it, or it was
+        not back), with the commands that put it back whatever holds it now; nothing is sent."""
+        drifts = []
+        with self.lock:
+            for ip in ips:
+                started, known = self.started.get(ip), self.known.get(ip, UNKNOWN)
+                if ip in self.dirty or ip in self.stale or known != started:
+                    drifts.append(Drift(ip, started, f"{UNKNOWN} (the target stopped answering)", self.fix_command(ip, started, UNKNOWN)))
         return drifts
 
     def verify(self) -> list[Drift]:

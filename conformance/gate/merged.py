@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.setup.fixtures import IPRef
 from conformance.wire.profile import WireProfile
+from conformance.wire.retry import NetworkHealth
 
 if TYPE_CHECKING:
     from conformance.gate.putback import Drift
@@ -32,11 +33,18 @@ class Merged:
     findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     reached: Counter[str] = dataclasses.field(default_factory=Counter)
     wire: WireProfile = dataclasses.field(default_factory=WireProfile)
+    network: NetworkHealth = dataclasses.field(default_factory=NetworkHealth)
+    # Why a worker stopped the run (its target stopped answering), if one did.
+    stopped: str | None = None
+    shared_token: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, worker: str, data: dict[str, Any]) -> None:
         """One worker's data."""
         from conformance.gate.putback import Drift
 
+        self.stopped = self.stopped or data.get("stopped")
+        self.network.add(data["network"])
+        self.shared_token += data["shared_token"]
         self.live = self.live or bool(data["live"])
         self.sent += int(data["sent"])
         self.add_preflight(int(data["preflight"]))

@@ -7,6 +7,7 @@ from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for typing
 
 from conformance.gate.collection import targets_suite
 from conformance.gate.keys import (
@@ -19,6 +20,7 @@ from conformance.gate.keys import (
     SEED_KEY,
     SESSION_KEY,
     SETTINGS_KEY,
+    STOPPED_KEY,
     run_record,
 )
 from conformance.setup.settings import OPTIONS, ConfigError, SuiteConfig, build_config
@@ -151,8 +153,12 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.target.out_of_time() and is_conformance_item(item):
         raise NotRun(str(session.target.out_of_time_error()))
-    with skipped_for_its_cause():
-        return (yield)
+    try:
+        with skipped_for_its_cause():
+            return (yield)
+    except (Exception, Skipped) as error:
+        stop_if_gone(item, error)
+        raise
 
 
 @pytest.hookimpl(wrapper=True)
@@ -163,12 +169,24 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     from hypothesis._settings import local_settings
 
     from conformance.setup.profiles import without_local_constants
+    from conformance.wire.transport import AnswerLost
 
-    with skipped_for_its_cause():
-        if not is_conformance_item(item):
-            return (yield)
-        with local_settings(item.config.stash[SETTINGS_KEY]), without_local_constants():
-            return (yield)
+    try:
+        with skipped_for_its_cause():
+            if not is_conformance_item(item):
+                return (yield)
+            with local_settings(item.config.stash[SETTINGS_KEY]), without_local_constants():
+                try:
+                    return (yield)
+                except AnswerLost:
+                    # The network took the test's exchange after the server may have acted: never the server's fault; run it again once.
+                    from conformance.gate.network import rerun_once
+
+                    rerun_once(item)
+                    return None
+    except (Exception, Skipped) as error:
+        stop_if_gone(item, error)
+        raise
 
 
 @pytest.hookimpl(wrapper=True)
@@ -182,20 +200,32 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         from conformance.contract.outcomes import NotRun
 
         raise NotRun(str(cannot_run)) from None
+    except (Exception, Skipped) as error:
+        stop_if_gone(item, error)
+        raise
+
+
+def stop_if_gone(item: pytest.Item, error: BaseException) -> None:
+    """A target that stopped answering in the middle of the run ends it now, exit 4 (cleanup still says what to put back)."""
+    if not is_active(item.config):
+        return
+    from conformance.gate.network import gone_in, stop_run
+
+    why = gone_in(error)
+    if why is not None:
+        stop_run(item.session, why)
 
 
 def check_world(suite: SuiteConfig) -> None:
     """A --mock-world file that cannot be loaded is a usage error now, not at the first test."""
     if suite.mock_world is None:
         return
-    import yaml
-
-    from conformance.mock.world import load_world
+    from conformance.mock.world import WorldError, load_world
 
     try:
         load_world(suite.mock_world)
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
+    except WorldError as error:
+        raise ConfigError(f"{error}; fix it or drop --mock-world") from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -305,7 +335,12 @@ def check_setup(session: pytest.Session) -> None:
     suite = session.config.stash.get(CONFIG_KEY, None)
     if suite is None or not suite.is_live or session.config.option.collectonly:
         return
-    from conformance.gate.preflight import preflight, stop_message
+    from conformance.gate.xdist import is_worker, share_preflight
+
+    if is_worker(session.config):
+        # One preflight per run: an xdist worker takes the controller's result (conformance_session reads it).
+        return
+    from conformance.gate.preflight import preflight, setup_verdict, stop_message
     from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
     from conformance.wire.har import PREFLIGHT
@@ -316,21 +351,37 @@ def check_setup(session: pytest.Session) -> None:
     wire = WireProfile()
     probe.observers.append(wire.observe)
     attach(session.config, probe)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"katapult-conformance preflight: {message}")
+            reporter.flush()
+
     try:
         with marked(session.config, phase=PREFLIGHT, test=None, promises=[]):
-            found = preflight(probe, session.config.stash[FIXTURES_KEY])
+            found = preflight(probe, session.config.stash[FIXTURES_KEY], say)
     except TargetError as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     finally:
         probe.close()
     session.config.stash[PREFLIGHT_KEY] = found
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    share_preflight(session.config, found)
     if not found.ok:
         if reporter is not None:
             reporter.write_line(stop_message(found), red=True)
         return
+    if found.doubts:
+        from conformance.gate.reporting import record_doubts
+        from conformance.gate.xdist import is_worker
+
+        # Once per run: the xdist controller (or the one process) records them; its workers only hold back what they doubt.
+        if not is_worker(session.config):
+            record_doubts(session.config, found.doubts)
     if reporter is not None:
-        reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
+        reporter.write_line(f"katapult-conformance preflight: {setup_verdict(found)} ({found.requests} requests)")
+        for doubt in found.doubts:
+            reporter.write_line(f"katapult-conformance preflight doubt: {doubt}", yellow=True)
         reporter.write_line(f"katapult-conformance preflight: interface virtual machines from {found.machine_source}")
         for note in found.notes:
             reporter.write_line(f"katapult-conformance preflight note: {note}")
@@ -362,13 +413,18 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     config = request.config
     suite = config.stash[CONFIG_KEY]
     fixtures = config.stash[FIXTURES_KEY]
-    target = make_target(suite)
+    target = make_target(suite, seed=config.stash[SEED_KEY])
+    # The preflight's reads were answered (here or on the xdist controller), or the target is the mock in this process: a
+    # request lost on every attempt from now on asks whether the target still answers, instead of calling it unreachable.
+    target.answered_once = True
     target.pacer.on_stall = report_stalled_rate_limit
     monitor = RateLimitMonitor(clock=target.pacer.now, window_seconds=target.pacer.window_seconds)
     session = ConformanceSession(target, AllocationLedger(target, fixtures.credential("valid")), secrets.token_hex(6), fixtures,
                                  rate_limit_monitor=monitor)
     target.observers += [session.observe, session.rate_limit_monitor.observe, session.wire.observe, session.interfaces.learn,
                          session.ledger.observe]
+    # A state-changing request whose answer was lost is sent again only once the ledger has read that nothing it names moved.
+    target.settle = session.ledger.settle_lost
     notice = CleanupNotice(session.ledger, terminal_writer(config))
     target.pacer.sleep = notice.wrap(target.pacer.sleep)
     request_log = None
@@ -378,6 +434,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         request_log = RequestLog(suite.request_log, session.run_id)
     if request_log is not None:
         target.observers.append(request_log.observe)
+        target.attempt_observers.append(request_log.attempt)
     attach(config, target)
     config.stash[SESSION_KEY] = session
     if fixtures.provoke_rate_limit and bursts_for_429(request.session):
@@ -397,6 +454,12 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     run.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
+    if found is None and suite.is_live:
+        from conformance.gate.xdist import shared_preflight
+
+        # An xdist worker: the controller's preflight read the starting state (its requests are counted there).
+        found = shared_preflight(config)
+    session.doubts = list(found.doubts) if found is not None else []
     with marked(config, phase=SESSION_START, promises=[CLEANUP.id]):
         record_starting_state(session, found)
     yield session
@@ -416,8 +479,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     # Not a failure of the last test: the reporter judges these as the end-of-run ledger check (findings of `cleanup`, a failing
     # case of their own when no test failed on them). Raised here, it would fail whichever test ran last, and inside pytest's
     # own end of the session (an interrupted or stopped run) it would be a crash.
-    if INTERRUPTS.stopping or request.session.shouldstop or request.session.shouldfail:
-        # The run ends early: the commands go out now, before the reports (a CI job's SIGKILL may follow).
+    if INTERRUPTS.stopping or request.session.shouldstop or request.session.shouldfail or STOPPED_KEY in config.stash:
+        # The run ends early (an interrupt, -x, a target gone): the commands go out now, before the reports (a CI job's SIGKILL may follow).
         write = terminal_writer(config)
         if session.drifts:
             write(cleanup_message(session))
@@ -426,13 +489,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
 
 
 def report_stalled_rate_limit(message: str, response: httpx.Response) -> None:
-    """Rate-limit headers that never recover are a finding of their promise; pacing goes on by X-RateLimit-Permitted alone."""
-    from conformance.contract import checks
-    from conformance.contract.findings import report
-    from conformance.contract.ids import RATE_LIMIT_HEADERS
-
-    report(checks.ConformanceFailure("X-RateLimit-Remaining does not recover", message, "Remaining back up after one window", response,
-                                     promise=RATE_LIMIT_HEADERS, check="X-RateLimit-Remaining recovers"))
+    """A Remaining that does not recover after a whole window is a shared token (the pacer notes it for the report), not a finding:
+    the rate-limit headers promise fails only on headers that contradict themselves (RateLimitMonitor); pacing goes on."""
 
 
 @pytest.fixture(scope="session")
@@ -448,16 +506,16 @@ def target(conformance_session: ConformanceSession) -> Target:
 
 
 @pytest.fixture
-def ledger(conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
+def ledger(request: pytest.FixtureRequest, conformance_session: ConformanceSession) -> Iterator[AllocationLedger]:
     """The allocation ledger; whatever a test allocated is undone when it ends, pass or fail."""
     from conformance.gate.putback import NotPutBack
     from conformance.wire.interrupts import INTERRUPTS
 
     yield conformance_session.ledger
     drifts = conformance_session.ledger.restore()
-    # Torn down in pytest's end of the session (an interrupted run), a failure would crash it: the IPs stay the ledger's,
-    # and the end-of-run check, which tries them again, names them.
-    if drifts and not INTERRUPTS.tests_over:
+    # Torn down in pytest's end of the session (an interrupted run, or one stopped because the target is gone), a failure would
+    # crash it: the IPs stay the ledger's, and the end-of-run check, which tries them again, names them.
+    if drifts and not INTERRUPTS.tests_over and STOPPED_KEY not in request.config.stash:
         raise NotPutBack(drifts)
 
 

@@ -52,11 +52,13 @@ def elapsed_text(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def status_text(done: int, total: int, sent: int, budget: int | None, elapsed: float, waiting: float | None) -> str:
-    """The status, e.g. `[12/56 tests, 143/4000 requests, 1m05s, waiting for the rate window (60 s)]` (short: it shares pytest's line)."""
+def status_text(done: int, total: int, sent: int, budget: int | None, elapsed: float, waiting: float | None,
+                why: str | None = None) -> str:
+    """The status, e.g. `[12/56 tests, 143/4000 requests, 1m05s, waiting for the rate window (60 s)]` (short: it shares pytest's line);
+    `why` names the window waited for when it is not the run's own (`waiting for a window another client of the token spent`)."""
     parts = [f"{done}/{total} tests", f"{sent}/{budget} requests" if budget is not None else f"{sent} requests", elapsed_text(elapsed)]
     if waiting is not None:
-        parts.append(f"waiting for the rate window ({waiting:.0f} s)")
+        parts.append(f"waiting for {why or 'the rate window'} ({waiting:.0f} s)")
     return "[" + ", ".join(parts) + "]"
 
 
@@ -108,13 +110,17 @@ class StatusLine:
         self.test_started: float | None = None
         self.last_drawn = float("-inf")
         self.waiting: float | None = None
+        # Why the pacer waits, when it is not for the run's own window (read when the wait starts).
+        self.why: Callable[[], str | None] = lambda: None
+        self.waiting_why: str | None = None
         self.shown = 0
         self.lock = threading.RLock()
 
     def text(self) -> str:
         """The status as of now."""
         counts = self.counts
-        return status_text(counts.done, counts.total, counts.sent(), counts.budget, self.clock() - self.started, self.waiting)
+        return status_text(counts.done, counts.total, counts.sent(), counts.budget, self.clock() - self.started, self.waiting,
+                           self.waiting_why)
 
     def tick(self, force: bool = False) -> None:
         """Redraw, if a test has run long enough and the last redraw is a second old (or when forced, for a wait)."""
@@ -170,6 +176,7 @@ class StatusLine:
                 return
             with self.lock:
                 self.waiting = seconds
+                self.waiting_why = self.why()
                 self.tick(force=True)
             try:
                 sleep(seconds)
@@ -236,6 +243,8 @@ class ProgressReporter:
         self.status.counts.budget = target.max_requests
         target.observers.append(self.status.observe)
         target.pacer.sleep = self.status.pacing_sleep(target.pacer.sleep)
+        pacer = target.pacer
+        self.status.why = lambda: pacer.waiting_for
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:

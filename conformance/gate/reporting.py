@@ -5,10 +5,10 @@ import datetime
 import logging
 import os
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr
@@ -21,6 +21,7 @@ from conformance.contract.findings import NOT_REACHED_PREFIX, FindingLog, Signat
 from conformance.contract.ids import RATE_LIMIT_REACHED
 from conformance.contract.outcomes import Cause, CausedSkip
 from conformance.contract.promises import (
+    BY_ID,
     CLEANUP,
     DEVIATION,
     FAILED,
@@ -33,7 +34,8 @@ from conformance.contract.promises import (
     declared_promises,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, RUN_KEY, SCOPE_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, RUN_KEY, SCOPE_KEY, STOPPED_KEY, run_record
+from conformance.gate.network import Unanswered, unanswered
 from conformance.gate.putback import NOT_BACK, Drift, NotPutBack
 from conformance.gate.summarise import RunFacts, summarise
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
@@ -41,6 +43,11 @@ from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.interrupts import INTERRUPTS
+from conformance.wire.transport import ConnectionDropped
+
+if TYPE_CHECKING:
+    # A live run's alone: a mock run never imports the preflight.
+    from conformance.gate.preflight import Doubt
 
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
 OPTED_OUT_PROPERTY, CAUSE_PROPERTY = "opted out by", "skip cause"
@@ -117,10 +124,13 @@ def first_failure(error: BaseException) -> BaseException:
     return error
 
 
-def as_judged(failure: BaseException, report: pytest.TestReport) -> Any:
-    """The failure as a finding's facts: a ConformanceFailure already is one; anything else is described by its first line."""
+def as_judged(failure: BaseException, report: pytest.TestReport, declared: tuple[str, ...] = ()) -> Any:
+    """The failure as a finding's facts: a ConformanceFailure already is one; a request closed on at every attempt is its request's;
+    anything else is described by its first line."""
     if isinstance(failure, ConformanceFailure):
         return failure
+    if isinstance(failure, ConnectionDropped):
+        return unanswered(failure, declared)
     line = next((line.strip() for line in str(failure).splitlines() if line.strip()), type(failure).__name__)
     return Observation(line, type(failure).__name__, "the test to complete", REDACT(line))
 
@@ -133,7 +143,8 @@ def recorded_signature(failure: BaseException) -> Signature:
 
 def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
     """What a server developer reads: the failure and its exchange, then the notes (falsifying example, seed, reproduce), no suite source."""
-    notes = [str(note) for note in getattr(raised, "__notes__", ()) + getattr(failure, "__notes__", ()) if str(note).strip()]
+    # A list where there are notes, absent where none: an exception group's notes and its first failure's are joined as sequences.
+    notes = [str(note) for note in [*getattr(raised, "__notes__", ()), *getattr(failure, "__notes__", ())] if str(note).strip()]
     return REDACT("\n".join([str(failure), *dict.fromkeys(notes)]))
 
 
@@ -295,8 +306,12 @@ class ConformanceReporter:
         """Record the failure as a finding (unless its check already did), name its promise, excuse it if the baseline says so."""
         promises = properties(report, PROMISE_PROPERTY) if report.when == "call" else (CLEANUP.id,)
         failure = first_failure(error)
+        judged = as_judged(failure, report, promises)
         if isinstance(failure, ConformanceFailure):
             report.longrepr = reader_text(failure, error)
+        elif isinstance(judged, Unanswered):
+            notes = [str(note) for note in getattr(error, "__notes__", ()) if str(note).strip()]
+            report.longrepr = REDACT("\n".join([f"{judged.title}\n  [check: {judged.check}]", judged.exchange, *dict.fromkeys(notes)]))
         if not promises:
             return
         if isinstance(failure, NotPutBack):
@@ -305,9 +320,9 @@ class ConformanceReporter:
                 self.log.record(drift_observation(drift), CLEANUP.id, node_name(item.nodeid))
             record(item, report, (CHARGED_PROPERTY, CLEANUP.id))
             return
-        promise = charged_to(getattr(failure, "promise", None), promises) or promises[0]
+        promise = charged_to(getattr(judged, "promise", None), promises) or promises[0]
         finding = (self.log.findings.get(recorded_signature(failure)) if getattr(failure, "recorded", False) else None) or \
-            self.log.record(as_judged(failure, report), promise, node_name(item.nodeid))
+            self.log.record(judged, promise, node_name(item.nodeid))
         record(item, report, (CHARGED_PROPERTY, finding.signature.promise))
         entry = self.baseline.entry(finding.excused_by) if self.baseline is not None and finding.excused_by is not None else None
         if entry is not None and report.when == "call":
@@ -400,8 +415,10 @@ class ConformanceReporter:
         # An interrupt once the tests were over raised nothing (it ended cleanup's waits): the run was interrupted all the same.
         if INTERRUPTS.stopping and not is_worker(self.config) and session.exitstatus != pytest.ExitCode.INTERRUPTED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
-        interrupted = (exitstatus == pytest.ExitCode.INTERRUPTED or INTERRUPTS.stopping
-                       or (session.shouldstop is not False and bool(session.shouldstop)))
+        # A run stopped because the target stopped answering is not an interrupted one (exit 4, its own status and case).
+        stopped = self.config.stash.get(STOPPED_KEY, None)
+        interrupted = stopped is None and (exitstatus == pytest.ExitCode.INTERRUPTED or INTERRUPTS.stopping
+                                           or (session.shouldstop is not False and bool(session.shouldstop)))
         preflight = self.config.stash.get(PREFLIGHT_KEY, None)
         setup_problems = list(preflight.problems) if preflight is not None else []
         self.summary = summarise(RunFacts(
@@ -414,6 +431,7 @@ class ConformanceReporter:
             notes=notes,
             interrupted=interrupted,
             setup_problems=setup_problems,
+            stopped=stopped,
             machines_from=preflight.machine_source if preflight is not None and preflight.ok else None,
             require_complete=self.suite.require_complete,
             live=self.suite.is_live,
@@ -426,6 +444,9 @@ class ConformanceReporter:
         if setup_problems:
             text = f"the setup is wrong, no test was run (exit 6): {'; '.join(setup_problems)}"
             self.emit(session, [case_report("run[setup]", text, (), error=True)])
+        elif stopped is not None:
+            self.emit(session, [case_report("run[target-stopped-answering]", f"{stopped}: the run stopped there (exit 4); its verdicts are"
+                                            " partial and it is not a pass; cleanup says what to put back", (), error=True)])
         elif interrupted:
             self.emit(session, [case_report(INTERRUPTED_NODE.removeprefix(f"{RUN_NODE}::"),
                                             f"the run was interrupted ({session.shouldstop or 'Ctrl-C or SIGTERM'}):"
@@ -467,11 +488,15 @@ class ConformanceReporter:
             xml.pytest_sessionfinish()
 
     def wire(self) -> dict[str, Any]:
-        """What the target showed of its wire generation, for the summary."""
+        """What the target showed of its wire generation, and what the network did to the requests (live, or any retry), for the summary."""
         record = run_record(self.config)
         if record is None:
             return {}
-        return {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
+        shown = {"wire": record.wire.as_dict(), "wire_line": record.wire.describe()}
+        health = record.network
+        if record.live or health.retried or health.unanswered or health.lost_unjudged:
+            shown |= {"network": health.as_dict(), "network_line": health.describe()}
+        return shown | {"shared_token": list(record.shared_token)}
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
         """The interrupted run's case is counted as `interrupted` in the last line (an error in JUnit), so the line says so."""
@@ -494,6 +519,20 @@ class ConformanceReporter:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker (whether or not the suite runs, so --strict-markers accepts it)."""
     config.addinivalue_line("markers", f"{MARKER}(*ids): the documented promise(s) of allocate_ip this test speaks for")
+
+
+PREFLIGHT_TEST = "preflight"
+
+
+def record_doubts(config: pytest.Config, doubts: Iterable[Doubt]) -> None:
+    """Each doubt of the preflight is a finding of its promise, naming both causes (the tests that would use the fixture are not run)."""
+    log = config.stash.get(FINDINGS_KEY, None)
+    if log is None:
+        return
+    for doubt in doubts:
+        promise = BY_ID[doubt.promise]
+        log.record(Observation(f"{doubt.key}: a setup mistake or a server fault", "preflight doubt", promise.description, doubt.message),
+                   promise.id, PREFLIGHT_TEST)
 
 
 def start_reporter(config: pytest.Config) -> None:

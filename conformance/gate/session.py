@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from conformance.contract.findings import NotReached
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.machines import InterfaceMachines
 from conformance.gate.putback import Drift
@@ -15,13 +16,14 @@ from conformance.setup.fixtures import TargetFixtures, UnusableFixture
 from conformance.setup.settings import SuiteConfig
 from conformance.wire.pacing import RateLimitMonitor
 from conformance.wire.profile import WireProfile
+from conformance.wire.retry import NetworkHealth
 from conformance.wire.transport import Target, TargetError, live_target
 
 if TYPE_CHECKING:
     from conformance.cases.rate_limit import WindowEndBurst
 
     # A live run's alone: a mock run never imports the preflight.
-    from conformance.gate.preflight import Preflight
+    from conformance.gate.preflight import Doubt, Preflight
 
 
 @dataclass
@@ -43,6 +45,8 @@ class ConformanceSession:
     interfaces: InterfaceMachines = field(init=False)
     # A run provoking the 429: the burst the pacer makes where it would wait for a window's end (cases.rate_limit).
     window_end_burst: WindowEndBurst | None = None
+    # What the preflight doubts (a setup mistake or a server fault): nothing is sent with those fixture entries.
+    doubts: list[Doubt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.interfaces = InterfaceMachines(self.target, self.fixtures.credential("valid"))
@@ -66,12 +70,23 @@ class ConformanceSession:
                 f" by virtual machine, so the two cannot be told apart; name an interface of another virtual machine"
                 f" in {self.fixtures.source}"))
 
+    def withheld(self) -> set[str]:
+        """The fixture keys the preflight doubts, which no test may use."""
+        return {doubt.key for doubt in self.doubts}
+
+    def refuse_doubted(self, *keys: str) -> None:
+        """Stop a test that would use a fixture entry the preflight doubts: its finding already fails the promise concerned."""
+        for doubt in self.doubts:
+            if doubt.key in keys:
+                raise NotReached(f"the preflight doubts {doubt.key} (a finding of {doubt.promise}): nothing is sent with it")
+
     def record(self) -> RunRecord:
         """What this session did, for the end of the run."""
         target = self.target
         return RunRecord(target.is_live, target.sent, target.statuses, target.throttled, self.preflight_requests, bool(self.ledger.started),
                          self.drifts, self.generated, self.wire, preflights=1 if self.preflight_requests else 0,
-                         unchecked=tuple(ip.id for ip in self.ledger.unchecked))
+                         unchecked=tuple(ip.id for ip in self.ledger.unchecked), network=target.health,
+                         shared_token=list(target.pacer.shared))
 
     def observe(self, response: httpx.Response) -> None:
         """Keep every 503 seen anywhere in the run, to be judged against the fragment."""
@@ -93,23 +108,28 @@ class RunRecord:
     drifts: list[Drift]
     generated: dict[str, Counter[int]]
     wire: WireProfile
-    # How many preflights `preflight` counts (under xdist the controller and each worker run one), and the requests of the xdist
+    # How many preflights `preflight` counts (one a run: under xdist, the controller's), and the requests of the xdist
     # controller's read-back after every worker finished: with `sent` and `preflight`, every request the target received.
     preflights: int = 1
     end_of_run: int = 0
     # Fixture IPs the end-of-run check did not read (a second interrupt): it judged nothing of them.
     unchecked: tuple[str, ...] = ()
+    # What the requests met on the network: retries and why, requests that never got an answer.
+    network: NetworkHealth = field(default_factory=NetworkHealth)
+    # What pacing saw of the token's other clients: a window spent before the run saw it begin, a Remaining that did not recover.
+    shared_token: list[str] = field(default_factory=list)
 
 
-def make_target(suite: SuiteConfig) -> Target:
-    """The mock (optionally a mutant) or the live URL, per the settings."""
+def make_target(suite: SuiteConfig, seed: int = 0) -> Target:
+    """The mock (optionally a mutant) or the live URL, per the settings; `seed` makes the jitter of the retries' backoff."""
     # A live run never loads the mock; a mock run's client is handed the mock's transport, so it builds no TLS, reads no proxy.
     if suite.target_url is not None:
         return live_target(suite.target_url, timeout=suite.request_timeout, max_requests=suite.max_requests, max_rate=suite.max_rate,
-                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None)
+                           max_duration=suite.max_duration, ca_bundle=str(suite.ca_bundle) if suite.ca_bundle else None,
+                           retries=suite.request_retries, seed=seed)
     from conformance.mock.inprocess import embedded_target
 
-    return embedded_target(suite.mock_mutant, suite.mock_world, suite.request_timeout)
+    return embedded_target(suite.mock_mutant, suite.mock_world, suite.request_timeout, retries=suite.request_retries, seed=seed)
 
 
 def record_starting_state(session: ConformanceSession, found: Preflight | None) -> None:

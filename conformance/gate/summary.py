@@ -8,13 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from conformance.contract.findings import Finding
-from conformance.contract.promises import CONFORMS, FAILS, KNOWN_DEVIATION, NOT_REACHED, OPTED_OUT, PromiseVerdict, TestOutcome
+from conformance.contract.promises import (
+    CONFORMS,
+    FAILS,
+    KNOWN_DEVIATION,
+    NOT_JUDGED_NETWORK,
+    NOT_REACHED,
+    OPTED_OUT,
+    PromiseVerdict,
+    TestOutcome,
+)
 from conformance.gate.baseline import Review
 from conformance.setup.redaction import REDACT
 
 SCHEMA_VERSION = 2
 COLOURS: dict[str, dict[str, bool]] = {FAILS: {"red": True, "bold": True}, CONFORMS: {"green": True}, KNOWN_DEVIATION: {"yellow": True},
-                                       NOT_REACHED: {"yellow": True}}
+                                       NOT_REACHED: {"yellow": True}, NOT_JUDGED_NETWORK: {"yellow": True}}
 EXAMPLE_LINES = 14
 
 
@@ -45,8 +54,15 @@ class Summary:
     interrupted: bool = False
     # What the preflight found wrong with the setup: the run stopped before any test (exit 6), and nothing was judged.
     setup_problems: list[str] = field(default_factory=list)
+    # Why the run stopped before its end (exit 4): the target stopped answering in the middle of it.
+    stopped: str | None = None
     wire: dict[str, Any] | None = None
     wire_line: str | None = None
+    # What the network did to the requests (live runs, or any run that retried): counts, and one line for a reader.
+    network: dict[str, Any] | None = None
+    network_line: str | None = None
+    # What pacing saw of the token's other clients (a shared token: never a finding by itself).
+    shared_token: list[str] = field(default_factory=list)
     # Where the run learnt each interface's virtual machine (live, from the preflight): the interface read, or allocate_ip's 200s.
     machines_from: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
@@ -69,14 +85,17 @@ class Summary:
     @property
     def passed(self) -> bool:
         """No promise fails, no problem (baseline, --require-complete), the setup was usable and the run was not interrupted."""
-        return (not self.interrupted and not self.setup_problems and not self.problems
+        return (not self.interrupted and not self.setup_problems and not self.problems and self.stopped is None
                 and all(verdict.verdict != FAILS for verdict in self.verdicts))
 
     @property
     def status(self) -> str:
-        """passed, failed, incomplete (passed what it judged, but not everything), interrupted, or setup error (nothing was run)."""
+        """passed, failed, incomplete (passed what it judged, but not everything), interrupted, stopped (the target stopped answering),
+        or setup error (nothing was run)."""
         if self.setup_problems:
             return "setup error"
+        if self.stopped is not None:
+            return "stopped"
         if self.interrupted:
             return "interrupted"
         if not self.passed:
@@ -128,6 +147,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "passed": summary.passed,
         "complete": summary.complete,
         "interrupted": summary.interrupted,
+        "stopped": summary.stopped,
         "setup_problems": summary.setup_problems,
         "not_judged": [{"promise": v.promise.id, "verdict": v.verdict, "reason": v.reason} for v in summary.not_judged],
         "opted_out": [{"promise": v.promise.id, "reason": v.reason} for v in summary.opted_out],
@@ -154,6 +174,8 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "notes": summary.notes,
         "requests": summary.requests,
         "target_showed": summary.wire,
+        "network": None if summary.network is None else {**summary.network, "line": summary.network_line},
+        "shared_token": summary.shared_token,
         "machines_from": summary.machines_from,
     }
 
@@ -170,6 +192,8 @@ def summary_markdown(summary: Summary) -> str:
         f"Target: {summary.target} · {summary.generated_at} · **{summary.status}**",
         "",
         *([f"The target showed: {summary.wire_line}", ""] if summary.wire_line else []),
+        *([f"Network: {summary.network_line}", ""] if summary.network_line else []),
+        *(line for note in summary.shared_token for line in (f"Shared token: {note}", "")),
         *([f"Interface virtual machines from {summary.machines_from}", ""] if summary.machines_from else []),
         "| Promise | Verdict | Detail |",
         "| --- | --- | --- |",
@@ -188,6 +212,8 @@ def summary_markdown(summary: Summary) -> str:
         lines += ["", "## Opted out", "", *(f"- {_cell(v.promise.id)}: {_cell(v.reason)}" for v in summary.opted_out)]
     if summary.unmapped:
         lines += ["", "Tests declaring no promise: " + ", ".join(f"`{o.name}` ({o.outcome})" for o in summary.unmapped)]
+    if summary.stopped is not None:
+        lines += ["", "## Stopped", "", f"{_cell(summary.stopped)}: the run stopped there (exit 4); its verdicts are partial."]
     for title, items in (("Setup problems (no test was run; fix the setup, exit 6)", summary.setup_problems),
                          ("Problems", [problem.text for problem in summary.problems]), ("Notes", summary.notes)):
         if items:
@@ -239,9 +265,15 @@ def terminal_lines(summary: Summary) -> list[tuple[str, dict[str, bool]]]:
         throttled = summary.requests.get("throttled", 0)
         waited = f"; {throttled} paced request(s) got a 429 and were retried after a wait" if throttled else ""
         lines.append((f"requests sent: {summary.requests['sent']} ({by_status}), {besides_tests(summary.requests)}{waited}", {}))
+    if summary.network_line:
+        troubled = bool(summary.network and (summary.network["failed_twice"] or summary.network["unanswered"]))
+        lines.append((f"network: {summary.network_line}", {"yellow": True} if troubled else {}))
+    lines += [(f"shared token: {note}", {"yellow": True}) for note in summary.shared_token]
     if summary.setup_problems:
         lines.append((f"the setup is wrong ({len(summary.setup_problems)} problem(s)): no test was run, nothing was judged (exit 6)",
                       {"red": True, "bold": True}))
+    elif summary.stopped is not None:
+        lines.append((f"the run stopped: {summary.stopped} (exit 4); its verdicts are partial and it is not a pass", {"red": True, "bold": True}))
     elif summary.interrupted:
         lines.append(("the run was interrupted: its verdicts are partial and it is not a pass", {"red": True, "bold": True}))
     elif summary.not_judged:

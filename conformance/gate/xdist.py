@@ -11,25 +11,45 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, LOCK_KEY, MERGED_KEY, PREFLIGHT_KEY, RECORD_KEY, SESSION_KEY
+from conformance.gate.keys import (
+    CONFIG_KEY,
+    FINDINGS_KEY,
+    FIXTURES_KEY,
+    LOCK_KEY,
+    MERGED_KEY,
+    PREFLIGHT_KEY,
+    RECORD_KEY,
+    SESSION_KEY,
+    SHARED_PREFLIGHT_KEY,
+    STOPPED_KEY,
+)
 from conformance.gate.merged import Merged
+from conformance.setup.command import USAGE
+from conformance.setup.fixtures import IPRef
 from conformance.setup.settings import Setting, SuiteConfig
 
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
+    from conformance.gate.preflight import Preflight
     from conformance.gate.putback import Drift
     from conformance.gate.session import ConformanceSession, RunRecord
 
 OUTPUT_KEY = "katapult_conformance"
-# A worker that ran the preflight but no test of the suite (live, every test goes to one worker) ships its preflight's count alone.
+# Where the controller writes its preflight's result for the workers: one preflight per run, whatever -n says.
+PREFLIGHT_INPUT = "katapult_conformance_shared_preflight"
+# A worker that ran the preflight but no test of the suite ships its preflight's count alone (a worker takes the controller's
+# preflight result instead of running one, so none does unless the controller ran none).
 PREFLIGHT_OUTPUT_KEY = "katapult_conformance_preflight"
 TARGET_GROUP = "katapult-target"
 SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
@@ -88,6 +108,42 @@ def pytest_configure(config: pytest.Config) -> None:
             config.add_cleanup(config.stash[LOCK_KEY].release)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Each worker of a live run is told where the controller's preflight result will be (written before any test is handed out)."""
+    config = node.config
+    suite = config.stash.get(CONFIG_KEY, None)
+    if suite is None or not suite.is_live or config.option.collectonly:
+        return
+    shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
+    if shared is None:
+        shared = config.stash[SHARED_PREFLIGHT_KEY] = Path(tempfile.mkdtemp(prefix="katapult-conformance-")) / "preflight.json"
+        config.add_cleanup(lambda: shutil.rmtree(shared.parent, ignore_errors=True))
+    node.workerinput[PREFLIGHT_INPUT] = str(shared)
+
+
+def share_preflight(config: pytest.Config, found: Preflight) -> None:
+    """On the controller: write what its preflight found for the workers (they run none of their own)."""
+    shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
+    if shared is None:
+        return
+    data = {item.name: getattr(found, item.name) for item in dataclasses.fields(found)}
+    data["holders"] = [[ip.id, ip.address, holder] for ip, holder in found.holders.items()]
+    shared.write_text(json.dumps(data), encoding="utf-8")
+
+
+def shared_preflight(config: pytest.Config) -> Preflight | None:
+    """On a worker: the controller's preflight result, when it ran one."""
+    from conformance.gate.preflight import Preflight
+
+    path = getattr(config, "workerinput", {}).get(PREFLIGHT_INPUT)
+    if path is None or not Path(path).is_file():
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data["holders"] = {IPRef(ip_id, address): holder for ip_id, address, holder in data["holders"]}
+    return Preflight(**data)
+
+
 def grouped_scheduler(config: pytest.Config, log: Any, group_of: Callable[[str], str | None]) -> Any:
     """xdist's scope scheduler with our own groups: each group's tests go to one worker, in order; other tests spread one by one.
 
@@ -111,9 +167,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return grouped_scheduler(config, log, lambda nodeid: TARGET_GROUP if SUITE_NODE.search(nodeid) else None)
 
 
-def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog | None) -> dict[str, Any]:
+def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog | None, stopped: str | None = None) -> dict[str, Any]:
     """What a worker did, as plain data for execnet."""
     return {
+        "stopped": stopped,
+        "network": session.target.health.as_dict(),
+        "shared_token": list(session.target.pacer.shared),
         "live": session.target.is_live,
         "sent": session.target.sent,
         "preflight": session.preflight_requests,
@@ -186,7 +245,8 @@ def controller_record(merged: Merged) -> RunRecord:
     from conformance.gate.session import RunRecord
 
     return RunRecord(merged.live, merged.sent, merged.statuses, merged.throttled, merged.preflight, bool(merged.started),
-                     list(merged.drifts), merged.generated, merged.wire, merged.preflights, merged.end_of_run)
+                     list(merged.drifts), merged.generated, merged.wire, merged.preflights, merged.end_of_run,
+                     network=merged.network, shared_token=merged.shared_token)
 
 
 def finish_on_controller(session: pytest.Session) -> None:
@@ -200,10 +260,14 @@ def finish_on_controller(session: pytest.Session) -> None:
         join_request_log(Path(suite.request_log), merged.parts)
     found = config.stash.get(PREFLIGHT_KEY, None)
     if found is not None:
-        # The controller's own preflight (before any worker's test): the target received it too.
+        # The one preflight of the run is the controller's: the workers took its result and sent none of their own.
         merged.add_preflight(found.requests)
     record = controller_record(merged)
-    if merged.live and merged.started:
+    if merged.stopped is not None:
+        # The worker's target stopped answering: the run's exit status is 4 here too, and the reporter says why.
+        config.stash[STOPPED_KEY] = merged.stopped
+        session.exitstatus = USAGE
+    if merged.live and merged.started and merged.stopped is None:
         known = {str(drift.ip.id) for drift in merged.drifts}
         late = [drift for drift in verify_live(session, merged) if str(drift.ip.id) not in known]
         if late:
@@ -229,7 +293,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_worker(config) and conformance is not None:
         log = config.stash[CONFIG_KEY].request_log
         findings = config.stash.get(FINDINGS_KEY, None)
-        config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings)  # type: ignore[attr-defined]
+        config.workeroutput[OUTPUT_KEY] = shipped(conformance, Path(log) if log is not None else None, findings,  # type: ignore[attr-defined]
+                                                  config.stash.get(STOPPED_KEY, None))
     elif is_worker(config) and PREFLIGHT_KEY in config.stash:
         config.workeroutput[PREFLIGHT_OUTPUT_KEY] = config.stash[PREFLIGHT_KEY].requests  # type: ignore[attr-defined]
     elif is_controller(config):

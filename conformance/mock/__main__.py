@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
+import math
 import sys
 from pathlib import Path
 
+from conformance.mock.faults import Faults, FrontEnd
 from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.mock.server import MockServer
 from conformance.mock.world import DEFAULT_WORLD, load_world
@@ -24,23 +27,79 @@ def latency_range(text: str) -> tuple[float, float]:
     return bounds
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (0 takes a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to 65535, or 0 for a free one")
+    return port
+
+
+def at_least_one(text: str) -> int:
+    """A whole number of requests, 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} requests: a window must permit at least 1")
+    return number
+
+
+def positive_seconds(text: str) -> float:
+    """A length of time in seconds, more than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"{text}: a window must last more than 0 seconds")
+    return seconds
+
+
+def unknown_mutant(name: str) -> str | None:
+    """Why --mutant NAME (or `a,b`) names no mutant, with the nearest names and where the list is; None when every part is one."""
+    for part in (part.strip() for part in name.split(",")):
+        if part and part not in MUTANTS and part != "faithful":
+            near = difflib.get_close_matches(part, MUTANTS, n=3)
+            hint = f" (did you mean {', '.join(near[:-1]) + ' or ' if len(near) > 1 else ''}{near[-1]}?)" if near else ""
+            return f"--mutant {part!r} is not a mutant{hint}; `katapult-conformance mock --list-mutants` lists them"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, print the base URL as the first line, serve until interrupted."""
     parser = CommandParser("mock", "Serve the reference mock over HTTP on 127.0.0.1; the first line printed is its base URL.",
                            exits=(OK, INTERRUPTED_OR_UNREADABLE, USAGE),
                            says={OK: "served until interrupted (Ctrl-C), or --list-mutants listed them",
                                  INTERRUPTED_OR_UNREADABLE: "the --world file could not be read"})
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--mutant", default=None, help="serve a broken variant instead; --list-mutants names them")
-    parser.add_argument("--permitted", type=int, default=None, help="requests per token per window (default: the world's, 1000)")
-    parser.add_argument("--window-seconds", type=float, default=None, help="rate-limit window length (default: the world's, 60)")
+    parser.add_argument("--permitted", type=at_least_one, default=None, help="requests per token per window (default: the world's, 1000)")
+    parser.add_argument("--window-seconds", type=positive_seconds, default=None, help="rate-limit window length (default: the world's, 60)")
     parser.add_argument("--latency", type=latency_range, default=(0.0, 0.0), metavar="MIN-MAX",
                         help="milliseconds added to each answer, e.g. 30-80, as over a real network (default 0)")
     parser.add_argument("--request-ids", choices=("uuid", "hex32"), default="uuid",
                         help="X-Request-Id format: uuid (production) or hex32 (the non-production deployment on record)")
     parser.add_argument("--body-generation", choices=("current", "legacy"), default="current",
                         help="200 body generation: current (with virtual_network, since late 2024) or legacy (without)")
+    faults = parser.add_argument_group("a faulty network in front (the project's fault injector; shares between 0 and 1)")
+    faults.add_argument("--drop-before", type=float, default=0.0, metavar="SHARE",
+                        help="share of API requests dropped before the mock acts: the connection closes without an answer (default 0)")
+    faults.add_argument("--drop-after", type=float, default=0.0, metavar="SHARE",
+                        help="share of answers dropped after the mock acted: the connection closes without an answer (default 0)")
+    faults.add_argument("--gateway-errors", type=float, default=0.0, metavar="SHARE",
+                        help="share of API requests answered by a gateway's 502 HTML page instead of reaching the mock (default 0)")
+    faults.add_argument("--seed", type=int, default=0, help="seed of the faults' random choices (default 0)")
+    front = parser.add_argument_group("a real front end (correct HTTP the suite must accept)")
+    front.add_argument("--connection-close", action="store_true", help="send Connection: close and close every connection after its answer")
+    front.add_argument("--gzip", action="store_true", help="gzip-compress bodies when the client accepts gzip")
+    front.add_argument("--chunked", action="store_true", help="send bodies chunked (Transfer-Encoding: chunked) instead of with Content-Length")
+    front.add_argument("--charset", action="store_true", help="answer Content-Type: application/json; charset=utf-8")
     parser.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
     parser.add_argument("--world", type=Path, default=DEFAULT_WORLD, help="world data file (default: the shipped one)")
     args = parser.parse_args(argv)
@@ -48,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, cls in sorted(MUTANTS.items()):
             print(f"{name:40} {cls.description}")
         return 0
+    bad_mutant = unknown_mutant(args.mutant) if args.mutant else None
+    if bad_mutant is not None:
+        return fail("mock", bad_mutant, USAGE)
     try:
         world = load_world(args.world)
         if args.permitted is not None:
@@ -58,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         return fail("mock", str(error), INTERRUPTED_OR_UNREADABLE)
     try:
-        server = MockServer(mock, args.host, args.port, latency=args.latency)
+        network = Faults(args.drop_before, args.drop_after, args.gateway_errors, args.seed)
+    except ValueError as error:
+        return fail("mock", str(error).replace("--gateway ", "--gateway-errors "), USAGE)
+    shape = FrontEnd(args.connection_close, args.gzip, args.chunked, args.charset)
+    try:
+        server = MockServer(mock, args.host, args.port, latency=args.latency, faults=network, front=shape)
     except OSError as error:
         fix = "choose another --port (--port 0 takes a free one)" if error.errno == errno.EADDRINUSE else "check --host and --port"
         return fail("mock", f"cannot listen on {args.host}:{args.port}: {error.strerror or error}; {fix}", USAGE)

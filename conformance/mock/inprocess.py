@@ -11,12 +11,19 @@ from pathlib import Path
 import httpx
 
 from conformance.mock.app import MockRequest, ReferenceMock, VirtualClock
+from conformance.mock.faults import CLOSED, Faults, FaultyHandler
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.wire.exchange import SERVED_AS
 from conformance.wire.paths import BASE_PATH
+from conformance.wire.retry import DEFAULT_RETRIES, RetryPolicy
 from conformance.wire.transport import Pacer, Target
 
 MOCK_BASE_URL = f"http://katapult-mock.invalid{BASE_PATH}"
+Handler = Callable[[httpx.Request], httpx.Response]
+# The network in front of the embedded mock: none, unless a run sets it, for the project's tests: the injector's seeded faults
+# (`-p conformance.tools.faulty_network`), or any wrapper of the handler (a test's scripted faults).
+FAULTS: Faults | None = None
+NETWORK: Callable[[Handler], Handler] | None = None
 
 
 def _headers(request: httpx.Request) -> dict[str, str]:
@@ -30,7 +37,7 @@ def _headers(request: httpx.Request) -> dict[str, str]:
     return headers
 
 
-def _mock_handler(mock: ReferenceMock, served_as: tuple[str, ...]) -> Callable[[httpx.Request], httpx.Response]:
+def _mock_handler(mock: ReferenceMock, served_as: tuple[str, ...]) -> Handler:
     def handle(request: httpx.Request) -> httpx.Response:
         # What a reproduce line needs to serve this very mock: `katapult-conformance mock` with these options.
         request.extensions[SERVED_AS] = served_as
@@ -45,12 +52,14 @@ def _mock_handler(mock: ReferenceMock, served_as: tuple[str, ...]) -> Callable[[
         )
         if answer.hang:
             raise httpx.ReadTimeout("the mock never answers this request", request=request)
+        if answer.drop:
+            raise httpx.RemoteProtocolError(CLOSED, request=request)
         return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
 
     return handle
 
 
-def _answered_in_process(handler: Callable[[httpx.Request], httpx.Response]) -> Callable[[httpx.Request], httpx.Response]:
+def _answered_in_process(handler: Handler) -> Handler:
     """Each request the client built, answered by the handler as it is.
 
     The request is httpx's own (the client's build_request: default headers, URL, timeout), so the mock sees what a server
@@ -66,15 +75,22 @@ def _answered_in_process(handler: Callable[[httpx.Request], httpx.Response]) -> 
     return exchange
 
 
-def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0, world: Path | None = None) -> Target:
+def mock_target(mock: ReferenceMock, clock: VirtualClock, timeout: float = 10.0, world: Path | None = None, *, faults: Faults | None = None,
+                network: Callable[[Handler], Handler] | None = None, retries: int = DEFAULT_RETRIES, seed: int = 0) -> Target:
     """The in-process mock: its handler answers the client's requests directly, with no socket (nor TLS, nor proxies: a client
-    given a transport builds neither). `world` is the file its world came from, when not the shipped one."""
+    given a transport builds neither). `world` is the file its world came from, when not the shipped one. `faults` puts the
+    injector's network in front of it, `network` any other wrapper of the handler (a test's own faults); retries back off on
+    the virtual clock."""
     served_as = (("--mutant", mock.name) if mock.name != ReferenceMock.name else ()) + (("--world", str(world)) if world is not None else ())
-    handler = _mock_handler(mock, served_as)
+    handler: Handler = _mock_handler(mock, served_as)
+    if faults is not None and faults.any:
+        handler = FaultyHandler(handler, faults)
+    if network is not None:
+        handler = network(handler)
     client = httpx.Client(transport=httpx.MockTransport(handler), timeout=timeout)
     pacer = Pacer(0.0, clock.advance, clock)
     return Target("mock", MOCK_BASE_URL, client, pacer, timeout=timeout, max_requests=None, mock=mock,
-                  exchange=_answered_in_process(handler))
+                  exchange=_answered_in_process(handler), retry=RetryPolicy(retries, seed))
 
 
 def mock_class(name: str | None) -> type[ReferenceMock]:
@@ -86,8 +102,8 @@ def mock_class(name: str | None) -> type[ReferenceMock]:
     return from_catalogue(name)
 
 
-def embedded_target(mutant: str | None, world: Path | None, timeout: float) -> Target:
+def embedded_target(mutant: str | None, world: Path | None, timeout: float, *, retries: int = DEFAULT_RETRIES, seed: int = 0) -> Target:
     """The suite's default target: the faithful mock (or the named mutants) on a world file, in this process, on a virtual clock."""
     clock = VirtualClock()
     mock = mock_class(mutant)(load_world(world or DEFAULT_WORLD), clock=clock)
-    return mock_target(mock, clock, timeout=timeout, world=world)
+    return mock_target(mock, clock, timeout=timeout, world=world, faults=FAULTS, network=NETWORK, retries=retries, seed=seed)

@@ -32,9 +32,12 @@ from conformance.contract.ids import (
     NO_SERVER_ERRORS,
     NO_SIDE_EFFECTS,
     ORDER_OF_CHECKS,
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
     QUERY_STRING_ARGUMENTS,
     RATE_LIMIT_HEADERS,
     RATE_LIMIT_REACHED,
+    READ_ONLY_TOKEN_REFUSED,
     REQUEST_ID_HEADER,
     RESPONSE_SHAPE,
     SCOPE_NOT_GRANTED,
@@ -47,6 +50,7 @@ from conformance.mock.app import (
     ALLOCATE_ROUTE,
     INTERFACE_LOOKUP_KEYS,
     IP_LOOKUP_KEYS,
+    READ_IP_ROUTE,
     SCOPE,
     ApiError,
     MockRequest,
@@ -63,6 +67,10 @@ MUTANTS: dict[str, type[ReferenceMock]] = {}
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 LONG_ID = 255
 M = TypeVar("M", bound=type[ReferenceMock])
+
+
+class WorkerDied(Exception):
+    """The server's worker died on this request: no answer, the connection closed (MockResponse.drop)."""
 
 
 def mutant(name: str, description: str, breaks: tuple[str, ...]) -> Callable[[M], M]:
@@ -527,7 +535,7 @@ class InvalidTokenAccepted(ReferenceMock):
             return Token(token, (SCOPE,))
 
 
-@mutant("scope-not-required", "a token without the ip_addresses scope is served", breaks=(SCOPE_NOT_GRANTED,))
+@mutant("scope-not-required", "a token without the ip_addresses scope is served", breaks=(SCOPE_NOT_GRANTED, READ_ONLY_TOKEN_REFUSED))
 class ScopeNotRequired(ReferenceMock):
     def check_scope(self, token: Token) -> None:
         """Every token will do."""
@@ -591,6 +599,22 @@ class CrashesOnNonASCII(CrashesOnId):
 class CrashesOnLongId(CrashesOnId):
     def crashes_on(self, value: str) -> bool:
         return len(value) > LONG_ID
+
+
+@mutant("drops-connection-on-long-id", f"a lookup value longer than {LONG_ID} characters kills the server's worker: the connection"
+        " closes without an answer, every time", breaks=(IP_ADDRESS_NOT_FOUND,))
+class DropsConnectionOnLongId(ReferenceMock):
+    def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        key, value = super().lookup_argument(args, name, keys)
+        if isinstance(value, str) and len(value) > LONG_ID:
+            raise WorkerDied
+        return key, value
+
+    def handle(self, request: MockRequest) -> MockResponse:
+        try:
+            return super().handle(request)
+        except WorkerDied:
+            return MockResponse(0, b"", drop=True)
 
 
 @mutant("invalid-json-body-500", "a body that is not JSON crashes the server (500) instead of 400 invalid_json_body",
@@ -769,3 +793,124 @@ class NotFoundAllocatesFreeIP(ReferenceMock):
                     if free:
                         self.allocate(free[-1], interface)
             raise
+
+
+# --- authorization beyond one token (issue #26) ------------------------------------------------------------------
+READ_SCOPE = "ip_addresses:read"
+
+
+def is_read_ip_request(request: MockRequest) -> bool:
+    """Whether the request is GET /ip_addresses/ip_address."""
+    return request.method == "GET" and READ_IP_ROUTE.match(request.path[len(BASE_PATH):]) is not None
+
+
+@contextmanager
+def unscoped(mock: ReferenceMock, leaking: bool) -> Iterator[None]:
+    """While `leaking`, the mock's lookups see every organization's objects (as for a request with no caller)."""
+    caller = mock.caller
+    if leaking:
+        mock.caller = None
+    try:
+        yield
+    finally:
+        mock.caller = caller
+
+
+class SeesEveryOrganization(ReferenceMock):
+    """Base: the `leaky` lookup ("ip" or "interface") of the requests `leaks` picks finds every organization's objects."""
+
+    leaky: ClassVar[str] = "ip"
+
+    def leaks(self, request: MockRequest) -> bool:
+        """Whether this request's `leaky` lookup ignores organizations."""
+        return False
+
+    def leaking(self, lookup: str) -> bool:
+        return lookup == self.leaky and self.serving is not None and self.leaks(self.serving)
+
+    def find_interface(self, value: Any) -> dict[str, Any]:
+        with unscoped(self, self.leaking("interface")):
+            return super().find_interface(value)
+
+    def find_ip(self, key: str, value: Any) -> IPAddress:
+        with unscoped(self, self.leaking("ip")):
+            return super().find_ip(key, value)
+
+
+@mutant("read-scope-allocates", "a token granted only ip_addresses:read is served by allocate_ip as if it held ip_addresses",
+        breaks=(READ_ONLY_TOKEN_REFUSED,))
+class ReadScopeAllocates(ReferenceMock):
+    def check_scope(self, token: Token) -> None:
+        if READ_SCOPE not in token.scopes:
+            super().check_scope(token)
+
+
+@mutant("another-organizations-ip-allocated", "allocate_ip finds another organization's IP, by id or by address, and allocates it",
+        breaks=(OTHER_ORGANIZATION_IP, CLEANUP))
+class AnotherOrganizationsIPAllocated(SeesEveryOrganization):
+    def leaks(self, request: MockRequest) -> bool:
+        return is_allocate_request(request)
+
+
+@mutant("allocated-to-another-organizations-interface", "allocate_ip finds another organization's interface and allocates the IP to it",
+        breaks=(OTHER_ORGANIZATION_INTERFACE,))
+class AllocatedToAnotherOrganizationsInterface(SeesEveryOrganization):
+    leaky = "interface"
+
+    def leaks(self, request: MockRequest) -> bool:
+        return is_allocate_request(request)
+
+
+@mutant("another-organizations-ip-readable", "GET ip_address finds another organization's IP for any token",
+        breaks=(OTHER_ORGANIZATION_IP,))
+class AnotherOrganizationsIPReadable(SeesEveryOrganization):
+    def leaks(self, request: MockRequest) -> bool:
+        return is_read_ip_request(request)
+
+
+# Framework-wide faults (an API framework's authenticator or argument handling): every operation has them, allocate_ip and the
+# support operations alike, so the preflight's probes meet them too.
+class DefersUntilLookup(ReferenceMock):
+    """Base: a check the gate makes is kept until the operation's first lookup, after every argument check."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.deferred: Callable[[], object] | None = None
+
+    def run_deferred(self) -> None:
+        """The kept check, once."""
+        deferred, self.deferred = self.deferred, None
+        if deferred is not None:
+            deferred()
+
+    def find_interface(self, value: Any) -> dict[str, Any]:
+        self.run_deferred()
+        return super().find_interface(value)
+
+    def find_ip(self, key: str, value: Any) -> IPAddress:
+        self.run_deferred()
+        return super().find_ip(key, value)
+
+
+@mutant("every-operation-arguments-before-authentication", "every operation checks its arguments before the token (the framework's"
+        " order), so a bad body beats a missing token everywhere", breaks=(RATE_LIMIT_HEADERS, ORDER_OF_CHECKS))
+class EveryOperationArgumentsBeforeAuthentication(DefersUntilLookup):
+    def gate(self, request: MockRequest, headers: dict[str, str], scopes: tuple[str, ...] | None = None) -> Token:
+        self.deferred = lambda: ReferenceMock.gate(self, request, headers, scopes)
+        # No operation reads the caller gate returns; it is known once the gate has run.
+        return Token("", ())
+
+
+@mutant("every-operation-scope-after-arguments", "every operation checks the scope after its arguments (the framework's order), so a"
+        " bad body beats a missing scope everywhere", breaks=(ORDER_OF_CHECKS,))
+class EveryOperationScopeAfterArguments(DefersUntilLookup):
+    def check_granted(self, token: Token, scopes: tuple[str, ...]) -> None:
+        self.deferred = lambda: ReferenceMock.check_granted(self, token, scopes)
+
+
+@mutant("every-operation-ignores-scopes", "no operation checks scopes (the framework's authenticator ignores them): every known token"
+        " is served everywhere", breaks=(SCOPE_NOT_GRANTED, READ_ONLY_TOKEN_REFUSED))
+class EveryOperationIgnoresScopes(ReferenceMock):
+    def check_granted(self, token: Token, scopes: tuple[str, ...]) -> None:
+        """Every token will do, on every operation."""
+

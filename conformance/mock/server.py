@@ -1,6 +1,7 @@
 """Serve the reference mock (or a mutant) over real HTTP on loopback, like a Prism mock."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import random
@@ -10,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from conformance.mock.app import MockRequest, MockResponse, ReferenceMock
+from conformance.mock.faults import GATEWAY_CONTENT_TYPE, GATEWAY_PAGE, Fault, Faults, FrontEnd, Injector
 from conformance.wire.paths import BASE_PATH
 
 HANG_SECONDS = 3600.0
@@ -57,11 +59,15 @@ def control(mock: ReferenceMock, request: MockRequest) -> MockResponse | None:
     return MockResponse(204, b"")
 
 
-def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0), received: Received | None = None) -> type[BaseHTTPRequestHandler]:
+def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0), received: Received | None = None,
+                 faults: Faults | None = None, front: FrontEnd | None = None) -> type[BaseHTTPRequestHandler]:
     """A request handler class bound to one mock; each answer waits `latency` (min, max seconds), like a real network; every API
-    request is counted in `received` (GET /__mock__/received tells them)."""
+    request that reaches the mock is counted in `received` (GET /__mock__/received tells them); `faults` drops requests and
+    answers of the API (never the control paths); `front` answers the way a real front end may."""
     jitter = random.Random(0)
     counted = received if received is not None else Received()
+    injector = Injector(faults) if faults is not None and faults.any else None
+    shape = front or FrontEnd()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -84,7 +90,16 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0),
                 client_address=self.client_address[0],
             )
             asks_received = request.method == "GET" and request.path == RECEIVED_PATH
-            response = counted.answer() if asks_received else control(mock, request)
+            switched = counted.answer() if asks_received else control(mock, request)
+            fault = injector.before() if injector is not None and switched is None else None
+            if fault is Fault.DROP_BEFORE:
+                # Lost on the way: the server never sees it, the client sees the connection close without an answer.
+                self.close_connection = True
+                return
+            if fault is Fault.GATEWAY:
+                self.send_body(502, {"Content-Type": GATEWAY_CONTENT_TYPE}, GATEWAY_PAGE)
+                return
+            response = switched
             if response is None:
                 response = mock.handle(request)
                 counted.add(request.method, self.path, body, response.headers.get("X-Request-Id", ""))
@@ -93,12 +108,38 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0),
             if response.hang:
                 threading.Event().wait(HANG_SECONDS)
                 return
-            self.send_response(response.status)
-            for key, value in response.headers.items():
+            if response.drop or (injector is not None and switched is None and injector.after()):
+                # The worker died, or the answer was lost after the server acted: the connection closes without a byte of it.
+                self.close_connection = True
+                return
+            self.send_body(response.status, response.headers, response.body)
+
+        def send_body(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            """Status, headers and body, shaped as the front end answers."""
+            headers = dict(headers)
+            if shape.charset and headers.get("Content-Type") == "application/json":
+                headers["Content-Type"] = "application/json; charset=utf-8"
+            if shape.gzip and body and "gzip" in self.headers.get("Accept-Encoding", ""):
+                body = gzip.compress(body)
+                headers["Content-Encoding"] = "gzip"
+            self.send_response(status)
+            for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(response.body)))
+            if shape.connection_close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            if shape.chunked and body:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                half = max(1, len(body) // 2)
+                for piece in (body[:half], body[half:]):
+                    if piece:
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(response.body)
+            self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
 
@@ -108,10 +149,11 @@ def make_handler(mock: ReferenceMock, latency: tuple[float, float] = (0.0, 0.0),
 class MockServer:
     """A running HTTP server for one mock on 127.0.0.1."""
 
-    def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0, latency: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(self, mock: ReferenceMock, host: str = "127.0.0.1", port: int = 0, latency: tuple[float, float] = (0.0, 0.0),
+                 faults: Faults | None = None, front: FrontEnd | None = None) -> None:
         self.mock = mock
         self.received = Received()
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock, latency, self.received))
+        self.httpd = ThreadingHTTPServer((host, port), make_handler(mock, latency, self.received, faults, front))
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 

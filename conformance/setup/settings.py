@@ -45,6 +45,10 @@ OPTIONS = (
            "world file of the embedded mock: its tokens, interfaces and IPs (default: the world shipped in the package)", "path"),
     Option("request_timeout", "--request-timeout", "KATAPULT_REQUEST_TIMEOUT", 10.0,
            "seconds to wait for each response (default 10)", "float"),
+    Option("request_retries", "--request-retries", "KATAPULT_REQUEST_RETRIES", 3,
+           "times a request lost on the network (connection refused, reset or closed without an answer; a gateway's own error page)"
+           " is sent again after a short jittered backoff; each attempt counts against --max-requests; 0 turns it off (default 3)",
+           "int"),
     Option("max_requests", "--max-requests", "KATAPULT_MAX_REQUESTS", 4000,
            "request budget for a live target; tests that would exceed it are skipped (default 4000)", "int"),
     Option("max_rate", "--max-rate", "KATAPULT_MAX_RATE", 8.0,
@@ -160,6 +164,11 @@ class SuiteConfig:
         return cast("float", self.settings["request_timeout"].value)
 
     @property
+    def request_retries(self) -> int:
+        """--request-retries, resolved."""
+        return cast("int", self.settings["request_retries"].value)
+
+    @property
     def max_requests(self) -> int:
         """--max-requests, resolved."""
         return cast("int", self.settings["max_requests"].value)
@@ -266,6 +275,8 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         raise ConfigError("--conformance-max-examples must be positive")
     if config.request_timeout <= 0 or config.max_rate <= 0 or config.max_requests <= 0 or config.max_duration <= 0:
         raise ConfigError("--request-timeout, --max-rate, --max-requests and --max-duration must be positive")
+    if config.request_retries < 0:
+        raise ConfigError(f"--request-retries must be 0 (no retries) or more, got {config.request_retries}")
     if config.ca_bundle is not None and not Path(config.ca_bundle).is_file():
         raise ConfigError(f"--ca-bundle {config.ca_bundle} is not a file; pass a PEM file of CA certificates")
     return config

@@ -24,9 +24,16 @@ def allocate_body(interface_id: Any, ip_lookup: Any) -> dict[str, Any]:
     return {"virtual_machine_network_interface": {"id": interface_id}, "ip_address": ip_lookup}
 
 
-def allocate(target: Target, credential: Credential | None, interface_id: Any, ip_lookup: Any, *, budgeted: bool = True) -> httpx.Response:
-    """POST allocate_ip."""
-    return target.send("POST", ALLOCATE_PATH, credential=credential, json=allocate_body(interface_id, ip_lookup), budgeted=budgeted)
+def allocate(target: Target, credential: Credential | None, interface_id: Any, ip_lookup: Any, *, budgeted: bool = True,
+             resend: bool | None = None) -> httpx.Response:
+    """POST allocate_ip (`resend`: as Target.send takes it; the ledger putting an IP back resends, and reads the IP after)."""
+    return target.send("POST", ALLOCATE_PATH, credential=credential, json=allocate_body(interface_id, ip_lookup), budgeted=budgeted,
+                       resend=resend)
+
+
+def read_ip(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> httpx.Response:
+    """GET /ip_addresses/ip_address by id, as it is answered."""
+    return target.send("GET", READ_IP_PATH, credential=credential, params={"ip_address[id]": ip.id}, budgeted=budgeted)
 
 
 def holder_of(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> str | None:
@@ -134,6 +141,7 @@ def error_code_of(response: httpx.Response) -> str:
     return "(no error code)"
 
 
-def unallocate(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> httpx.Response:
-    """POST /ip_addresses/ip_address/unallocate."""
-    return target.send("POST", UNALLOCATE_PATH, credential=credential, json={"ip_address": {"id": ip.id}}, budgeted=budgeted)
+def unallocate(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True, resend: bool | None = None) -> httpx.Response:
+    """POST /ip_addresses/ip_address/unallocate (`resend` as for allocate)."""
+    return target.send("POST", UNALLOCATE_PATH, credential=credential, json={"ip_address": {"id": ip.id}}, budgeted=budgeted,
+                       resend=resend)

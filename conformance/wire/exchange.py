@@ -176,16 +176,28 @@ def curl_post(url: str, headers: Iterable[tuple[str, str]], body: object) -> str
     return f"curl -sS -X POST '{url}'{options} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
 
 
-def describe_exchange(response: httpx.Response, change: Change | None = None) -> str:
-    """What was sent and what came back, every credential replaced by [redacted]; `change` is an allocation the request changed
-    (a rejected request's side effect), for its reproduce lines to say and undo."""
-    request = response.request
+def sent_lines(request: httpx.Request) -> list[str]:
+    """What was sent: method, path and query, content type and body (not yet redacted)."""
     query = f"?{request.url.query.decode('ascii', 'backslashreplace')}" if request.url.query else ""
     lines = [f"Sent: {request.method} {request.url.path}{query}"]
     content_type = request.headers.get("content-type")
     if content_type:
         lines.append(f"  content-type: {content_type}")
     lines.append(f"  body: {printable(request.content) if request.content else '(none)'}")
+    return lines
+
+
+def describe_unanswered(request: httpx.Request, said: str) -> str:
+    """What was sent, that no answer came and why, and the command that sends it again; credentials redacted."""
+    lines = [*sent_lines(request), f"Got: no answer ({said})", "Reproduce:", *(f"  {line}" for line in reproduce_lines(request))]
+    return REDACT("\n".join(lines))
+
+
+def describe_exchange(response: httpx.Response, change: Change | None = None) -> str:
+    """What was sent and what came back, every credential replaced by [redacted]; `change` is an allocation the request changed
+    (a rejected request's side effect), for its reproduce lines to say and undo."""
+    request = response.request
+    lines = sent_lines(request)
     lines.append(f"Got: {response.http_version} {response.status_code} {response.reason_phrase}".rstrip())
     lines += [f"  {name}: {printable(value.encode())}" for name, value in response.headers.items() if name.lower() not in ("date", "content-length")]
     lines.append(f"  body: {printable(response.content) if response.content else '(none)'}")

@@ -32,8 +32,11 @@ from conformance.contract.ids import (
     NO_ECHOED_CREDENTIAL,
     NO_SIDE_EFFECTS,
     ORDER_OF_CHECKS,
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
     RATE_LIMIT_HEADERS,
     RATE_LIMIT_REACHED,
+    READ_ONLY_TOKEN_REFUSED,
     RESPONSE_SHAPE,
     SEMANTICS_200,
     SERVICE_UNAVAILABLE,
@@ -56,6 +59,9 @@ LIVE_ONLY = {
     RATE_LIMIT_REACHED: "a burst within one rate-limit window",
     RATE_LIMIT_HEADERS: "X-RateLimit-Remaining counting down across exchanges",
     NO_ECHOED_CREDENTIAL: "the real credentials, which a record never holds",
+    READ_ONLY_TOKEN_REFUSED: "which token was sent, which a record never holds, and the IP read after the refusal",
+    OTHER_ORGANIZATION_IP: "which objects are another organization's, and their holders read before and after",
+    OTHER_ORGANIZATION_INTERFACE: "which interface is another organization's, and the IP read after the refusal",
 }
 # Phases of the suite's own record whose allocate_ip exchanges its tests judged (the rest are its bookkeeping: preflight, reads, cleanup).
 JUDGED_PHASES = frozenset({CALL, BURST})
