@@ -18,6 +18,14 @@ from conformance.cases.authorization import (
 )
 from conformance.contract.checks import ConformanceFailure, conforms_to_fragment, side_effect
 from conformance.contract.findings import report, require
+from conformance.contract.ids import (
+    INTERFACE_NOT_FOUND,
+    IP_ADDRESS_NOT_FOUND,
+    NO_SIDE_EFFECTS,
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
+    READ_ONLY_TOKEN_REFUSED,
+)
 from conformance.contract.promises import CLEANUP, OptedOut
 from conformance.gate.ledger import AllocationLedger, curl
 from conformance.gate.session import ConformanceSession
@@ -35,7 +43,7 @@ def not_opted_out(fixtures: TargetFixtures, key: str) -> None:
         raise OptedOut(setting)
 
 
-@pytest.mark.promise("read-only token refused", "no side effects")
+@pytest.mark.promise(READ_ONLY_TOKEN_REFUSED, NO_SIDE_EFFECTS)
 def test_read_only_token_may_not_allocate(target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                                           conformance_session: ConformanceSession) -> None:
     """A token granted only ip_addresses:read gets 403 scope_not_granted naming ip_addresses, changes nothing, and may read IPs."""
@@ -119,7 +127,7 @@ def put_back_foreign(target: Target, fixtures: TargetFixtures, foreign: IPRef, b
     return left
 
 
-@pytest.mark.promise("another organization's IP not found", "no side effects")
+@pytest.mark.promise(OTHER_ORGANIZATION_IP, NO_SIDE_EFFECTS)
 @pytest.mark.parametrize("lookup", ["id", "address"])
 def test_another_organizations_ip_is_not_found(lookup: str, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                                                conformance_session: ConformanceSession) -> None:
@@ -127,7 +135,7 @@ def test_another_organizations_ip_is_not_found(lookup: str, target: Target, targ
     not_opted_out(target_fixtures, "other_organization")
     foreign = target_fixtures.foreign_ip()
     conformance_session.refuse_doubted("other_organization.ip_address")
-    require("404 ip_address_not_found")
+    require(IP_ADDRESS_NOT_FOUND)
     valid, interface = target_fixtures.credential("valid"), target_fixtures.network_interface_id
     visible = api.read_ip(target, valid, foreign)
     if visible.status_code == 200:
@@ -166,18 +174,18 @@ def moved_on_interface(ledger: AllocationLedger, before: Seen, after: Seen, resp
         if now != was:
             raise side_effect(ip, now, was, response, ledger.fix_command(ip, was, now))
     raise ConformanceFailure("Refused request changed the interface's IPs", f"the interface now lists {sorted(after.interface_ips)}",
-                             f"unchanged: {sorted(before.interface_ips)}", response, promise="no side effects", check="allocations unchanged",
+                             f"unchanged: {sorted(before.interface_ips)}", response, promise=NO_SIDE_EFFECTS, check="allocations unchanged",
                              change=Change("though refused, it changes the IPs the interface holds"))
 
 
-@pytest.mark.promise("another organization's interface not found")
+@pytest.mark.promise(OTHER_ORGANIZATION_INTERFACE)
 def test_fixture_ip_to_another_organizations_interface_is_not_found(target: Target, target_fixtures: TargetFixtures,
                                                                     ledger: AllocationLedger, conformance_session: ConformanceSession) -> None:
     """The fixture IP asked for another organization's interface: 404 virtual_machine_network_interface_not_found, the IP unchanged."""
     not_opted_out(target_fixtures, "other_organization")
     foreign = target_fixtures.foreign_interface()
     conformance_session.refuse_doubted("other_organization.network_interface")
-    require("404 virtual_machine_network_interface_not_found")
+    require(INTERFACE_NOT_FOUND)
     valid, ip = target_fixtures.credential("valid"), target_fixtures.allocatable_ip(0)
     if conformance_session.interfaces.read_refused is None:
         visible = api.read_interface(target, valid, foreign)

@@ -47,6 +47,13 @@ def test_registering_a_bad_or_taken_name_is_refused(name: str) -> None:
         mutant(name, "a deviation", ("response shape",))
 
 
+def test_no_mutant_breaks_more_than_two_promises() -> None:
+    """One deviation is charged to one promise, two at most (a 500 on malformed bytes is also a server error): the matrix holds each
+    run to exactly its `breaks`, so a fault that reads as many regressions (one per error code) cannot hide there."""
+    assert {name: cls.breaks for name, cls in MUTANTS.items() if len(cls.breaks) > 2} == {}
+    assert MUTANTS["error-detail-null"].breaks == ("response shape",)
+
+
 def test_registering_a_mutant_that_breaks_nothing_is_refused() -> None:
     """A mutant must say which promises it breaks: the matrix holds its runs to exactly those."""
     with pytest.raises(ValueError, match="must name the promises its deviation breaks"):

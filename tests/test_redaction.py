@@ -150,11 +150,11 @@ def test_stream_and_log_formatter_scrub() -> None:
 
 
 def test_a_session_leaves_no_secret_or_header_behind(pytester: pytest.Pytester) -> None:
-    """The secrets and authenticated headers a run of the suite registers are gone when its session ends (nothing outlives it)."""
-    from conformance.contract import checks
+    """The secrets and the run a run of the suite registers are gone when its session ends (nothing outlives it)."""
+    from conformance.contract.findings import ACTIVE
     from conformance.setup.redaction import REDACT
 
-    before = (REDACT.snapshot(), frozenset(checks.AUTHENTICATED))
+    before = (REDACT.snapshot(), ACTIVE.run)
     result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "-k", "missing-token")
     assert result.ret == 0
-    assert (REDACT.snapshot(), frozenset(checks.AUTHENTICATED)) == before
+    assert REDACT.snapshot() == before[0] and ACTIVE.run is before[1]

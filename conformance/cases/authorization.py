@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import httpx
 
-from conformance.contract.checks import RESPONSE_SHAPE, ConformanceFailure, expect_error, served_past_scope
+from conformance.contract.checks import ConformanceFailure, expect_error, served_past_scope
 from conformance.contract.findings import report
-from conformance.contract.promises import promise_id
+from conformance.contract.ids import (
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
+    READ_ONLY_TOKEN_REFUSED,
+    RESPONSE_SHAPE,
+    SCOPE_NOT_GRANTED,
+)
 from conformance.setup.fixtures import IPRef
 from conformance.wire.exchange import error_code, error_detail, json_body
 
-READ_ONLY = promise_id("read-only token refused")
-FOREIGN_IP = promise_id("another organization's IP not found")
-FOREIGN_INTERFACE = promise_id("another organization's interface not found")
-SCOPE_NOT_GRANTED = promise_id("403 scope_not_granted")
+READ_ONLY, FOREIGN_IP, FOREIGN_INTERFACE = READ_ONLY_TOKEN_REFUSED, OTHER_ORGANIZATION_IP, OTHER_ORGANIZATION_INTERFACE
 # The scope allocate_ip needs, exactly as its refusal names it (fact sheet).
 ALLOCATE_SCOPES = ["ip_addresses"]
 ISOLATION = "organization isolation"
@@ -60,9 +63,9 @@ def judge_read_only_refusal(response: httpx.Response, change: str) -> None:
     try:
         failed = expect_error(response, 403, "scope_not_granted")
     except ConformanceFailure as failure:
-        if served_past_scope(response):
-            failure.received = f"{failure.received}, served past the scope check{change}: {READ_ONLY_SERVED}"
-        raise
+        if not served_past_scope(response):
+            raise
+        raise failure.replaced(received=f"{failure.received}, served past the scope check{change}: {READ_ONLY_SERVED}") from None
     if failed & {SCOPE_NOT_GRANTED, RESPONSE_SHAPE}:
         return
     scopes = error_detail(response).get("scopes")
@@ -89,6 +92,6 @@ def expect_not_found(response: httpx.Response, code: str) -> None:
     try:
         expect_error(response, 404, code)
     except ConformanceFailure as failure:
-        if failure.check == "status and code" and 400 <= response.status_code < 500:
-            failure.received = f"{failure.received}: {CODE_DEVIATION}"
-        raise
+        if not (failure.check == "status and code" and 400 <= response.status_code < 500):
+            raise
+        raise failure.replaced(received=f"{failure.received}: {CODE_DEVIATION}") from None

@@ -17,6 +17,7 @@ from conformance.cases.authorization import (
     read_only_cannot_read,
 )
 from conformance.contract.checks import served_past_scope
+from conformance.contract.ids import SCOPE_NOT_GRANTED
 from conformance.gate.machines import ANSWERS_SOURCE, READ_SOURCE
 from conformance.setup.fixtures import Credential, IPRef, OtherOrganization, TargetFixtures
 from conformance.wire.api import holder_in, read_refusal
@@ -43,7 +44,7 @@ PROBE_BODY = {"virtual_machine_network_interface": {"id": PROBE_INTERFACE_ID}, "
 UNALLOCATE_PROBE = {"ip_address": {"id": PROBE_IP_ID}}
 # A token documented as lacking allocate_ip's scope that the server serves anyway: the promise it fails, and the server's side
 # of the doubt (the setup's side is that the token holds the scope).
-SCOPE_PROMISES = {"without_scope": ("403 scope_not_granted", "the server ignores scopes"),
+SCOPE_PROMISES = {"without_scope": (SCOPE_NOT_GRANTED, "the server ignores scopes"),
                   "read_only": (READ_ONLY, "the server takes ip_addresses:read for the ip_addresses scope")}
 MAX_REQUESTS = 20
 
