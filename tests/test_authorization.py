@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import MOCK_TARGET_YAML
+from helpers import MOCK_TARGET_YAML
 
 from conformance.gate.preflight import PROBE_INTERFACE_ID, PROBE_IP_ID, Preflight, preflight
 from conformance.mock.app import MockRequest, MockResponse, ReferenceMock, VirtualClock

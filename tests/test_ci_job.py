@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ServedMock, child_env
+from helpers import ServedMock, child_env
 
 from conformance.setup.fixtures import TargetFixtures
 

@@ -25,7 +25,7 @@ from conformance.wire import api, transport
 from conformance.wire.paths import ALLOCATE_PATH
 
 if TYPE_CHECKING:
-    from conftest import ServedMock
+    from helpers import ServedMock
 
 pytest_plugins = ["pytester"]
 

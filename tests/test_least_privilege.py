@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, first_line, start_mock_server, stop
+from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, first_line, start_mock_server, stop
 
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.machines import ANSWERS_SOURCE, READ_SOURCE

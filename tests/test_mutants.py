@@ -229,7 +229,6 @@ def test_matrix_plan_covers_every_mutant_in_process_and_the_live_sample() -> Non
     assert {"faithful", "hang-on-allocate-by-address", "check-then-act-allocator"} <= live and len(live) == 1 + runner.DEFAULT_LIVE_SAMPLE
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("run", LIVE, ids=[f"{run.mode}-{run.mutant}" for run in LIVE])
 def test_live_matrix_run_comes_out_as_it_should(run: runner.Run, pycache_dir: Path) -> None:
     """One live run of the matrix, over loopback HTTP (xdist spreads them over its workers): the faithful mock clean, a mutant caught."""
@@ -240,7 +239,6 @@ def test_live_matrix_run_comes_out_as_it_should(run: runner.Run, pycache_dir: Pa
     assert outcome.ok, f"{run.mode} {run.mutant}: {outcome.status} {outcome.failed[:3]}\n{outcome.detail}"
 
 
-@pytest.mark.slow
 def test_matrix_command_line_scores_and_writes_json(tmp_path: Path) -> None:
     """`katapult-conformance mutants` runs the plan, prints the score and writes the JSON report (a mutant and its control, in-process)."""
     report = tmp_path / "score.json"

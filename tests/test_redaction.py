@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest
+from helpers import MOCK_TARGET_YAML, RunPytest
 from test_record import secret_bytes
 
 from conformance.mock.world import DEFAULT_WORLD
@@ -74,7 +74,6 @@ def with_secrets(text: str, valid: str) -> str:
     return text
 
 
-@pytest.mark.slow
 def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
     """The whole suite plus probe tests, against a token-echoing mutant, -vv -l -rA, JUnit with logs, report, baseline, log file, HAR record."""
     inputs, plugins, probe = tmp_path / "inputs", tmp_path / "plugins", tmp_path / "probe"

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
+from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, unpadded
 
 from conformance.contract.findings import Finding, Signature
 from conformance.contract.outcomes import Cause, Outcome, Verdict, verdict_of_causes
@@ -68,12 +68,12 @@ def test_terminal_shows_one_line_per_promise_with_its_verdict(side_effect_run: t
     assert returncode == 1, stdout
     lines = promise_lines(stdout)
     assert set(lines) == set(BY_ID), stdout
-    assert lines["403 scope_not_granted"] == "conforms         403 scope_not_granted: 1 test(s) judged it, no finding"
-    assert lines["no side effects"].startswith("fails            no side effects: 1 deviation(s): Rejected request changed an allocation")
-    capabilities = "not provoked     403 invalid_capabilities_token: needs credentials.invalid_capabilities"
-    assert lines["403 invalid_capabilities_token"].startswith(capabilities)
-    assert lines["response shape"] == "conforms         response shape: checked by other tests (none of its own ran), no finding"
-    assert lines["429 rate_limit_reached"].startswith("not run          429 rate_limit_reached: no test for it ran")
+    assert unpadded(lines["403 scope_not_granted"]) == "conforms 403 scope_not_granted: 1 test(s) judged it, no finding"
+    assert unpadded(lines["no side effects"]).startswith("fails no side effects: 1 deviation(s): Rejected request changed an allocation")
+    capabilities = "not provoked 403 invalid_capabilities_token: needs credentials.invalid_capabilities"
+    assert unpadded(lines["403 invalid_capabilities_token"]).startswith(capabilities)
+    assert unpadded(lines["response shape"]) == "conforms response shape: checked by other tests (none of its own ran), no finding"
+    assert unpadded(lines["429 rate_limit_reached"]).startswith("not run 429 rate_limit_reached: no test for it ran")
     assert "finding: no side effects · allocations unchanged · 403 scope_not_granted · seen 1x in test_scenario[scope-not-granted]" in stdout
     assert "requests sent" not in stdout
 
@@ -123,7 +123,7 @@ def test_live_run_shows_requests_per_status(run_pytest: RunPytest, served_mock: 
     assert requests["preflight"] == int(preflight.group(1)) and 0 < requests["preflight"] <= 20
     assert re.search(rf"^requests sent: {requests['sent']} \(200: \d+, 400: \d+\), plus {requests['preflight']} by the preflight$",
                      done.stdout, re.MULTILINE), done.stdout
-    assert "conforms         400 missing_api_token: 1 test(s) judged it, no finding" in done.stdout
+    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(done.stdout)
 
 
 def finding(promise: str, count: int = 1, excused_by: str | None = None) -> Finding:
@@ -207,7 +207,7 @@ def test_tests_without_a_promise_are_listed(run_pytest: RunPytest, tmp_path: Pat
     done = run_pytest("--pyargs", "conformance", test_file, "-k", "test_plain or (test_scenario and missing-token)")
     assert done.returncode == 0, done.stdout
     assert "tests declaring no promise: test_plain (passed)" in done.stdout
-    assert "conforms         400 missing_api_token: 1 test(s) judged it, no finding" in done.stdout
+    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(done.stdout)
 
 
 def test_report_needs_a_known_suffix(run_pytest: RunPytest) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RunPytest, ServedMock
+from helpers import RunPytest, ServedMock
 
 from conformance.gate.preflight import NotChecked, preflight
 from conformance.mock.app import ReferenceMock, VirtualClock
@@ -92,7 +92,6 @@ def used_of_window(base_url: str, fixtures: TargetFixtures) -> int:
     return int(read.headers["X-RateLimit-Permitted"]) - int(read.headers["X-RateLimit-Remaining"])
 
 
-@pytest.mark.slow
 def test_one_preflight_per_run_under_xdist(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest,
                                           mock_target_fixtures: TargetFixtures, tmp_path: Path) -> None:
     """-n 2 sends what a run without xdist sends, but for the controller's last reading of the IPs: the workers take the
@@ -162,7 +161,6 @@ SCALED = ("-p", "conformance.tools.scaled_clock", "-p", "spend_window")
 SHARED_WINDOW_REQUESTS = 350
 
 
-@pytest.mark.slow
 def test_a_run_started_in_a_window_another_client_spent_waits_once_and_sends_what_a_fresh_one_does(
         serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures, tmp_path: Path) -> None:
     """200 a minute, the window 10 s and the suite's clock 6x (so its 60 s): another client spends 170 of the window just before

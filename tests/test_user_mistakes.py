@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML
+from helpers import MOCK_TARGET_YAML
 
 from conformance.gate.baseline import BaselineError, load_baseline
 from conformance.gate.preflight import SetupUnreachable, preflight
