@@ -47,14 +47,15 @@ def filled_in(workdir: Path, fixtures: TargetFixtures) -> None:
     text = path.read_text(encoding="utf-8")
     text = text.replace("vmnet_xxxxxxxxxxxxxxxx", fixtures.network_interface_id)
     text = text.replace("vmnet_yyyyyyyyyyyyyyyy", str(fixtures.other_network_interface_id))
-    text = text.replace("- {id: ip_xxxxxxxxxxxxxxxx, address: 185.199.221.195}",
-                        "\n    ".join(f"- {{id: {ip.id}, address: {ip.address}}}" for ip in free[:2]))
+    for placeholder, ip in zip(("{id: ip_xxxxxxxxxxxxxxxx, address: 185.199.221.195}", "{id: ip_vvvvvvvvvvvvvvvv, address: 185.199.221.197}"),
+                               free[:2], strict=True):
+        text = text.replace(placeholder, f"{{id: {ip.id}, address: {ip.address}}}")
     text = text.replace("{id: ip_yyyyyyyyyyyyyyyy, address: 185.199.221.196}", f"{{id: {held.id}, address: {held.address}}}")
     text = text.replace("{id: ip_zzzzzzzzzzzzzzzz, address: 10.0.0.5}", f"{{id: {private.id}, address: {private.address}}}")
     foreign = fixtures.foreign_ip()
     text = text.replace("{id: ip_wwwwwwwwwwwwwwww, address: 185.199.222.10}", f"{{id: {foreign.id}, address: {foreign.address}}}")
     text = text.replace("vmnet_wwwwwwwwwwwwwwww", fixtures.foreign_interface())
-    assert "xxxx" not in text and "yyyy" not in text and "zzzz" not in text and "wwww" not in text
+    assert not any(letter * 4 in text for letter in "vwxyz"), text
     path.write_text(text, encoding="utf-8")
 
 
