@@ -178,13 +178,13 @@ def served_mock(line: str, mutant: str) -> tuple[str | None, Path | None]:
 
 
 def answer(mock: ReferenceMock, request: httpx.Request) -> int | None:
-    """The status the mock answers the request with (None: it never answers)."""
+    """The status the mock answers the request with (None: it never answers, or closes the connection without an answer)."""
     assert request.url.host == "127.0.0.1" and request.url.port == 8080, request.url
     headers: dict[str, str] = {}
     for name, value in request.headers.multi_items():
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     response = mock.handle(MockRequest(request.method, request.url.path, dict(request.url.params), headers, request.content))
-    return None if response.hang else int(response.status)
+    return None if response.hang or response.drop else int(response.status)
 
 
 def assert_reproduce_lines_send_what_the_tests_sent(run: runner.Run, output: str) -> None:
