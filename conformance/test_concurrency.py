@@ -9,6 +9,7 @@ from conformance.cases.identities import identity_headers
 from conformance.cases.scenarios import RunValues
 from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error
 from conformance.contract.findings import require
+from conformance.contract.ids import CONCURRENCY, IP_ALREADY_ALLOCATED, NO_SIDE_EFFECTS, RESPONSE_SHAPE, SEMANTICS_200, SHAPE_200
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.session import ConformanceSession
 from conformance.setup.fixtures import TargetFixtures
@@ -32,10 +33,10 @@ def holders_of(response: httpx.Response) -> set[str]:
 
 
 # What one request alone must get right before concurrency can be told apart from it.
-SINGLE_REQUEST_PROMISES = ("200 shape", "200 semantics", "422 ip_already_allocated", "response shape", "no side effects")
+SINGLE_REQUEST_PROMISES = (SHAPE_200, SEMANTICS_200, IP_ALREADY_ALLOCATED, RESPONSE_SHAPE, NO_SIDE_EFFECTS)
 
 
-@pytest.mark.promise("concurrency")
+@pytest.mark.promise(CONCURRENCY)
 @pytest.mark.parametrize("lookup", ["id", "address"])
 def test_one_free_ip_asked_for_twice_at_once_has_one_winner(lookup: str, target: Target, target_fixtures: TargetFixtures,
                                                              ledger: AllocationLedger, conformance_session: ConformanceSession) -> None:
@@ -90,7 +91,7 @@ def burst(fixtures: TargetFixtures, run_values: RunValues) -> dict[str, Call]:
     return calls
 
 
-@pytest.mark.promise("concurrency")
+@pytest.mark.promise(CONCURRENCY)
 def test_concurrent_burst_is_answered_as_each_alone(target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                                                     conformance_session: ConformanceSession) -> None:
     """A burst of valid requests sent at once gets no 5xx, and each the answer it gets alone; both free IPs end allocated."""

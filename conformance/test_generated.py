@@ -25,22 +25,39 @@ from conformance.cases.generation import (
 from conformance.cases.identities import FIXTURE_IDENTITIES, available_identities, identity_headers
 from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, expect_issue, side_effect
 from conformance.contract.findings import charge_elsewhere, require
+from conformance.contract.ids import (
+    CLEANUP,
+    INVALID_API_TOKEN,
+    IP_ALREADY_ALLOCATED,
+    MISSING_API_TOKEN,
+    MUTUAL_EXCLUSIVITY,
+    NO_SIDE_EFFECTS,
+    ORDER_OF_CHECKS,
+    RATE_LIMIT_HEADERS,
+    RESPONSE_SHAPE,
+    SCOPE_NOT_GRANTED,
+    SEMANTICS_200,
+)
+from conformance.contract.outcomes import NotProvoked
+from conformance.contract.promises import PROMISES
 from conformance.gate.keys import SEED_KEY
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.network import Stopped
 from conformance.gate.plugin import reproduce_command
 from conformance.gate.session import ConformanceSession
 from conformance.setup.fixtures import IPRef, MissingFixture, TargetFixtures
+from conformance.setup.profiles import failing_case_printed
 from conformance.wire import api
 from conformance.wire.paths import ALLOCATE_PATH
 from conformance.wire.transport import AnswerLost, Target, TargetGone
 
 # The promises every response's checks speak for: the generated tests that judge any response exist for all of them.
-WIRE_PROMISES = ("response shape", "200 shape", "no server errors", "malformed bytes never crash the server", "X-Request-Id on every response",
-                 "X-Api-Schema on errors", "rate-limit headers", "no credential echoed")
+# Derived from the catalogue (every promise judged by checks, not by a test's own end); the response shape first, as the promise a
+# failure that names none is charged to.
+WIRE_PROMISES = (RESPONSE_SHAPE, *(promise.id for promise in PROMISES if promise.by_checks and promise.id != RESPONSE_SHAPE))
 # The scenario promise each refused identity's answer belongs to: when it already deviates, order cannot be told apart.
-IDENTITY_PROMISES = {"none": "400 missing_api_token", "non_bearer": "400 missing_api_token", "random": "403 invalid_api_token",
-                     "without_scope": "403 scope_not_granted"}
+IDENTITY_PROMISES = {"none": MISSING_API_TOKEN, "non_bearer": MISSING_API_TOKEN, "random": INVALID_API_TOKEN,
+                     "without_scope": SCOPE_NOT_GRANTED}
 AUTH_FAILURES = {"none": (400, "missing_api_token"), "non_bearer": (400, "missing_api_token"), "random": (403, "invalid_api_token"),
                  "without_scope": (403, "scope_not_granted")}
 
@@ -92,7 +109,7 @@ class Sender:
         """Every IP in `before` still has the holder it had."""
         after = self.holders(list(before))
         if after != before:
-            raise ConformanceFailure(title, repr(after), repr(before), promise="no side effects", check="allocations unchanged")
+            raise ConformanceFailure(title, repr(after), repr(before), promise=NO_SIDE_EFFECTS, check="allocations unchanged")
 
 
 @contextmanager
@@ -115,8 +132,10 @@ def seeded(request: pytest.FixtureRequest) -> Callable[[Any], None]:
 
     def run(test: Any) -> None:
         try:
-            seed(session_seed)(test)()
-        except BaseException as failure:
+            with failing_case_printed():
+                seed(session_seed)(test)()
+        except Exception as failure:
+            # A failure only: an interrupt (or a skip) is nothing to reproduce.
             failure.add_note(f"Seed: {session_seed}. Reproduce: {command}")
             raise
 
@@ -177,16 +196,17 @@ def draw_and_send(sender: Sender, strategy: st.SearchStrategy[GeneratedRequest],
 @pytest.mark.promise(*WIRE_PROMISES)
 def test_every_response_conforms(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """Any request (valid, invalid or not JSON, as any identity) gets a documented status, JSON and a valid body."""
-    strategy = requests(known, available_identities(target_fixtures))
+    strategy = requests(known, available_identities(target_fixtures, sender.session.withheld()))
     draw_and_send(sender, strategy, lambda request, response: conforms_to_fragment(response))
 
 
-@pytest.mark.promise("order of checks", "no side effects")
+@pytest.mark.promise(ORDER_OF_CHECKS, NO_SIDE_EFFECTS)
 @pytest.mark.parametrize("identity", sorted(AUTH_FAILURES))
 def test_auth_before_arguments(identity: str, sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """Whatever the body, a request without a usable token or scope is refused for that, never 2xx."""
     if identity in FIXTURE_IDENTITIES:
         target_fixtures.credential(identity)
+        sender.session.refuse_doubted(f"credentials.{identity}")
     require(IDENTITY_PROMISES[identity])
     status, code = AUTH_FAILURES[identity]
     before = sender.holders(list(target_fixtures.allocatable))
@@ -203,7 +223,7 @@ def as_request(fixtures: TargetFixtures) -> Callable[[dict[str, Any]], Generated
     return lambda lookup: GeneratedRequest("valid", api.allocate_body(fixtures.network_interface_id, lookup))
 
 
-@pytest.mark.promise("mutual exclusivity", "no side effects")
+@pytest.mark.promise(MUTUAL_EXCLUSIVITY, NO_SIDE_EFFECTS)
 def test_exclusivity_two_values_are_ambiguous(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """An ip_address lookup with two or more non-null values is 400 ambiguous_lookup_values and allocates nothing."""
     named = list(target_fixtures.allocatable)
@@ -217,7 +237,7 @@ def test_exclusivity_two_values_are_ambiguous(sender: Sender, known: KnownValues
     sender.assert_holders_unchanged(before, "Ambiguous lookups changed allocations")
 
 
-@pytest.mark.promise("mutual exclusivity")
+@pytest.mark.promise(MUTUAL_EXCLUSIVITY)
 def test_exclusivity_no_value_is_missing(sender: Sender, known: KnownValues, target_fixtures: TargetFixtures) -> None:
     """An ip_address lookup naming none of its keys is 400 missing_lookup_value."""
     classes = [lookups.map(as_request(target_fixtures)) for lookups in valueless_lookup_classes(known)]
@@ -237,9 +257,8 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
 
     examples = max(10, settings().max_examples // 5)
 
-    @settings(max_examples=live_examples(examples) if sender.target.is_live else examples)
-    @given(cases, st.booleans())
-    def property_(case: Any, with_token: bool) -> None:
+    def as_request(drawn: tuple[Any, bool]) -> GeneratedRequest:
+        case, with_token = drawn
         identity = "valid" if with_token else "none"
         body = case.body if not isinstance(case.body, bytes | bytearray) else None
         raw = bytes(case.body) if isinstance(case.body, bytes | bytearray) else None
@@ -247,7 +266,13 @@ def test_schemathesis_generated_cases_conform(sender: Sender, target_fixtures: T
             raw = b""
         if not with_token and case.headers and "Authorization" in case.headers:
             identity = "random"
-        response = sender.send(GeneratedRequest(identity, body, raw))
+        return GeneratedRequest(identity, body, raw)
+
+    # Drawn as a request, not as schemathesis' case (which prints as nothing): a failing example shows what was sent.
+    @settings(max_examples=live_examples(examples) if sender.target.is_live else examples)
+    @given(st.tuples(cases, st.booleans()).map(as_request))
+    def property_(request: GeneratedRequest) -> None:
+        response = sender.send(request)
         conforms_to_fragment(response)
 
     sender.run(property_)
@@ -310,8 +335,7 @@ class AllocationMachine(RuleBasedStateMachine):
                 expect_error(response, 422, "ip_already_allocated")
             except ConformanceFailure as failure:
                 # Refusing an IP held elsewhere is the 422's promise; the model cannot go on past it.
-                failure.promise = "422 ip_already_allocated"
-                charge_elsewhere(failure)
+                charge_elsewhere(failure.replaced(promise=IP_ALREADY_ALLOCATED))
         # Asking again for an IP the same interface already holds is undocumented: nothing is asserted there.
 
     @rule(ip=ips, by=st.sampled_from(["id", "address"]))
@@ -341,7 +365,7 @@ class AllocationMachine(RuleBasedStateMachine):
                 charge_elsewhere(side_effect(ip, actual, holder, self.refused, self.context.ledger.fix_command(ip, holder, actual)))
             if actual != holder and holder is None and self.unallocated is not None:
                 charge_elsewhere(ConformanceFailure("Unallocate left the IP allocated", f"{ip.id} ({ip.address}) still held by {actual}",
-                                                    "held by nobody", self.unallocated, promise="cleanup", check="unallocate"))
+                                                    "held by nobody", self.unallocated, promise=CLEANUP, check="unallocate"))
             if actual != holder:
                 raise ConformanceFailure("Allocation state differs from the model", f"{ip.id} held by {actual or 'nobody'}",
                                          f"held by {holder or 'nobody'}")
@@ -360,7 +384,7 @@ def usable_other_interface(session: ConformanceSession) -> str | None:
         return None
 
 
-@pytest.mark.promise("200 semantics")
+@pytest.mark.promise(SEMANTICS_200)
 def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, ledger: AllocationLedger) -> None:
     """Allocate, allocate elsewhere (422), unallocate: the target always agrees with a model of who holds what."""
     target_fixtures.allocatable_ip(0)
@@ -375,11 +399,11 @@ def test_stateful_allocation(sender: Sender, target_fixtures: TargetFixtures, le
     run_state_machine_as_test(machine, settings=settings(max_examples=examples, stateful_step_count=8))
 
 
-@pytest.mark.promise("rate-limit headers")
+@pytest.mark.promise(RATE_LIMIT_HEADERS)
 def test_rate_limit_headers(conformance_session: ConformanceSession) -> None:
     """Across every response of the run: X-RateLimit-Remaining never exceeds Permitted nor rises within a window."""
     problems = conformance_session.rate_limit_monitor.problems
     if conformance_session.rate_limit_monitor.seen == 0:
-        pytest.skip("not provoked: no response in this run carried X-RateLimit-Remaining")
+        raise NotProvoked("not provoked: no response in this run carried X-RateLimit-Remaining")
     if problems:
         raise ConformanceFailure("Rate-limit headers inconsistent", problems[0], "Remaining <= Permitted, counting down within a window")

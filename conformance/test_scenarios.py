@@ -12,6 +12,17 @@ from conformance.cases.rate_limit import provoke, sender
 from conformance.cases.scenarios import ROWS, Row, RunValues, ip_for, judge_row, request_for
 from conformance.contract.checks import ConformanceFailure, body_unusable, conforms_to_fragment, expect_error, moved, side_effect
 from conformance.contract.findings import NotReached, charge_elsewhere, reach, require
+from conformance.contract.ids import (
+    INTERFACE_FROM_PATH,
+    IP_ALREADY_ALLOCATED,
+    NO_SIDE_EFFECTS,
+    RATE_LIMIT_HEADERS,
+    RATE_LIMIT_REACHED,
+    SEMANTICS_200,
+    SERVICE_UNAVAILABLE,
+    SHAPE_200,
+)
+from conformance.contract.outcomes import NotProvoked
 from conformance.contract.promises import OptedOut
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.session import ConformanceSession
@@ -25,7 +36,7 @@ from conformance.wire.transport import RATE_WINDOW_SECONDS, Target, TargetError
 
 def row_param(row: Row) -> Any:
     """A row as a test parameter, marked with its promise (and "no side effects" when it watches IPs)."""
-    promises = (row.promise, "no side effects") if row.watch else (row.promise,)
+    promises = (row.promise, NO_SIDE_EFFECTS) if row.watch else (row.promise,)
     return pytest.param(row, marks=pytest.mark.promise(*promises), id=row.id)
 
 
@@ -36,8 +47,10 @@ def run_values(conformance_session: ConformanceSession) -> RunValues:
 
 
 @pytest.mark.parametrize("row", [row_param(row) for row in ROWS])
-def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues) -> None:
+def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger, run_values: RunValues,
+                  conformance_session: ConformanceSession) -> None:
     """One row of the scenario table: provoke, judge, and check that no watched IP moved."""
+    conformance_session.refuse_doubted(*row.needs())
     require(*row.depends)
     path, content, headers, query = request_for(row, target_fixtures, run_values)
     watched = [ip_for(target_fixtures, name) for name in row.watch]
@@ -46,20 +59,25 @@ def test_scenario(row: Row, target: Target, target_fixtures: TargetFixtures, led
     try:
         judge_row(row, response)
     except ConformanceFailure as failure:
-        tell_moves(failure, ledger, before, response)
-        raise
+        told = tell_moves(failure, ledger, before, response)
+        if told is failure:
+            raise
+        raise told from None
     reach(row.promise)
     assert_unchanged(ledger, before, response)
 
 
-def tell_moves(failure: ConformanceFailure, ledger: AllocationLedger, before: dict[IPRef, str | None], response: httpx.Response) -> None:
-    """A request that moved a watched IP (a 200 where a refusal was owed): its reproduce line says which, and puts it back as cleanup would."""
+def tell_moves(failure: ConformanceFailure, ledger: AllocationLedger, before: dict[IPRef, str | None],
+               response: httpx.Response) -> ConformanceFailure:
+    """A request that moved a watched IP (a 200 where a refusal was owed): the failure whose reproduce line says which, and puts it
+    back as cleanup would (this one when nothing moved)."""
     try:
         moves = [(ip, holder, now) for ip, holder in before.items() if (now := ledger.holder(ip)) != holder]
     except TargetError:
-        return  # the failure stands as it is; cleanup reads the IPs again
-    if moves:
-        failure.moved(response, Change("it moves " + "; ".join(moved(ip, holder, now) for ip, holder, now in moves),
+        return failure  # the failure stands as it is; cleanup reads the IPs again
+    if not moves:
+        return failure
+    return failure.moved(response, Change("it moves " + "; ".join(moved(ip, holder, now) for ip, holder, now in moves),
                                        " && ".join(ledger.fix_command(ip, holder, now) for ip, holder, now in moves)))
 
 
@@ -82,31 +100,31 @@ def assert_allocated(response: httpx.Response, interface_id: str, ip: IPRef, led
                                  check="status and code")
     interface = response.json()["virtual_machine_network_interface"]
     if interface["id"] != interface_id:
-        raise ConformanceFailure("200 returns another interface", str(interface["id"]), interface_id, response, promise="200 semantics")
+        raise ConformanceFailure("200 returns another interface", str(interface["id"]), interface_id, response, promise=SEMANTICS_200)
     named = str(interface["virtual_machine"]["id"])
     if machine is not None and named != machine:
         raise ConformanceFailure("200 names another virtual machine", named, f"{machine}, the interface's virtual machine", response,
-                                 promise="200 semantics")
+                                 promise=SEMANTICS_200)
     listed = api.listed_ips(response)
     if (ip.id, ip.address) not in listed:
         raise ConformanceFailure(
-            "Allocated IP missing from ip_addresses", repr(sorted(listed)), f"contains {ip.id} {ip.address}", response, promise="200 semantics"
+            "Allocated IP missing from ip_addresses", repr(sorted(listed)), f"contains {ip.id} {ip.address}", response, promise=SEMANTICS_200
         )
     if held_before is not None and not held_before <= listed:
         raise ConformanceFailure("200 drops IPs the interface held", f"ip_addresses lacks {sorted(held_before - listed)}",
-                                 "every IP the interface held before, plus the new one", response, promise="200 semantics")
+                                 "every IP the interface held before, plus the new one", response, promise=SEMANTICS_200)
     permitted = int(response.headers.get("X-RateLimit-Permitted", "0") or 0)
     remaining = int(response.headers.get("X-RateLimit-Remaining", "0") or 0)
     if remaining > permitted > 0:
         raise ConformanceFailure("X-RateLimit-Remaining above X-RateLimit-Permitted", str(remaining), f"<= {permitted}", response,
-                                 promise="rate-limit headers")
+                                 promise=RATE_LIMIT_HEADERS)
     holder = ledger.holder(ip)
     expected = machine if machine is not None else named
     if holder != expected:
         whose = f"the virtual machine of {interface_id}" + ("" if machine is not None else ", as this 200 names it")
         raise ConformanceFailure(
             "IP not held by the interface's virtual machine", f"{ip.id} held by {holder or 'nobody'}", f"held by {expected} ({whose})",
-            response, promise="200 semantics"
+            response, promise=SEMANTICS_200
         )
 
 
@@ -122,7 +140,7 @@ def held_ips(target: Target, credential: Credential, interface_id: str) -> set[t
     """The IPs an interface holds now, read before allocating so the 200 can be checked to still list them."""
     response = api.read_interface(target, credential, interface_id)
     if response.status_code != 200:
-        pytest.skip(f"not reached: GET {READ_INTERFACE_PATH} answered {response.status_code} {error_code(response)}; the token in"
+        raise NotReached(f"GET {READ_INTERFACE_PATH} answered {response.status_code} {error_code(response)}; the token in"
                     " credentials.valid must be able to read network_interface.id")
     return api.listed_ips(response)
 
@@ -139,7 +157,7 @@ def allocate_and_judge(target: Target, fixtures: TargetFixtures, ledger: Allocat
     assert_allocated(send(credential, interface_id), interface_id, ip, ledger, machine, before)
 
 
-@pytest.mark.promise("200 shape", "200 semantics")
+@pytest.mark.promise(SHAPE_200, SEMANTICS_200)
 @pytest.mark.parametrize("lookup", ["id", "address"])
 def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                           conformance_session: ConformanceSession) -> None:
@@ -149,7 +167,7 @@ def test_allocate_free_ip(lookup: str, target: Target, target_fixtures: TargetFi
                        lambda credential, interface_id: api.allocate(target, credential, interface_id, {lookup: getattr(ip, lookup)}))
 
 
-@pytest.mark.promise("interface from the path", "200 semantics")
+@pytest.mark.promise(INTERFACE_FROM_PATH, SEMANTICS_200)
 def test_interface_from_path_segment(target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                                      conformance_session: ConformanceSession) -> None:
     """A body with only ip_address, posted to the interface's own id as the path segment, allocates to that interface."""
@@ -162,29 +180,32 @@ def test_interface_from_path_segment(target: Target, target_fixtures: TargetFixt
     allocate_and_judge(target, target_fixtures, ledger, conformance_session, ip, send)
 
 
-@pytest.mark.promise("422 ip_already_allocated", "no side effects")
+@pytest.mark.promise(IP_ALREADY_ALLOCATED, NO_SIDE_EFFECTS)
 def test_ip_held_by_the_other_machine_is_refused(target: Target, target_fixtures: TargetFixtures, ledger: AllocationLedger,
                                                  conformance_session: ConformanceSession) -> None:
     """An IP the other interface's virtual machine just took gets 422 ip_already_allocated here, and stays with that machine."""
     credential = target_fixtures.credential("valid")
     ip = target_fixtures.allocatable_ip(0)
     other = conformance_session.other_interface()
-    require("200 semantics")
+    require(SEMANTICS_200)
     not_yet_allocated(ledger, ip)
     taken = api.allocate(target, credential, other, {"id": ip.id})
     if taken.status_code != 200:
         charge_elsewhere(ConformanceFailure("Allocating a free IP to the other interface failed", f"{taken.status_code} {error_code(taken)}",
-                                            "200", taken, promise="200 semantics", check="allocation"))
+                                            "200", taken, promise=SEMANTICS_200, check="allocation"))
     response = api.allocate(target, credential, target_fixtures.network_interface_id, {"id": ip.id})
     try:
         judge_held_refusal(response, ip, other, ledger, conformance_session)
     except ConformanceFailure as failure:
         # Alone, the request would allocate a free IP: its reproduction gives the IP to the other interface first, as the test did.
+        told = failure
         with contextlib.suppress(TargetError):
             now = ledger.holder(ip)
-            failure.moved(response, Change(f"{ip.id} ({ip.address}) goes to {other}, then is held by {now or 'nobody'}",
-                                           ledger.fix_command(ip, ledger.started.get(ip), now), first=taken.request))
-        raise
+            told = failure.moved(response, Change(f"{ip.id} ({ip.address}) goes to {other}, then is held by {now or 'nobody'}",
+                                                  ledger.fix_command(ip, ledger.started.get(ip), now), first=taken.request))
+        if told is failure:
+            raise
+        raise told from None
 
 
 def judge_held_refusal(response: httpx.Response, ip: IPRef, other: str, ledger: AllocationLedger, session: ConformanceSession) -> None:
@@ -199,18 +220,18 @@ def judge_held_refusal(response: httpx.Response, ip: IPRef, other: str, ledger: 
                          " to it named none (see the 200 shape findings)")
     if holder != machine:
         raise ConformanceFailure("Refused allocation moved the IP", f"{ip.id} held by {holder or 'nobody'}",
-                                 f"still held by {machine} (the other interface's virtual machine)", response, promise="no side effects")
+                                 f"still held by {machine} (the other interface's virtual machine)", response, promise=NO_SIDE_EFFECTS)
 
 
-@pytest.mark.promise("429 rate_limit_reached")
+@pytest.mark.promise(RATE_LIMIT_REACHED)
 def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run_values: RunValues,
                             conformance_session: ConformanceSession) -> None:
     """A concurrent burst sized from X-RateLimit-Remaining gets 429 rate_limit_reached within one window; total_permitted matches."""
     if target_fixtures.provoke_rate_limit is False:
         raise OptedOut("rate_limit.provoke: false")
     if not target_fixtures.provoke_rate_limit:
-        pytest.skip(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
-    require("rate-limit headers")
+        raise NotProvoked(f"not provoked: needs rate_limit.provoke: true in the target fixtures ({target_fixtures.source})")
+    require(RATE_LIMIT_HEADERS)
     # The run bursts where the pacer would wait anyway (conformance.cases.rate_limit): that burst is judged here, else this test bursts.
     target.pacer.on_window_spent = None
     window_end = conformance_session.window_end_burst
@@ -225,7 +246,7 @@ def test_rate_limit_reached(target: Target, target_fixtures: TargetFixtures, run
     if result is None:
         charge_elsewhere(ConformanceFailure("No X-RateLimit-Remaining past authentication", "a 404 without X-RateLimit-Remaining",
                                             "X-RateLimit-Remaining on every response past authentication", first,
-                                            promise="rate-limit headers", check="header X-RateLimit-Remaining"))
+                                            promise=RATE_LIMIT_HEADERS, check="header X-RateLimit-Remaining"))
     if result.limited is None:
         raise ConformanceFailure(
             "No 429 past the rate limit", f"{result.sent} requests answered without a 429 (Remaining seen: {describe_remaining(result)})",
@@ -262,14 +283,14 @@ def wait_for_new_window(target: Target, send: Callable[[], httpx.Response]) -> N
         gap = min(gap * 2, RATE_WINDOW_SECONDS - waited + 0.5)
 
 
-@pytest.mark.promise("503 service_unavailable")
+@pytest.mark.promise(SERVICE_UNAVAILABLE)
 def test_service_unavailable(target: Target, target_fixtures: TargetFixtures, conformance_session: ConformanceSession,
                              ledger: AllocationLedger) -> None:
     """In maintenance, a valid request gets 503 service_unavailable (mock); on a live target any 503 seen is judged."""
     if target.mock is None:
         seen = conformance_session.seen_503
         if not seen:
-            pytest.skip("not provoked: a live target cannot be put into maintenance, and no 503 was seen in this run")
+            raise NotProvoked("not provoked: a live target cannot be put into maintenance, and no 503 was seen in this run")
         for response in seen:
             expect_error(response, 503, "service_unavailable")
         return

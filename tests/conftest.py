@@ -1,54 +1,21 @@
-"""Shared helpers for the project's own tests: the in-process mock, the mock served over HTTP, and pytest run as a user runs it."""
+"""Fixtures and hooks of the project's own tests: the in-process mock, the served mock, pytest run as a user runs it (helpers: helpers.py)."""
 from __future__ import annotations
 
 import contextlib
 import io
-import os
-import select
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
-import httpx
 import pytest
+from helpers import MOCK_TARGET_YAML, PytestRunner, RunPytest, ServedMock, first_line, start_mock_server, stop
 
 from conformance.gate.xdist import grouped_scheduler
 from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
 from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
-from conformance.setup.paths import data_path
 from conformance.wire.transport import Target
-
-MOCK_TARGET_YAML = data_path("fixtures", "mock-target.yaml")
-SUBPROCESS_TIMEOUT = 300.0
-SERVER_START_TIMEOUT = 20.0
-
-Completed = subprocess.CompletedProcess[str]
-RunPytest = Callable[..., Completed]
-
-
-@dataclass
-class ServedMock:
-    """A `python -m conformance.mock` child process and the base URL it printed."""
-
-    base_url: str
-    process: subprocess.Popen[str]
-
-    @property
-    def port(self) -> int:
-        """The port it listens on."""
-        port = httpx.URL(self.base_url).port
-        assert port is not None
-        return port
-
-
-def without_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Our environment without KATAPULT_* settings (the caller's own must never leak into a child) nor xdist's worker variables, plus `env`."""
-    return {key: value for key, value in os.environ.items() if not key.startswith(("KATAPULT_", "PYTEST_XDIST_"))} | dict(env or {})
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -73,37 +40,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return grouped_scheduler(config, log, lambda nodeid: next((module for module in GROUPED_MODULES if nodeid.startswith(module + "::")), None))
 
 
-def child_env(pycache: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child pytest: without KATAPULT_* settings, bytecode cached under `pycache`, plus `env`."""
-    # pytest rewrites every plugin module on start-up; caching that (outside site-packages) saves ~4 s per child run.
-    # Hypothesis caches its Unicode tables under its storage directory, by default .hypothesis in the working directory;
-    # every child starts in a fresh one and would spend ~4.5 s rebuilding them, so they share one beside the bytecode.
-    base = without_settings({"PYTHONPYCACHEPREFIX": str(pycache), "HYPOTHESIS_STORAGE_DIRECTORY": str(pycache / "hypothesis")})
-    base.pop("PYTHONDONTWRITEBYTECODE", None)
-    return base | dict(env or {})
-
-
 @pytest.fixture(scope="session")
 def pycache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One bytecode cache for every child process of this test session."""
     return tmp_path_factory.mktemp("pycache")
-
-
-@dataclass(frozen=True)
-class PytestRunner:
-    """Runs `python -m pytest -p no:cacheprovider ARGS` in a child process from `workdir`, as a user does.
-
-    The child sees our environment minus KATAPULT_* (so the caller's settings never leak in), plus `env`.
-    """
-
-    workdir: Path
-    pycache: Path
-
-    def __call__(self, *args: str | os.PathLike[str], env: Mapping[str, str] | None = None, timeout: float = SUBPROCESS_TIMEOUT) -> Completed:
-        """Run pytest to completion and return its exit code and output."""
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *map(str, args)]
-        environ = child_env(self.pycache, env)
-        return subprocess.run(command, cwd=self.workdir, env=environ, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -118,37 +58,6 @@ def run_pytest(tmp_path: Path, pycache_dir: Path) -> RunPytest:
 def shared_run_pytest(tmp_path_factory: pytest.TempPathFactory, pycache_dir: Path) -> PytestRunner:
     """Like run_pytest, for module- or session-scoped fixtures (one shared working directory: write outputs to absolute paths)."""
     return PytestRunner(tmp_path_factory.mktemp("workdir"), pycache_dir)
-
-
-def start_mock_server(*args: str, stderr: IO[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start `python -m conformance.mock ARGS` with stdout piped; stderr goes to a file (a pipe nobody reads could fill)."""
-    command = [sys.executable, "-m", "conformance.mock", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=without_settings(env))
-
-
-def first_line(process: subprocess.Popen[str], timeout: float = SERVER_START_TIMEOUT) -> str | None:
-    """The first line the process prints on stdout, or None if it exits or stays silent for `timeout` seconds."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.1)
-        if ready:
-            line = process.stdout.readline()
-            return line.rstrip("\n") if line else None
-    return None
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    """Terminate a child process and reap it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RunPytest
+from helpers import RunPytest
 
 from conformance.contract.findings import Finding, Signature
 from conformance.gate.baseline import BaselineError, Entry, load_baseline, review

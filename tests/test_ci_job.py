@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ServedMock, child_env
+from helpers import ServedMock, child_env
 
 from conformance.setup.fixtures import TargetFixtures
 
@@ -24,7 +24,8 @@ GATE_STEP = "Conformance gate against staging"
 # the nightly one is the first day as the issue names it: 30-80 ms of latency and a 200-a-minute token, nothing sped up.
 FAST = {"KATAPULT_MAX_RATE": "1000", "KATAPULT_CONFORMANCE_MAX_EXAMPLES": "10"}
 SECRETS = {"KATAPULT_API_TOKEN": "valid", "KATAPULT_TOKEN_WITHOUT_SCOPE": "without_scope",
-           "KATAPULT_TOKEN_NETWORK_RESTRICTED": "network_restricted", "KATAPULT_INVALID_CAPABILITIES": "invalid_capabilities"}
+           "KATAPULT_TOKEN_NETWORK_RESTRICTED": "network_restricted", "KATAPULT_INVALID_CAPABILITIES": "invalid_capabilities",
+           "KATAPULT_TOKEN_READ_ONLY": "read_only", "KATAPULT_OTHER_ORGANIZATION_TOKEN": "other_organization"}
 
 
 def gate_step() -> dict[str, Any]:
@@ -50,7 +51,10 @@ def filled_in(workdir: Path, fixtures: TargetFixtures) -> None:
                         "\n    ".join(f"- {{id: {ip.id}, address: {ip.address}}}" for ip in free[:2]))
     text = text.replace("{id: ip_yyyyyyyyyyyyyyyy, address: 185.199.221.196}", f"{{id: {held.id}, address: {held.address}}}")
     text = text.replace("{id: ip_zzzzzzzzzzzzzzzz, address: 10.0.0.5}", f"{{id: {private.id}, address: {private.address}}}")
-    assert "xxxx" not in text and "yyyy" not in text and "zzzz" not in text
+    foreign = fixtures.foreign_ip()
+    text = text.replace("{id: ip_wwwwwwwwwwwwwwww, address: 185.199.222.10}", f"{{id: {foreign.id}, address: {foreign.address}}}")
+    text = text.replace("vmnet_wwwwwwwwwwwwwwww", fixtures.foreign_interface())
+    assert "xxxx" not in text and "yyyy" not in text and "zzzz" not in text and "wwww" not in text
     path.write_text(text, encoding="utf-8")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
+from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock
 
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.preflight import preflight
@@ -164,7 +164,6 @@ def test_holders_are_not_read_again_when_no_request_could_have_changed_them() ->
     assert target.sent == sent + 3
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mutant", MOVERS)
 def test_a_live_run_against_a_mover_leaves_every_ip_as_it_found_it(
     mutant: str, serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures
@@ -199,7 +198,6 @@ def test_request_log_lines_carry_time_and_request_id(tmp_path: Path) -> None:
 
 
 
-@pytest.mark.slow
 def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest) -> None:
     """Stopped by --maxfail against a server whose unallocate does nothing: no traceback; cleanup fails naming the IP and its fix."""
     served = serve_mock("--mutant", "unallocate-noop")

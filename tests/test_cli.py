@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from conftest import child_env
+from helpers import child_env
 
 from conformance.tools.cli import COMMANDS, main
 

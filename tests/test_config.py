@@ -15,7 +15,7 @@ from conformance.setup.settings import OPTIONS, ConfigError, Option, build_confi
 from conformance.tools import doctor
 
 if TYPE_CHECKING:
-    from conftest import Completed, PytestRunner
+    from helpers import Completed, PytestRunner
 
 MOCK_FIXTURES = data_path("fixtures", "mock-target.yaml")
 SAMPLES = {"str": ("cli-value", "env-value"), "path": ("cli.yaml", "env.yaml"), "float": ("2.5", "7.5"), "int": ("3", "9"), "flag": (True, "1"),

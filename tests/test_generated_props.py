@@ -11,7 +11,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 if TYPE_CHECKING:
-    from conftest import RunPytest
+    from helpers import RunPytest
 
 GENERATED = str(Path(__file__).resolve().parent.parent / "conformance" / "test_generated.py")
 # The property that finds each deviation, and the promise its finding is charged to.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import Completed, RunPytest
+from helpers import Completed, RunPytest
 
 PRODUCTION = "https://api.katapult.io/core/v1"
 # Settings that would each stop a run of the suite with exit 4: a host run must not even look at them.

@@ -252,8 +252,9 @@ def test_base_url(katapult_mock):
     result.assert_outcomes(errors=5)
     result.stdout.fnmatch_lines_random([
         "katapult_mock: unknown mutant 'no-such-mutant': choose one of 200-invalid-json, *",
-        "katapult_mock: cannot load the world file broken.yaml (KeyError: 'rate_limit'); fix it (the format: docs/mock.md, *",
-        "katapult_mock: cannot load the world file no_mac.yaml (KeyError: \"network_interfaces entry 'vmnet_team' has no 'mac_address'\"); *",
+        "katapult_mock: the mock world broken.yaml: rate_limit is missing (it must be a mapping {permitted, window_seconds}); fix it (the"
+        " format: docs/mock.md, *",
+        "katapult_mock: the mock world no_mac.yaml: network_interfaces[[]0].mac_address is missing (it must be a string); fix it *",
         "katapult_mock: unknown option 'retries'; the options are base_url, world, mutant, rate_limit_after, maintenance",
         "katapult_mock: base_url 'api.katapult.io/core/v1' is not an http(s) URL with a host and no query; *",
     ])

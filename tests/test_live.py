@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
-import pytest
 
 from conformance.contract.checks import conforms_to_fragment
 from conformance.setup.fixtures import IPRef, TargetFixtures
@@ -20,7 +19,7 @@ from conformance.wire.paths import ALLOCATE_PATH
 from conformance.wire.transport import Target, live_target
 
 if TYPE_CHECKING:
-    from conftest import RunPytest, ServedMock
+    from helpers import RunPytest, ServedMock
 
 BASE_URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/core/v1$")
 OUTCOMES = re.compile(r"(\d+) (passed|failed|skipped|deselected|errors?|xfailed|xpassed)")
@@ -106,7 +105,6 @@ def test_live_target_talks_http(served_mock: ServedMock, mock_target_fixtures: T
     assert all(response.request.url.host == "127.0.0.1" for response in seen)
 
 
-@pytest.mark.slow
 def test_suite_passes_live_and_leaves_the_target_as_found(
     serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures
 ) -> None:
@@ -162,7 +160,6 @@ def test_served_mock_can_be_reset_and_switched_to_maintenance(served_mock: Serve
 FRONT_END = ("--connection-close", "--gzip", "--chunked", "--charset")
 
 
-@pytest.mark.slow
 def test_real_front_ends_are_not_faults(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest,
                                         mock_target_fixtures: TargetFixtures) -> None:
     """Connection: close on every answer, gzip, chunked bodies and `; charset=utf-8` are correct HTTP: the scenarios and the

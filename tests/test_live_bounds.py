@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
+from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock
 
 from conformance.mock.mutants import MUTANTS
 from conformance.tools import mutation as runner

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import ServedMock
+from helpers import ServedMock
 
 from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.mock.faults import CLOSED, GATEWAY_PAGE, Faults

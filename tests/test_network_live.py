@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
+from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
 from test_live import holders
 
 from conformance.setup.fixtures import TargetFixtures

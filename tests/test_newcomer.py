@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import first_line, stop, without_settings
+from helpers import first_line, stop, without_settings
 from test_readme_commands import README, shell_blocks
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ from conformance.wire.interrupts import Interrupts, WaitCut
 from conformance.wire.transport import BudgetExhausted, Pacer, Target
 
 if TYPE_CHECKING:
-    from conftest import RunPytest, ServedMock
+    from helpers import RunPytest, ServedMock
 
-from conftest import MOCK_TARGET_YAML
+from helpers import MOCK_TARGET_YAML
 
 pytest_plugins = ["pytester"]
 

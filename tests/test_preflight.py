@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import MOCK_TARGET_YAML, RunPytest, first_line, start_mock_server, stop
+from helpers import MOCK_TARGET_YAML, RunPytest, first_line, start_mock_server, stop
 
 from conformance.gate.preflight import preflight
 from conformance.mock.app import VirtualClock

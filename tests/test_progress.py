@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML, ServedMock
+from helpers import MOCK_TARGET_YAML, ServedMock
 
 from conformance.gate import progress
 from conformance.gate.progress import StatusLine, fitted, status_text, wanted

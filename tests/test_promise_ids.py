@@ -48,3 +48,22 @@ def test_a_misspelt_id_fails_where_it_is_written() -> None:
     with pytest.raises(UnknownPromise, match="unknown promise '200 semantix'"):
         ConformanceFailure("200 returns another interface", "vmnet_b", "vmnet_a", promise="200 semantix")
     assert promise_id("200 semantics") == "200 semantics"
+
+
+def test_the_names_and_the_catalogue_are_one_to_one() -> None:
+    """Each name of conformance.contract.ids is one promise of the catalogue, in its order, and the other way round."""
+    from conformance.contract import ids
+    from conformance.contract.promises import PROMISES, REPLAY_ONLY
+
+    assert [promise.id for promise in (*PROMISES, *REPLAY_ONLY)] == list(ids.ALL)
+    named = {value for name, value in vars(ids).items() if name.isupper() and name != "ALL"}
+    assert named == set(ids.ALL) and len(ids.ALL) == len(named)
+
+
+def test_wire_promises_are_the_catalogue_s_checked_promises() -> None:
+    """The promises every generated test exists for are derived from the catalogue, the response shape first (the default charge)."""
+    from conformance.contract.ids import RESPONSE_SHAPE
+    from conformance.contract.promises import PROMISES
+    from conformance.test_generated import WIRE_PROMISES
+
+    assert WIRE_PROMISES[0] == RESPONSE_SHAPE and sorted(WIRE_PROMISES) == sorted(p.id for p in PROMISES if p.by_checks)

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from conftest import child_env
+from helpers import child_env
 from test_packaging import readme_ci_job
 
 from conformance.setup.settings import OPTIONS

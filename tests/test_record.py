@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import jsonschema_rs
 import pytest
-from conftest import child_env
+from helpers import child_env
 
 from conformance.cases.scenarios import NOT_UTF8
 from conformance.contract.promises import JUDGED, PROMISES
@@ -167,7 +167,6 @@ def test_a_request_without_an_answer_is_an_entry_without_a_status(tmp_path: Path
     assert replay_main([str(path)]) == 5
 
 
-@pytest.mark.slow
 def test_the_record_stays_valid_when_the_run_is_killed(tmp_path: Path, pycache_dir: Path) -> None:
     """Killed mid-run (SIGTERM ends an in-process run outright, with no cleanup of its own), the record is HAR with every entry written."""
     path = tmp_path / "stopped.har"
@@ -192,7 +191,6 @@ def test_the_record_stays_valid_when_the_run_is_killed(tmp_path: Path, pycache_d
 ROUND_TRIP_MUTANTS = ("missing-token-401", "errors-unwrapped")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mutant", ROUND_TRIP_MUTANTS)
 def test_a_record_replays_to_the_verdicts_of_its_run(mutant: str, run_pytest: Any, tmp_path: Path) -> None:
     """Against a mutant, in process: the run fails, and replaying its record fails the same exchange-level promises and no other."""

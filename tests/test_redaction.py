@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest
+from helpers import MOCK_TARGET_YAML, RunPytest
 from test_record import secret_bytes
 
 from conformance.mock.world import DEFAULT_WORLD
@@ -74,7 +74,6 @@ def with_secrets(text: str, valid: str) -> str:
     return text
 
 
-@pytest.mark.slow
 def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
     """The whole suite plus probe tests, against a token-echoing mutant, -vv -l -rA, JUnit with logs, report, baseline, log file, HAR record."""
     inputs, plugins, probe = tmp_path / "inputs", tmp_path / "plugins", tmp_path / "probe"
@@ -150,11 +149,11 @@ def test_stream_and_log_formatter_scrub() -> None:
 
 
 def test_a_session_leaves_no_secret_or_header_behind(pytester: pytest.Pytester) -> None:
-    """The secrets and authenticated headers a run of the suite registers are gone when its session ends (nothing outlives it)."""
-    from conformance.contract import checks
+    """The secrets and the run a run of the suite registers are gone when its session ends (nothing outlives it)."""
+    from conformance.contract.findings import ACTIVE
     from conformance.setup.redaction import REDACT
 
-    before = (REDACT.snapshot(), frozenset(checks.AUTHENTICATED))
+    before = (REDACT.snapshot(), ACTIVE.run)
     result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "-q", "-k", "missing-token")
     assert result.ret == 0
-    assert (REDACT.snapshot(), frozenset(checks.AUTHENTICATED)) == before
+    assert REDACT.snapshot() == before[0] and ACTIVE.run is before[1]

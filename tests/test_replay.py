@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import ServedMock
+from helpers import ServedMock
 
 from conformance.setup.paths import data_path
 from conformance.tools.replay.judge import operation_for

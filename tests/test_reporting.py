@@ -7,9 +7,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock
+from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, unpadded
 
 from conformance.contract.findings import Finding, Signature
+from conformance.contract.outcomes import Cause, Outcome, Verdict, verdict_of_causes
 from conformance.contract.promises import (
     BY_ID,
     CONFORMS,
@@ -67,12 +68,12 @@ def test_terminal_shows_one_line_per_promise_with_its_verdict(side_effect_run: t
     assert returncode == 1, stdout
     lines = promise_lines(stdout)
     assert set(lines) == set(BY_ID), stdout
-    assert lines["403 scope_not_granted"] == "conforms         403 scope_not_granted: 1 test(s) judged it, no finding"
-    assert lines["no side effects"].startswith("fails            no side effects: 1 deviation(s): Rejected request changed an allocation")
-    capabilities = "not provoked     403 invalid_capabilities_token: needs credentials.invalid_capabilities"
-    assert lines["403 invalid_capabilities_token"].startswith(capabilities)
-    assert lines["response shape"] == "conforms         response shape: checked by other tests (none of its own ran), no finding"
-    assert lines["429 rate_limit_reached"].startswith("not run          429 rate_limit_reached: no test for it ran")
+    assert unpadded(lines["403 scope_not_granted"]) == "conforms 403 scope_not_granted: 1 test(s) judged it, no finding"
+    assert unpadded(lines["no side effects"]).startswith("fails no side effects: 1 deviation(s): Rejected request changed an allocation")
+    capabilities = "not provoked 403 invalid_capabilities_token: needs credentials.invalid_capabilities"
+    assert unpadded(lines["403 invalid_capabilities_token"]).startswith(capabilities)
+    assert unpadded(lines["response shape"]) == "conforms response shape: checked by other tests (none of its own ran), no finding"
+    assert unpadded(lines["429 rate_limit_reached"]).startswith("not run 429 rate_limit_reached: no test for it ran")
     assert "finding: no side effects · allocations unchanged · 403 scope_not_granted · seen 1x in test_scenario[scope-not-granted]" in stdout
     assert "requests sent" not in stdout
 
@@ -122,7 +123,7 @@ def test_live_run_shows_requests_per_status(run_pytest: RunPytest, served_mock: 
     assert requests["preflight"] == int(preflight.group(1)) and 0 < requests["preflight"] <= 20
     assert re.search(rf"^requests sent: {requests['sent']} \(200: \d+, 400: \d+\), plus {requests['preflight']} by the preflight$",
                      done.stdout, re.MULTILINE), done.stdout
-    assert "conforms         400 missing_api_token: 1 test(s) judged it, no finding" in done.stdout
+    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(done.stdout)
 
 
 def finding(promise: str, count: int = 1, excused_by: str | None = None) -> Finding:
@@ -138,7 +139,8 @@ def test_markdown_report_is_a_table_of_promises_then_the_findings(tmp_path: Path
     """The .md report has one row per promise, then each finding with its example, then what was not judged."""
     outcomes = [
         TestOutcome("test_a", ("mutual exclusivity",), FAILED, "expected 400 invalid_argument, received 404", ("mutual exclusivity",)),
-        TestOutcome("test_b", ("403 scope_not_granted",), SKIPPED, "needs credentials.without_scope in the target fixtures (x.yaml)"),
+        TestOutcome("test_b", ("403 scope_not_granted",), SKIPPED, "needs credentials.without_scope in the target fixtures (x.yaml)",
+                    cause=Cause.NOT_PROVOKED),
     ]
     findings = [finding("mutual exclusivity")]
     verdicts = [verdict_of(promise, outcomes, findings, 0) for promise in PROMISES]
@@ -179,8 +181,9 @@ def test_verdict_rules(outcomes: list[str], findings: list[str | None], reached:
     """
     reasons = {SKIPPED: "needs credentials.without_scope in the target fixtures (x.yaml)", FAILED: "stopped on another promise",
                "bounded": str(BudgetExhausted("the request budget of 60 is spent; raise --max-requests to run more"))}
-    tests = [TestOutcome(f"test_{index}", ("order of checks",), SKIPPED if outcome == "bounded" else outcome, reasons.get(outcome, ""),
-                         ("no side effects",)) for index, outcome in enumerate(outcomes)]
+    causes = {SKIPPED: Cause.NOT_PROVOKED, "bounded": Cause.NOT_RUN}
+    tests = [TestOutcome(f"test_{index}", ("order of checks",), SKIPPED if outcome == "bounded" else Outcome(outcome), reasons.get(outcome, ""),
+                         ("no side effects",), cause=causes.get(outcome)) for index, outcome in enumerate(outcomes)]
     found = [finding("order of checks", excused_by=excuse) for excuse in findings]
     for index, item in enumerate(found):
         item.signature = Signature(item.signature.promise, f"check {index}", 404, None, "")
@@ -204,7 +207,7 @@ def test_tests_without_a_promise_are_listed(run_pytest: RunPytest, tmp_path: Pat
     done = run_pytest("--pyargs", "conformance", test_file, "-k", "test_plain or (test_scenario and missing-token)")
     assert done.returncode == 0, done.stdout
     assert "tests declaring no promise: test_plain (passed)" in done.stdout
-    assert "conforms         400 missing_api_token: 1 test(s) judged it, no finding" in done.stdout
+    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(done.stdout)
 
 
 def test_report_needs_a_known_suffix(run_pytest: RunPytest) -> None:
@@ -228,3 +231,39 @@ def test_the_terminal_shows_a_finding_expected_and_received_not_an_empty_example
     assert shown[:2] == ["  expected: 400 invalid_argument | ambiguous", "  received: 404 ip_address_not_found"]
     assert ("  known deviation, excused by baseline entry entry-1" in shown) is bool(excused_by)
     assert "  example:" not in texts and "Sent: POST ..." not in "\n".join(texts)
+
+
+@pytest.mark.parametrize(("causes", "verdict"), [
+    ([Cause.OPTED_OUT, Cause.OPTED_OUT], Verdict.OPTED_OUT),
+    ([Cause.NOT_PROVOKED], Verdict.NOT_PROVOKED),
+    ([Cause.OPTED_OUT, Cause.NOT_PROVOKED], Verdict.NOT_PROVOKED),
+    ([Cause.NOT_RUN, Cause.NOT_RUN], Verdict.NOT_RUN),
+    ([Cause.NOT_RUN, Cause.NOT_PROVOKED], Verdict.NOT_REACHED),
+    ([Cause.NOT_REACHED], Verdict.NOT_REACHED),
+    ([Cause.NOT_PROVOKED, None], Verdict.NOT_REACHED),
+    ([None], Verdict.NOT_REACHED),
+])
+def test_a_promise_no_test_judged_gets_its_verdict_from_the_causes(causes: list[Cause | None], verdict: Verdict) -> None:
+    """All tests skipped for one cause: that cause's verdict; the fixtures' two causes together: not provoked; else not reached."""
+    assert verdict_of_causes(causes) == verdict
+
+
+@pytest.mark.parametrize(("reason", "cause", "verdict"), [
+    # Words that once decided the verdict decide nothing now: the cause does.
+    ("not provoked: needs credentials.without_scope in the target fixtures", None, NOT_REACHED),
+    ("opted out in the target fixtures (rate_limit.provoke: false)", Cause.NOT_PROVOKED, NOT_PROVOKED),
+    ("the server stopped", Cause.NOT_PROVOKED, NOT_PROVOKED),
+    ("not run: the request budget of 60 is spent", None, NOT_REACHED),
+    ("anything", Cause.NOT_RUN, NOT_RUN),
+])
+def test_a_verdict_is_never_read_from_the_words_of_a_skip(reason: str, cause: Cause | None, verdict: str) -> None:
+    """A skip's message is for the reader; its cause (set where the suite knew it) makes the verdict."""
+    outcome = TestOutcome("test_x", ("order of checks",), SKIPPED, reason, cause=cause)
+    assert verdict_of(BY_ID["order of checks"], [outcome], [], 0).verdict == verdict
+
+
+def test_an_outcome_and_a_verdict_are_distinct_types_with_the_reports_words() -> None:
+    """A test's known deviation is an Outcome, a promise's is a Verdict; both print as the reports always spelt them."""
+    assert type(Outcome.DEVIATION) is not type(Verdict.KNOWN_DEVIATION)
+    assert f"{Outcome.DEVIATION}" == f"{Verdict.KNOWN_DEVIATION}" == "known deviation"
+    assert json.dumps([Verdict.NOT_PROVOKED, Outcome.SKIPPED]) == '["not provoked", "skipped"]'

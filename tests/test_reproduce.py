@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import MOCK_TARGET_YAML
+from helpers import MOCK_TARGET_YAML
 
 from conformance.cases.identities import identity_headers
 from conformance.gate.keys import CONFIG_KEY, SEED_KEY

@@ -1,7 +1,7 @@
 """--require-complete: a run that leaves any promise not run or not provoked fails."""
 from __future__ import annotations
 
-from conftest import RunPytest
+from helpers import RunPytest
 
 SELECTION = ("--pyargs", "conformance", "-k", "test_scenario and missing-token", "-q")
 

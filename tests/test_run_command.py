@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ServedMock, child_env
+from helpers import ServedMock, child_env
 from test_safety import holder, interrupted_mid_allocation
 
 from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
@@ -48,7 +48,6 @@ def generated_section(output: str) -> list[str]:
     return [re.sub(r" in [\d.]+s.*$", "", line.strip("= ")) for line in lines]
 
 
-@pytest.mark.slow
 @posix_only
 def test_run_and_pytest_run_the_same_cases_without_a_warning(tmp_path: Path, pycache_dir: Path) -> None:
     """The console script and `pytest --pyargs conformance`, from a directory outside the checkout: same cases per test, same counts, no warning."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
+from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
 
 from conformance.setup.fixtures import IPRef, TargetFixtures
 from conformance.setup.settings import ConfigError, build_config

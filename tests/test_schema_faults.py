@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from conformance.contract import checks
-from conformance.contract.findings import FindingLog, Scope, TestScope
+from conformance.contract.findings import FindingLog, RunContext, TestScope
 
 SCOPE_ERROR = {"error": {"code": "scope_not_granted", "description": "The scope is not granted.", "detail": {"scopes": ["ip_addresses"]}}}
 HEADERS = {"X-Request-Id": "4f8e7a52-1c4b-4d7e-9a51-2b9c1d0e6f3a", "X-RateLimit-Permitted": "1000", "X-RateLimit-Remaining": "998",
@@ -75,6 +75,16 @@ def test_a_fault_outside_the_detail_stays_with_the_response_shape() -> None:
     assert "#/components/schemas/" not in unwrapped.expected  # it meant no branch more than another
 
 
+@pytest.mark.parametrize(("status", "code", "detail"), [
+    (404, "ip_address_not_found", None), (400, "missing_api_token", None), (422, "invalid_ip", "none"), (403, "scope_not_granted", None),
+])
+def test_a_detail_that_is_not_an_object_is_the_envelope_s_fault(status: int, code: str, detail: Any) -> None:
+    """`detail: null` (or any non-object) breaks the envelope every error shares: the response shape's, whichever code shows it,
+    so one such server fails one promise, not one per code."""
+    failure = shape_failure(answer(status, {"error": {"code": code, "description": "text", "detail": detail}}))
+    assert failure.promise == checks.RESPONSE_SHAPE and failure.title.startswith("error.detail is not an object")
+
+
 def test_a_conforming_error_passes() -> None:
     """The faithful body: no violation, no failure."""
     assert checks.body_violations(answer(403, SCOPE_ERROR)) == []
@@ -85,13 +95,10 @@ def test_the_scenario_for_the_error_fails_and_other_tests_only_record_it() -> No
     """Seen in the error's own test the fault fails it; seen in another test it is recorded under the error's promise, the test goes on."""
     log = FindingLog()
     response = answer(403, with_detail("scope_not_granted", {}))
-    Scope.current = TestScope("test_order", ("order of checks",), log)
-    try:
-        assert checks.conforms_to_fragment(response, status_expected=True) == {"403 scope_not_granted"}
-        Scope.current = TestScope("test_scope", ("403 scope_not_granted",), log)
-        with pytest.raises(checks.ConformanceFailure):
-            checks.conforms_to_fragment(response, status_expected=True)
-    finally:
-        Scope.current = None
+    run = RunContext(scope=TestScope("test_order", ("order of checks",), log))
+    assert checks.conforms_to_fragment(response, status_expected=True, run=run) == {"403 scope_not_granted"}
+    run.scope = TestScope("test_scope", ("403 scope_not_granted",), log)
+    with pytest.raises(checks.ConformanceFailure):
+        checks.conforms_to_fragment(response, status_expected=True, run=run)
     (finding,) = log.findings.values()
     assert finding.signature.promise == "403 scope_not_granted" and finding.tests == ["test_order", "test_scope"] and finding.count == 2

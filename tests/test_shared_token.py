@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import RunPytest, ServedMock
+from helpers import RunPytest, ServedMock
 
 from conformance.gate.preflight import NotChecked, preflight
 from conformance.mock.app import ReferenceMock, VirtualClock

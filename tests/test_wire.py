@@ -517,21 +517,24 @@ def test_an_answer_that_conformed_is_not_validated_again(mock_api: Target, mock_
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """schemathesis' checks read status, Content-Type and body only: the same answer again is not re-validated, a different one is."""
     from conformance.contract import checks
+    from conformance.contract.findings import RunContext
 
-    checks.forget_schemathesis_objects()
+    run = RunContext()  # the run remembers what conformed; a check outside any run remembers nothing
     validated: list[int] = []
     original = checks.as_schemathesis_response
     monkeypatch.setattr(checks, "as_schemathesis_response", lambda response: validated.append(response.status_code) or original(response))
     for _ in range(3):
-        conforms_to_fragment(api.allocate(mock_api, None, mock_target_fixtures.network_interface_id, {"id": "ip_x"}))
+        conforms_to_fragment(api.allocate(mock_api, None, mock_target_fixtures.network_interface_id, {"id": "ip_x"}), run=run)
     assert validated == [400]
     broken = httpx.Response(400, headers={"Content-Type": "application/json"}, content=b'{"error": {}}',
                             request=httpx.Request("POST", "http://target.invalid/"))
     broken.elapsed = datetime.timedelta(seconds=0.01)
     for _ in range(2):
         with pytest.raises(ConformanceFailure):
-            checks.fragment_shape(broken)
+            checks.fragment_shape(broken, run=run)
     assert validated == [400, 400, 400]
+    conforms_to_fragment(api.allocate(mock_api, None, mock_target_fixtures.network_interface_id, {"id": "ip_x"}))
+    assert validated == [400, 400, 400, 400]
 
 
 def test_a_window_shared_with_another_client_is_not_a_stall() -> None:

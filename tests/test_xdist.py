@@ -17,9 +17,9 @@ from conformance.gate.runlock import LOCK_DIR_ENV, RunLock
 from conformance.setup.fixtures import load_target_fixtures
 
 if TYPE_CHECKING:
-    from conftest import Completed, RunPytest, ServedMock
+    from helpers import Completed, RunPytest, ServedMock
 
-from conftest import MOCK_TARGET_YAML
+from helpers import MOCK_TARGET_YAML
 from test_live import GENEROUS_LIMIT, holders
 from test_record import assert_recorded, entries
 
@@ -83,7 +83,6 @@ def assert_same_run(runs: dict[str, tuple[Completed, dict[str, Any], list[str]]]
     assert generated_lines(n2) == generated_lines(n0) and len(generated_lines(n0)) >= 8
 
 
-@pytest.mark.slow
 def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: RunPytest, tmp_path: Path) -> None:
     """In process each worker has its own mock: same verdicts and cases; one log with every request (plus each extra worker's own state reads)."""
     runs = run_both(run_pytest, tmp_path)
@@ -99,7 +98,6 @@ def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: Run
     assert {item.get("_worker") for item in entries(tmp_path / "n2.har")} == {"gw0", "gw1", None}
 
 
-@pytest.mark.slow
 def test_live_two_workers_give_the_verdicts_counts_and_log_of_one(
     serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: Any, tmp_path: Path
 ) -> None:

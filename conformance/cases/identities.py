@@ -1,6 +1,8 @@
 """Who a request is sent as: a credential from the target fixtures, or a deliberately wrong one."""
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from conformance.setup.fixtures import Credential, TargetFixtures
 from conformance.setup.references import MADE_UP_TOKEN_PREFIX
 
@@ -24,6 +26,7 @@ def identity_headers(identity: str, fixtures: TargetFixtures, run_id: str) -> di
     return dict(fixtures.credential(identity).headers)
 
 
-def available_identities(fixtures: TargetFixtures) -> list[str]:
-    """Every identity these fixtures can present."""
-    return ["valid", "none", "random", "non_bearer"] + [key for key in FIXTURE_IDENTITIES[1:] if key in fixtures.credentials]
+def available_identities(fixtures: TargetFixtures, withheld: Collection[str] = ()) -> list[str]:
+    """Every identity these fixtures can present, but those whose key (`credentials.<key>`) is withheld (the preflight doubts it)."""
+    return ["valid", "none", "random", "non_bearer"] + [key for key in FIXTURE_IDENTITIES[1:]
+                                                        if key in fixtures.credentials and f"credentials.{key}" not in withheld]

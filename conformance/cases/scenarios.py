@@ -26,6 +26,30 @@ from conformance.contract.checks import (
     status_of_code,
 )
 from conformance.contract.findings import charge_elsewhere
+from conformance.contract.ids import (
+    ARGUMENT_ERRORS,
+    INTERFACE_FROM_PATH,
+    INTERFACE_NOT_FOUND,
+    INVALID_API_TOKEN,
+    INVALID_CAPABILITIES_TOKEN,
+    INVALID_IP,
+    IP_ADDRESS_NOT_FOUND,
+    IP_ALREADY_ALLOCATED,
+    MALFORMED_BYTES,
+    MISSING_API_TOKEN,
+    MUTUAL_EXCLUSIVITY,
+    ORDER_OF_CHECKS,
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
+    QUERY_STRING_ARGUMENTS,
+    RATE_LIMIT_REACHED,
+    READ_ONLY_TOKEN_REFUSED,
+    RESPONSE_SHAPE,
+    SCOPE_NOT_GRANTED,
+    SEMANTICS_200,
+    SERVICE_UNAVAILABLE,
+    UNAUTHORIZED_NETWORK,
+)
 from conformance.setup.fixtures import IPRef, TargetFixtures
 from conformance.wire.exchange import error_code, error_detail
 from conformance.wire.paths import ALLOCATE_PATH
@@ -45,7 +69,8 @@ SPEC = "spec/allocate_ip.yaml"
 LONG_ID_LENGTH = 1000
 # A token meant to lack the scope was served: no request tells a server that ignores scopes from a token that has it.
 SERVED_WITHOUT_SCOPE = ("served past the scope check: either the server ignores the ip_addresses scope, or credentials.without_scope"
-                        " holds it (a setup mistake: give a token without ip_addresses; on a live target the preflight checks for it)")
+                        " holds it (a setup mistake: give a token without ip_addresses; on a live target the preflight asks unallocate"
+                        " too, and a token served there as well is a doubt it reports)")
 
 
 @dataclass(frozen=True)
@@ -83,7 +108,7 @@ class Row:
 
 @dataclass(frozen=True)
 class CodedScenario:
-    """A scenario a row cannot say (several requests, or target switches): written as a test in test_scenarios.py."""
+    """A scenario a row cannot say (several requests, or target switches): written as a test in conformance/test_*.py."""
 
     id: str
     promise: str
@@ -119,162 +144,178 @@ def _names_caller_address(detail: dict[str, Any]) -> str | None:
 
 
 ROWS = (
-    Row("missing-token", "400 missing_api_token", "a request without a token is rejected with 400 missing_api_token",
+    Row("missing-token", MISSING_API_TOKEN, "a request without a token is rejected with 400 missing_api_token",
         f"{SPEC}#/paths/allocate_ip/post/responses/400 (MissingAPITokenError)", (400, "missing_api_token"),
         credential="none", watch=("ip0",)),
-    Row("non-bearer-token", "400 missing_api_token", "a token sent with a non-Bearer scheme is rejected with 400 missing_api_token",
+    Row("non-bearer-token", MISSING_API_TOKEN, "a token sent with a non-Bearer scheme is rejected with 400 missing_api_token",
         f"{SPEC}#/components/securitySchemes/Authenticator", (400, "missing_api_token"),
         credential="non_bearer", watch=("ip0",)),
-    Row("invalid-token", "403 invalid_api_token", "a token that does not exist is rejected with 403 invalid_api_token",
+    Row("invalid-token", INVALID_API_TOKEN, "a token that does not exist is rejected with 403 invalid_api_token",
         f"{SPEC}#/components/schemas/InvalidAPITokenError", (403, "invalid_api_token"),
         credential="random", watch=("ip0",)),
-    Row("scope-not-granted", "403 scope_not_granted", "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
+    Row("scope-not-granted", SCOPE_NOT_GRANTED, "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
         f"{SPEC}#/components/schemas/ScopeNotGrantedError", (403, "scope_not_granted"),
         credential="without_scope", detail=_scopes_hold_ip_addresses, watch=("ip0",)),
-    Row("unauthorized-network", "403 unauthorized_network_for_api_token",
+    Row("unauthorized-network", UNAUTHORIZED_NETWORK,
         "a token used from a network it is not allowed from gets 403 unauthorized_network_for_api_token with the caller's address",
         f"{SPEC}#/components/schemas/UnauthorizedNetworkForAPITokenError", (403, "unauthorized_network_for_api_token"),
         credential="network_restricted", detail=_names_caller_address, watch=("ip0",)),
-    Row("invalid-capabilities", "403 invalid_capabilities_token", "an invalid capabilities token gets 403 invalid_capabilities_token",
+    Row("invalid-capabilities", INVALID_CAPABILITIES_TOKEN, "an invalid capabilities token gets 403 invalid_capabilities_token",
         f"{SPEC}#/components/schemas/InvalidCapabilitiesTokenError", (403, "invalid_capabilities_token"),
         credential="invalid_capabilities", watch=("ip0",)),
-    Row("interface-not-found", "404 virtual_machine_network_interface_not_found",
+    Row("interface-not-found", INTERFACE_NOT_FOUND,
         "an interface id that does not exist gets 404 virtual_machine_network_interface_not_found",
         f"{SPEC}#/components/schemas/VirtualMachineNetworkInterfaceNotFoundError", (404, "virtual_machine_network_interface_not_found"),
         body={"virtual_machine_network_interface": {"id": "$unknown_interface"}, "ip_address": {"id": "$ip0.id"}}, watch=("ip0",)),
-    Row("ip-not-found-by-id", "404 ip_address_not_found", "an IP id that does not exist gets 404 ip_address_not_found",
+    Row("ip-not-found-by-id", IP_ADDRESS_NOT_FOUND, "an IP id that does not exist gets 404 ip_address_not_found",
         f"{SPEC}#/components/schemas/IPAddressNotFoundError", (404, "ip_address_not_found"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$unknown_ip"}}),
-    Row("ip-not-found-by-address", "404 ip_address_not_found", "an address in no network gets 404 ip_address_not_found",
+    Row("ip-not-found-by-address", IP_ADDRESS_NOT_FOUND, "an address in no network gets 404 ip_address_not_found",
         f"{SPEC}#/components/schemas/IPAddressNotFoundError", (404, "ip_address_not_found"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"address": "$unknown_address"}}),
-    Row("ip-not-found-long-id", "404 ip_address_not_found", "a 1,000-character IP id is just an id that matches nothing: 404 ip_address_not_found",
+    Row("ip-not-found-long-id", IP_ADDRESS_NOT_FOUND, "a 1,000-character IP id is just an id that matches nothing: 404 ip_address_not_found",
         f"{SPEC}#/components/schemas/IPAddressLookup", (404, "ip_address_not_found"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$unknown_long_ip"}}),
-    Row("already-allocated-by-id", "422 ip_already_allocated", "an IP held by another resource gets 422 ip_already_allocated and stays there",
+    Row("already-allocated-by-id", IP_ALREADY_ALLOCATED, "an IP held by another resource gets 422 ip_already_allocated and stays there",
         f"{SPEC}#/components/schemas/IPAlreadyAllocatedError", (422, "ip_already_allocated"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$elsewhere.id"}}, watch=("elsewhere",)),
-    Row("already-allocated-by-address", "422 ip_already_allocated", "the same IP asked for by address gets 422 ip_already_allocated",
+    Row("already-allocated-by-address", IP_ALREADY_ALLOCATED, "the same IP asked for by address gets 422 ip_already_allocated",
         f"{SPEC}#/components/schemas/IPAlreadyAllocatedError", (422, "ip_already_allocated"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"address": "$elsewhere.address"}}, watch=("elsewhere",)),
-    Row("invalid-ip", "422 invalid_ip", "an IP from another network gets 422 invalid_ip and stays free",
+    Row("invalid-ip", INVALID_IP, "an IP from another network gets 422 invalid_ip and stays free",
         f"{SPEC}#/components/schemas/InvalidIPError", (422, "invalid_ip"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$invalid.id"}}, watch=("invalid",)),
-    Row("exclusive-same-ip", "mutual exclusivity", "id and address of the same IP together are rejected as ambiguous_lookup_values",
+    Row("exclusive-same-ip", MUTUAL_EXCLUSIVITY, "id and address of the same IP together are rejected as ambiguous_lookup_values",
         f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="ambiguous_lookup_values",
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id", "address": "$ip0.address"}},
         watch=("ip0",)),
-    Row("exclusive-two-ips", "mutual exclusivity", "id of one IP with address of another is rejected and allocates neither",
+    Row("exclusive-two-ips", MUTUAL_EXCLUSIVITY, "id of one IP with address of another is rejected and allocates neither",
         f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="ambiguous_lookup_values",
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id", "address": "$ip1.address"}},
         watch=("ip0", "ip1")),
-    Row("exclusive-empty-lookup", "mutual exclusivity", "an empty ip_address lookup is rejected as missing_lookup_value",
+    Row("exclusive-empty-lookup", MUTUAL_EXCLUSIVITY, "an empty ip_address lookup is rejected as missing_lookup_value",
         f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="missing_lookup_value",
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {}}),
-    Row("exclusive-unknown-keys", "mutual exclusivity", "a lookup with only unknown keys is rejected as missing_lookup_value",
+    Row("exclusive-unknown-keys", MUTUAL_EXCLUSIVITY, "a lookup with only unknown keys is rejected as missing_lookup_value",
         f"{SPEC}#/components/schemas/IPAddressLookup", (400, "invalid_argument"), issue="missing_lookup_value",
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"ip": "$ip0.address"}}, watch=("ip0",)),
-    Row("exclusive-null-is-no-value", "mutual exclusivity", "a null address beside an unknown id is not ambiguous: 404 ip_address_not_found",
+    Row("exclusive-null-is-no-value", MUTUAL_EXCLUSIVITY, "a null address beside an unknown id is not ambiguous: 404 ip_address_not_found",
         f"{SPEC}#/components/schemas/IPAddressLookup", (404, "ip_address_not_found"),
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$unknown_ip", "address": None}},
-        depends=("404 ip_address_not_found",)),
-    Row("missing-ip-argument", "400 argument errors", "a body without ip_address gets 400 missing_required_argument",
+        depends=(IP_ADDRESS_NOT_FOUND,)),
+    Row("missing-ip-argument", ARGUMENT_ERRORS, "a body without ip_address gets 400 missing_required_argument",
         f"{SPEC}#/components/schemas/MissingRequiredArgumentError", (400, "missing_required_argument"),
         body={"virtual_machine_network_interface": {"id": "$interface"}}),
-    Row("lookup-not-object", "400 argument errors", "an ip_address that is not an object gets 400 invalid_argument object_expected",
+    Row("lookup-not-object", ARGUMENT_ERRORS, "an ip_address that is not an object gets 400 invalid_argument object_expected",
         f"{SPEC}#/components/schemas/InvalidArgumentError", (400, "invalid_argument"), issue="object_expected",
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": "$ip0.id"}, watch=("ip0",)),
-    Row("lookup-wrong-type", "400 argument errors", "a numeric ip_address id gets 400 invalid_argument invalid_scalar",
+    Row("lookup-wrong-type", ARGUMENT_ERRORS, "a numeric ip_address id gets 400 invalid_argument invalid_scalar",
         f"{SPEC}#/components/schemas/InvalidArgumentError", (400, "invalid_argument"), issue="invalid_scalar",
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": 12345}}),
-    Row("body-not-json", "400 argument errors", "a body that is not JSON gets 400 invalid_json_body",
+    Row("body-not-json", ARGUMENT_ERRORS, "a body that is not JSON gets 400 invalid_json_body",
         f"{SPEC}#/components/schemas/InvalidJSONBodyError", (400, "invalid_json_body"), raw_body=NOT_JSON),
-    Row("body-not-utf8", "malformed bytes never crash the server",
+    Row("body-not-utf8", MALFORMED_BYTES,
         "invalid UTF-8 inside a JSON string is not rejected by the parser: a documented 4xx (on the wire 404"
         " virtual_machine_network_interface_not_found, the path's segment being no interface), never a 5xx",
         f"{SPEC}#/paths/allocate_ip/post/responses (any documented 4xx)", None, raw_body=NOT_UTF8),
-    Row("ip-id-not-utf8", "malformed bytes never crash the server",
+    Row("ip-id-not-utf8", MALFORMED_BYTES,
         "an ip_address id of invalid UTF-8 beside a real interface reaches the IP lookup: a documented 4xx (on the wire 404"
         " ip_address_not_found), never a 5xx",
         f"{SPEC}#/paths/allocate_ip/post/responses (any documented 4xx)", None,
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$invalid_utf8"}}),
-    Row("body-utf16", "malformed bytes never crash the server",
+    Row("body-utf16", MALFORMED_BYTES,
         "a body that is not UTF-8 at all (JSON encoded as UTF-16): a documented 4xx (on the wire 400 invalid_json_body), never a 5xx",
         f"{SPEC}#/components/schemas/InvalidJSONBodyError", None, raw_body=UTF16_BODY),
-    Row("empty-body-has-no-arguments", "400 argument errors", "an empty JSON body has no arguments: 400 missing_required_argument (ip_address)",
+    Row("empty-body-has-no-arguments", ARGUMENT_ERRORS, "an empty JSON body has no arguments: 400 missing_required_argument (ip_address)",
         f"{SPEC}#/components/schemas/MissingRequiredArgumentError", (400, "missing_required_argument"), raw_body=b""),
-    Row("null-body-has-no-arguments", "400 argument errors", "a JSON null body has no arguments: 400 missing_required_argument (ip_address)",
+    Row("null-body-has-no-arguments", ARGUMENT_ERRORS, "a JSON null body has no arguments: 400 missing_required_argument (ip_address)",
         f"{SPEC}#/components/schemas/MissingRequiredArgumentError", (400, "missing_required_argument"), raw_body=b"null"),
-    Row("array-body-has-no-arguments", "400 argument errors", "a JSON array body has no arguments: 400 missing_required_argument (ip_address)",
+    Row("array-body-has-no-arguments", ARGUMENT_ERRORS, "a JSON array body has no arguments: 400 missing_required_argument (ip_address)",
         f"{SPEC}#/components/schemas/MissingRequiredArgumentError", (400, "missing_required_argument"), raw_body=b'[{"ip_address": {"id": "x"}}]'),
-    Row("interface-from-literal-path", "interface from the path",
+    Row("interface-from-literal-path", INTERFACE_FROM_PATH,
         "a body without virtual_machine_network_interface takes the literal path segment as its id: 404 virtual_machine_network_interface_not_found",
         f"{SPEC}#/paths/allocate_ip (route parameter)", (404, "virtual_machine_network_interface_not_found"),
-        body={"ip_address": {"id": "$ip0.id"}}, watch=("ip0",), depends=("404 virtual_machine_network_interface_not_found",)),
-    Row("interface-from-underscore-path", "interface from the path",
+        body={"ip_address": {"id": "$ip0.id"}}, watch=("ip0",), depends=(INTERFACE_NOT_FOUND,)),
+    Row("interface-from-underscore-path", INTERFACE_FROM_PATH,
         "the same with `_` as the path segment, as clients send it: 404 virtual_machine_network_interface_not_found",
         f"{SPEC}#/paths/allocate_ip (route parameter)", (404, "virtual_machine_network_interface_not_found"),
-        body={"ip_address": {"id": "$ip0.id"}}, path_segment="_", watch=("ip0",), depends=("404 virtual_machine_network_interface_not_found",)),
-    Row("interface-null-is-missing", "interface from the path",
+        body={"ip_address": {"id": "$ip0.id"}}, path_segment="_", watch=("ip0",), depends=(INTERFACE_NOT_FOUND,)),
+    Row("interface-null-is-missing", INTERFACE_FROM_PATH,
         "an explicit null virtual_machine_network_interface is not filled from the path: 400 missing_required_argument",
         f"{SPEC}#/components/schemas/MissingRequiredArgumentError", (400, "missing_required_argument"),
         body={"virtual_machine_network_interface": None, "ip_address": {"id": "$ip0.id"}}, path_segment="$interface", watch=("ip0",),
-        depends=("400 argument errors",)),
-    Row("query-id-body-address-ambiguous", "query-string arguments",
+        depends=(ARGUMENT_ERRORS,)),
+    Row("query-id-body-address-ambiguous", QUERY_STRING_ARGUMENTS,
         "an ip_address[id] in the query beside an address in the body is one ambiguous lookup: 400 ambiguous_lookup_values",
         f"{SPEC}#/components/schemas/IPAddressLookup (arguments from the query string)", (400, "invalid_argument"),
         issue="ambiguous_lookup_values", query={"ip_address[id]": "$ip0.id"},
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"address": "$ip1.address"}}, watch=("ip0", "ip1"),
-        depends=("mutual exclusivity",)),
-    Row("body-wins-over-query", "query-string arguments",
+        depends=(MUTUAL_EXCLUSIVITY,)),
+    Row("body-wins-over-query", QUERY_STRING_ARGUMENTS,
         "an ip_address id in the body wins over one in the query: an unknown body id gets 404 and the query's IP stays free",
         f"{SPEC}#/components/schemas/IPAddressLookup (arguments from the query string)", (404, "ip_address_not_found"),
         query={"ip_address[id]": "$ip0.id"},
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$unknown_ip"}}, watch=("ip0",),
-        depends=("404 ip_address_not_found",)),
-    Row("query-fills-missing-lookup", "query-string arguments",
+        depends=(IP_ADDRESS_NOT_FOUND,)),
+    Row("query-fills-missing-lookup", QUERY_STRING_ARGUMENTS,
         "arguments may come from the query string alone: an unknown ip_address[id] there gets 404 ip_address_not_found",
         f"{SPEC}#/components/schemas/IPAddressLookup (arguments from the query string)", (404, "ip_address_not_found"),
         query={"ip_address[id]": "$unknown_ip"}, body={"virtual_machine_network_interface": {"id": "$interface"}},
-        depends=("404 ip_address_not_found", "400 argument errors")),
-    Row("json-as-text-plain-ignored", "query-string arguments",
+        depends=(IP_ADDRESS_NOT_FOUND, ARGUMENT_ERRORS)),
+    Row("json-as-text-plain-ignored", QUERY_STRING_ARGUMENTS,
         "a valid JSON body sent as text/plain is not read: no ip_address, 400 missing_required_argument, nothing allocated",
         f"{SPEC}#/paths/allocate_ip/post/requestBody (application/json only)", (400, "missing_required_argument"),
-        content_type="text/plain", watch=("ip0",), depends=("400 argument errors",)),
-    Row("order-no-token-broken-body", "order of checks", "no token and a broken body still get 400 missing_api_token",
+        content_type="text/plain", watch=("ip0",), depends=(ARGUMENT_ERRORS,)),
+    Row("order-no-token-broken-body", ORDER_OF_CHECKS, "no token and a broken body still get 400 missing_api_token",
         f"{SPEC}#/paths/allocate_ip/post (authentication before arguments)", (400, "missing_api_token"),
-        credential="none", raw_body=NOT_JSON, depends=("400 missing_api_token",)),
-    Row("order-invalid-token-broken-body", "order of checks", "an invalid token and a broken body get 403 invalid_api_token",
+        credential="none", raw_body=NOT_JSON, depends=(MISSING_API_TOKEN,)),
+    Row("order-invalid-token-broken-body", ORDER_OF_CHECKS, "an invalid token and a broken body get 403 invalid_api_token",
         f"{SPEC}#/paths/allocate_ip/post (authentication before arguments)", (403, "invalid_api_token"),
-        credential="random", raw_body=NOT_JSON, depends=("403 invalid_api_token",)),
-    Row("order-no-scope-broken-body", "order of checks", "a token without scope and a broken body get 403 scope_not_granted",
+        credential="random", raw_body=NOT_JSON, depends=(INVALID_API_TOKEN,)),
+    Row("order-no-scope-broken-body", ORDER_OF_CHECKS, "a token without scope and a broken body get 403 scope_not_granted",
         f"{SPEC}#/paths/allocate_ip/post (scope before arguments)", (403, "scope_not_granted"),
-        credential="without_scope", raw_body=NOT_JSON, depends=("403 scope_not_granted",)),
-    Row("order-no-scope-ambiguous", "order of checks", "a token without scope and an ambiguous lookup get 403 scope_not_granted",
+        credential="without_scope", raw_body=NOT_JSON, depends=(SCOPE_NOT_GRANTED,)),
+    Row("order-no-scope-ambiguous", ORDER_OF_CHECKS, "a token without scope and an ambiguous lookup get 403 scope_not_granted",
         f"{SPEC}#/paths/allocate_ip/post (scope before arguments)", (403, "scope_not_granted"),
         credential="without_scope",
         body={"virtual_machine_network_interface": {"id": "$interface"}, "ip_address": {"id": "$ip0.id", "address": "$ip0.address"}},
-        watch=("ip0",), depends=("403 scope_not_granted",)),
+        watch=("ip0",), depends=(SCOPE_NOT_GRANTED,)),
 )
 
 
 CODED = (
-    CodedScenario("test_allocate_free_ip[id]", "200 semantics",
+    CodedScenario("test_allocate_free_ip[id]", SEMANTICS_200,
                   "allocating a free IP by id returns the interface asked for, in the documented shape, now holding that IP",
                   f"{SPEC}#/components/schemas/AllocateIP200", ("credentials.valid", "network_interface.id", "ip_addresses.allocatable")),
-    CodedScenario("test_allocate_free_ip[address]", "200 semantics", "the same, asking for the IP by address",
+    CodedScenario("test_allocate_free_ip[address]", SEMANTICS_200, "the same, asking for the IP by address",
                   f"{SPEC}#/components/schemas/AllocateIP200", ("credentials.valid", "network_interface.id", "ip_addresses.allocatable")),
-    CodedScenario("test_interface_from_path_segment", "interface from the path",
+    CodedScenario("test_interface_from_path_segment", INTERFACE_FROM_PATH,
                   "a body with only ip_address, posted with the interface's id as the path segment, allocates the IP to it",
                   f"{SPEC}#/paths/allocate_ip (route parameter)", ("credentials.valid", "network_interface.id", "ip_addresses.allocatable")),
-    CodedScenario("test_ip_held_by_the_other_machine_is_refused", "422 ip_already_allocated",
+    CodedScenario("test_ip_held_by_the_other_machine_is_refused", IP_ALREADY_ALLOCATED,
                   "an IP the other interface's virtual machine just took gets 422 ip_already_allocated here and stays with that machine",
                   f"{SPEC}#/components/schemas/IPAlreadyAllocatedError",
                   ("credentials.valid", "network_interface.id", "other_network_interface.id (another virtual machine)", "ip_addresses.allocatable")),
-    CodedScenario("test_rate_limit_reached", "429 rate_limit_reached",
+    CodedScenario("test_rate_limit_reached", RATE_LIMIT_REACHED,
                   "a bounded burst past the limit gets 429 rate_limit_reached; total_permitted matches X-RateLimit-Permitted",
                   f"{SPEC}#/components/schemas/RateLimitReachedError", ("credentials.valid", "rate_limit.provoke: true")),
-    CodedScenario("test_service_unavailable", "503 service_unavailable",
+    CodedScenario("test_read_only_token_may_not_allocate", READ_ONLY_TOKEN_REFUSED,
+                  "a token granted only ip_addresses:read gets 403 scope_not_granted naming exactly ip_addresses, the IP stays as it was,"
+                  " and the same token reads it (200)", f"{SPEC}#/components/schemas/ScopeNotGrantedError",
+                  ("credentials.read_only", "network_interface.id", "ip_addresses.allocatable")),
+    CodedScenario("test_another_organizations_ip_is_not_found[id]", OTHER_ORGANIZATION_IP,
+                  "another organization's IP asked for the fixture interface by id: 404 ip_address_not_found, not readable by"
+                  " credentials.valid, and neither the interface's IPs nor (with its token) the other organization's IP change",
+                  f"{SPEC}#/components/schemas/IPAddressNotFoundError", ("credentials.valid", "network_interface.id",
+                                                                          "other_organization.ip_address")),
+    CodedScenario("test_another_organizations_ip_is_not_found[address]", OTHER_ORGANIZATION_IP,
+                  "the same, asking for it by address", f"{SPEC}#/components/schemas/IPAddressNotFoundError",
+                  ("credentials.valid", "network_interface.id", "other_organization.ip_address")),
+    CodedScenario("test_fixture_ip_to_another_organizations_interface_is_not_found", OTHER_ORGANIZATION_INTERFACE,
+                  "a free fixture IP asked for another organization's interface: 404 virtual_machine_network_interface_not_found,"
+                  " the IP stays free", f"{SPEC}#/components/schemas/VirtualMachineNetworkInterfaceNotFoundError",
+                  ("credentials.valid", "other_organization.network_interface", "ip_addresses.allocatable")),
+    CodedScenario("test_service_unavailable", SERVICE_UNAVAILABLE,
                   "in maintenance a request gets 503 service_unavailable (mock switch; on a live target every 503 seen is judged)",
                   f"{SPEC}#/components/schemas/ServiceUnavailableError", ("credentials.valid",)),
 )
@@ -350,10 +391,13 @@ def judge_row(row: Row, response: httpx.Response) -> None:
     try:
         _judge(row, response)
     except ConformanceFailure as failure:
+        told = failure
         if row.credential == "without_scope" and failure.check == "status and code" and served_past_scope(response):
-            failure.received = f"{failure.received}, {SERVED_WITHOUT_SCOPE}"
-        failure.add_note(f"Broken promise ({row.promise}): {row.description} [{row.spec_ref}]")
-        raise
+            told = failure.replaced(received=f"{failure.received}, {SERVED_WITHOUT_SCOPE}")
+        told.add_note(f"Broken promise ({row.promise}): {row.description} [{row.spec_ref}]")
+        if told is failure:
+            raise
+        raise told from None
 
 
 def _judge(row: Row, response: httpx.Response) -> None:
@@ -363,7 +407,7 @@ def _judge(row: Row, response: httpx.Response) -> None:
     status, code = row.expect
     failed = expect_issue(response, row.issue) if row.issue is not None else expect_error(response, status, code)
     # A detail the fragment's schema already rejected is the response shape's finding, not this row's.
-    if row.detail is not None and not failed & {"response shape"}:
+    if row.detail is not None and not failed & {RESPONSE_SHAPE}:
         problem = row.detail(error_detail(response))
         if problem is not None:
             raise ConformanceFailure(f"Wrong detail for {code}", problem, row.description, response)

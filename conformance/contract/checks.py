@@ -5,7 +5,7 @@ import dataclasses
 import ipaddress
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -22,11 +22,23 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conformance.contract.findings import NotReached, charge_elsewhere, reach, report
+from conformance.contract.findings import Deviation, NotReached, RunContext, charge_elsewhere, current_run, reach, report
+from conformance.contract.ids import (
+    API_SCHEMA_HEADER,
+    ARGUMENT_ERRORS,
+    MALFORMED_BYTES,
+    NO_ECHOED_CREDENTIAL,
+    NO_SERVER_ERRORS,
+    NO_SIDE_EFFECTS,
+    RATE_LIMIT_HEADERS,
+    REQUEST_ID_HEADER,
+    RESPONSE_SHAPE,
+    SHAPE_200,
+    PromiseId,
+)
 from conformance.contract.promises import PROMISES, promise_id
 from conformance.setup.fixtures import IPRef
 from conformance.setup.paths import data_path
-from conformance.setup.redaction import REDACT
 from conformance.wire.exchange import Change, describe_exchange, error_code, error_detail
 from conformance.wire.paths import ALLOCATE_PATH
 
@@ -35,56 +47,26 @@ SPEC_PATH = data_path("spec", "allocate_ip.yaml")
 DOCUMENTED_SERVER_ERRORS = frozenset({503})
 # Shorter tokens could turn up in a body by chance; real API tokens are far longer.
 MIN_ECHOED_TOKEN = 16
-NO_SERVER_ERRORS, MALFORMED_BYTES = promise_id("no server errors"), promise_id("malformed bytes never crash the server")
-RESPONSE_SHAPE, SHAPE_200 = promise_id("response shape"), promise_id("200 shape")
-NO_ECHOED_SECRET, ARGUMENT_ERRORS = promise_id("no credential echoed"), promise_id("400 argument errors")
-API_SCHEMA_HEADER, RATE_LIMIT_HEADERS = promise_id("X-Api-Schema on errors"), promise_id("rate-limit headers")
-REQUEST_ID_HEADER = promise_id("X-Request-Id on every response")
-# The promise the 429 burst is for: the run orders its test last and lets the pacer burst for it (gate.reporting, gate.plugin).
-RATE_LIMIT_REACHED = promise_id("429 rate_limit_reached")
 # Headers are judged by wire_headers instead, each under the promise it speaks for.
-# Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
-AUTHENTICATED: set[str] = set()
 SCHEMATHESIS_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-class ConformanceFailure(AssertionError):
+class ConformanceFailure(Deviation):
     """A response broke a documented promise: a headline of expected against received, the promise and check, the exchange."""
 
     def __init__(self, title: str, received: str, documented: str, response: httpx.Response | None = None, *,
                  promise: str | None = None, check: str | None = None, change: Change | None = None) -> None:
-        self.title = title
         # Which promise this breaks (checked against the catalogue now); None means the promise the running test exists for.
-        self.promise = promise_id(promise) if promise is not None else None
-        self.check = check or title
-        self.expected, self.received = documented, received
-        self.status = response.status_code if response is not None else None
-        self.code = error_code(response) if response is not None else None
         # `change`: the allocation the request changed, which its reproduce lines say and put back.
-        self.exchange = describe_exchange(response, change) if response is not None else ""
-        self.recorded = False
-        super().__init__()
+        super().__init__(title, received, documented, promise=promise_id(promise) if promise is not None else None, check=check,
+                         status=response.status_code if response is not None else None,
+                         code=error_code(response) if response is not None else None,
+                         exchange=describe_exchange(response, change) if response is not None else "")
 
-    def moved(self, response: httpx.Response, change: Change) -> None:
-        """The request moved an IP a test watched: its reproduce lines say so and put it back (the test, not the check, knows)."""
-        self.exchange = describe_exchange(response, change)
-
-    @property
-    def headline(self) -> str:
-        """Expected against received, in the endpoint's terms."""
-        if self.title.startswith("Expected "):
-            return f"expected {self.expected}, received {self.received}"
-        if self.title == self.received:
-            # The title already says what was received (a schema fault by path and rule).
-            return f"{self.title}: expected {self.expected}"
-        return f"{self.title}: expected {self.expected}, received {self.received}"
-
-    def __str__(self) -> str:
-        where = f"promise: {self.promise} · check: {self.check}" if self.promise else f"check: {self.check}"
-        text = f"{self.headline}\n  [{where}]"
-        if self.exchange:
-            text += "\n" + self.exchange
-        return REDACT(text)
+    def moved(self, response: httpx.Response, change: Change) -> ConformanceFailure:
+        """The same failure, its reproduce lines saying the request moved an IP a test watched and putting it back (the test, not the
+        check, knows): a new failure, to raise in this one's place."""
+        return self.replaced(exchange=describe_exchange(response, change))
 
 
 @cache
@@ -108,15 +90,6 @@ def _operation_request() -> Any:
     return requests.Request("POST", f"http://target.invalid{ALLOCATE_PATH}").prepare()
 
 
-@cache
-def conforming_answers() -> set[tuple[int, str | None, bytes, tuple[str, ...]]]:
-    """Status, Content-Type and body of the answers schemathesis' checks passed in this session, by the checks run.
-
-    Those checks read nothing else, and a run gets the same few error bodies thousands of times: each is validated once.
-    """
-    return set()
-
-
 # Bodies past this size are validated each time: the set stays small, and a big body is rare enough not to repeat.
 REMEMBERED_BODY_BYTES = 4096
 
@@ -124,7 +97,7 @@ REMEMBERED_BODY_BYTES = 4096
 def forget_schemathesis_objects() -> None:
     """Load the operation afresh for a new session: pytest's in-process runs (pytester) unload the schemathesis modules a session
     imported, and an operation kept from an earlier session would hand the next one objects of classes it no longer knows."""
-    for cached in (allocate_operation, response_case, _operation_request, conforming_answers):
+    for cached in (allocate_operation, response_case, _operation_request):
         cached.cache_clear()
 
 
@@ -232,14 +205,15 @@ def wire_headers(response: httpx.Response) -> list[str]:
     return [REQUEST_ID_HEADER, API_SCHEMA_HEADER]
 
 
-def rate_limit_headers_after_authentication(response: httpx.Response) -> list[str]:
+def rate_limit_headers_after_authentication(response: httpx.Response, run: RunContext | None = None) -> list[str]:
     """Errors answered after the rate limiter ran carry X-RateLimit-Permitted/Remaining (errors before it may not)."""
     if response.status_code == 200:
         return [RATE_LIMIT_HEADERS]
     code = error_code(response)
     if code not in codes_after_authentication():
         return []
-    if AUTHENTICATED and response.request.headers.get("Authorization") not in AUTHENTICATED:
+    authenticated = (run or current_run()).authenticated
+    if authenticated and response.request.headers.get("Authorization") not in authenticated:
         # An argument error to an unauthenticated request is an order-of-checks deviation; its headers follow from that.
         return []
     missing = [name for name in ("X-RateLimit-Permitted", "X-RateLimit-Remaining") if name not in response.headers]
@@ -258,12 +232,12 @@ def no_echoed_credential(response: httpx.Response) -> list[str]:
     token = sent.split(" ", 1)[-1].strip()
     if len(token) >= MIN_ECHOED_TOKEN and token.encode() in response.content:
         raise ConformanceFailure("Response echoes the credential", "the request's token appears in the response body",
-                                 "no credential in any response", response, promise=NO_ECHOED_SECRET, check="no echoed token")
-    return [NO_ECHOED_SECRET] if len(token) >= MIN_ECHOED_TOKEN else []
+                                 "no credential in any response", response, promise=NO_ECHOED_CREDENTIAL, check="no echoed token")
+    return [NO_ECHOED_CREDENTIAL] if len(token) >= MIN_ECHOED_TOKEN else []
 
 
 @cache
-def code_statuses() -> dict[str, tuple[int, str]]:
+def code_statuses() -> dict[str, tuple[int, PromiseId]]:
     """Each error code with a promise of its own ("403 invalid_api_token"): its documented status and that promise."""
     found = {}
     for promise in PROMISES:
@@ -286,7 +260,7 @@ def status_of_code(response: httpx.Response) -> ConformanceFailure | None:
                               promise=promise, check="status and code")
 
 
-def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -> list[str]:
+def fragment_shape(response: httpx.Response, *, status_expected: bool = False, run: RunContext | None = None) -> list[str]:
     """Status documented, JSON content type and a body valid for that status (schemathesis' checks)."""
     promise = SHAPE_200 if response.status_code == 200 else RESPONSE_SHAPE
     misfiled = status_of_code(response)
@@ -298,14 +272,15 @@ def fragment_shape(response: httpx.Response, *, status_expected: bool = False) -
     else:
         checks = [check for check in SCHEMATHESIS_CHECKS if not (status_expected and check is status_code_conformance)]
     answer = (response.status_code, response.headers.get("Content-Type"), response.content, tuple(check.__name__ for check in checks))
-    if answer in conforming_answers():
+    conforming = (run or current_run()).conforming
+    if answer in conforming:
         return [promise]
     try:
         response_case().validate_response(as_schemathesis_response(response), checks=checks)
     except FailureGroup as group:
         raise shape_failure(response, list(group.exceptions), promise) from None
     if len(response.content) <= REMEMBERED_BODY_BYTES:
-        conforming_answers().add(answer)
+        conforming.add(answer)
     return [promise]
 
 
@@ -459,32 +434,45 @@ def component(schema_path: Sequence[str | int]) -> str | None:
 
 
 def detail_promise(response: httpx.Response, violations: list[Violation]) -> str | None:
-    """The error's own promise, when every violation is in the `detail` of an error code documented under this status."""
+    """The error's own promise, when every violation is inside the `detail` of an error code documented under this status.
+
+    A `detail` that is not an object at all (null, a string) is a fault of the envelope every error shares, not of one code: it
+    stays the response shape's, charged once however many codes show it (as an unwrapped error is).
+    """
     documented = code_statuses().get(error_code(response) or "")
     if documented is None or documented[0] != response.status_code:
         return None
-    return documented[1] if all(violation.path[:2] == ("error", "detail") for violation in violations) else None
+    inside = all(len(violation.path) > len(DETAIL_PATH) and violation.path[:len(DETAIL_PATH)] == DETAIL_PATH for violation in violations)
+    return documented[1] if inside else None
 
 
-WIRE_CHECKS = (not_a_server_error, no_echoed_credential, wire_headers, rate_limit_headers_after_authentication)
+DETAIL_PATH = ("error", "detail")
 
 
-def conforms_to_fragment(response: httpx.Response, *, status_expected: bool = False) -> set[str]:
-    """Every wire check, each deviation reported under its own promise; returns the promises this response failed.
+WIRE_CHECKS = (not_a_server_error, no_echoed_credential, wire_headers)
+
+
+def conforms_to_fragment(response: httpx.Response, *, status_expected: bool = False, run: RunContext | None = None) -> set[str]:
+    """Every wire check, each deviation reported under its own promise in the run (the active one unless given); returns the
+    promises this response failed.
 
     `status_expected`: the caller judges the status itself (a scenario's expectation), so an unexpected status is
     its finding, not also an undocumented-status finding of the response shape.
     """
+    run = run or current_run()
     failed: set[str] = set()
-    for check in (*WIRE_CHECKS, lambda r: fragment_shape(r, status_expected=status_expected)):
+    checks: tuple[Callable[[httpx.Response], list[str]], ...] = (
+        *WIRE_CHECKS, lambda r: rate_limit_headers_after_authentication(r, run),
+        lambda r: fragment_shape(r, status_expected=status_expected, run=run))
+    for check in checks:
         try:
             passed = check(response)
         except ConformanceFailure as failure:
             failed.add(str(failure.promise))
-            report(failure)
+            report(failure, run)
             continue
         for promise in passed:
-            reach(promise)
+            reach(promise, run)
     return failed
 
 
@@ -494,9 +482,9 @@ def body_unusable(response: httpx.Response, failed: set[str]) -> None:
         raise NotReached(f"the {response.status_code} body does not conform to the fragment (see the response shape findings)")
 
 
-def expect_error(response: httpx.Response, status: int, code: str) -> set[str]:
+def expect_error(response: httpx.Response, status: int, code: str, run: RunContext | None = None) -> set[str]:
     """The response is the documented error `status code`, in the wire's shape; returns the promises the response failed."""
-    failed = conforms_to_fragment(response, status_expected=True)
+    failed = conforms_to_fragment(response, status_expected=True, run=run)
     got_code = error_code(response)
     if response.status_code >= 500 and response.status_code not in DOCUMENTED_SERVER_ERRORS:
         raise NotReached(f"the server answered {response.status_code} (a finding of {NO_SERVER_ERRORS} or {MALFORMED_BYTES})")
@@ -506,7 +494,7 @@ def expect_error(response: httpx.Response, status: int, code: str) -> set[str]:
         misfiled = status_of_code(response)
         if misfiled is not None:
             # The right answer under the wrong status is the code's own deviation, wherever it is seen.
-            charge_elsewhere(misfiled)
+            charge_elsewhere(misfiled, run)
     if response.status_code != status or got_code != code:
         raise ConformanceFailure(
             f"Expected {status} {code}", f"{response.status_code} {got_code or '(no error code)'}", f"{status} {code}", response,
@@ -514,9 +502,9 @@ def expect_error(response: httpx.Response, status: int, code: str) -> set[str]:
     return failed
 
 
-def expect_issue(response: httpx.Response, issue: str) -> set[str]:
+def expect_issue(response: httpx.Response, issue: str, run: RunContext | None = None) -> set[str]:
     """A 400 invalid_argument whose detail.issue is the expected one; returns the promises the response failed."""
-    failed = expect_error(response, 400, "invalid_argument")
+    failed = expect_error(response, 400, "invalid_argument", run)
     got = error_detail(response).get("issue")
     if got != issue:
         raise ConformanceFailure(f"Expected invalid_argument issue {issue}", f"invalid_argument issue {got}", f"invalid_argument issue {issue}",
@@ -536,7 +524,7 @@ def is_ip_address(value: Any) -> bool:
 def side_effect(ip: IPRef, now: str | None, before: str | None, response: httpx.Response, put_back: str = "") -> ConformanceFailure:
     """A rejected request changed who holds an IP: the finding of "no side effects"; its reproduce line says so, and `put_back` undoes it."""
     return ConformanceFailure("Rejected request changed an allocation", f"{ip.id} ({ip.address}) now held by {now or 'nobody'}",
-                              f"unchanged: held by {before or 'nobody'}", response, promise="no side effects", check="allocations unchanged",
+                              f"unchanged: held by {before or 'nobody'}", response, promise=NO_SIDE_EFFECTS, check="allocations unchanged",
                               change=Change(f"though refused, it moves {moved(ip, before, now)}", put_back))
 
 

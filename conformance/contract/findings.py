@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, Self
 
-from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
+from conformance.contract.outcomes import Cause, CausedSkip
+from conformance.setup.redaction import REDACT
 
 VARIABLE_PARTS = re.compile(r"'[^']*'|\"[^\"]*\"|\b(?:vmnet|ip|vm|netw|vnet)_\w+|\d+")
 
@@ -37,13 +39,67 @@ class FindingFacts(Protocol):
     def exchange(self) -> str: ...
 
 
+class Deviation(AssertionError):
+    """A promise broken: expected against received, the promise and check, the exchange; built once, its facts never change after.
+
+    `promise` None means the promise the running test exists for: `report` raises a copy naming it (`replaced`), never changes
+    this one. `recorded` is bookkeeping (whether its finding is already in the log), not a fact.
+    """
+
+    FACTS = frozenset({"title", "promise", "check", "expected", "received", "status", "code", "exchange"})
+
+    def __init__(self, title: str, received: str, expected: str, *, promise: str | None = None, check: str | None = None,
+                 status: int | None = None, code: str | None = None, exchange: str = "") -> None:
+        self.title = title
+        self.promise = promise
+        self.check = check or title
+        self.expected, self.received = expected, received
+        self.status, self.code, self.exchange = status, code, exchange
+        self.recorded = False
+        super().__init__()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.FACTS and name in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name} is set once, when the failure is built; replaced() makes a new one")
+        super().__setattr__(name, value)
+
+    def replaced(self, **facts: Any) -> Self:
+        """A new failure with these facts changed (its notes kept), this one left as it was."""
+        unknown = set(facts) - self.FACTS
+        if unknown:
+            raise TypeError(f"not facts of a failure: {', '.join(sorted(unknown))}")
+        copy = type(self).__new__(type(self))
+        AssertionError.__init__(copy)
+        copy.__dict__.update({**self.__dict__, **facts})
+        return copy
+
+    @property
+    def headline(self) -> str:
+        """Expected against received, in the endpoint's terms."""
+        if self.title.startswith("Expected "):
+            return f"expected {self.expected}, received {self.received}"
+        if self.title == self.received:
+            # The title already says what was received (a schema fault by path and rule).
+            return f"{self.title}: expected {self.expected}"
+        return f"{self.title}: expected {self.expected}, received {self.received}"
+
+    def __str__(self) -> str:
+        where = f"promise: {self.promise} · check: {self.check}" if self.promise else f"check: {self.check}"
+        text = f"{self.headline}\n  [{where}]"
+        if self.exchange:
+            text += "\n" + self.exchange
+        return REDACT(text)
+
+
 def message_shape(text: str) -> str:
     """The message with its variable parts (quoted values, ids, numbers) blanked, so repeats of one deviation group."""
     return VARIABLE_PARTS.sub("…", text)[:160]
 
 
-class NotReached(Skipped):
+class NotReached(CausedSkip):
     """The test cannot judge what it exists for, because something it depends on already deviated (recorded elsewhere)."""
+
+    cause = Cause.NOT_REACHED
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"{NOT_REACHED_PREFIX}{reason}")
@@ -158,12 +214,68 @@ class TestScope:
     recorded: list[Finding] = field(default_factory=list)
 
 
-class Scope:
-    """The running test's scope, shared by every thread it starts (bursts judge from worker threads too)."""
+# An answer schemathesis' checks passed: status, Content-Type, body, and the names of the checks run.
+Answer = tuple[int, str | None, bytes, tuple[str, ...]]
 
-    current: TestScope | None = None
+
+@dataclass
+class RunContext:
+    """The state of one run that its checks read and write, in one typed object: passed to a check (`run=`), or the active run.
+
+    The plugin makes one per pytest run (in the stash, gate.keys.RUN_KEY) and activates it until the run's config ends; replay
+    makes one per exchange and passes it. Nothing here outlives the run that made it.
+    """
+
+    # The running test's scope, shared by every thread it starts (bursts judge from worker threads too, so not a ContextVar).
+    scope: TestScope | None = None
     # Where a deviation seen between tests goes (a session fixture's request): the run's log, set while the suite's session lives.
     between_tests: FindingLog | None = None
+    # Authorization values that get past the rate limiter (the fixtures' valid and scope-less tokens); empty: judge every response as if.
+    authenticated: frozenset[str] = frozenset()
+    # The answers schemathesis' checks passed in this run: a run gets the same few error bodies thousands of times, each validated once.
+    conforming: set[Answer] = field(default_factory=set)
+    # The run's secrets (the target fixtures'), redacted from everything written while the run is active.
+    secrets: frozenset[str] = frozenset()
+
+
+class ActiveRun:
+    """The run checks not given a context speak for: one place, set by `activate`, put back by what it returns (None: no run)."""
+
+    def __init__(self) -> None:
+        self.run: RunContext | None = None
+
+
+ACTIVE = ActiveRun()
+
+
+def current_run() -> RunContext:
+    """The active run; when none is, a new idle one each time (a check called on its own judges and raises, remembering nothing)."""
+    return ACTIVE.run if ACTIVE.run is not None else RunContext()
+
+
+def activate(run: RunContext) -> Callable[[], None]:
+    """Make `run` the active run and add its secrets to the redaction; returns what puts back the run and the secrets before it."""
+    before, secrets_before = ACTIVE.run, REDACT.snapshot()
+    ACTIVE.run = run
+    if run.secrets:
+        REDACT.add(run.secrets)
+
+    def put_back() -> None:
+        ACTIVE.run = before
+        if REDACT.snapshot() != secrets_before:  # the run's secrets, and any added while it was active (the environment's)
+            REDACT.restore(secrets_before)
+
+    return put_back
+
+
+@contextmanager
+def running(run: RunContext) -> Iterator[RunContext]:
+    """`run` as the active run for the block."""
+    put_back = activate(run)
+    try:
+        yield run
+    finally:
+        put_back()
 
 
 BETWEEN_TESTS = "(between tests)"
@@ -174,31 +286,36 @@ def charged_to(named: str | None, declared: tuple[str, ...]) -> str | None:
     return named or (declared[0] if declared else None)
 
 
-def report(failure: Any) -> None:
-    """Record a deviation; raise it when it speaks for one of the running test's promises, else let the test go on.
+def report(failure: Deviation, run: RunContext | None = None) -> None:
+    """Record a deviation in the run (the active one unless given); raise it when it speaks for one of the running test's promises,
+    else let the test go on.
 
     Seen between tests (in a session fixture), a deviation with a promise is recorded under it and fails no test.
     """
-    scope = Scope.current
+    run = run or current_run()
+    scope = run.scope
     if scope is None:
-        if Scope.between_tests is None or failure.promise is None:
+        if run.between_tests is None or failure.promise is None:
             raise failure
-        Scope.between_tests.record(failure, failure.promise, BETWEEN_TESTS)
+        run.between_tests.record(failure, failure.promise, BETWEEN_TESTS)
         failure.recorded = True
         return
     promise = charged_to(failure.promise, scope.promises)
     if promise is None:
         raise failure
-    failure.promise = promise
-    scope.recorded.append(scope.log.record(failure, promise, scope.name))
-    failure.recorded = True
-    if promise in scope.promises:
+    charged = failure if failure.promise == promise else failure.replaced(promise=promise)
+    scope.recorded.append(scope.log.record(charged, promise, scope.name))
+    charged.recorded = True
+    if charged is failure and promise in scope.promises:
         raise failure
+    if promise in scope.promises:
+        # The copy that names the promise it is charged to; the caller's failure is the same deviation, not a second one.
+        raise charged from None
 
 
-def reach(promise: str) -> None:
+def reach(promise: str, run: RunContext | None = None) -> None:
     """Note that a check of this promise ran to the end for the running test and found nothing."""
-    scope = Scope.current
+    scope = (run or current_run()).scope
     if scope is not None:
         scope.log.reach(promise)
         scope.reached.add(promise)
@@ -206,9 +323,9 @@ def reach(promise: str) -> None:
 
 
 
-def require(*promises: str) -> None:
+def require(*promises: str, run: RunContext | None = None) -> None:
     """Stop the running test as not reached when a promise it builds on already deviates: its findings say what broke."""
-    scope = Scope.current
+    scope = (run or current_run()).scope
     if scope is None:
         return
     broken = [promise for promise in promises if promise not in scope.promises and scope.log.deviates(promise)]
@@ -216,7 +333,7 @@ def require(*promises: str) -> None:
         raise NotReached(f"builds on {', '.join(broken)}, which already deviates in this run (see its findings)")
 
 
-def charge_elsewhere(failure: Any) -> NoReturn:
+def charge_elsewhere(failure: Deviation, run: RunContext | None = None) -> NoReturn:
     """Report a failure that speaks for another promise; if the running test does not exist for it, stop the test as not reached."""
-    report(failure)
+    report(failure, run)
     raise NotReached(f"{failure.headline} (a finding of {failure.promise})")

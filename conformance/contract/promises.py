@@ -10,21 +10,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pytest
-from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing and typing
 
+from conformance.contract import ids
 from conformance.contract.findings import NOT_REACHED_PREFIX, Finding
+from conformance.contract.ids import PromiseId
+from conformance.contract.outcomes import Cause, CausedSkip, Outcome, Verdict, verdict_of_causes
 from conformance.wire.transport import NETWORK_PREFIX, NOT_RUN_PREFIX
 
 MARKER = "promise"
-PASSED, FAILED, SKIPPED, DEVIATION = "passed", "failed", "skipped", "known deviation"
-CONFORMS, FAILS, KNOWN_DEVIATION = "conforms", "fails", "known deviation"
-NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = "not provoked", "not reached", "not run", "opted out"
-# Every test of the promise lost its one exchange to the network (an answer lost after the server may have acted), also
-# when run again: nothing was judged, and nothing is charged to the server.
-NOT_JUDGED_NETWORK = "not judged (network)"
+# The outcomes and verdicts by their old names (their words are the reports'): DEVIATION is an outcome, KNOWN_DEVIATION a verdict.
+PASSED, FAILED, SKIPPED, DEVIATION = Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED, Outcome.DEVIATION
+CONFORMS, FAILS, KNOWN_DEVIATION = Verdict.CONFORMS, Verdict.FAILS, Verdict.KNOWN_DEVIATION
+NOT_PROVOKED, NOT_REACHED, NOT_RUN, OPTED_OUT = Verdict.NOT_PROVOKED, Verdict.NOT_REACHED, Verdict.NOT_RUN, Verdict.OPTED_OUT
+NOT_JUDGED_NETWORK = Verdict.NOT_JUDGED_NETWORK
 JUDGED = (CONFORMS, FAILS, KNOWN_DEVIATION)
-# Skip reasons that mean the target fixtures cannot provoke the promise (the test never started on it).
-NOT_PROVOKED_MARKS = ("not provoked", "in the target fixtures", "to be usable")
 
 
 @dataclass(frozen=True)
@@ -33,65 +32,82 @@ class Promise:
 
     `by_checks`: judged by the response checks every test runs, so only those checks reaching it count, not a test
     that passes. `live_provokable`: whether a live target can provoke it at all (maintenance cannot be switched on).
+    `opt_out`: the target fixtures' setting that opts out of it, where a target may be unable to give what it `needs`.
     """
 
-    id: str
+    id: PromiseId
     description: str
     needs: str | None = None
     by_checks: bool = False
     live_provokable: bool = True
+    opt_out: str | None = None
+
+    def to_provoke(self) -> str:
+        """What a run needs to judge it, and the setting that opts out instead (for a completeness failure's one line)."""
+        if self.needs is None:
+            return ""
+        return f"set {self.needs} in the target fixtures" + (f", or opt out with {self.opt_out}" if self.opt_out else "")
 
 
 PROMISES = (
-    Promise("200 shape", "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable",
+    Promise(ids.SHAPE_200, "a successful allocation answers 200 with the interface in the documented shape", "ip_addresses.allocatable",
             by_checks=True),
-    Promise("200 semantics", "the IP asked for (by id or address) is then held by the interface's virtual machine; the 200 lists it"
+    Promise(ids.SEMANTICS_200, "the IP asked for (by id or address) is then held by the interface's virtual machine; the 200 lists it"
             " beside the IPs the interface held before", "ip_addresses.allocatable"),
-    Promise("400 missing_api_token", "a request without a Bearer token gets 400 missing_api_token"),
-    Promise("403 invalid_api_token", "a token that does not exist gets 403 invalid_api_token"),
-    Promise("403 scope_not_granted", "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
+    Promise(ids.MISSING_API_TOKEN, "a request without a Bearer token gets 400 missing_api_token"),
+    Promise(ids.INVALID_API_TOKEN, "a token that does not exist gets 403 invalid_api_token"),
+    Promise(ids.SCOPE_NOT_GRANTED, "a token without the ip_addresses scope gets 403 scope_not_granted naming it",
             "credentials.without_scope"),
-    Promise("403 unauthorized_network_for_api_token", "a token used from a network it is not allowed from gets 403 naming the caller",
+    Promise(ids.UNAUTHORIZED_NETWORK, "a token used from a network it is not allowed from gets 403 naming the caller",
             "credentials.network_restricted"),
-    Promise("403 invalid_capabilities_token", "an invalid capabilities token gets 403 invalid_capabilities_token",
+    Promise(ids.INVALID_CAPABILITIES_TOKEN, "an invalid capabilities token gets 403 invalid_capabilities_token",
             "credentials.invalid_capabilities"),
-    Promise("404 virtual_machine_network_interface_not_found", "an unknown interface gets 404 virtual_machine_network_interface_not_found"),
-    Promise("404 ip_address_not_found", "an unknown IP (by id or address) gets 404 ip_address_not_found"),
-    Promise("422 ip_already_allocated", "an IP held by another resource gets 422 ip_already_allocated",
+    Promise(ids.READ_ONLY_TOKEN_REFUSED, "a token granted only ip_addresses:read gets 403 scope_not_granted naming ip_addresses on allocate_ip,"
+            " changes nothing, and may read IPs", "credentials.read_only", opt_out="credentials.read_only: false"),
+    Promise(ids.INTERFACE_NOT_FOUND, "an unknown interface gets 404 virtual_machine_network_interface_not_found"),
+    Promise(ids.IP_ADDRESS_NOT_FOUND, "an unknown IP (by id or address) gets 404 ip_address_not_found"),
+    Promise(ids.OTHER_ORGANIZATION_IP, "another organization's IP, asked for by id or by address, is not found"
+            " (404 ip_address_not_found) and nothing changes", "other_organization.ip_address", opt_out="other_organization: false"),
+    Promise(ids.OTHER_ORGANIZATION_INTERFACE, "the fixture IP asked for another organization's interface is not found"
+            " (404 virtual_machine_network_interface_not_found) and stays as it was", "other_organization.network_interface",
+            opt_out="other_organization: false"),
+    Promise(ids.IP_ALREADY_ALLOCATED, "an IP held by another resource gets 422 ip_already_allocated",
             "ip_addresses.allocated_elsewhere"),
-    Promise("422 invalid_ip", "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
-    Promise("429 rate_limit_reached", "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke"),
-    Promise("503 service_unavailable", "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
+    Promise(ids.INVALID_IP, "an IP not valid for the interface's network gets 422 invalid_ip", "ip_addresses.invalid_for_interface"),
+    Promise(ids.RATE_LIMIT_REACHED, "a burst past the limit gets 429 rate_limit_reached with total_permitted", "rate_limit.provoke",
+            opt_out="rate_limit.provoke: false"),
+    Promise(ids.SERVICE_UNAVAILABLE, "in maintenance, requests get 503 service_unavailable (provoked on the mock only)",
             live_provokable=False),
-    Promise("mutual exclusivity", "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
-    Promise("400 argument errors", "malformed arguments get 400 invalid_argument / missing_required_argument / invalid_json_body"),
-    Promise("interface from the path", "a body without virtual_machine_network_interface takes it from the path segment;"
+    Promise(ids.MUTUAL_EXCLUSIVITY, "ip_address takes id or address, not both: two values are ambiguous, none is missing"),
+    Promise(ids.ARGUMENT_ERRORS, "malformed arguments get 400 invalid_argument / missing_required_argument / invalid_json_body"),
+    Promise(ids.INTERFACE_FROM_PATH, "a body without virtual_machine_network_interface takes it from the path segment;"
             " an explicit null is 400 missing_required_argument"),
-    Promise("query-string arguments", "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
+    Promise(ids.QUERY_STRING_ARGUMENTS, "query-string lookup values merge with the JSON body's, the body winning; JSON is read only as"
             " application/json"),
-    Promise("response shape", "every response's status, content type and body match the spec fragment", by_checks=True),
-    Promise("X-Request-Id on every response", "every response carries a non-empty X-Request-Id (its format is the deployment's)",
+    Promise(ids.RESPONSE_SHAPE, "every response's status, content type and body match the spec fragment", by_checks=True),
+    Promise(ids.REQUEST_ID_HEADER, "every response carries a non-empty X-Request-Id (its format is the deployment's)",
             by_checks=True),
-    Promise("X-Api-Schema on errors", "every error carries X-Api-Schema: json-error, and no success does", by_checks=True),
-    Promise("rate-limit headers",
+    Promise(ids.API_SCHEMA_HEADER, "every error carries X-Api-Schema: json-error, and no success does", by_checks=True),
+    Promise(ids.RATE_LIMIT_HEADERS,
             "every response past authentication (200s and its errors) carries X-RateLimit-Permitted/Remaining; Remaining never exceeds"
             " Permitted nor rises mid-window", by_checks=True),
-    Promise("no server errors", "no request, valid or not, gets a 5xx other than 503 service_unavailable", by_checks=True),
-    Promise("malformed bytes never crash the server",
+    Promise(ids.NO_SERVER_ERRORS, "no request, valid or not, gets a 5xx other than 503 service_unavailable", by_checks=True),
+    Promise(ids.MALFORMED_BYTES,
             "bytes that are not UTF-8 (a whole body, or inside a JSON string) get a documented 4xx that conforms, never a 5xx", by_checks=True),
-    Promise("no credential echoed", "no response repeats the token the request presented", by_checks=True),
-    Promise("order of checks", "authentication, then scope, then arguments, then the endpoint's own checks"),
-    Promise("no side effects", "a rejected request changes no allocation"),
-    Promise("concurrency", "requests sent at the same moment: one free IP asked for twice has one winner (200) and one 422"
+    Promise(ids.NO_ECHOED_CREDENTIAL, "no response repeats the token the request presented", by_checks=True),
+    Promise(ids.ORDER_OF_CHECKS, "authentication, then scope, then arguments, then the endpoint's own checks"),
+    Promise(ids.NO_SIDE_EFFECTS, "a rejected request changes no allocation"),
+    Promise(ids.CONCURRENCY, "requests sent at the same moment: one free IP asked for twice has one winner (200) and one 422"
             " ip_already_allocated; a burst gets each request the answer it gets alone", "other_network_interface.id"),
-    Promise("cleanup", "the suite leaves every IP it touched as it found it"),
+    Promise(ids.CLEANUP, "the suite leaves every IP it touched as it found it"),
 )
-BY_ID = {promise.id: promise for promise in PROMISES}
-CLEANUP = BY_ID["cleanup"]
+# Keyed by plain strings too: markers, baselines and reports hold the ids as text.
+BY_ID: dict[str, Promise] = {promise.id: promise for promise in PROMISES}
+CLEANUP = BY_ID[ids.CLEANUP]
 # Judged only by `replay`, on other endpoints' errors; listed here so every promise id the code names is checked against one catalogue.
-REPLAY_ONLY = (Promise("error envelope", "an error of any endpoint is the shared {error: {code, description, detail}} with"
+REPLAY_ONLY = (Promise(ids.ERROR_ENVELOPE, "an error of any endpoint is the shared {error: {code, description, detail}} with"
                        " X-Api-Schema: json-error"),)
-KNOWN = {promise.id: promise for promise in (*PROMISES, *REPLAY_ONLY)}
+KNOWN: dict[str, Promise] = {promise.id: promise for promise in (*PROMISES, *REPLAY_ONLY)}
 
 
 class UnknownPromise(ValueError):
@@ -113,8 +129,10 @@ def declared_promises(item: pytest.Item) -> tuple[str, ...]:
     return found
 
 
-class OptedOut(Skipped):
+class OptedOut(CausedSkip):
     """The target fixtures say not to run this test (e.g. `rate_limit.provoke: false`): a choice, not a gap in coverage."""
+
+    cause = Cause.OPTED_OUT
 
     def __init__(self, setting: str) -> None:
         super().__init__(f"opted out in the target fixtures ({setting})")
@@ -129,7 +147,7 @@ class TestOutcome:
 
     name: str
     promises: tuple[str, ...]
-    outcome: str = PASSED
+    outcome: Outcome = Outcome.PASSED
     reason: str = ""
     charged: tuple[str, ...] = ()
     excused_by: str | None = None
@@ -137,6 +155,8 @@ class TestOutcome:
     reached: tuple[str, ...] = ()
     # The target fixtures' setting that opted this test out (skipped by OptedOut), if any.
     opted_out: str | None = None
+    # Why a skipped test did not judge its promises, when the suite knows (a CausedSkip's cause); None for any other skip.
+    cause: Cause | None = None
 
     def reaches(self, promise: Promise) -> bool:
         """Whether this test judged the promise to the end: a passed test its own (non-check) promises, any test what its checks reached."""
@@ -150,15 +170,15 @@ class PromiseVerdict:
     """A promise, its verdict, why, the tests behind it as (test name, outcome, reason), and its findings."""
 
     promise: Promise
-    verdict: str
+    verdict: Verdict
     reason: str = ""
-    tests: list[tuple[str, str, str]] = field(default_factory=list)
+    tests: list[tuple[str, Outcome, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
     def judged(self) -> bool:
         """Whether the run judged this promise (conforms, fails or known deviation)."""
-        return self.verdict in JUDGED
+        return self.verdict.judged
 
     def names(self, outcome: str) -> list[str]:
         """Names of the tests with this outcome."""
@@ -181,22 +201,23 @@ def verdict_of(promise: Promise, outcomes: Iterable[TestOutcome], findings: Iter
     if reached or judged_by or any(o.reaches(promise) for o in outcomes):
         said = f"{judged_by} test(s) judged it" if judged_by else "checked by other tests (none of its own ran)"
         return PromiseVerdict(promise, CONFORMS, f"{said}, no finding", tests)
-    settings = [o.opted_out for o in declaring if o.outcome == SKIPPED and o.opted_out]
-    if settings and len(settings) == len(declaring):
-        return PromiseVerdict(promise, OPTED_OUT, f"not run, as the target fixtures say ({', '.join(dict.fromkeys(settings))})", tests)
-    skipped = [o.reason for o in declaring if o.outcome == SKIPPED]
-    provoked = [reason for reason in skipped if any(mark in reason for mark in NOT_PROVOKED_MARKS)]
-    if provoked and len(provoked) == len(declaring):
-        return PromiseVerdict(promise, NOT_PROVOKED, provoked[0], tests)
-    bounded = [o.reason for o in declaring if o.outcome == SKIPPED and o.reason.startswith(NOT_RUN_PREFIX)]
-    if bounded and len(bounded) == len(declaring):
-        return PromiseVerdict(promise, NOT_RUN, bounded[0].removeprefix(NOT_RUN_PREFIX), tests)
-    network = [o.reason for o in declaring if o.outcome == SKIPPED and o.reason.startswith(NETWORK_PREFIX)]
-    if network and len(network) == len(declaring):
-        return PromiseVerdict(promise, NOT_JUDGED_NETWORK, network[0].removeprefix(NETWORK_PREFIX), tests)
     if declaring:
-        stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
-        return PromiseVerdict(promise, NOT_REACHED, stops[0] if stops else "its tests ended before its checks ran", tests)
+        verdict = verdict_of_causes([o.cause if o.outcome == SKIPPED else None for o in declaring])
+        return PromiseVerdict(promise, verdict, why_not(verdict, declaring), tests)
     if promise.by_checks:
         return PromiseVerdict(promise, NOT_REACHED, "no response in this run went through its checks", tests)
     return PromiseVerdict(promise, NOT_RUN, "no test for it ran (deselected, or the run stopped early)", tests)
+
+
+def why_not(verdict: Verdict, declaring: list[TestOutcome]) -> str:
+    """Why a promise its tests did not judge got this verdict, in the words of the first test that says (decided already, by cause)."""
+    if verdict == OPTED_OUT:
+        return f"not run, as the target fixtures say ({', '.join(dict.fromkeys(o.opted_out or '' for o in declaring if o.opted_out))})"
+    if verdict == NOT_PROVOKED:
+        return next(o.reason for o in declaring if o.cause == Cause.NOT_PROVOKED)
+    if verdict == NOT_RUN:
+        return declaring[0].reason.removeprefix(NOT_RUN_PREFIX)
+    if verdict == NOT_JUDGED_NETWORK:
+        return declaring[0].reason.removeprefix(NETWORK_PREFIX)
+    stops = [o.reason.removeprefix(NOT_REACHED_PREFIX) for o in declaring if o.outcome != PASSED and o.reason]
+    return stops[0] if stops else "its tests ended before its checks ran"

@@ -26,6 +26,7 @@ import yaml
 from conformance.contract.findings import Finding
 from conformance.contract.promises import BY_ID
 from conformance.setup.redaction import REDACT
+from conformance.setup.yamlfile import Key, YamlProblem, dotted, kind, load_yaml, wrong_type
 
 REQUIRED_KEYS = ("promise", "check", "status", "code", "reason", "expires")
 ENTRY_KEYS = (*REQUIRED_KEYS[:4], "message", *REQUIRED_KEYS[4:])
@@ -109,12 +110,12 @@ def _expiry(value: Any, where: str) -> datetime.date:
     try:
         return datetime.date.fromisoformat(str(value))
     except ValueError:
-        raise BaselineError(f"{where}: expires must be a date like 2027-03-31, got {value!r}") from None
+        raise BaselineError(f"{where}: expires must be a date like 2027-03-31, got {kind(value)}") from None
 
 
 def _entry(raw: Any, where: str) -> Entry:
     if not isinstance(raw, dict):
-        raise BaselineError(f"{where} must be a mapping with {', '.join(REQUIRED_KEYS)}; got {type(raw).__name__}")
+        raise BaselineError(f"{where} must be a mapping with {', '.join(REQUIRED_KEYS)}; got {kind(raw)}")
     if "id" in raw:
         raise BaselineError(f"{where} uses `id`, the 0.1 baseline format; entries now name a finding (promise, check, status, code):"
                             " rewrite it, or make a new baseline with --write-baseline")
@@ -125,17 +126,21 @@ def _entry(raw: Any, where: str) -> Entry:
     if missing:
         raise BaselineError(f"{where} lacks {', '.join(missing)} (every entry needs {', '.join(REQUIRED_KEYS)})")
     promise, check, status, code, reason = (raw[key] for key in ("promise", "check", "status", "code", "reason"))
+    if not isinstance(promise, str):
+        raise BaselineError(f"{where}: {wrong_type('promise', 'a promise id (text)', promise, text=True)}")
     if promise not in BY_ID:
         raise BaselineError(f"{where}: promise {promise!r} is not a promise of this suite (known: {', '.join(BY_ID)})")
     if not isinstance(check, str) or not check.strip():
-        raise BaselineError(f"{where}: check must name the check that saw the finding (as the report shows it)")
-    if status is not None and not (isinstance(status, int) and 100 <= status <= 599):
-        raise BaselineError(f"{where}: status must be an HTTP status like 404 (or null), got {status!r}")
+        raise BaselineError(f"{where}: check must name the check that saw the finding (as the report shows it), got {kind(check)}")
+    if status is not None and not (isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599):
+        raise BaselineError(f"{where}: status must be an HTTP status like 404 (or null), got {kind(status)}")
     if code is not None and not isinstance(code, str):
-        raise BaselineError(f"{where}: code must be an error code like ip_address_not_found (or null), got {code!r}")
+        raise BaselineError(f"{where}: code must be an error code like ip_address_not_found (or null), got {kind(code)}")
     if not isinstance(reason, str) or not reason.strip():
-        raise BaselineError(f"{where}: reason must say why the deviation is accepted")
+        raise BaselineError(f"{where}: reason must say why the deviation is accepted, as text; got {kind(reason)}")
     message = raw.get("message")
+    if message is not None and not isinstance(message, str):
+        raise BaselineError(f"{where}: {wrong_type('message', 'a regular expression (text)', message, text=True)}")
     if message is not None:
         try:
             re.compile(str(message))
@@ -145,16 +150,21 @@ def _entry(raw: Any, where: str) -> Entry:
                  None if message is None else str(message))
 
 
+def entry_key(path: Key) -> str:
+    """A key of the file as messages name it: `entry 1 expires`."""
+    if path and isinstance(path[0], int):
+        return " ".join([f"entry {path[0] + 1}", dotted(path[1:])]).strip()
+    return dotted(path)
+
+
 def load_baseline(path: Path) -> Baseline:
     """Read and validate a baseline file; every problem is a BaselineError naming the entry."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"), entry_key)
     except OSError as error:
         raise BaselineError(f"cannot read baseline {path}: {error.strerror}; pass an existing file with --baseline") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BaselineError(f"baseline {path} is not valid YAML{where}; fix the syntax") from None
+    except YamlProblem as problem:
+        raise BaselineError(f"baseline {path} {problem}") from None
     if raw is None:
         raw = []
     if not isinstance(raw, list):

@@ -122,6 +122,13 @@ class AllocationLedger:
         self.dirty.add(ip)
         return self.holder(ip)
 
+    def suspect(self, ips: Iterable[IPRef]) -> None:
+        """IPs a request may have moved though it named none: read afresh when next asked, put back at the test's end."""
+        chosen = set(ips) & set(self.started)
+        with self.lock:
+            self.stale |= chosen
+            self.dirty |= chosen
+
     def touch_free(self, ip: IPRef) -> None:
         """Touch an IP a test needs free; held now (an earlier deviation was not put back), the test is not reached."""
         holder = self.touch(ip)

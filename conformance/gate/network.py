@@ -9,7 +9,9 @@ from typing import NoReturn
 import pytest
 from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for subclassing
 
-from conformance.contract.checks import MALFORMED_BYTES, NO_SERVER_ERRORS, sent_malformed_bytes
+from conformance.contract.checks import sent_malformed_bytes
+from conformance.contract.ids import MALFORMED_BYTES, NO_SERVER_ERRORS
+from conformance.contract.outcomes import NotJudged
 from conformance.gate.keys import SESSION_KEY, STOPPED_KEY
 from conformance.setup.command import USAGE
 from conformance.wire.exchange import describe_unanswered
@@ -49,7 +51,7 @@ def rerun_once(item: pytest.Item) -> None:
     try:
         item.runtest()
     except AnswerLost as again:
-        pytest.skip(f"{again}; its test was run twice and lost an answer both times")
+        raise NotJudged(f"{again}; its test was run twice and lost an answer both times") from None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from conformance.gate.keys import (
     FIXTURES_KEY,
     HEAP_KEY,
     PREFLIGHT_KEY,
+    RUN_KEY,
     SEED_KEY,
     SESSION_KEY,
     SETTINGS_KEY,
@@ -65,13 +66,13 @@ def is_active(config: pytest.Config) -> bool:
 
 def activate(config: pytest.Config) -> None:
     """Resolve settings and load the target fixtures before anything is sent; bad input is a usage error."""
-    from conformance.contract import checks
+    from conformance.contract.findings import RunContext
+    from conformance.contract.findings import activate as activate_run
     from conformance.gate.heap import StartUpHeap
     from conformance.gate.reporting import start_reporter
     from conformance.gate.signals import handle_signals
     from conformance.setup.fixtures import FixturesError, load_target_fixtures
     from conformance.setup.profiles import session_seed, suite_settings
-    from conformance.setup.redaction import REDACT
     from conformance.setup.references import NAMES
 
     cli = {option.dest: config.getoption(f"conformance_{option.dest}") for option in OPTIONS}
@@ -86,21 +87,20 @@ def activate(config: pytest.Config) -> None:
     except (ConfigError, FixturesError, ValueError) as error:
         raise pytest.UsageError(f"katapult-conformance: {error}") from None
     handle_signals(config)
-    # The session's secrets and authenticated headers are the session's: put back as they were when its config ends, so
-    # nothing outlives it (in-process runs, as pytester makes them, start clean).
-    secrets_before, authenticated_before = REDACT.snapshot(), frozenset(checks.AUTHENTICATED)
-    config.add_cleanup(lambda: REDACT.restore(secrets_before))
-    config.add_cleanup(lambda: checks.AUTHENTICATED.intersection_update(authenticated_before))
     # Frozen once the suite is collected; given back in a cleanup registered now, from pytest_configure: before pytest's
     # own configure registers the full collections of its end of run, so those run first, on the smaller heap.
     heap = config.stash[HEAP_KEY] = StartUpHeap()
     config.add_cleanup(heap.give_back)
-    REDACT.add(fixtures.secrets())
+    # The run's state in one object: active until the config ends, then the run and the secrets before it are put back, so
+    # nothing outlives it (in-process runs, as pytester makes them, start clean). Requests presenting the authenticated
+    # headers get past the rate limiter, so their argument errors must carry X-RateLimit-*.
+    run = config.stash[RUN_KEY] = RunContext(
+        authenticated=frozenset(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
+                                if key in ("valid", "without_scope") and "Authorization" in credential.headers),
+        secrets=frozenset(fixtures.secrets()))
+    config.add_cleanup(activate_run(run))
     # Reproduce lines name each credential by the variable the fixtures read it from, until the session ends.
     config.add_cleanup(NAMES.use(fixtures))
-    # Requests presenting these get past the rate limiter, so their argument errors must carry X-RateLimit-*.
-    checks.AUTHENTICATED.update(credential.headers["Authorization"] for key, credential in fixtures.credentials.items()
-                                if key in ("valid", "without_scope") and "Authorization" in credential.headers)
     config.stash[CONFIG_KEY] = suite
     config.stash[FIXTURES_KEY] = fixtures
     config.stash[SETTINGS_KEY] = suite_settings(suite.profile, suite.max_examples)
@@ -130,19 +130,32 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             terminal.write_line(line)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
-    """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+@contextlib.contextmanager
+def skipped_for_its_cause() -> Iterator[None]:
+    """A missing or unusable fixture entry skips the test as not provoked, the run's bounds as not run: the cause as data."""
+    from conformance.contract.outcomes import NotProvoked, NotRun
     from conformance.setup.fixtures import MissingFixture
     from conformance.wire.transport import BudgetExhausted
 
+    try:
+        yield
+    except MissingFixture as missing:
+        raise NotProvoked(str(missing)) from None
+    except BudgetExhausted as spent:
+        raise NotRun(str(spent)) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Past --max-duration a test is not started; the budget running out while its fixtures are set up skips it too."""
+    from conformance.contract.outcomes import NotRun
+
     session = item.config.stash.get(SESSION_KEY, None)
     if session is not None and session.target.out_of_time() and is_conformance_item(item):
-        pytest.skip(str(session.target.out_of_time_error()))
+        raise NotRun(str(session.target.out_of_time_error()))
     try:
-        return (yield)
-    except (MissingFixture, BudgetExhausted) as cannot_run:
-        pytest.skip(str(cannot_run))
+        with skipped_for_its_cause():
+            return (yield)
     except (Exception, Skipped) as error:
         stop_if_gone(item, error)
         raise
@@ -155,24 +168,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         return (yield)
     from hypothesis._settings import local_settings
 
-    from conformance.setup.fixtures import MissingFixture
     from conformance.setup.profiles import without_local_constants
-    from conformance.wire.transport import AnswerLost, BudgetExhausted
+    from conformance.wire.transport import AnswerLost
 
     try:
-        if not is_conformance_item(item):
-            return (yield)
-        with local_settings(item.config.stash[SETTINGS_KEY]), without_local_constants():
-            try:
+        with skipped_for_its_cause():
+            if not is_conformance_item(item):
                 return (yield)
-            except AnswerLost:
-                # The network took the test's exchange after the server may have acted: never the server's fault; run it again once.
-                from conformance.gate.network import rerun_once
+            with local_settings(item.config.stash[SETTINGS_KEY]), without_local_constants():
+                try:
+                    return (yield)
+                except AnswerLost:
+                    # The network took the test's exchange after the server may have acted: never the server's fault; run it again once.
+                    from conformance.gate.network import rerun_once
 
-                rerun_once(item)
-                return None
-    except (MissingFixture, BudgetExhausted) as cannot_run:
-        pytest.skip(str(cannot_run))
+                    rerun_once(item)
+                    return None
     except (Exception, Skipped) as error:
         stop_if_gone(item, error)
         raise
@@ -186,7 +197,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     except BudgetExhausted as cannot_run:
-        pytest.skip(str(cannot_run))
+        from conformance.contract.outcomes import NotRun
+
+        raise NotRun(str(cannot_run)) from None
     except (Exception, Skipped) as error:
         stop_if_gone(item, error)
         raise
@@ -207,14 +220,12 @@ def check_world(suite: SuiteConfig) -> None:
     """A --mock-world file that cannot be loaded is a usage error now, not at the first test."""
     if suite.mock_world is None:
         return
-    import yaml
-
-    from conformance.mock.world import load_world
+    from conformance.mock.world import WorldError, load_world
 
     try:
         load_world(suite.mock_world)
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise ConfigError(f"cannot load the mock world {suite.mock_world} ({type(error).__name__}: {error}); fix it or drop --mock-world") from None
+    except WorldError as error:
+        raise ConfigError(f"{error}; fix it or drop --mock-world") from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -329,7 +340,7 @@ def check_setup(session: pytest.Session) -> None:
     if is_worker(session.config):
         # One preflight per run: an xdist worker takes the controller's result (conformance_session reads it).
         return
-    from conformance.gate.preflight import preflight, stop_message
+    from conformance.gate.preflight import preflight, setup_verdict, stop_message
     from conformance.gate.recording import attach, marked
     from conformance.gate.session import make_target
     from conformance.wire.har import PREFLIGHT
@@ -360,8 +371,17 @@ def check_setup(session: pytest.Session) -> None:
         if reporter is not None:
             reporter.write_line(stop_message(found), red=True)
         return
+    if found.doubts:
+        from conformance.gate.reporting import record_doubts
+        from conformance.gate.xdist import is_worker
+
+        # Once per run: the xdist controller (or the one process) records them; its workers only hold back what they doubt.
+        if not is_worker(session.config):
+            record_doubts(session.config, found.doubts)
     if reporter is not None:
-        reporter.write_line(f"katapult-conformance preflight: setup ok ({found.requests} requests)")
+        reporter.write_line(f"katapult-conformance preflight: {setup_verdict(found)} ({found.requests} requests)")
+        for doubt in found.doubts:
+            reporter.write_line(f"katapult-conformance preflight doubt: {doubt}", yellow=True)
         reporter.write_line(f"katapult-conformance preflight: interface virtual machines from {found.machine_source}")
         for note in found.notes:
             reporter.write_line(f"katapult-conformance preflight note: {note}")
@@ -370,7 +390,7 @@ def check_setup(session: pytest.Session) -> None:
 
 def bursts_for_429(session: pytest.Session) -> bool:
     """Whether this run holds the test the 429 burst is for (a run selecting other tests spends no window on it)."""
-    from conformance.contract.checks import RATE_LIMIT_REACHED
+    from conformance.contract.ids import RATE_LIMIT_REACHED
     from conformance.contract.promises import declared_promises
 
     return any(RATE_LIMIT_REACHED in declared_promises(item) for item in session.items)
@@ -379,7 +399,6 @@ def bursts_for_429(session: pytest.Session) -> bool:
 @pytest.fixture(scope="session")
 def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
     """Create the target once per run; at the end, undo and verify every allocation the suite made."""
-    from conformance.contract.findings import Scope
     from conformance.contract.promises import CLEANUP
     from conformance.gate.ledger import AllocationLedger
     from conformance.gate.putback import Drift
@@ -421,7 +440,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     if fixtures.provoke_rate_limit and bursts_for_429(request.session):
         from conformance.cases.rate_limit import WindowEndBurst, sender
         from conformance.cases.scenarios import RunValues
-        from conformance.contract.checks import RATE_LIMIT_REACHED
+        from conformance.contract.ids import RATE_LIMIT_REACHED
         from conformance.contract.promises import declared_promises
 
         values = RunValues(session.run_id)
@@ -431,7 +450,8 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
         served = next((item.nodeid for item in request.session.items if RATE_LIMIT_REACHED in declared_promises(item)), None)
         target.pacer.on_window_spent = marking(config, burst, test=served, promises=[RATE_LIMIT_REACHED], phase=BURST)
     # While the suite's session lives, what its own requests see between tests is recorded, not raised at every test.
-    Scope.between_tests = config.stash.get(FINDINGS_KEY, None)
+    run = config.stash[RUN_KEY]
+    run.between_tests = config.stash.get(FINDINGS_KEY, None)
     found = config.stash.get(PREFLIGHT_KEY, None)
     session.preflight_requests = found.requests if found is not None else 0
     if found is None and suite.is_live:
@@ -439,6 +459,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
 
         # An xdist worker: the controller's preflight read the starting state (its requests are counted there).
         found = shared_preflight(config)
+    session.doubts = list(found.doubts) if found is not None else []
     with marked(config, phase=SESSION_START, promises=[CLEANUP.id]):
         record_starting_state(session, found)
     yield session
@@ -450,7 +471,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     except TargetError as error:
         session.drifts = [Drift(ip, started, f"unknown ({error})") for ip, started in session.ledger.started.items()]
     finally:
-        Scope.between_tests = None
+        run.between_tests = None
         target.close()
         if request_log is not None:
             request_log.close()

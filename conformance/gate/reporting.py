@@ -5,38 +5,39 @@ import datetime
 import logging
 import os
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import pytest
 from _pytest._code.code import ReprFileLocation, TerminalRepr
 from _pytest._io import TerminalWriter
 from _pytest.junitxml import xml_key  # where pytest keeps its JUnit writer
+from _pytest.outcomes import Skipped  # pytest.skip.Exception, importable for typing
 
-from conformance.contract.checks import RATE_LIMIT_REACHED, ConformanceFailure, forget_schemathesis_objects
-from conformance.contract.findings import NOT_REACHED_PREFIX, FindingLog, Scope, Signature, TestScope, charged_to, message_shape
+from conformance.contract.checks import ConformanceFailure, forget_schemathesis_objects
+from conformance.contract.findings import NOT_REACHED_PREFIX, FindingLog, Signature, TestScope, charged_to, message_shape
+from conformance.contract.ids import RATE_LIMIT_REACHED
+from conformance.contract.outcomes import Cause, CausedSkip
 from conformance.contract.promises import (
+    BY_ID,
     CLEANUP,
     DEVIATION,
     FAILED,
     FAILS,
     MARKER,
-    OPTED_OUT,
     PASSED,
-    PROMISES,
     SKIPPED,
     OptedOut,
-    PromiseVerdict,
     TestOutcome,
     declared_promises,
-    verdict_of,
 )
 from conformance.gate.baseline import Baseline, BaselineError, Entry, Review, load_baseline, review, write_baseline
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, STOPPED_KEY, run_record
+from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, PREFLIGHT_KEY, RUN_KEY, SCOPE_KEY, STOPPED_KEY, run_record
 from conformance.gate.network import Unanswered, unanswered
 from conformance.gate.putback import NOT_BACK, Drift, NotPutBack
+from conformance.gate.summarise import RunFacts, summarise
 from conformance.gate.summary import Problem, Summary, detail, finding_lines, terminal_lines, write_report
 from conformance.gate.xdist import is_worker
 from conformance.setup.redaction import REDACT, RedactingFormatter, RedactingStream, env_secrets
@@ -44,13 +45,16 @@ from conformance.setup.settings import SuiteConfig
 from conformance.wire.interrupts import INTERRUPTS
 from conformance.wire.transport import ConnectionDropped
 
+if TYPE_CHECKING:
+    # A live run's alone: a mock run never imports the preflight.
+    from conformance.gate.preflight import Doubt
+
 PROMISE_PROPERTY, CHARGED_PROPERTY, BASELINE_PROPERTY, REACHED_PROPERTY = "promise", "charged promise", "baseline entry", "reached promise"
-OPTED_OUT_PROPERTY = "opted out by"
-SCOPE_KEY = pytest.StashKey[TestScope]()
+OPTED_OUT_PROPERTY, CAUSE_PROPERTY = "opted out by", "skip cause"
 REPORT_SUFFIXES = (".md", ".json")
 QUALIFIED_NAME = re.compile(r"^(?:\w+\.)+(?=\w+: )")
-# pytest words a skip by its exception: "Skipped: why", or the qualified name of a subclass (NotReached, OptedOut).
-SKIP_CLASS = re.compile(r"^(?:\w+\.)*[A-Z]\w*: ")
+# How pytest words a skip's reason (the reporter rewrites a suite skip's to this form, from the skip's own message).
+SKIPPED_PREFIX = "Skipped: "
 
 
 def node_name(nodeid: str) -> str:
@@ -78,10 +82,16 @@ def failure_line(report: pytest.TestReport) -> str:
 
 
 def skip_reason(report: pytest.TestReport) -> str:
-    """Why a test was skipped (which names the fixture key it needs), without the skip's class ("Skipped: ", "...NotReached: ")."""
+    """Why a test was skipped (which names the fixture key it needs), as the reader sees it after "Skipped: "."""
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    return SKIP_CLASS.sub("", reason, count=1)
+    return reason.removeprefix(SKIPPED_PREFIX)
+
+
+def skip_cause(report: pytest.TestReport) -> Cause | None:
+    """The cause a CausedSkip gave (carried as a property, so it reaches the xdist controller too); None for any other skip."""
+    found = properties(report, CAUSE_PROPERTY)
+    return Cause(found[0]) if found else None
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,8 @@ def recorded_signature(failure: BaseException) -> Signature:
 
 def reader_text(failure: ConformanceFailure, raised: BaseException) -> str:
     """What a server developer reads: the failure and its exchange, then the notes (falsifying example, seed, reproduce), no suite source."""
-    notes = [str(note) for note in getattr(raised, "__notes__", ()) + getattr(failure, "__notes__", ()) if str(note).strip()]
+    # A list where there are notes, absent where none: an exception group's notes and its first failure's are joined as sequences.
+    notes = [str(note) for note in [*getattr(raised, "__notes__", ()), *getattr(failure, "__notes__", ())] if str(note).strip()]
     return REDACT("\n".join([str(failure), *dict.fromkeys(notes)]))
 
 
@@ -261,11 +272,12 @@ class ConformanceReporter:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """While a test runs, its checks report to its scope: they fail it only on its own promises."""
         promises = tuple(str(value) for key, value in item.user_properties if key == PROMISE_PROPERTY)
-        scope = Scope.current = TestScope(node_name(item.nodeid), promises, self.log)
+        run = self.config.stash[RUN_KEY]
+        scope = run.scope = TestScope(node_name(item.nodeid), promises, self.log)
         try:
             return (yield)
         finally:
-            Scope.current = None
+            run.scope = None
             item.stash[SCOPE_KEY] = scope
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -275,13 +287,16 @@ class ConformanceReporter:
         scope = item.stash.get(SCOPE_KEY, None)
         if report.when == "call" and scope is not None:
             record(item, report, *((REACHED_PROPERTY, promise) for promise in sorted(scope.reached)))
-        if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value, OptedOut):
+        skip = call.excinfo.value if report.skipped and call.excinfo is not None else None
+        if isinstance(skip, CausedSkip):
             # As data, not in the skip's words: it travels with the report (to the xdist controller too).
-            record(item, report, (OPTED_OUT_PROPERTY, call.excinfo.value.setting))
-        if report.skipped and isinstance(report.longrepr, tuple):
-            # JUnit and -rs show the reason as pytest words it; a reader wants the reason, not the suite's class path.
-            path, line, reason = report.longrepr
-            report.longrepr = (path, line, "Skipped: " + SKIP_CLASS.sub("", reason, count=1))
+            record(item, report, (CAUSE_PROPERTY, skip.cause.value))
+        if isinstance(skip, OptedOut):
+            record(item, report, (OPTED_OUT_PROPERTY, skip.setting))
+        if isinstance(skip, Skipped) and isinstance(report.longrepr, tuple):
+            # pytest words a subclass's skip by its class path; JUnit and -rs show the reason as pytest words a plain skip's.
+            path, line, _ = report.longrepr
+            report.longrepr = (path, line, SKIPPED_PREFIX + str(skip.msg))
         if report.failed and call.excinfo is not None and report.when in ("call", "teardown"):
             self.charge(item, report, call.excinfo.value)
         scrub_report(report)
@@ -342,7 +357,8 @@ class ConformanceReporter:
                                   properties(report, CHARGED_PROPERTY), properties(report, BASELINE_PROPERTY)[0], reached=reached)
         elif report.skipped:
             opted_out = next(iter(properties(report, OPTED_OUT_PROPERTY)), None)
-            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when, reached=reached, opted_out=opted_out)
+            outcome = TestOutcome(name, promises, SKIPPED, skip_reason(report), phase=report.when, reached=reached, opted_out=opted_out,
+                                  cause=skip_cause(report))
         elif report.failed:
             charged = properties(report, CHARGED_PROPERTY) or promises[:1]
             outcome = TestOutcome(name, promises, FAILED, failure_line(report), charged, phase=report.when, reached=reached)
@@ -360,7 +376,7 @@ class ConformanceReporter:
         drifts = "; ".join(str(drift) for drift in record.drifts)
         if not drifts and record.unchecked:
             return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), SKIPPED, f"{NOT_REACHED_PREFIX}interrupted again before it read"
-                                f" {', '.join(record.unchecked)}", phase="session")]
+                                f" {', '.join(record.unchecked)}", phase="session", cause=Cause.NOT_REACHED)]
         if not drifts:
             self.log.reach(CLEANUP.id)
         return [TestOutcome("end-of-run ledger check", (CLEANUP.id,), FAILED if drifts else PASSED, drifts, (CLEANUP.id,), phase="session")]
@@ -396,7 +412,6 @@ class ConformanceReporter:
             return
         outcomes = list(self.outcomes.values()) + self.ledger_outcome()
         found, problems, notes = self.baseline_problems()
-        verdicts = [verdict_of(promise, outcomes, self.log.findings.values(), self.log.reached[promise.id]) for promise in PROMISES]
         # An interrupt once the tests were over raised nothing (it ended cleanup's waits): the run was interrupted all the same.
         if INTERRUPTS.stopping and not is_worker(self.config) and session.exitstatus != pytest.ExitCode.INTERRUPTED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
@@ -406,29 +421,25 @@ class ConformanceReporter:
                                            or (session.shouldstop is not False and bool(session.shouldstop)))
         preflight = self.config.stash.get(PREFLIGHT_KEY, None)
         setup_problems = list(preflight.problems) if preflight is not None else []
-        # A setup the preflight refused ran nothing: what was not judged is its consequence, not a finding of its own.
-        missing = [] if setup_problems else self.not_judged(verdicts)
-        if self.suite.require_complete and missing:
-            problems.append(Problem("require-complete", f"{len(missing)} promise(s) not judged (--require-complete): "
-                                    + "; ".join(f"{v.promise.id} {v.verdict}" for v in missing)))
-        self.summary = Summary(
+        self.summary = summarise(RunFacts(
             target=target_description(self.suite),
-            verdicts=verdicts,
-            unmapped=[outcome for outcome in outcomes if not outcome.promises],
+            outcomes=outcomes,
+            findings=list(self.log.findings.values()),
+            reached=dict(self.log.reached),
             review=found,
             problems=problems,
             notes=notes,
-            requests=self.requests(),
-            findings=sorted(self.log.findings.values(), key=lambda f: (f.signature.promise, -f.count)),
-            not_judged=missing,
-            interrupted=interrupted and not setup_problems,
+            interrupted=interrupted,
             setup_problems=setup_problems,
             stopped=stopped,
             machines_from=preflight.machine_source if preflight is not None and preflight.ok else None,
+            require_complete=self.suite.require_complete,
+            live=self.suite.is_live,
+            requests=self.requests(),
             **self.wire(),
-        )
-        failing = any(verdict.verdict == FAILS for verdict in verdicts)
-        if (problems or failing) and session.exitstatus == pytest.ExitCode.OK:
+        ))
+        failing = any(verdict.verdict == FAILS for verdict in self.summary.verdicts)
+        if (self.summary.problems or failing) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if setup_problems:
             text = f"the setup is wrong, no test was run (exit 6): {'; '.join(setup_problems)}"
@@ -476,11 +487,6 @@ class ConformanceReporter:
             # pytest wrote JUnit before this judgement could be made (it follows pytest's own end-of-run teardown): again, with the cases.
             xml.pytest_sessionfinish()
 
-    def not_judged(self, verdicts: list[PromiseVerdict]) -> list[PromiseVerdict]:
-        """Promises this run did not judge; neither what the target fixtures opted out of, nor, on a live target, what no live target can
-        provoke (maintenance) is counted."""
-        return [v for v in verdicts if not v.judged and v.verdict != OPTED_OUT and (v.promise.live_provokable or not self.suite.is_live)]
-
     def wire(self) -> dict[str, Any]:
         """What the target showed of its wire generation, and what the network did to the requests (live, or any retry), for the summary."""
         record = run_record(self.config)
@@ -513,6 +519,20 @@ class ConformanceReporter:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker (whether or not the suite runs, so --strict-markers accepts it)."""
     config.addinivalue_line("markers", f"{MARKER}(*ids): the documented promise(s) of allocate_ip this test speaks for")
+
+
+PREFLIGHT_TEST = "preflight"
+
+
+def record_doubts(config: pytest.Config, doubts: Iterable[Doubt]) -> None:
+    """Each doubt of the preflight is a finding of its promise, naming both causes (the tests that would use the fixture are not run)."""
+    log = config.stash.get(FINDINGS_KEY, None)
+    if log is None:
+        return
+    for doubt in doubts:
+        promise = BY_ID[doubt.promise]
+        log.record(Observation(f"{doubt.key}: a setup mistake or a server fault", "preflight doubt", promise.description, doubt.message),
+                   promise.id, PREFLIGHT_TEST)
 
 
 def start_reporter(config: pytest.Config) -> None:

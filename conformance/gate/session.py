@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from conformance.contract.findings import NotReached
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.machines import InterfaceMachines
 from conformance.gate.putback import Drift
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from conformance.cases.rate_limit import WindowEndBurst
 
     # A live run's alone: a mock run never imports the preflight.
-    from conformance.gate.preflight import Preflight
+    from conformance.gate.preflight import Doubt, Preflight
 
 
 @dataclass
@@ -44,6 +45,8 @@ class ConformanceSession:
     interfaces: InterfaceMachines = field(init=False)
     # A run provoking the 429: the burst the pacer makes where it would wait for a window's end (cases.rate_limit).
     window_end_burst: WindowEndBurst | None = None
+    # What the preflight doubts (a setup mistake or a server fault): nothing is sent with those fixture entries.
+    doubts: list[Doubt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.interfaces = InterfaceMachines(self.target, self.fixtures.credential("valid"))
@@ -66,6 +69,16 @@ class ConformanceSession:
                 f"{other} is on the same virtual machine ({mine}) as network_interface.id, and the API names an IP's holder"
                 f" by virtual machine, so the two cannot be told apart; name an interface of another virtual machine"
                 f" in {self.fixtures.source}"))
+
+    def withheld(self) -> set[str]:
+        """The fixture keys the preflight doubts, which no test may use."""
+        return {doubt.key for doubt in self.doubts}
+
+    def refuse_doubted(self, *keys: str) -> None:
+        """Stop a test that would use a fixture entry the preflight doubts: its finding already fails the promise concerned."""
+        for doubt in self.doubts:
+            if doubt.key in keys:
+                raise NotReached(f"the preflight doubts {doubt.key} (a finding of {doubt.promise}): nothing is sent with it")
 
     def record(self) -> RunRecord:
         """What this session did, for the end of the run."""

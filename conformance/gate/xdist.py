@@ -15,39 +15,44 @@ import json
 import re
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.gate.keys import CONFIG_KEY, FINDINGS_KEY, FIXTURES_KEY, PREFLIGHT_KEY, RECORD_KEY, SESSION_KEY, STOPPED_KEY
+from conformance.gate.keys import (
+    CONFIG_KEY,
+    FINDINGS_KEY,
+    FIXTURES_KEY,
+    LOCK_KEY,
+    MERGED_KEY,
+    PREFLIGHT_KEY,
+    RECORD_KEY,
+    SESSION_KEY,
+    SHARED_PREFLIGHT_KEY,
+    STOPPED_KEY,
+)
+from conformance.gate.merged import Merged
 from conformance.setup.command import USAGE
 from conformance.setup.fixtures import IPRef
 from conformance.setup.settings import Setting, SuiteConfig
-from conformance.wire.profile import WireProfile
-from conformance.wire.retry import NetworkHealth
 
 if TYPE_CHECKING:
     # Loaded with the plugin by every pytest run: the session, the ledger and the run lock are imported where used.
     from conformance.contract.findings import FindingLog
     from conformance.gate.preflight import Preflight
     from conformance.gate.putback import Drift
-    from conformance.gate.runlock import RunLock  # noqa: F401 (named in LOCK_KEY's string)
     from conformance.gate.session import ConformanceSession, RunRecord
 
 OUTPUT_KEY = "katapult_conformance"
 # Where the controller writes its preflight's result for the workers: one preflight per run, whatever -n says.
 PREFLIGHT_INPUT = "katapult_conformance_shared_preflight"
-SHARED_PREFLIGHT_KEY = pytest.StashKey[Path]()
 # A worker that ran the preflight but no test of the suite ships its preflight's count alone (a worker takes the controller's
 # preflight result instead of running one, so none does unless the controller ran none).
 PREFLIGHT_OUTPUT_KEY = "katapult_conformance_preflight"
 TARGET_GROUP = "katapult-target"
 SUITE_NODE = re.compile(r"(^|/)conformance/test_\w+\.py::")
-MERGED_KEY = pytest.StashKey["Merged"]()
-LOCK_KEY = pytest.StashKey["RunLock"]()
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -117,25 +122,34 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[PREFLIGHT_INPUT] = str(shared)
 
 
+# The Preflight fields keyed by fixture IP.
+HOLDER_FIELDS = ("holders", "foreign_holders")
+
+
 def share_preflight(config: pytest.Config, found: Preflight) -> None:
     """On the controller: write what its preflight found for the workers (they run none of their own)."""
     shared = config.stash.get(SHARED_PREFLIGHT_KEY, None)
     if shared is None:
         return
     data = {item.name: getattr(found, item.name) for item in dataclasses.fields(found)}
-    data["holders"] = [[ip.id, ip.address, holder] for ip, holder in found.holders.items()]
+    # JSON has no IPRef keys nor Doubt objects: holders as [id, address, holder] rows, doubts as their fields.
+    for name in HOLDER_FIELDS:
+        data[name] = [[ip.id, ip.address, holder] for ip, holder in getattr(found, name).items()]
+    data["doubts"] = [dataclasses.asdict(doubt) for doubt in found.doubts]
     shared.write_text(json.dumps(data), encoding="utf-8")
 
 
 def shared_preflight(config: pytest.Config) -> Preflight | None:
     """On a worker: the controller's preflight result, when it ran one."""
-    from conformance.gate.preflight import Preflight
+    from conformance.gate.preflight import Doubt, Preflight
 
     path = getattr(config, "workerinput", {}).get(PREFLIGHT_INPUT)
     if path is None or not Path(path).is_file():
         return None
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    data["holders"] = {IPRef(ip_id, address): holder for ip_id, address, holder in data["holders"]}
+    for name in HOLDER_FIELDS:
+        data[name] = {IPRef(ip_id, address): holder for ip_id, address, holder in data[name]}
+    data["doubts"] = [Doubt(**doubt) for doubt in data["doubts"]]
     return Preflight(**data)
 
 
@@ -184,60 +198,6 @@ def shipped(session: ConformanceSession, log: Path | None, findings: FindingLog 
     }
 
 
-
-
-@dataclasses.dataclass
-class Merged:
-    """Every worker's data, merged on the controller."""
-
-    live: bool = False
-    sent: int = 0
-    preflight: int = 0
-    preflights: int = 0
-    end_of_run: int = 0
-    throttled: int = 0
-    statuses: Counter[int] = dataclasses.field(default_factory=Counter)
-    generated: dict[str, Counter[int]] = dataclasses.field(default_factory=dict)
-    started: dict[IPRef, str | None] = dataclasses.field(default_factory=dict)
-    drifts: list[Drift] = dataclasses.field(default_factory=list)
-    parts: dict[str, Path] = dataclasses.field(default_factory=dict)
-    problems: list[str] = dataclasses.field(default_factory=list)
-    findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    reached: Counter[str] = dataclasses.field(default_factory=Counter)
-    wire: WireProfile = dataclasses.field(default_factory=WireProfile)
-    network: NetworkHealth = dataclasses.field(default_factory=NetworkHealth)
-    # Why a worker stopped the run (its target stopped answering), if one did.
-    stopped: str | None = None
-    shared_token: list[str] = dataclasses.field(default_factory=list)
-
-    def add(self, worker: str, data: dict[str, Any]) -> None:
-        """One worker's data."""
-        from conformance.gate.putback import Drift
-
-        self.stopped = self.stopped or data.get("stopped")
-        self.network.add(data["network"])
-        self.shared_token += data["shared_token"]
-        self.live = self.live or bool(data["live"])
-        self.sent += int(data["sent"])
-        self.add_preflight(int(data["preflight"]))
-        self.throttled += int(data["throttled"])
-        self.statuses.update({int(status): count for status, count in data["statuses"].items()})
-        for name, statuses in data["generated"].items():
-            self.generated.setdefault(name, Counter()).update({int(status): count for status, count in statuses.items()})
-        for ip_id, address, holder in data["started"]:
-            self.started.setdefault(IPRef(ip_id, address), holder)
-        self.drifts += [Drift(IPRef(ip_id, address), started, now, fix, put_back) for ip_id, address, started, now, fix, put_back in data["drifts"]]
-        if data["request_log"] is not None:
-            self.parts[worker] = Path(data["request_log"])
-        self.findings += data["findings"]
-        self.reached.update(data["reached"])
-        for name, counts in data["wire"].items():
-            getattr(self.wire, name).update(counts)
-
-    def add_preflight(self, requests: int) -> None:
-        """One process's preflight (none ran where it sent nothing)."""
-        self.preflight += requests
-        self.preflights += 1 if requests else 0
 
 
 @pytest.hookimpl(optionalhook=True)

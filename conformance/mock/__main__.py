@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
+import math
 import sys
 from pathlib import Path
 
@@ -25,17 +27,60 @@ def latency_range(text: str) -> tuple[float, float]:
     return bounds
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (0 takes a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to 65535, or 0 for a free one")
+    return port
+
+
+def at_least_one(text: str) -> int:
+    """A whole number of requests, 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} requests: a window must permit at least 1")
+    return number
+
+
+def positive_seconds(text: str) -> float:
+    """A length of time in seconds, more than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"{text}: a window must last more than 0 seconds")
+    return seconds
+
+
+def unknown_mutant(name: str) -> str | None:
+    """Why --mutant NAME (or `a,b`) names no mutant, with the nearest names and where the list is; None when every part is one."""
+    for part in (part.strip() for part in name.split(",")):
+        if part and part not in MUTANTS and part != "faithful":
+            near = difflib.get_close_matches(part, MUTANTS, n=3)
+            hint = f" (did you mean {', '.join(near[:-1]) + ' or ' if len(near) > 1 else ''}{near[-1]}?)" if near else ""
+            return f"--mutant {part!r} is not a mutant{hint}; `katapult-conformance mock --list-mutants` lists them"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, print the base URL as the first line, serve until interrupted."""
     parser = CommandParser("mock", "Serve the reference mock over HTTP on 127.0.0.1; the first line printed is its base URL.",
                            exits=(OK, INTERRUPTED_OR_UNREADABLE, USAGE),
                            says={OK: "served until interrupted (Ctrl-C), or --list-mutants listed them",
                                  INTERRUPTED_OR_UNREADABLE: "the --world file could not be read"})
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port to listen on; 0 takes a free one (default 8080)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--mutant", default=None, help="serve a broken variant instead; --list-mutants names them")
-    parser.add_argument("--permitted", type=int, default=None, help="requests per token per window (default: the world's, 1000)")
-    parser.add_argument("--window-seconds", type=float, default=None, help="rate-limit window length (default: the world's, 60)")
+    parser.add_argument("--permitted", type=at_least_one, default=None, help="requests per token per window (default: the world's, 1000)")
+    parser.add_argument("--window-seconds", type=positive_seconds, default=None, help="rate-limit window length (default: the world's, 60)")
     parser.add_argument("--latency", type=latency_range, default=(0.0, 0.0), metavar="MIN-MAX",
                         help="milliseconds added to each answer, e.g. 30-80, as over a real network (default 0)")
     parser.add_argument("--request-ids", choices=("uuid", "hex32"), default="uuid",
@@ -62,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, cls in sorted(MUTANTS.items()):
             print(f"{name:40} {cls.description}")
         return 0
+    bad_mutant = unknown_mutant(args.mutant) if args.mutant else None
+    if bad_mutant is not None:
+        return fail("mock", bad_mutant, USAGE)
     try:
         world = load_world(args.world)
         if args.permitted is not None:

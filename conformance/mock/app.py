@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.mock.world import IPAddress, Token, World, load_world
+from conformance.mock.world import IPAddress, Token, World, load_world, organization_of
 from conformance.wire.paths import BASE_PATH
 
 SCOPE = "ip_addresses"
@@ -194,13 +194,15 @@ class ReferenceMock:
             self.world = self.pristine.fresh()
             self.windows: dict[str, RateWindow] = {}
             self.serving: MockRequest | None = None
+            # The token of the request being served, once authenticated: lookups see only its organization's objects.
+            self.caller: Token | None = None
             self.maintenance = False
 
     # --- transport-independent entry point ------------------------------------------------------------------
     def handle(self, request: MockRequest) -> MockResponse:
         """Answer one request."""
         with self.lock:
-            self.serving = request
+            self.serving, self.caller = request, None
             headers: dict[str, str] = {"X-Request-Id": self.request_id()}
             try:
                 status, body = self.dispatch(request, headers)
@@ -295,7 +297,7 @@ class ReferenceMock:
     def gate(self, request: MockRequest, headers: dict[str, str], scopes: tuple[str, ...] | None = None) -> Token:
         """Everything before the arguments: authentication, rate limit, maintenance, scope (allocate_ip's unless `scopes` are given)."""
         # The support operations check their scopes apart from check_scope: a mutant of allocate_ip's scope check leaves them be.
-        token = self.authenticate(request)
+        token = self.caller = self.authenticate(request)
         self.count_request(token, headers)
         self.check_maintenance()
         if scopes is None:
@@ -344,18 +346,22 @@ class ReferenceMock:
         return key, lookup[key]
 
     # --- step 3: the operations ----------------------------------------------------------------------------
+    def visible(self, organization: str) -> bool:
+        """Whether the caller may see an object of this organization: a token sees only its own organization's."""
+        return self.caller is None or self.caller.organization == organization
+
     def find_interface(self, value: Any) -> dict[str, Any]:
-        """The interface by id, or 404."""
+        """The interface by id, among the caller's organization's, or 404."""
         interface = self.world.interfaces.get(value) if isinstance(value, str) else None
-        if interface is None:
+        if interface is None or not self.visible(organization_of(interface)):
             raise ApiError(404, "virtual_machine_network_interface_not_found")
         return interface
 
     def find_ip(self, key: str, value: Any) -> IPAddress:
-        """The IP by id or address, or 404."""
+        """The IP by id or address, among the caller's organization's, or 404 (another organization's is not found, by either)."""
         ip_id = value if key == "id" else self.world.ips_by_address.get(value) if isinstance(value, str) else None
         ip = self.world.ips.get(ip_id) if isinstance(ip_id, str) else None
-        if ip is None:
+        if ip is None or not self.visible(ip.organization):
             raise ApiError(404, "ip_address_not_found")
         return ip
 

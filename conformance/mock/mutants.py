@@ -13,10 +13,44 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
+from conformance.contract.ids import (
+    API_SCHEMA_HEADER,
+    ARGUMENT_ERRORS,
+    CLEANUP,
+    CONCURRENCY,
+    INTERFACE_FROM_PATH,
+    INTERFACE_NOT_FOUND,
+    INVALID_API_TOKEN,
+    INVALID_CAPABILITIES_TOKEN,
+    INVALID_IP,
+    IP_ADDRESS_NOT_FOUND,
+    IP_ALREADY_ALLOCATED,
+    MALFORMED_BYTES,
+    MISSING_API_TOKEN,
+    MUTUAL_EXCLUSIVITY,
+    NO_ECHOED_CREDENTIAL,
+    NO_SERVER_ERRORS,
+    NO_SIDE_EFFECTS,
+    ORDER_OF_CHECKS,
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
+    QUERY_STRING_ARGUMENTS,
+    RATE_LIMIT_HEADERS,
+    RATE_LIMIT_REACHED,
+    READ_ONLY_TOKEN_REFUSED,
+    REQUEST_ID_HEADER,
+    RESPONSE_SHAPE,
+    SCOPE_NOT_GRANTED,
+    SEMANTICS_200,
+    SERVICE_UNAVAILABLE,
+    SHAPE_200,
+    UNAUTHORIZED_NETWORK,
+)
 from conformance.mock.app import (
     ALLOCATE_ROUTE,
     INTERFACE_LOOKUP_KEYS,
     IP_LOOKUP_KEYS,
+    READ_IP_ROUTE,
     SCOPE,
     ApiError,
     MockRequest,
@@ -189,7 +223,7 @@ class CrashesOnId(ReferenceMock):
 
 
 # --- shape -----------------------------------------------------------------------------------------------------
-@mutant("200-missing-mac-address", "the 200 body lacks the required mac_address field", breaks=("200 shape",))
+@mutant("200-missing-mac-address", "the 200 body lacks the required mac_address field", breaks=(SHAPE_200,))
 class MissingMacAddress(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -197,14 +231,14 @@ class MissingMacAddress(ReferenceMock):
         return body
 
 
-@mutant("200-unwrapped", "the 200 body is the interface itself, not wrapped in virtual_machine_network_interface", breaks=("200 shape",))
+@mutant("200-unwrapped", "the 200 body is the interface itself, not wrapped in virtual_machine_network_interface", breaks=(SHAPE_200,))
 class Unwrapped200(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         body: dict[str, Any] = super().allocate_ip(request, headers)["virtual_machine_network_interface"]
         return body
 
 
-@mutant("200-network-as-string", "the 200 body's network is its id string instead of an {id, name} object", breaks=("200 shape",))
+@mutant("200-network-as-string", "the 200 body's network is its id string instead of an {id, name} object", breaks=(SHAPE_200,))
 class NetworkAsString(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -213,7 +247,7 @@ class NetworkAsString(ReferenceMock):
         return body
 
 
-@mutant("200-null-virtual-network-as-object", "the 200 body sends an absent virtual_network as {} instead of null", breaks=("200 shape",))
+@mutant("200-null-virtual-network-as-object", "the 200 body sends an absent virtual_network as {} instead of null", breaks=(SHAPE_200,))
 class NullVirtualNetworkAsObject(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -221,7 +255,7 @@ class NullVirtualNetworkAsObject(ReferenceMock):
         return body
 
 
-@mutant("200-ip-item-missing-address", "the 200 body's ip_addresses items carry only an id, no address", breaks=("200 shape",))
+@mutant("200-ip-item-missing-address", "the 200 body's ip_addresses items carry only an id, no address", breaks=(SHAPE_200,))
 class IPItemMissingAddress(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         body = super().render_interface(interface)
@@ -229,7 +263,7 @@ class IPItemMissingAddress(ReferenceMock):
         return body
 
 
-@mutant("200-without-rate-limit-headers", "the 200 lacks the X-RateLimit-Permitted and X-RateLimit-Remaining headers", breaks=("rate-limit headers",))
+@mutant("200-without-rate-limit-headers", "the 200 lacks the X-RateLimit-Permitted and X-RateLimit-Remaining headers", breaks=(RATE_LIMIT_HEADERS,))
 class WithoutRateLimitHeaders(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         if is_allocation(self, body):
@@ -238,28 +272,38 @@ class WithoutRateLimitHeaders(ReferenceMock):
         return super().respond(status, body, headers)
 
 
-@mutant("request-id-empty", "X-Request-Id is sent empty", breaks=("X-Request-Id on every response",))
+@mutant("request-id-empty", "X-Request-Id is sent empty", breaks=(REQUEST_ID_HEADER,))
 class RequestIdEmpty(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         headers["X-Request-Id"] = ""
         return super().respond(status, body, headers)
 
 
-@mutant("errors-unwrapped", "error bodies are the bare {code, description, detail}, without the error envelope", breaks=("response shape",))
+@mutant("errors-unwrapped", "error bodies are the bare {code, description, detail}, without the error envelope", breaks=(RESPONSE_SHAPE,))
 class ErrorsUnwrapped(ReferenceMock):
     def error_body(self, error: ApiError) -> dict[str, Any]:
         inner: dict[str, Any] = super().error_body(error)["error"]
         return inner
 
 
-@mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)", breaks=("403 scope_not_granted",))
+@mutant("error-detail-null", "errors whose detail is an empty object send detail: null", breaks=(RESPONSE_SHAPE,))
+class ErrorDetailNull(ReferenceMock):
+    # One fault of the shared envelope, shown by every code with an empty detail: charged once, to the response shape.
+    def error_body(self, error: ApiError) -> dict[str, Any]:
+        body: dict[str, Any] = super().error_body(error)
+        if body["error"]["detail"] == {}:
+            body["error"]["detail"] = None
+        return body
+
+
+@mutant("scope-error-without-scopes", "403 scope_not_granted has an empty detail (no detail.scopes)", breaks=(SCOPE_NOT_GRANTED,))
 class ScopeErrorWithoutScopes(ReferenceMock):
     def check_scope(self, token: Token) -> None:
         with amending("scope_not_granted", lambda error: error.detail.clear()):
             super().check_scope(token)
 
 
-@mutant("429-total-permitted-string", "429 rate_limit_reached gives detail.total_permitted as a string", breaks=("429 rate_limit_reached",))
+@mutant("429-total-permitted-string", "429 rate_limit_reached gives detail.total_permitted as a string", breaks=(RATE_LIMIT_REACHED,))
 class TotalPermittedString(ReferenceMock):
     def count_request(self, token: Token, headers: dict[str, str]) -> None:
         with amending("rate_limit_reached", lambda error: error.detail.update(total_permitted=str(self.world.permitted))):
@@ -267,7 +311,7 @@ class TotalPermittedString(ReferenceMock):
 
 
 @mutant("network-error-names-allowed-network", "403 unauthorized_network_for_api_token names the allowed network, not the caller's address",
-        breaks=("403 unauthorized_network_for_api_token",))
+        breaks=(UNAUTHORIZED_NETWORK,))
 class NetworkErrorNamesAllowedNetwork(ReferenceMock):
     def authenticate(self, request: MockRequest) -> Token:
         def name_network(error: ApiError) -> None:
@@ -279,28 +323,28 @@ class NetworkErrorNamesAllowedNetwork(ReferenceMock):
 
 
 # --- status and code -------------------------------------------------------------------------------------------
-@mutant("missing-token-401", "a request without a token gets 401 instead of 400 missing_api_token", breaks=("400 missing_api_token",))
+@mutant("missing-token-401", "a request without a token gets 401 instead of 400 missing_api_token", breaks=(MISSING_API_TOKEN,))
 class MissingToken401(RecodesErrors):
     recodes = (("missing_api_token", 401, "missing_api_token"),)
 
 
-@mutant("missing-token-403", "a request without a token gets 403 instead of 400 missing_api_token", breaks=("400 missing_api_token",))
+@mutant("missing-token-403", "a request without a token gets 403 instead of 400 missing_api_token", breaks=(MISSING_API_TOKEN,))
 class MissingToken403(RecodesErrors):
     recodes = (("missing_api_token", 403, "missing_api_token"),)
 
 
-@mutant("invalid-token-401", "an unknown token gets 401 instead of 403 invalid_api_token", breaks=("403 invalid_api_token",))
+@mutant("invalid-token-401", "an unknown token gets 401 instead of 403 invalid_api_token", breaks=(INVALID_API_TOKEN,))
 class InvalidToken401(RecodesErrors):
     recodes = (("invalid_api_token", 401, "invalid_api_token"),)
 
 
-@mutant("already-allocated-409", "ip_already_allocated comes with 409 instead of 422", breaks=("422 ip_already_allocated",))
+@mutant("already-allocated-409", "ip_already_allocated comes with 409 instead of 422", breaks=(IP_ALREADY_ALLOCATED,))
 class AlreadyAllocated409(RecodesErrors):
     recodes = (("ip_already_allocated", 409, "ip_already_allocated"),)
 
 
 @mutant("not-found-codes-swapped", "the two 404 codes are swapped: an unknown interface says ip_address_not_found and vice versa",
-        breaks=("404 virtual_machine_network_interface_not_found", "404 ip_address_not_found"))
+        breaks=(INTERFACE_NOT_FOUND, IP_ADDRESS_NOT_FOUND))
 class NotFoundCodesSwapped(RecodesErrors):
     recodes = (
         ("virtual_machine_network_interface_not_found", 404, "ip_address_not_found"),
@@ -309,19 +353,19 @@ class NotFoundCodesSwapped(RecodesErrors):
 
 
 @mutant("unprocessable-codes-swapped", "the two 422 codes are swapped: ip_already_allocated and invalid_ip",
-        breaks=("422 ip_already_allocated", "422 invalid_ip"))
+        breaks=(IP_ALREADY_ALLOCATED, INVALID_IP))
 class UnprocessableCodesSwapped(RecodesErrors):
     recodes = (("ip_already_allocated", 422, "invalid_ip"), ("invalid_ip", 422, "ip_already_allocated"))
 
 
 @mutant("capabilities-token-as-invalid-api-token", "a bad capabilities token gets invalid_api_token instead of invalid_capabilities_token",
-        breaks=("403 invalid_capabilities_token",))
+        breaks=(INVALID_CAPABILITIES_TOKEN,))
 class CapabilitiesTokenAsInvalidAPIToken(RecodesErrors):
     recodes = (("invalid_capabilities_token", 403, "invalid_api_token"),)
 
 
 @mutant("missing-argument-as-invalid-argument", "a missing ip_address gets invalid_argument, not missing_required_argument",
-        breaks=("400 argument errors",))
+        breaks=(ARGUMENT_ERRORS,))
 class MissingArgumentAsInvalidArgument(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         if name not in args:
@@ -330,13 +374,13 @@ class MissingArgumentAsInvalidArgument(ReferenceMock):
 
 
 # --- semantics -------------------------------------------------------------------------------------------------
-@mutant("200-returns-other-interface", "the 200 body describes another interface than the one asked for", breaks=("200 semantics",))
+@mutant("200-returns-other-interface", "the 200 body describes another interface than the one asked for", breaks=(SEMANTICS_200,))
 class ReturnsOtherInterface(ReferenceMock):
     def render_interface(self, interface: dict[str, Any]) -> dict[str, Any]:
         return super().render_interface(other_interface(self, interface))
 
 
-@mutant("200-omits-allocated-ip", "the 200 body's ip_addresses leaves out the IP just allocated", breaks=("200 semantics",))
+@mutant("200-omits-allocated-ip", "the 200 body's ip_addresses leaves out the IP just allocated", breaks=(SEMANTICS_200,))
 class OmitsAllocatedIP(ReferenceMock):
     just_allocated: str | None = None
 
@@ -351,7 +395,7 @@ class OmitsAllocatedIP(ReferenceMock):
 
 
 @mutant("allocates-to-other-interface", "the IP goes to another interface, though the 200 body lists it under the one asked for",
-        breaks=("200 semantics", "cleanup"))
+        breaks=(SEMANTICS_200, CLEANUP))
 class AllocatesToOtherInterface(ReferenceMock):
     just_allocated: IPAddress | None = None
 
@@ -367,20 +411,20 @@ class AllocatesToOtherInterface(ReferenceMock):
 
 
 @mutant("already-allocated-ip-moved", "an IP held by another interface is silently moved (200) instead of 422 ip_already_allocated",
-        breaks=("422 ip_already_allocated",))
+        breaks=(IP_ALREADY_ALLOCATED,))
 class AlreadyAllocatedMoved(ReferenceMock):
     def check_allocatable(self, ip: IPAddress, interface: dict[str, Any]) -> None:
         super().check_allocatable(replace(ip, allocated_to=None), interface)
 
 
-@mutant("invalid-ip-unchecked", "an IP from another network is allocated (200) instead of 422 invalid_ip", breaks=("422 invalid_ip",))
+@mutant("invalid-ip-unchecked", "an IP from another network is allocated (200) instead of 422 invalid_ip", breaks=(INVALID_IP,))
 class InvalidIPUnchecked(ReferenceMock):
     def check_allocatable(self, ip: IPAddress, interface: dict[str, Any]) -> None:
         super().check_allocatable(replace(ip, network=interface["network"]), interface)
 
 
 @mutant("invalid-scalar-unchecked", "a lookup value of the wrong type ({\"id\": 123}) is used as a string instead of 400 invalid_scalar",
-        breaks=("400 argument errors",))
+        breaks=(ARGUMENT_ERRORS,))
 class InvalidScalarUnchecked(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         lookup = args.get(name)
@@ -391,18 +435,18 @@ class InvalidScalarUnchecked(ReferenceMock):
 
 
 # --- exclusivity -----------------------------------------------------------------------------------------------
-@mutant("exclusivity-id-wins", "both ip_address lookup keys are accepted and id wins", breaks=("mutual exclusivity",))
+@mutant("exclusivity-id-wins", "both ip_address lookup keys are accepted and id wins", breaks=(MUTUAL_EXCLUSIVITY,))
 class ExclusivityIdWins(PrefersLookupKey):
     winner = "id"
 
 
-@mutant("exclusivity-address-wins", "both ip_address lookup keys are accepted and address wins", breaks=("mutual exclusivity",))
+@mutant("exclusivity-address-wins", "both ip_address lookup keys are accepted and address wins", breaks=(MUTUAL_EXCLUSIVITY,))
 class ExclusivityAddressWins(PrefersLookupKey):
     winner = "address"
 
 
 @mutant("empty-lookup-accepted", "a lookup with no value ({} or only unknown keys) is looked up as id null (404) instead of 400 missing_lookup_value",
-        breaks=("mutual exclusivity",))
+        breaks=(MUTUAL_EXCLUSIVITY,))
 class EmptyLookupAccepted(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         lookup = args.get(name)
@@ -411,7 +455,7 @@ class EmptyLookupAccepted(ReferenceMock):
         return super().lookup_argument(args, name, keys)
 
 
-@mutant("null-is-a-value", "a null beside a value ({\"id\": x, \"address\": null}) counts as ambiguous_lookup_values", breaks=("mutual exclusivity",))
+@mutant("null-is-a-value", "a null beside a value ({\"id\": x, \"address\": null}) counts as ambiguous_lookup_values", breaks=(MUTUAL_EXCLUSIVITY,))
 class NullIsAValue(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         lookup = args.get(name)
@@ -422,7 +466,7 @@ class NullIsAValue(ReferenceMock):
 
 # --- order of checks -------------------------------------------------------------------------------------------
 @mutant("arguments-before-authentication", "the arguments are validated before the token, so a bad body beats a missing token",
-        breaks=("rate-limit headers", "order of checks"))
+        breaks=(RATE_LIMIT_HEADERS, ORDER_OF_CHECKS))
 class ArgumentsBeforeAuthentication(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         validate_arguments(self, request)
@@ -430,7 +474,7 @@ class ArgumentsBeforeAuthentication(ReferenceMock):
 
 
 @mutant("scope-after-arguments", "the scope is checked after the arguments, so a bad body beats a missing scope",
-        breaks=("rate-limit headers", "order of checks"))
+        breaks=(RATE_LIMIT_HEADERS, ORDER_OF_CHECKS))
 class ScopeAfterArguments(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         if SCOPE not in self.authenticate(request).scopes:
@@ -438,37 +482,37 @@ class ScopeAfterArguments(ReferenceMock):
         return super().allocate_ip(request, headers)
 
 
-@mutant("rate-limit-never-429", "the rate limit is counted in the headers but never enforced: no 429", breaks=("429 rate_limit_reached",))
+@mutant("rate-limit-never-429", "the rate limit is counted in the headers but never enforced: no 429", breaks=(RATE_LIMIT_REACHED,))
 class RateLimitNever429(ReferenceMock):
     def count_request(self, token: Token, headers: dict[str, str]) -> None:
         with suppress(ApiError):
             super().count_request(token, headers)
 
 
-@mutant("maintenance-ignored", "maintenance mode answers normally instead of 503 service_unavailable", breaks=("503 service_unavailable",))
+@mutant("maintenance-ignored", "maintenance mode answers normally instead of 503 service_unavailable", breaks=(SERVICE_UNAVAILABLE,))
 class MaintenanceIgnored(ReferenceMock):
     def check_maintenance(self) -> None:
         """Never in maintenance."""
 
 
 # --- side effects ----------------------------------------------------------------------------------------------
-@mutant("422-still-allocates", "a 422 (ip_already_allocated, invalid_ip) is answered but the IP is allocated anyway", breaks=("no side effects",))
+@mutant("422-still-allocates", "a 422 (ip_already_allocated, invalid_ip) is answered but the IP is allocated anyway", breaks=(NO_SIDE_EFFECTS,))
 class Rejected422StillAllocates(AllocatesWhenRejecting):
     leaky = frozenset({"ip_already_allocated", "invalid_ip"})
 
 
 @mutant("ambiguous-still-allocates", "400 ambiguous_lookup_values is answered but the IP named by id is allocated anyway",
-        breaks=("no side effects",))
+        breaks=(NO_SIDE_EFFECTS,))
 class AmbiguousStillAllocates(AllocatesWhenRejecting):
     leaky = frozenset({"ambiguous_lookup_values"})
 
 
-@mutant("scope-denied-still-allocates", "403 scope_not_granted is answered but the IP is allocated anyway", breaks=("no side effects",))
+@mutant("scope-denied-still-allocates", "403 scope_not_granted is answered but the IP is allocated anyway", breaks=(NO_SIDE_EFFECTS,))
 class ScopeDeniedStillAllocates(AllocatesWhenRejecting):
     leaky = frozenset({"scope_not_granted"})
 
 
-@mutant("unallocate-noop", "unallocate answers 200 {} but leaves the IP allocated", breaks=("cleanup",))
+@mutant("unallocate-noop", "unallocate answers 200 {} but leaves the IP allocated", breaks=(CLEANUP,))
 class UnallocateNoop(ReferenceMock):
     def unallocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         holders = {ip.id: ip.allocated_to for ip in self.world.ips.values()}
@@ -479,7 +523,7 @@ class UnallocateNoop(ReferenceMock):
 
 
 # --- security --------------------------------------------------------------------------------------------------
-@mutant("invalid-token-accepted", "an unknown token is accepted as if it held the ip_addresses scope", breaks=("403 invalid_api_token",))
+@mutant("invalid-token-accepted", "an unknown token is accepted as if it held the ip_addresses scope", breaks=(INVALID_API_TOKEN,))
 class InvalidTokenAccepted(ReferenceMock):
     def authenticate(self, request: MockRequest) -> Token:
         try:
@@ -491,27 +535,27 @@ class InvalidTokenAccepted(ReferenceMock):
             return Token(token, (SCOPE,))
 
 
-@mutant("scope-not-required", "a token without the ip_addresses scope is served", breaks=("403 scope_not_granted",))
+@mutant("scope-not-required", "a token without the ip_addresses scope is served", breaks=(SCOPE_NOT_GRANTED, READ_ONLY_TOKEN_REFUSED))
 class ScopeNotRequired(ReferenceMock):
     def check_scope(self, token: Token) -> None:
         """Every token will do."""
 
 
 @mutant("network-restriction-ignored", "a token restricted to other networks is served from anywhere",
-        breaks=("403 unauthorized_network_for_api_token",))
+        breaks=(UNAUTHORIZED_NETWORK,))
 class NetworkRestrictionIgnored(ReferenceMock):
     def network_allowed(self, token: Token, client: str) -> bool:
         return True
 
 
 @mutant("non-bearer-scheme-accepted", "a token sent with any scheme (e.g. `Token <token>`) is accepted as a bearer token",
-        breaks=("400 missing_api_token",))
+        breaks=(MISSING_API_TOKEN,))
 class NonBearerSchemeAccepted(ReferenceMock):
     def bearer_token(self, request: MockRequest) -> str | None:
         return (request.header("Authorization") or "").strip().partition(" ")[2].strip() or None
 
 
-@mutant("token-echoed-in-error", "authentication errors repeat the bearer token in their description", breaks=("no credential echoed",))
+@mutant("token-echoed-in-error", "authentication errors repeat the bearer token in their description", breaks=(NO_ECHOED_CREDENTIAL,))
 class TokenEchoedInError(ReferenceMock):
     def authenticate(self, request: MockRequest) -> Token:
         try:
@@ -524,7 +568,7 @@ class TokenEchoedInError(ReferenceMock):
 
 
 # --- transport -------------------------------------------------------------------------------------------------
-@mutant("errors-text-html", "error responses carry Content-Type: text/html", breaks=("response shape",))
+@mutant("errors-text-html", "error responses carry Content-Type: text/html", breaks=(RESPONSE_SHAPE,))
 class ErrorsTextHtml(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         response = super().respond(status, body, headers)
@@ -533,7 +577,7 @@ class ErrorsTextHtml(ReferenceMock):
         return response
 
 
-@mutant("200-invalid-json", "the 200 body is truncated JSON", breaks=("200 shape",))
+@mutant("200-invalid-json", "the 200 body is truncated JSON", breaks=(SHAPE_200,))
 class InvalidJSON200(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         response = super().respond(status, body, headers)
@@ -545,20 +589,20 @@ class InvalidJSON200(ReferenceMock):
 # Invalid UTF-8 inside a JSON string reaches the lookups as non-ASCII too (the real parser does not reject it): a crash there
 # breaks the malformed-bytes promise as well.
 @mutant("500-on-non-ascii-id", "a lookup value with non-ASCII characters crashes the server (500) instead of a 404",
-        breaks=("no server errors", "malformed bytes never crash the server"))
+        breaks=(NO_SERVER_ERRORS, MALFORMED_BYTES))
 class CrashesOnNonASCII(CrashesOnId):
     def crashes_on(self, value: str) -> bool:
         return not value.isascii()
 
 
-@mutant("500-on-long-id", f"a lookup value longer than {LONG_ID} characters crashes the server (500) instead of a 404", breaks=("no server errors",))
+@mutant("500-on-long-id", f"a lookup value longer than {LONG_ID} characters crashes the server (500) instead of a 404", breaks=(NO_SERVER_ERRORS,))
 class CrashesOnLongId(CrashesOnId):
     def crashes_on(self, value: str) -> bool:
         return len(value) > LONG_ID
 
 
 @mutant("drops-connection-on-long-id", f"a lookup value longer than {LONG_ID} characters kills the server's worker: the connection"
-        " closes without an answer, every time", breaks=("404 ip_address_not_found",))
+        " closes without an answer, every time", breaks=(IP_ADDRESS_NOT_FOUND,))
 class DropsConnectionOnLongId(ReferenceMock):
     def lookup_argument(self, args: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
         key, value = super().lookup_argument(args, name, keys)
@@ -574,12 +618,12 @@ class DropsConnectionOnLongId(ReferenceMock):
 
 
 @mutant("invalid-json-body-500", "a body that is not JSON crashes the server (500) instead of 400 invalid_json_body",
-        breaks=("no server errors", "malformed bytes never crash the server"))
+        breaks=(NO_SERVER_ERRORS, MALFORMED_BYTES))
 class InvalidJSONBody500(RecodesErrors):
     recodes = (("invalid_json_body", 500, "unhandled_exception"),)
 
 
-@mutant("hang-on-allocate-by-address", "the first successful allocation by address is made, but its response never comes", breaks=("200 shape",))
+@mutant("hang-on-allocate-by-address", "the first successful allocation by address is made, but its response never comes", breaks=(SHAPE_200,))
 class HangOnAllocateByAddress(ReferenceMock):
     hung = False
 
@@ -592,7 +636,7 @@ class HangOnAllocateByAddress(ReferenceMock):
 
 
 # --- the wire's own conventions (fact sheet, revised 2026-12-01) ------------------------------------------------
-@mutant("errors-without-x-api-schema", "error responses lack the X-Api-Schema: json-error header", breaks=("X-Api-Schema on errors",))
+@mutant("errors-without-x-api-schema", "error responses lack the X-Api-Schema: json-error header", breaks=(API_SCHEMA_HEADER,))
 class ErrorsWithoutApiSchema(ReferenceMock):
     def handle(self, request: MockRequest) -> MockResponse:
         response = super().handle(request)
@@ -600,7 +644,7 @@ class ErrorsWithoutApiSchema(ReferenceMock):
         return response
 
 
-@mutant("success-with-x-api-schema", "successful responses carry X-Api-Schema: json-error too", breaks=("X-Api-Schema on errors",))
+@mutant("success-with-x-api-schema", "successful responses carry X-Api-Schema: json-error too", breaks=(API_SCHEMA_HEADER,))
 class SuccessWithApiSchema(ReferenceMock):
     def respond(self, status: int, body: Any, headers: dict[str, str]) -> MockResponse:
         headers["X-Api-Schema"] = "json-error"
@@ -608,7 +652,7 @@ class SuccessWithApiSchema(ReferenceMock):
 
 
 @mutant("errors-without-rate-limit-headers", "errors answered past authentication (404, 422, argument errors) lack X-RateLimit-*",
-        breaks=("rate-limit headers",))
+        breaks=(RATE_LIMIT_HEADERS,))
 class ErrorsWithoutRateLimitHeaders(ReferenceMock):
     def handle(self, request: MockRequest) -> MockResponse:
         response = super().handle(request)
@@ -619,7 +663,7 @@ class ErrorsWithoutRateLimitHeaders(ReferenceMock):
 
 
 @mutant("200-lists-only-new-ip", "the 200 body's ip_addresses lists only the IP just allocated, not those the interface held before",
-        breaks=("200 semantics",))
+        breaks=(SEMANTICS_200,))
 class ListsOnlyNewIP(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         body = super().allocate_ip(request, headers)
@@ -630,7 +674,7 @@ class ListsOnlyNewIP(ReferenceMock):
         return body
 
 
-@mutant("allocation-names-interface", "GET ip_address names the interface as the holder, not its virtual machine", breaks=("200 semantics",))
+@mutant("allocation-names-interface", "GET ip_address names the interface as the holder, not its virtual machine", breaks=(SEMANTICS_200,))
 class AllocationNamesInterface(ReferenceMock):
     def holder(self, ip: IPAddress) -> dict[str, Any] | None:
         if ip.allocated_to is None:
@@ -639,14 +683,14 @@ class AllocationNamesInterface(ReferenceMock):
 
 
 @mutant("path-segment-ignored", "a body without virtual_machine_network_interface is refused (400) instead of filled from the path",
-        breaks=("interface from the path",))
+        breaks=(INTERFACE_FROM_PATH,))
 class PathSegmentIgnored(ReferenceMock):
     def with_interface_from_path(self, request: MockRequest, args: dict[str, Any]) -> dict[str, Any]:
         return args
 
 
 @mutant("null-interface-filled-from-path", "an explicit null virtual_machine_network_interface is filled from the path too",
-        breaks=("interface from the path",))
+        breaks=(INTERFACE_FROM_PATH,))
 class NullInterfaceFilledFromPath(ReferenceMock):
     def with_interface_from_path(self, request: MockRequest, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("virtual_machine_network_interface") is None:
@@ -654,13 +698,13 @@ class NullInterfaceFilledFromPath(ReferenceMock):
         return super().with_interface_from_path(request, args)
 
 
-@mutant("query-string-ignored", "allocate_ip ignores arguments in the query string", breaks=("query-string arguments",))
+@mutant("query-string-ignored", "allocate_ip ignores arguments in the query string", breaks=(QUERY_STRING_ARGUMENTS,))
 class QueryStringIgnored(ReferenceMock):
     def arguments(self, request: MockRequest) -> dict[str, Any]:
         return self.parse_body(request) if is_allocate_request(request) else super().arguments(request)
 
 
-@mutant("query-wins-over-body", "allocate_ip lets query-string arguments win over the JSON body's", breaks=("query-string arguments",))
+@mutant("query-wins-over-body", "allocate_ip lets query-string arguments win over the JSON body's", breaks=(QUERY_STRING_ARGUMENTS,))
 class QueryWinsOverBody(ReferenceMock):
     def arguments(self, request: MockRequest) -> dict[str, Any]:
         if not is_allocate_request(request):
@@ -668,7 +712,7 @@ class QueryWinsOverBody(ReferenceMock):
         return deep_merge(self.parse_body(request), query_arguments(request.query))
 
 
-@mutant("json-read-whatever-content-type", "the body is read as JSON whatever its Content-Type (text/plain too)", breaks=("query-string arguments",))
+@mutant("json-read-whatever-content-type", "the body is read as JSON whatever its Content-Type (text/plain too)", breaks=(QUERY_STRING_ARGUMENTS,))
 class JSONWhateverContentType(ReferenceMock):
     def parse_body(self, request: MockRequest) -> dict[str, Any]:
         headers = {key: value for key, value in request.headers.items() if key.lower() != "content-type"}
@@ -676,7 +720,7 @@ class JSONWhateverContentType(ReferenceMock):
 
 
 @mutant("non-object-body-invalid-json", "a JSON body that is null or not an object gets 400 invalid_json_body instead of counting as {}",
-        breaks=("400 argument errors",))
+        breaks=(ARGUMENT_ERRORS,))
 class NonObjectBodyInvalidJSON(ReferenceMock):
     def parse_body(self, request: MockRequest) -> dict[str, Any]:
         parsed = super().parse_body(request)
@@ -686,7 +730,7 @@ class NonObjectBodyInvalidJSON(ReferenceMock):
 
 
 @mutant("500-on-non-utf8-body", "a body of bytes that are not UTF-8 crashes the server (500 unhandled_exception), as the framework did when run",
-        breaks=("malformed bytes never crash the server",))
+        breaks=(MALFORMED_BYTES,))
 class CrashesOnNonUTF8(ReferenceMock):
     def parse_body(self, request: MockRequest) -> dict[str, Any]:
         try:
@@ -696,7 +740,7 @@ class CrashesOnNonUTF8(ReferenceMock):
         return super().parse_body(request)
 
 
-@mutant("rate-limit-remaining-counts-up", "X-RateLimit-Remaining counts up instead of down within a window", breaks=("rate-limit headers",))
+@mutant("rate-limit-remaining-counts-up", "X-RateLimit-Remaining counts up instead of down within a window", breaks=(RATE_LIMIT_HEADERS,))
 class RemainingCountsUp(ReferenceMock):
     def count_request(self, token: Token, headers: dict[str, str]) -> None:
         super().count_request(token, headers)
@@ -711,7 +755,7 @@ RACE_WINDOW = 0.25
 
 
 @mutant("check-then-act-allocator", "the allocator checks the IP is free, then takes it unlocked: two concurrent requests for it both get 200",
-        breaks=("concurrency",))
+        breaks=(CONCURRENCY,))
 class CheckThenActAllocator(ReferenceMock):
     def reset(self) -> None:
         super().reset()
@@ -734,7 +778,7 @@ class CheckThenActAllocator(ReferenceMock):
 
 # --- cleanup (issue #11): IPs moved that no request asked for ---------------------------------------------------
 @mutant("not-found-allocates-a-free-ip", "a 404 ip_address_not_found allocates some other free IP of the interface's network anyway",
-        breaks=("no side effects",))
+        breaks=(NO_SIDE_EFFECTS,))
 class NotFoundAllocatesFreeIP(ReferenceMock):
     def allocate_ip(self, request: MockRequest, headers: dict[str, str]) -> dict[str, Any]:
         try:
@@ -749,3 +793,124 @@ class NotFoundAllocatesFreeIP(ReferenceMock):
                     if free:
                         self.allocate(free[-1], interface)
             raise
+
+
+# --- authorization beyond one token (issue #26) ------------------------------------------------------------------
+READ_SCOPE = "ip_addresses:read"
+
+
+def is_read_ip_request(request: MockRequest) -> bool:
+    """Whether the request is GET /ip_addresses/ip_address."""
+    return request.method == "GET" and READ_IP_ROUTE.match(request.path[len(BASE_PATH):]) is not None
+
+
+@contextmanager
+def unscoped(mock: ReferenceMock, leaking: bool) -> Iterator[None]:
+    """While `leaking`, the mock's lookups see every organization's objects (as for a request with no caller)."""
+    caller = mock.caller
+    if leaking:
+        mock.caller = None
+    try:
+        yield
+    finally:
+        mock.caller = caller
+
+
+class SeesEveryOrganization(ReferenceMock):
+    """Base: the `leaky` lookup ("ip" or "interface") of the requests `leaks` picks finds every organization's objects."""
+
+    leaky: ClassVar[str] = "ip"
+
+    def leaks(self, request: MockRequest) -> bool:
+        """Whether this request's `leaky` lookup ignores organizations."""
+        return False
+
+    def leaking(self, lookup: str) -> bool:
+        return lookup == self.leaky and self.serving is not None and self.leaks(self.serving)
+
+    def find_interface(self, value: Any) -> dict[str, Any]:
+        with unscoped(self, self.leaking("interface")):
+            return super().find_interface(value)
+
+    def find_ip(self, key: str, value: Any) -> IPAddress:
+        with unscoped(self, self.leaking("ip")):
+            return super().find_ip(key, value)
+
+
+@mutant("read-scope-allocates", "a token granted only ip_addresses:read is served by allocate_ip as if it held ip_addresses",
+        breaks=(READ_ONLY_TOKEN_REFUSED,))
+class ReadScopeAllocates(ReferenceMock):
+    def check_scope(self, token: Token) -> None:
+        if READ_SCOPE not in token.scopes:
+            super().check_scope(token)
+
+
+@mutant("another-organizations-ip-allocated", "allocate_ip finds another organization's IP, by id or by address, and allocates it",
+        breaks=(OTHER_ORGANIZATION_IP, CLEANUP))
+class AnotherOrganizationsIPAllocated(SeesEveryOrganization):
+    def leaks(self, request: MockRequest) -> bool:
+        return is_allocate_request(request)
+
+
+@mutant("allocated-to-another-organizations-interface", "allocate_ip finds another organization's interface and allocates the IP to it",
+        breaks=(OTHER_ORGANIZATION_INTERFACE,))
+class AllocatedToAnotherOrganizationsInterface(SeesEveryOrganization):
+    leaky = "interface"
+
+    def leaks(self, request: MockRequest) -> bool:
+        return is_allocate_request(request)
+
+
+@mutant("another-organizations-ip-readable", "GET ip_address finds another organization's IP for any token",
+        breaks=(OTHER_ORGANIZATION_IP,))
+class AnotherOrganizationsIPReadable(SeesEveryOrganization):
+    def leaks(self, request: MockRequest) -> bool:
+        return is_read_ip_request(request)
+
+
+# Framework-wide faults (an API framework's authenticator or argument handling): every operation has them, allocate_ip and the
+# support operations alike, so the preflight's probes meet them too.
+class DefersUntilLookup(ReferenceMock):
+    """Base: a check the gate makes is kept until the operation's first lookup, after every argument check."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.deferred: Callable[[], object] | None = None
+
+    def run_deferred(self) -> None:
+        """The kept check, once."""
+        deferred, self.deferred = self.deferred, None
+        if deferred is not None:
+            deferred()
+
+    def find_interface(self, value: Any) -> dict[str, Any]:
+        self.run_deferred()
+        return super().find_interface(value)
+
+    def find_ip(self, key: str, value: Any) -> IPAddress:
+        self.run_deferred()
+        return super().find_ip(key, value)
+
+
+@mutant("every-operation-arguments-before-authentication", "every operation checks its arguments before the token (the framework's"
+        " order), so a bad body beats a missing token everywhere", breaks=(RATE_LIMIT_HEADERS, ORDER_OF_CHECKS))
+class EveryOperationArgumentsBeforeAuthentication(DefersUntilLookup):
+    def gate(self, request: MockRequest, headers: dict[str, str], scopes: tuple[str, ...] | None = None) -> Token:
+        self.deferred = lambda: ReferenceMock.gate(self, request, headers, scopes)
+        # No operation reads the caller gate returns; it is known once the gate has run.
+        return Token("", ())
+
+
+@mutant("every-operation-scope-after-arguments", "every operation checks the scope after its arguments (the framework's order), so a"
+        " bad body beats a missing scope everywhere", breaks=(ORDER_OF_CHECKS,))
+class EveryOperationScopeAfterArguments(DefersUntilLookup):
+    def check_granted(self, token: Token, scopes: tuple[str, ...]) -> None:
+        self.deferred = lambda: ReferenceMock.check_granted(self, token, scopes)
+
+
+@mutant("every-operation-ignores-scopes", "no operation checks scopes (the framework's authenticator ignores them): every known token"
+        " is served everywhere", breaks=(SCOPE_NOT_GRANTED, READ_ONLY_TOKEN_REFUSED))
+class EveryOperationIgnoresScopes(ReferenceMock):
+    def check_granted(self, token: Token, scopes: tuple[str, ...]) -> None:
+        """Every token will do, on every operation."""
+

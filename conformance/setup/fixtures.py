@@ -8,15 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from conformance.setup.yamlfile import YamlProblem, kind, load_yaml, wrong_type
 
 # The one supported form: a whole value `${VAR}` (no default, no text around it, no bare $VAR).
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # What a shell or another tool would take for a reference: `$` before a brace or a name.
 LOOKS_LIKE_REFERENCE = re.compile(r"\$[{A-Za-z_]")
-CREDENTIAL_KEYS = ("valid", "without_scope", "network_restricted", "invalid_capabilities")
-TOP_LEVEL_KEYS = ("credentials", "network_interface", "other_network_interface", "ip_addresses", "rate_limit")
+CREDENTIAL_KEYS = ("valid", "without_scope", "network_restricted", "invalid_capabilities", "read_only", "other_organization")
+TOP_LEVEL_KEYS = ("credentials", "network_interface", "other_network_interface", "ip_addresses", "rate_limit", "other_organization")
 IP_KEYS = ("allocatable", "allocated_elsewhere", "invalid_for_interface")
+OTHER_ORGANIZATION_KEYS = ("ip_address", "network_interface")
+# Keys whose promises a team may opt out of by setting them to false (as rate_limit.provoke: false opts out of the 429): what a
+# target cannot give (no second organization, no read-only token) is then a choice, not a gap --require-complete fails on.
+OPT_OUTS = ("credentials.read_only", "other_organization")
 
 
 class FixturesError(ValueError):
@@ -115,6 +119,14 @@ class IPRef:
 
 
 @dataclass(frozen=True)
+class OtherOrganization:
+    """Objects of a second organization: its IP and its interface, each None when the file does not name it."""
+
+    ip_address: IPRef | None
+    network_interface_id: str | None
+
+
+@dataclass(frozen=True)
 class TargetFixtures:
     """A target's test data, validated."""
 
@@ -129,6 +141,10 @@ class TargetFixtures:
     provoke_rate_limit: bool | None
     # (key, variable) of every entry left absent because its ${VARIABLE} is unset or empty, for doctor to name.
     unset: tuple[tuple[str, str], ...] = ()
+    # Objects of a second organization, which credentials.valid does not belong to (None: not given, or opted out).
+    other_organization: OtherOrganization | None = None
+    # The keys of OPT_OUTS the file sets to false.
+    opted_out: frozenset[str] = frozenset()
 
     def credential(self, key: str) -> Credential:
         """The named credential, or MissingFixture naming `credentials.<key>`."""
@@ -157,6 +173,24 @@ class TargetFixtures:
         if self.other_network_interface_id is None:
             raise MissingFixture("other_network_interface.id", self.source)
         return self.other_network_interface_id
+
+    def opt_out(self, key: str) -> str | None:
+        """The setting that opts out of what needs `key` (e.g. `other_organization: false`), when the file sets it."""
+        return f"{key}: false" if key in self.opted_out else None
+
+    def foreign_ip(self) -> IPRef:
+        """`other_organization.ip_address`, or MissingFixture."""
+        ip = self.other_organization.ip_address if self.other_organization is not None else None
+        if ip is None:
+            raise MissingFixture("other_organization.ip_address", self.source)
+        return ip
+
+    def foreign_interface(self) -> str:
+        """`other_organization.network_interface.id`, or MissingFixture."""
+        interface = self.other_organization.network_interface_id if self.other_organization is not None else None
+        if interface is None:
+            raise MissingFixture("other_organization.network_interface", self.source)
+        return interface
 
     def secrets(self) -> set[str]:
         """Every credential value in the file, to be redacted from all output."""
@@ -204,12 +238,12 @@ def reference_in(raw: Any, key: str) -> Reference:
     return Reference(reference.group(1), key) if reference is not None else Reference.written_inline(key)
 
 
-def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+def _mapping(value: Any, where: str, allowed: tuple[str, ...], shown: bool = True) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FixturesError(f"{where or 'the file'} must be a mapping, got {type(value).__name__}")
-    unknown = sorted(set(value) - set(allowed))
+        raise FixturesError(f"{where or 'the file'} must be a mapping of keys, got {kind(value, shown)}")
+    unknown = sorted(str(key) for key in value if key not in allowed)
     if unknown:
         raise FixturesError(f"unknown key {_join_key(where, unknown[0])} (known keys: {', '.join(allowed)})")
     return value
@@ -223,26 +257,35 @@ def _ip(value: Any, where: str) -> IPRef | None:
     if value is None:
         return None
     entry = _mapping(value, where, ("id", "address"))
+    for key in ("id", "address"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise FixturesError(wrong_type(f"{where}.{key}", "a string", entry[key], text=True))
     if not isinstance(entry.get("id"), str) or not isinstance(entry.get("address"), str):
         raise FixturesError(f"{where} needs both id and address as strings, e.g. {{id: ip_..., address: 185.199.221.195}}")
     return IPRef(entry["id"], entry["address"])
 
 
 def _credential(key: str, value: Any, raw: Any) -> Credential | None:
-    if value is None:
+    if value is None or (value is False and f"credentials.{key}" in OPT_OUTS):
         return None
     if isinstance(value, str):
         return Credential.bearer(key, value, reference_in(raw, f"credentials.{key}")) if value else None
     if isinstance(value, dict) and set(value) == {"headers"} and isinstance(value["headers"], dict):
-        headers = {str(name): header for name, header in value["headers"].items() if header}
+        for name, header in value["headers"].items():
+            if not isinstance(name, str):
+                raise FixturesError(wrong_type(f"a header name in credentials.{key}.headers", "text", name, text=True))
+            if header is not None and not isinstance(header, str):
+                raise FixturesError(wrong_type(f"credentials.{key}.headers.{name}", "a string", header, text=True, shown=False))
+        headers = {name: header for name, header in value["headers"].items() if header}
         if len(headers) < len(value["headers"]):
             return None
-        if not all(isinstance(header, str) for header in headers.values()):
-            raise FixturesError(f"credentials.{key}.headers values must be strings")
         raw_headers = raw["headers"] if isinstance(raw, dict) and isinstance(raw.get("headers"), dict) else {}
         references = {name: reference_in(raw_headers.get(name), f"credentials.{key}.headers.{name}") for name in headers}
         return Credential(key, headers, references)
-    raise FixturesError(f"credentials.{key} must be a token string or a mapping {{headers: {{Name: value}}}}")
+    # A credential's value is a secret: its type is named, never its value.
+    opt_out = ", or false to opt out of its promises" if f"credentials.{key}" in OPT_OUTS else ""
+    raise FixturesError(wrong_type(f"credentials.{key}", f"a token string or a mapping {{headers: {{Name: value}}}}{opt_out}", value, text=True,
+                                   shown=False))
 
 
 def load_target_fixtures(path: Path, environ: Mapping[str, str] | None = None) -> TargetFixtures:
@@ -261,13 +304,11 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
     except OSError as error:
         raise FixturesError(f"cannot read target fixtures {path}: {error.strerror}; pass an existing file with --target-fixtures") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise FixturesError(f"target fixtures {path} is not valid YAML{where}; fix the syntax") from None
+        raw = load_yaml(text)
+    except YamlProblem as problem:
+        raise FixturesError(f"target fixtures {path} {problem}") from None
     top = _mapping(raw, "", TOP_LEVEL_KEYS)
-    raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS)
+    raw_credentials = _mapping(top.get("credentials"), "credentials", CREDENTIAL_KEYS, shown=False)
     unset: list[tuple[str, str]] = []
     data = expand(top, "", environ, unset)
     credentials_data = _mapping(data.get("credentials"), "credentials", CREDENTIAL_KEYS)
@@ -281,20 +322,28 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
         fix = f"set {' and '.join(names)} in the environment" if names else "add credentials.valid: ${KATAPULT_API_TOKEN}"
         raise FixturesError(f"target fixtures {path} have no credentials.valid (a token with the ip_addresses scope); {fix}")
     interface = _mapping(data.get("network_interface"), "network_interface", ("id",))
+    if interface.get("id") is not None and not isinstance(interface["id"], str):
+        raise FixturesError(wrong_type("network_interface.id", "a string (an interface id like vmnet_...)", interface["id"], text=True))
     if not isinstance(interface.get("id"), str) or not interface["id"]:
         names = env_names(_mapping(top.get("network_interface"), "network_interface", ("id",)).get("id"))
         fix = f"; set {' and '.join(names)} in the environment" if names else ""
         raise FixturesError(f"target fixtures {path} need network_interface.id: an interface the suite may allocate IPs to{fix}")
     other = _mapping(data.get("other_network_interface"), "other_network_interface", ("id",))
+    if other.get("id") is not None and not isinstance(other["id"], str):
+        raise FixturesError(wrong_type("other_network_interface.id", "a string (an interface id like vmnet_...)", other["id"], text=True))
     ips = _mapping(data.get("ip_addresses"), "ip_addresses", IP_KEYS)
-    allocatable_raw = ips.get("allocatable") or []
+    allocatable_raw = ips.get("allocatable")
+    if allocatable_raw is None:
+        allocatable_raw = []
     if not isinstance(allocatable_raw, list):
-        raise FixturesError("ip_addresses.allocatable must be a list of {id, address}")
+        raise FixturesError(wrong_type("ip_addresses.allocatable", "a list of {id, address}", allocatable_raw))
     allocatable = tuple(ip for index, entry in enumerate(allocatable_raw) if (ip := _ip(entry, f"ip_addresses.allocatable[{index}]")))
+    opted_out = frozenset(key for key in OPT_OUTS if _setting(data, key) is False)
+    other_organization = None if "other_organization" in opted_out else _other_organization(data.get("other_organization"))
     rate_limit = _mapping(data.get("rate_limit"), "rate_limit", ("provoke",))
     provoke = rate_limit.get("provoke")
     if provoke is not None and not isinstance(provoke, bool):
-        raise FixturesError("rate_limit.provoke must be true or false")
+        raise FixturesError(wrong_type("rate_limit.provoke", "true or false", provoke))
     return TargetFixtures(
         source=path,
         credentials=credentials,
@@ -305,4 +354,30 @@ def _load(path: Path, environ: Mapping[str, str]) -> TargetFixtures:
         invalid_for_interface=_ip(ips.get("invalid_for_interface"), "ip_addresses.invalid_for_interface"),
         provoke_rate_limit=provoke,
         unset=tuple(unset),
+        other_organization=other_organization,
+        opted_out=opted_out,
     )
+
+
+def _setting(data: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key of the expanded file, or None."""
+    value: Any = data
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _other_organization(value: Any) -> OtherOrganization | None:
+    """`other_organization: {ip_address: {id, address}, network_interface: {id}}`; either part may be absent."""
+    if value is not None and not isinstance(value, dict):
+        raise FixturesError("other_organization must be a mapping {ip_address: {id, address}, network_interface: {id}},"
+                            " or false to opt out of its promises")
+    entry = _mapping(value, "other_organization", OTHER_ORGANIZATION_KEYS)
+    interface = _mapping(entry.get("network_interface"), "other_organization.network_interface", ("id",))
+    interface_id = interface.get("id")
+    if interface_id is not None and not isinstance(interface_id, str):
+        raise FixturesError("other_organization.network_interface.id must be a string, e.g. vmnet_...")
+    ip = _ip(entry.get("ip_address"), "other_organization.ip_address")
+    if ip is None and not interface_id:
+        return None
+    return OtherOrganization(ip, interface_id or None)

@@ -60,3 +60,23 @@ def without_local_constants() -> Iterator[None]:
     finally:
         providers._get_local_constants = original
         providers.CONSTANTS_CACHE.cache.clear()
+
+
+@contextmanager
+def failing_case_printed() -> Iterator[None]:
+    """Hypothesis' own printer for a failing example's arguments: importing schemathesis swaps in one that prints nothing
+    (`Failing test case: property_(batch=,)`), to spare its own runner the cost; a failing example is printed once."""
+    # Private to hypothesis and schemathesis (hypothesis.core.RepresentationPrinter, swapped by schemathesis 4's
+    # generation.hypothesis.setup): where either moves, this restores nothing and the example prints as before.
+    from hypothesis import core
+    from hypothesis.vendor import pretty
+
+    swapped = getattr(core, "RepresentationPrinter", None)
+    if swapped is None:
+        yield
+        return
+    setattr(core, "RepresentationPrinter", pretty.RepresentationPrinter)  # noqa: B010 (not exported: mypy refuses the attribute)
+    try:
+        yield
+    finally:
+        setattr(core, "RepresentationPrinter", swapped)  # noqa: B010

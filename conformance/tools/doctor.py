@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from conformance.gate.preflight import preflight
-from conformance.setup.command import OK, SETUP, USAGE, CommandParser, fail
+from conformance.gate.preflight import preflight, setup_verdict
+from conformance.gate.runlock import RunLock, RunLockError
+from conformance.setup.command import FAILED, OK, SETUP, USAGE, CommandParser, fail
 from conformance.setup.fixtures import FixturesError, load_target_fixtures
 from conformance.setup.redaction import REDACT
 from conformance.setup.settings import OPTIONS, ConfigError, build_config
@@ -19,9 +20,10 @@ DOCTOR_OPTIONS = ("target_url", "target_fixtures", "mock_mutant", "mock_world", 
 def parse_args(argv: list[str] | None) -> dict[str, object]:
     """The suite's target options (same flags, same environment variables); the others are left at their defaults."""
     parser = CommandParser("doctor", "Check the settings, the target fixtures and the target, as the preflight does before a run,"
-                           " and print what it found; sends at most 20 requests and changes nothing.", exits=(OK, USAGE, SETUP),
-                           says={OK: "the setup is usable", USAGE: "an unknown option, a bad value, or the target cannot be reached or asked"
-                                                    " (its token's window stayed spent, maintenance, a gateway's page)"})
+                           " and print what it found; sends at most 20 requests and changes nothing.", exits=(OK, FAILED, USAGE, SETUP),
+                           says={OK: "the setup is usable", FAILED: "the setup is usable, with doubts: each names the promise a run would fail",
+                                 USAGE: "an unknown option, a bad value, or the target cannot be reached or asked"
+                                        " (its token's window stayed spent, maintenance, a gateway's page)"})
     for option in OPTIONS:
         if option.dest not in DOCTOR_OPTIONS:
             continue
@@ -35,7 +37,8 @@ def parse_args(argv: list[str] | None) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """0 when the setup is usable, 6 when it is wrong (one line per problem), 4 for unusable options or an unreachable target."""
+    """0 when the setup is usable, 1 when usable with doubts, 6 when it is wrong (one line per problem), 4 for unusable options or an
+    unreachable target."""
     from conformance.gate.session import make_target
 
     try:
@@ -44,7 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FixturesError) as error:
         return fail("doctor", str(error), USAGE)
     REDACT.add(fixtures.secrets())
-    target = make_target(suite)
+    try:
+        target = make_target(suite)
+    except ValueError as error:  # an unknown --mock-mutant, an unusable --mock-world
+        return fail("doctor", str(error), USAGE)
+    try:
+        # A run's lock, as `run` takes it: the preflight's requests would spend a running run's rate window and read IPs it moved.
+        lock = RunLock.acquire(str(suite.target_url)) if suite.is_live else None
+    except RunLockError as error:
+        target.close()
+        return fail("doctor", str(error), USAGE)
     print(f"target: {suite.target_url if suite.is_live else 'embedded reference mock (in-process)'}")
     print(f"fixtures: {fixtures.source}")
     # An optional entry whose variable is unset is absent, and its scenarios are skipped: named here, so a misspelt name shows.
@@ -56,10 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         return fail("doctor", REDACT(str(error)), USAGE)
     finally:
         target.close()
+        if lock is not None:
+            lock.release()
     for line in found.lines():
         print(REDACT(line))
-    print("setup ok" if found.ok else f"setup is wrong: {len(found.problems)} problem(s) (exit {SETUP})")
-    return OK if found.ok else SETUP
+    if not found.ok:
+        print(f"setup is wrong: {len(found.problems)} problem(s) (exit {SETUP})")
+        return SETUP
+    print(setup_verdict(found))
+    # A doubt is a promise a run would fail (setup mistake or server fault): usable, but not ok.
+    return FAILED if found.doubts else OK
 
 
 if __name__ == "__main__":

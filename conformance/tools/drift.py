@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
-import yaml
 
 from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
 from conformance.setup.paths import data_path
+from conformance.setup.yamlfile import load_yaml
 
 SPEC = ("spec", "allocate_ip.yaml")
 PUBLISHED = ("fixtures", "published-openapi.json")
@@ -425,14 +425,14 @@ def _decode(text: str, source: str) -> object:
             return json.loads(text)
         except ValueError:
             pass
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def _parse(text: str, source: str) -> Document:
     """Parse a JSON or YAML OpenAPI document."""
     try:
         root = _decode(text, source)
-    except (ValueError, yaml.YAMLError) as error:
+    except ValueError as error:  # a YamlProblem is one
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DriftInputError(
             f"{source} is not valid JSON or YAML ({reason}); pass an OpenAPI document in JSON or YAML."
@@ -449,12 +449,17 @@ def load(source: str) -> Document:
     if source.startswith(("http://", "https://")):
         try:
             response = httpx.get(source, timeout=FETCH_TIMEOUT, follow_redirects=True)
-            response.raise_for_status()
         except httpx.HTTPError as error:
+            # httpx's text may run to several lines (a status error adds a documentation link): its first line is the reason.
+            reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
             raise DriftInputError(
-                f"cannot fetch {source} ({str(error) or type(error).__name__}); check the URL and the network, "
-                "or pass a local copy of the document."
+                f"cannot fetch {source} ({reason}); check the URL and the network, or pass a local copy of the document."
             ) from None
+        if response.is_error:
+            raise DriftInputError(
+                f"cannot fetch {source}: it answered {response.status_code} {response.reason_phrase}".rstrip()
+                + "; check the URL, or pass a local copy of the document."
+            )
         text = response.text
     else:
         try:

@@ -31,6 +31,11 @@ def allocate(target: Target, credential: Credential | None, interface_id: Any, i
                        resend=resend)
 
 
+def read_ip(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> httpx.Response:
+    """GET /ip_addresses/ip_address by id, as it is answered."""
+    return target.send("GET", READ_IP_PATH, credential=credential, params={"ip_address[id]": ip.id}, budgeted=budgeted)
+
+
 def holder_of(target: Target, credential: Credential, ip: IPRef, *, budgeted: bool = True) -> str | None:
     """Who holds the IP now, or None when free: on the wire a virtual machine's id (`allocation.value.id`), never an interface's."""
     response = target.send("GET", READ_IP_PATH, credential=credential, params={"ip_address[id]": ip.id}, budgeted=budgeted)

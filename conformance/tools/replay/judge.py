@@ -15,7 +15,6 @@ import schemathesis
 from schemathesis.core.failures import FailureGroup
 
 from conformance.contract.checks import (
-    RESPONSE_SHAPE,
     SCHEMATHESIS_CHECKS,
     SPEC_PATH,
     ConformanceFailure,
@@ -24,34 +23,53 @@ from conformance.contract.checks import (
     conforms_to_fragment,
     told,
 )
-from conformance.contract.findings import Finding, FindingLog, NotReached, Scope, TestScope, charged_to, reach, require
-from conformance.contract.promises import KNOWN, promise_id
+from conformance.contract.findings import Finding, FindingLog, NotReached, RunContext, TestScope, charged_to, reach, require, running
+from conformance.contract.ids import (
+    CLEANUP,
+    CONCURRENCY,
+    ERROR_ENVELOPE,
+    INTERFACE_FROM_PATH,
+    NO_ECHOED_CREDENTIAL,
+    NO_SIDE_EFFECTS,
+    ORDER_OF_CHECKS,
+    OTHER_ORGANIZATION_INTERFACE,
+    OTHER_ORGANIZATION_IP,
+    RATE_LIMIT_HEADERS,
+    RATE_LIMIT_REACHED,
+    READ_ONLY_TOKEN_REFUSED,
+    RESPONSE_SHAPE,
+    SEMANTICS_200,
+    SERVICE_UNAVAILABLE,
+)
+from conformance.contract.promises import KNOWN
 from conformance.tools.replay.recordings import Recorded
 from conformance.wire.exchange import CURL_HTTP_VERSION
 from conformance.wire.har import BURST, CALL, PHASE, PROMISES, TEST
 
 DEFAULT_BASE_PATH = "/core/v1"
-ERROR_ENVELOPE = promise_id("error envelope")
 # Transport encodings describe bytes the recorder already decoded; httpx would try to decode them again.
 DROPPED_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 # What only a live run can judge, and what it needs: more than one exchange, the target's state, or what a record lacks.
 LIVE_ONLY = {
-    "order of checks": "which check comes first, from requests built to break two at once",
-    "no side effects": "reading the IPs before and after a refused request",
-    "concurrency": "requests sent at the same moment",
-    "cleanup": "the target's state after the run",
-    "200 semantics": "reading who holds the IP after the 200",
-    "429 rate_limit_reached": "a burst within one rate-limit window",
-    "rate-limit headers": "X-RateLimit-Remaining counting down across exchanges",
-    "no credential echoed": "the real credentials, which a record never holds",
+    ORDER_OF_CHECKS: "which check comes first, from requests built to break two at once",
+    NO_SIDE_EFFECTS: "reading the IPs before and after a refused request",
+    CONCURRENCY: "requests sent at the same moment",
+    CLEANUP: "the target's state after the run",
+    SEMANTICS_200: "reading who holds the IP after the 200",
+    RATE_LIMIT_REACHED: "a burst within one rate-limit window",
+    RATE_LIMIT_HEADERS: "X-RateLimit-Remaining counting down across exchanges",
+    NO_ECHOED_CREDENTIAL: "the real credentials, which a record never holds",
+    READ_ONLY_TOKEN_REFUSED: "which token was sent, which a record never holds, and the IP read after the refusal",
+    OTHER_ORGANIZATION_IP: "which objects are another organization's, and their holders read before and after",
+    OTHER_ORGANIZATION_INTERFACE: "which interface is another organization's, and the IP read after the refusal",
 }
 # Phases of the suite's own record whose allocate_ip exchanges its tests judged (the rest are its bookkeeping: preflight, reads, cleanup).
 JUDGED_PHASES = frozenset({CALL, BURST})
 # Coded tests of the suite whose allocate_ip exchanges all expect one answer, and the promise each judges by it (the scenario
 # rows say theirs in ROWS): an error code, or a 200 (of which replay judges the exchange; who then holds the IP is live-only).
 CODED_EXPECTATIONS: dict[str, tuple[int, str | None, str]] = {
-    "test_service_unavailable": (503, "service_unavailable", "503 service_unavailable"),
-    "test_interface_from_path_segment": (200, None, "interface from the path"),
+    "test_service_unavailable": (503, "service_unavailable", SERVICE_UNAVAILABLE),
+    "test_interface_from_path_segment": (200, None, INTERFACE_FROM_PATH),
 }
 HTTP_VERSIONS = {"h2": "HTTP/2", "http/2": "HTTP/2", "http/2.0": "HTTP/2", "h3": "HTTP/3", "http/3": "HTTP/3", "http/1.0": "HTTP/1.0"}
 
@@ -226,9 +244,14 @@ def as_live(recorded: Recorded) -> tuple[str, tuple[str, ...], Callable[[httpx.R
     return name, promises, conforms_to_fragment
 
 
-def judge_exchange(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False) -> JudgedExchange | None:
+def judge_exchange(recorded: Recorded, log: FindingLog, *, base_path: str = DEFAULT_BASE_PATH, other_errors: bool = False,
+                   run: RunContext | None = None) -> JudgedExchange | None:
     """Judge one answered exchange into `log`, or None when it is another endpoint's (and not an error opted in with other_errors),
-    or, in the suite's own record, one the live run did not judge either."""
+    or, in the suite's own record, one the live run did not judge either.
+
+    `run`: the replay's own run, shared by its exchanges (answers already found conforming are not validated again); one of
+    its own when not given.
+    """
     operation = operation_for(recorded, base_path)
     response = as_response(recorded)
     check: Callable[[httpx.Response], object]
@@ -250,16 +273,18 @@ def judge_exchange(recorded: Recorded, log: FindingLog, *, base_path: str = DEFA
             reach(RESPONSE_SHAPE)
 
     # With no promise of its own (or, from the suite's record, the test's), a check's finding is recorded under the promise it
-    # speaks for, and judging goes on; one of the test's own promises ends the exchange's judging, as it ended the test.
-    scope = Scope.current = TestScope(recorded.label, promises, log)
+    # speaks for, and judging goes on; one of the test's own promises ends the exchange's judging, as it ended the test. The
+    # checks speak for the replay's run (active for the exchange only), so replay leaves nothing behind.
+    run = run or RunContext()
+    scope = run.scope = TestScope(recorded.label, promises, log)
     try:
-        check(response)
+        with running(run):
+            check(response)
     except ConformanceFailure as failure:
         if not failure.recorded:
-            failure.promise = charged_to(failure.promise, promises) or RESPONSE_SHAPE
-            scope.recorded.append(log.record(failure, failure.promise, recorded.label))
+            scope.recorded.append(log.record(failure, charged_to(failure.promise, promises) or RESPONSE_SHAPE, recorded.label))
     except NotReached:
         pass  # what it builds on already deviates: recorded under that promise
     finally:
-        Scope.current = None
+        run.scope = None
     return JudgedExchange(recorded, name, tuple(scope.recorded), frozenset(scope.reached))

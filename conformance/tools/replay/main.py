@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.contract.findings import FindingLog
+from conformance.contract.findings import FindingLog, RunContext
+from conformance.contract.ids import ERROR_ENVELOPE
 from conformance.contract.promises import BY_ID, CONFORMS, FAILS, KNOWN, KNOWN_DEVIATION, Promise, PromiseVerdict
 from conformance.gate.baseline import BaselineError, load_baseline, review
 from conformance.gate.summary import Problem, Summary, terminal_lines, write_report
@@ -22,7 +23,6 @@ from conformance.setup.command import FAILED, INTERRUPTED_OR_UNREADABLE, OK, USA
 from conformance.setup.redaction import REDACT
 from conformance.tools.replay.judge import (
     DEFAULT_BASE_PATH,
-    ERROR_ENVELOPE,
     LIVE_ONLY,
     JudgedExchange,
     base_of,
@@ -84,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
 def sort_exchanges(recorded: list[Recorded], log: FindingLog, base_path: str, other_errors: bool) -> Sorted:
     """Judge every exchange that can be; count and name the rest."""
     found = Sorted(recorded)
+    # One run for the replay, passed to each exchange's judging: an answer found conforming is not validated again.
+    run = RunContext()
     for item in recorded:
         mapped = operation_for(item, base_path) is not None
         if mapped and not item.answered:
@@ -92,7 +94,7 @@ def sort_exchanges(recorded: list[Recorded], log: FindingLog, base_path: str, ot
         if mapped and not item.captured:
             found.unjudgeable.append((item, "the response body was not captured"))
             continue
-        judged = judge_exchange(item, log, base_path=base_path, other_errors=other_errors) if item.answered else None
+        judged = judge_exchange(item, log, base_path=base_path, other_errors=other_errors, run=run) if item.answered else None
         if judged is not None:
             found.judged.append(judged)
         elif is_suite_record(item):

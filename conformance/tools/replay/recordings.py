@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from conformance.setup.yamlfile import YamlProblem, load_yaml
 from conformance.wire.har import REQUEST_BYTES
 
 Headers = list[tuple[str, str]]
@@ -163,13 +162,22 @@ def load_recordings(path: Path) -> list[Recorded]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RecordingError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() in (".json", ".har") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
-        raise RecordingError(f"{path} is not valid {'JSON' if path.suffix.lower() in ('.json', '.har') else 'YAML'}") from None
+    if path.suffix.lower() in (".json", ".har"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise RecordingError(f"{path} is not valid JSON") from None
+    else:
+        try:
+            data = load_yaml(text)
+        except YamlProblem as problem:
+            raise RecordingError(f"{path} {problem}") from None
     try:
         return parse(str(path), data)
-    except (KeyError, TypeError, ValueError) as error:
-        if isinstance(error, RecordingError):
-            raise
+    except RecordingError:
+        raise
+    except KeyError as error:
         raise RecordingError(f"{path} has an interaction without {error} where its format needs one") from None
+    except (AttributeError, TypeError, ValueError) as error:
+        # A value of the wrong type where the format has a mapping, a list or a number (YAML reads unquoted text as either).
+        raise RecordingError(f"{path} has an interaction whose values are not of the types its format needs ({error})") from None
