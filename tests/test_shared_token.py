@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from helpers import RunPytest, ServedMock
 
@@ -86,30 +85,6 @@ def test_a_held_fixture_ip_is_a_setup_problem_whatever_the_window(shared: tuple[
     assert not found.ok and any(ip.id in problem and "is held by" in problem for problem in found.problems)
 
 
-def used_of_window(base_url: str, fixtures: TargetFixtures) -> int:
-    """How many requests credentials.valid has made in its current window on a served mock (this read included)."""
-    read = httpx.get(base_url + READ_IP_PATH, params={"ip_address[id]": fixtures.allocatable[0].id}, headers=fixtures.credential("valid").headers)
-    return int(read.headers["X-RateLimit-Permitted"]) - int(read.headers["X-RateLimit-Remaining"])
-
-
-def test_one_preflight_per_run_under_xdist(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest,
-                                          mock_target_fixtures: TargetFixtures, tmp_path: Path) -> None:
-    """-n 2 sends what a run without xdist sends, but for the controller's last reading of the IPs: the workers take the
-    controller's preflight result instead of running their own (three preflights in one window before); the report counts one."""
-    used = {}
-    for name, how in (("n0", ("-p", "no:xdist")), ("n2", ("-n", "2"))):
-        served = serve_mock()
-        report = tmp_path / f"{name}.json"
-        done = run_pytest("--pyargs", "conformance", *how, "-k", "test_scenario and token", "--target-url", served.base_url,
-                          "--target-fixtures", mock_target_fixtures.source, "--conformance-report", report)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-        used[name] = (used_of_window(served.base_url, mock_target_fixtures), json.loads(report.read_text(encoding="utf-8"))["requests"])
-    # The controller reads every fixture IP back once more after the workers are done (gate.xdist.verify_live): that, and no preflight.
-    (used0, requests0), (used2, requests2) = used["n0"], used["n2"]
-    assert requests2["end_of_run"] == len(mock_target_fixtures.known_ips()) and used2 == used0 + requests2["end_of_run"], used
-    assert (requests2["preflights"], requests2["preflight"], requests2["sent"]) == (1, requests0["preflight"], requests0["sent"]), used
-
-
 def test_no_burst_in_a_window_another_client_began() -> None:
     """A window first seen already low was begun by another client: its end is unknown, so the pacer waits it out (whole, saying
     why on the status line and in the report) without the 429 burst, and bursts in the next window, whose start it saw."""
@@ -161,6 +136,9 @@ SCALED = ("-p", "conformance.tools.scaled_clock", "-p", "spend_window")
 SHARED_WINDOW_REQUESTS = 350
 
 
+# A minute of loopback runs: nightly, beside its real-time version (CI's budget; the pacer's part of it is held by the unit tests
+# above, the preflight's by the in-process ones).
+@pytest.mark.nightly
 def test_a_run_started_in_a_window_another_client_spent_waits_once_and_sends_what_a_fresh_one_does(
         serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures, tmp_path: Path) -> None:
     """200 a minute, the window 10 s and the suite's clock 6x (so its 60 s): another client spends 170 of the window just before

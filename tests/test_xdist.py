@@ -109,7 +109,8 @@ def test_live_two_workers_give_the_verdicts_counts_and_log_of_one(
     runs = run_both(run_pytest, tmp_path, "--target-url", served.base_url, "--target-fixtures", fixtures, "--max-rate", "2000", served=served)
     assert_same_run(runs)
     (_, report0, log0), (n2, report2, log2) = runs["n0"], runs["n2"]
-    # The tests' requests are the same; one preflight per run (the workers take the controller's), and -n 2 counts the read-back.
+    # The tests' requests are the same; -n 2 adds the controller's read-back and counts it. One preflight either way (#25):
+    # the workers take the controller's result.
     assert report2["requests"]["sent"] == report0["requests"]["sent"] == len(log0) == len(log2)
     assert report2["requests"]["by_status"] == report0["requests"]["by_status"]
     assert report2["requests"]["preflights"] == report0["requests"]["preflights"] == 1
