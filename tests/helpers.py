@@ -7,12 +7,13 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
+import pytest
 
 from conformance.setup.paths import data_path
 
@@ -111,3 +112,14 @@ def stop(process: subprocess.Popen[str]) -> None:
 def unpadded(text: str) -> str:
     """`text` with the terminal summary's column padding squeezed to one space: assertions read the verdict, not the layout."""
     return re.sub(r"(?<=\S) {2,}(?=\S)", " ", text)
+
+
+def sampled(values: Sequence[Any], every: int, ids: Sequence[str] | None = None) -> list[Any]:
+    """`values` as parameters, every `every`-th one (the first included) run by CI and the rest marked nightly.
+
+    CI has 5 minutes on 2 cores; `pytest -m nightly` (or `pytest -m ''`) runs the whole breadth. The sample is fixed, so a
+    run is deterministic: which values it covers is in the test's ids.
+    """
+    names = list(ids) if ids is not None else [None] * len(values)
+    return [pytest.param(value, id=name, marks=() if index % every == 0 else (pytest.mark.nightly,))
+            for index, (value, name) in enumerate(zip(values, names, strict=True))]

@@ -129,6 +129,7 @@ def test_scaled_clock_plugin_speeds_up_live_pacing_only(monkeypatch: pytest.Monk
 LIVE_REQUEST_BUDGET = 350
 
 
+@pytest.mark.nightly
 def test_a_default_live_run_at_200_a_minute_stays_within_its_request_budget() -> None:
     """The bench's live run (served mock, --permitted 200): it passes, sends at most 350 requests, none throttled, and the
     429 burst ends with about one 429 (the pacer spent the window to its floor first, so the burst only spends the rest)."""
