@@ -6,13 +6,17 @@ import difflib
 import errno
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from conformance.mock.faults import Faults, FrontEnd
 from conformance.mock.mutants import MUTANTS, mock_class
 from conformance.mock.server import MockServer
 from conformance.mock.world import DEFAULT_WORLD, load_world
 from conformance.setup.command import INTERRUPTED_OR_UNREADABLE, OK, USAGE, CommandParser, fail
+
+N = TypeVar("N", int, float)
 
 
 def latency_range(text: str) -> tuple[float, float]:
@@ -27,37 +31,31 @@ def latency_range(text: str) -> tuple[float, float]:
     return bounds
 
 
+def checked(text: str, convert: Callable[[str], N], what: str, ok: Callable[[N], bool], refusal: str) -> N:
+    """`text` read by `convert`, else "is not `what`"; a value `ok` refuses gets `refusal` (formatted with `text` and `value`)."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(refusal.format(text=text, value=value))
+    return value
+
+
 def port_number(text: str) -> int:
     """A TCP port, 0 to 65535 (0 takes a free one)."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to 65535, or 0 for a free one")
-    return port
+    return checked(text, int, "a port number", lambda port: 0 <= port <= 65535, "{value} is not a port: use 1 to 65535, or 0 for a free one")
 
 
 def at_least_one(text: str) -> int:
     """A whole number of requests, 1 or more."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{number} requests: a window must permit at least 1")
-    return number
+    return checked(text, int, "a whole number", lambda number: number >= 1, "{value} requests: a window must permit at least 1")
 
 
 def positive_seconds(text: str) -> float:
     """A length of time in seconds, more than 0."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < seconds < math.inf:
-        raise argparse.ArgumentTypeError(f"{text}: a window must last more than 0 seconds")
-    return seconds
+    return checked(text, float, "a number of seconds", lambda seconds: 0 < seconds < math.inf,
+                   "{text}: a window must last more than 0 seconds")
 
 
 def unknown_mutant(name: str) -> str | None:
