@@ -123,3 +123,18 @@ def sampled(values: Sequence[Any], every: int, ids: Sequence[str] | None = None)
     names = list(ids) if ids is not None else [None] * len(values)
     return [pytest.param(value, id=name, marks=() if index % every == 0 else (pytest.mark.nightly,))
             for index, (value, name) in enumerate(zip(values, names, strict=True))]
+
+
+# Plugin source for a child run (needs `state["spent"]`, `real_allocate` and READ_IP_PATH): after its first 200, allocate_ip
+# spends the token's window down to its last request, so the test's next paced request waits for the window's end.
+SPEND_WINDOW_ON_FIRST_ALLOCATION = '''
+def allocate(target, credential, *args, **kwargs):
+    response = real_allocate(target, credential, *args, **kwargs)
+    if response.status_code == 200 and not state["spent"]:
+        state["spent"] = True
+        read = {"ip_address[id]": "ip_mockFree000000002"}
+        while int(target.send("GET", READ_IP_PATH, credential=credential, params=read, paced=False).headers["X-RateLimit-Remaining"]) > 1:
+            pass
+        target.send("GET", READ_IP_PATH, credential=credential, params=read)
+    return response
+'''

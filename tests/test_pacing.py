@@ -16,7 +16,7 @@ from conformance.wire.transport import BudgetExhausted, Pacer, Target
 if TYPE_CHECKING:
     from helpers import RunPytest, ServedMock
 
-from helpers import MOCK_TARGET_YAML
+from helpers import MOCK_TARGET_YAML, SPEND_WINDOW_ON_FIRST_ALLOCATION
 
 pytest_plugins = ["pytester"]
 
@@ -206,16 +206,7 @@ state = {"spent": False, "interrupted": False}
 real_allocate, real_advance = api.allocate, VirtualClock.advance
 
 
-def allocate(target, credential, *args, **kwargs):
-    response = real_allocate(target, credential, *args, **kwargs)
-    if response.status_code == 200 and not state["spent"]:
-        state["spent"] = True
-        read = {"ip_address[id]": "ip_mockFree000000002"}
-        while int(target.send("GET", READ_IP_PATH, credential=credential, params=read, paced=False).headers["X-RateLimit-Remaining"]) > 1:
-            pass
-        target.send("GET", READ_IP_PATH, credential=credential, params=read)
-    return response
-
+""" + SPEND_WINDOW_ON_FIRST_ALLOCATION + """
 
 def advance(self, seconds):
     if state["spent"] and not state["interrupted"] and seconds >= 1:

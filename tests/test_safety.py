@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, child_env
+from helpers import MOCK_TARGET_YAML, SPEND_WINDOW_ON_FIRST_ALLOCATION, RunPytest, ServedMock, child_env
 
 from conformance.setup.fixtures import IPRef, TargetFixtures
 from conformance.setup.settings import ConfigError, build_config
@@ -129,16 +129,7 @@ real_allocate = api.allocate
 clock_sleep, clock_now = transport.LIVE_CLOCK
 
 
-def allocate(target, credential, *args, **kwargs):
-    response = real_allocate(target, credential, *args, **kwargs)
-    if response.status_code == 200 and not state["spent"]:
-        state["spent"] = True
-        read = {"ip_address[id]": "ip_mockFree000000002"}
-        while int(target.send("GET", READ_IP_PATH, credential=credential, params=read, paced=False).headers["X-RateLimit-Remaining"]) > 1:
-            pass
-        target.send("GET", READ_IP_PATH, credential=credential, params=read)
-    return response
-
+""" + SPEND_WINDOW_ON_FIRST_ALLOCATION + """
 
 def sleep(seconds):
     if state["spent"] and not state["cancelled"] and seconds >= 1:
