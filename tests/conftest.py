@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from helpers import MOCK_TARGET_YAML, PytestRunner, RunPytest, ServedMock, first_line, start_mock_server, stop
+from helpers import MOCK_TARGET_YAML, PytestRunner, RunPytest, RunSuite, ServedMock, first_line, start_mock_server, stop
 
 from conformance.gate.xdist import grouped_scheduler
 from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
 from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
 from conformance.wire.transport import Target
+
+# run_suite stands on pytester's in-process runs.
+pytest_plugins = ["pytester"]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -111,6 +115,26 @@ def mock_api(reference_mock: ReferenceMock, virtual_clock: VirtualClock) -> Iter
     target = mock_target(reference_mock, virtual_clock)
     yield target
     target.close()
+
+
+@pytest.fixture
+def run_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, suite_imports_warm: None) -> RunSuite:
+    """`run_suite(*args, env=None)`: `pytest -p no:cacheprovider ARGS` in this process from pytester's empty directory.
+
+    For runs where the process boundary is not the point (signals, entry points, installs, xdist and start-up keep
+    run_pytest): the run sees our environment minus KATAPULT_* and xdist's worker variables, as a child would, plus `env`.
+    Paths in ARGS are relative to `pytester.path`; the result is pytester's RunResult (`ret`, `stdout.fnmatch_lines`).
+    """
+    for key in [key for key in os.environ if key.startswith(("KATAPULT_", "PYTEST_XDIST_"))]:
+        monkeypatch.delenv(key)
+
+    def run(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> pytest.RunResult:
+        with monkeypatch.context() as scoped:
+            for key, value in (env or {}).items():
+                scoped.setenv(key, value)
+            return pytester.runpytest_inprocess("-p", "no:cacheprovider", *map(str, args))
+
+    return run
 
 
 @pytest.fixture(scope="session")

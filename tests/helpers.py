@@ -23,6 +23,7 @@ SERVER_START_TIMEOUT = 20.0
 
 Completed = subprocess.CompletedProcess[str]
 RunPytest = Callable[..., Completed]
+RunSuite = Callable[..., pytest.RunResult]
 
 
 @dataclass
