@@ -145,7 +145,9 @@ def suite_imports_warm(tmp_path_factory: pytest.TempPathFactory) -> None:
     hypothesis, requests...): without this each run imports them all again, about half its time. The suite's own test
     modules are dropped afterwards, so every run still imports (and assertion-rewrites) them afresh, as a user's run does.
     """
-    with contextlib.chdir(tmp_path_factory.mktemp("warm")), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.chdir(tmp_path_factory.mktemp("warm")), contextlib.redirect_stdout(io.StringIO()), pytest.MonkeyPatch.context() as patch:
+        for key in [key for key in os.environ if key.startswith(("KATAPULT_", "PYTEST_XDIST_"))]:
+            patch.delenv(key)
         pytest.main(["--pyargs", "conformance", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "--conformance-max-examples", "1"])
     for name in [name for name in sys.modules if name.startswith("conformance.test_")]:
         del sys.modules[name]
