@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock
+from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock
 
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.preflight import preflight
@@ -166,7 +166,7 @@ def test_holders_are_not_read_again_when_no_request_could_have_changed_them() ->
 
 @pytest.mark.parametrize("mutant", MOVERS)
 def test_a_live_run_against_a_mover_leaves_every_ip_as_it_found_it(
-    mutant: str, serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures
+    mutant: str, serve_mock: Callable[..., ServedMock], run_suite: RunSuite, mock_target_fixtures: TargetFixtures
 ) -> None:
     """Against a served mutant that moves IPs, the run fails (caught) and every fixture IP is back in its starting state."""
     served = serve_mock("--mutant", mutant, "--permitted", "1000000")
@@ -177,10 +177,11 @@ def test_a_live_run_against_a_mover_leaves_every_ip_as_it_found_it(
                 for ip in mock_target_fixtures.known_ips()}
 
     before = state()
-    result = run_pytest("--pyargs", "conformance", "-q", "-k", "not rate_limit", "--target-url", served.base_url,
+    result = run_suite("--pyargs", "conformance", "-q", "-k", "not rate_limit", "--target-url", served.base_url,
                         "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "2000")
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr
-    assert state() == before, result.stdout[-3000:]
+    output = result.stdout.str()
+    assert result.ret == 1, output[-3000:] + result.stderr.str()
+    assert state() == before, output[-3000:]
     live.close()
 
 
@@ -198,13 +199,14 @@ def test_request_log_lines_carry_time_and_request_id(tmp_path: Path) -> None:
 
 
 
-def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest) -> None:
+def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callable[..., ServedMock], run_suite: RunSuite) -> None:
     """Stopped by --maxfail against a server whose unallocate does nothing: no traceback; cleanup fails naming the IP and its fix."""
     served = serve_mock("--mutant", "unallocate-noop")
-    done = run_pytest("--pyargs", "conformance.test_scenarios", "-q", "--maxfail", "1", "-k", "allocate_free_ip",
+    done = run_suite("--pyargs", "conformance.test_scenarios", "-q", "--maxfail", "1", "-k", "allocate_free_ip",
                       "--target-url", served.base_url, "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000")
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output[-3000:]
+    stdout = done.stdout.str()
+    output = stdout + done.stderr.str()
+    assert done.ret == 1, output[-3000:]
     assert "Traceback" not in output
-    assert re.search(r"^fails +cleanup: .*ip_mockFree000000001", done.stdout, re.MULTILINE), done.stdout[-3000:]
-    assert re.search(r"^  received: ip_mockFree000000001 .*to restore it run: curl", done.stdout, re.MULTILINE), done.stdout[-3000:]
+    assert re.search(r"^fails +cleanup: .*ip_mockFree000000001", stdout, re.MULTILINE), stdout[-3000:]
+    assert re.search(r"^  received: ip_mockFree000000001 .*to restore it run: curl", stdout, re.MULTILINE), stdout[-3000:]
