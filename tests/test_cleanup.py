@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock
+from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock, run_output
 
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.preflight import preflight
@@ -180,7 +180,7 @@ def test_a_live_run_against_a_mover_leaves_every_ip_as_it_found_it(
     result = run_suite("--pyargs", "conformance", "-q", "-k", "not rate_limit", "--target-url", served.base_url,
                         "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "2000")
     output = result.stdout.str()
-    assert result.ret == 1, output[-3000:] + result.stderr.str()
+    assert result.ret == 1, run_output(result)[-3000:]
     assert state() == before, output[-3000:]
     live.close()
 
@@ -205,7 +205,7 @@ def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callab
     done = run_suite("--pyargs", "conformance.test_scenarios", "-q", "--maxfail", "1", "-k", "allocate_free_ip",
                       "--target-url", served.base_url, "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000")
     stdout = done.stdout.str()
-    output = stdout + done.stderr.str()
+    output = run_output(done)
     assert done.ret == 1, output[-3000:]
     assert "Traceback" not in output
     assert re.search(r"^fails +cleanup: .*ip_mockFree000000001", stdout, re.MULTILINE), stdout[-3000:]

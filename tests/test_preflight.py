@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import MOCK_TARGET_YAML, RunSuite, first_line, start_mock_server, stop
+from helpers import MOCK_TARGET_YAML, RunSuite, first_line, run_output, start_mock_server, stop
 
 from conformance.gate.preflight import preflight
 from conformance.mock.app import VirtualClock
@@ -138,7 +138,7 @@ MISTAKES = [
 
 def assert_stopped_by_preflight(result: pytest.RunResult, expected: str, elapsed: float) -> str:
     """Exit 6 before any test, the problem named once, no traceback, fast."""
-    output = result.stdout.str() + result.stderr.str()
+    output = run_output(result)
     assert result.ret == SETUP, output
     problems = [line for line in output.splitlines() if line.startswith("katapult-conformance setup problem:")]
     assert problems and any(expected in line for line in problems), output
@@ -173,7 +173,7 @@ def test_a_server_that_is_not_the_api_stops_the_run(url_fixture: str, expected: 
 def test_collect_only_sends_nothing(run_suite: RunSuite, html_url: str) -> None:
     """`--co` collects without a preflight, even against a URL that would fail it."""
     result = run_suite("--pyargs", "conformance", "--co", "-q", "--target-url", html_url, "--target-fixtures", MOCK_TARGET_YAML)
-    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, run_output(result)
 
 
 @pytest.mark.parametrize("name", [None, *sorted(MUTANTS)])
