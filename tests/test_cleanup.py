@@ -120,12 +120,12 @@ def test_an_ip_that_could_not_be_put_back_stays_the_suites_to_put_back() -> None
     assert ledger.verify() == [first] and ledger.moved_unasked == []
 
 
-def test_a_cleanup_failure_is_one_finding_naming_the_ip_its_holder_and_its_command(pytester: pytest.Pytester) -> None:
+def test_a_cleanup_failure_is_one_finding_naming_the_ip_its_holder_and_its_command(run_suite: RunSuite, tmp_path: Path) -> None:
     """The issue's run (`unallocate-noop`, one allocation): one finding for the one IP, in one message naming it, its starting
     holder and the command that puts it back, the same in the terminal, the report and JUnit; no traceback, no contradiction."""
-    report, junit = pytester.path / "report.json", pytester.path / "junit.xml"
-    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "--mock-mutant", "unallocate-noop",
-                                          "-k", "test_allocate_free_ip and id", "--conformance-report", str(report), "--junitxml", str(junit))
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = run_suite("--pyargs", "conformance.test_scenarios", "--mock-mutant", "unallocate-noop",
+                       "-k", "test_allocate_free_ip and id", "--conformance-report", report, "--junitxml", junit)
     output = result.stdout.str()
     assert result.ret == 1, output[-3000:]
     assert "Traceback" not in output and "ExceptionGroup" not in output and "no test left changed" not in output, output[-3000:]
