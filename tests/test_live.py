@@ -15,7 +15,7 @@ from helpers import run_output
 
 from conformance.contract.checks import conforms_to_fragment
 from conformance.setup.fixtures import IPRef, TargetFixtures
-from conformance.wire import api
+from conformance.wire import api, transport
 from conformance.wire.exchange import error_code, error_detail
 from conformance.wire.paths import ALLOCATE_PATH
 from conformance.wire.transport import Target, live_target
@@ -129,12 +129,16 @@ def test_suite_passes_live_and_leaves_the_target_as_found(
     assert holders(served.base_url, mock_target_fixtures) == before
 
 
-def test_unreachable_target_stops_the_run_with_one_message(run_suite: RunSuite, mock_target_fixtures: TargetFixtures) -> None:
+def test_unreachable_target_stops_the_run_with_one_message(run_suite: RunSuite, mock_target_fixtures: TargetFixtures,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A closed port stops the session before any test, with one line naming the URL, no traceback, no per-test errors."""
     url = f"http://127.0.0.1:{free_port()}/core/v1"
+    # The run's backoffs between resends are noted, not slept: what they would have cost still counts in `elapsed`.
+    waits: list[float] = []
+    monkeypatch.setattr(transport, "LIVE_CLOCK", (waits.append, time.monotonic))
     started = time.monotonic()
     result = run_suite("--pyargs", "conformance", "-q", "--target-url", url, "--target-fixtures", mock_target_fixtures.source)
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - started + sum(waits)
     output = run_output(result)
     assert result.ret == 4, output
     messages = [line for line in output.splitlines() if "cannot reach" in line]
