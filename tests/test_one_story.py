@@ -186,7 +186,8 @@ def test_a_mutant_fails_a_junit_case_naming_each_promise_it_breaks(run_suite: Ru
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["alone", "xdist"])
 def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: pytest.Pytester, run_suite: RunSuite, served_mock: ServedMock,
-                                                                    workers: tuple[str, ...]) -> None:
+                                                                    workers: tuple[str, ...], pycache_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The preflight refusing the setup (a without_scope token that is the valid one) stops the run with exit 6 before any test;
     JUnit has one error, run[setup], naming the problem; the report says setup error and lists it; no completeness case blames
     the target. Under xdist too: the controller's own preflight stops the run, not a worker crashing under it."""
@@ -195,7 +196,13 @@ def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: py
     path = pytester.path / "same-secret.yaml"
     path.write_text(yaml.safe_dump(fixtures), encoding="utf-8")
     junit, report = pytester.path / "junit.xml", pytester.path / "report.json"
-    # xdist's workers are processes of their own: that run is one (the controller's preflight is what it checks).
+    # xdist's workers are processes of their own: that run is one (the controller's preflight is what it checks), on the
+    # session's bytecode and hypothesis caches as every child run (without them each of its processes rebuilds both).
+    if workers:
+        cached = child_env(pycache_dir)
+        for key in ("PYTHONPYCACHEPREFIX", "HYPOTHESIS_STORAGE_DIRECTORY"):
+            monkeypatch.setenv(key, cached[key])
+        monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     run = pytester.runpytest_subprocess if workers else run_suite
     result = run("--pyargs", "conformance", "-p", "no:cacheprovider", *workers, "--target-url", served_mock.base_url,
                  "--target-fixtures", str(path), "--require-complete", "--junitxml", str(junit), "--conformance-report", str(report))
