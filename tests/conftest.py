@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from helpers import MOCK_TARGET_YAML, PytestRunner, RunPytest, RunSuite, ServedMock, first_line, start_mock_server, stop
 
-from conformance.gate.xdist import grouped_scheduler
 from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
 from conformance.setup.fixtures import TargetFixtures, load_target_fixtures
@@ -24,24 +23,18 @@ pytest_plugins = ["pytester"]
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """`pytest` runs the project's tests on xdist, a worker per core; `-n N` chooses, `-n 0` runs them in this one process.
+    """`pytest` runs the project's tests on xdist, a worker per core, work-stealing; `-n N` chooses, `-n 0` runs them in this process.
 
-    Not addopts in pyproject.toml: that file is also the ini of every `pytest --pyargs conformance` run from this checkout.
+    Work-stealing because the tests' costs differ a hundredfold: a worker that runs dry takes half of the other's queue,
+    so no long test waits at the end of one worker's batch while the other is idle. Not addopts in pyproject.toml: that
+    file is also the ini of every `pytest --pyargs conformance` run from this checkout.
     """
-    if config.pluginmanager.has_plugin("xdist") and config.option.numprocesses is None and not hasattr(config, "workerinput"):
+    if not config.pluginmanager.has_plugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None:
         config.option.numprocesses = "auto"
-
-
-# Modules whose tests share one module-scoped batch of child runs: each goes whole to one xdist worker.
-GROUPED_MODULES = ("tests/test_config.py", "tests/test_reporting.py")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """Spread the tests one by one over the workers (the mutant matrix too), except GROUPED_MODULES, each kept whole."""
-    if config.getoption("dist") != "load":
-        return None
-    return grouped_scheduler(config, log, lambda nodeid: next((module for module in GROUPED_MODULES if nodeid.startswith(module + "::")), None))
+    if config.option.dist == "no" and config.option.numprocesses != 0:
+        config.option.dist = "worksteal"
 
 
 @pytest.fixture(scope="session")
