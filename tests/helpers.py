@@ -139,3 +139,8 @@ def allocate(target, credential, *args, **kwargs):
         target.send("GET", READ_IP_PATH, credential=credential, params=read)
     return response
 '''
+
+
+def run_output(result: pytest.RunResult) -> str:
+    """What a run_suite run printed, stdout then stderr on lines of their own (as a child's two streams read together)."""
+    return result.stdout.str() + "\n" + result.stderr.str()

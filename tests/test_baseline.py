@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import RunPytest, sampled
+from helpers import RunSuite, sampled
 
 from conformance.contract.findings import Finding, Signature
 from conformance.gate.baseline import BaselineError, Entry, load_baseline, review
@@ -26,10 +26,10 @@ def write(tmp_path: Path, entries: list[dict[str, object]] | str, name: str = "b
     return path
 
 
-def run(run_pytest: RunPytest, mutants: str, *args: str | Path) -> tuple[int, str]:
-    """The scenarios against these mutants; exit code and output."""
-    done = run_pytest(*SCENARIOS, "--mock-mutant", mutants, "--request-timeout", "2", *args)
-    return done.returncode, done.stdout + done.stderr
+def run(run_suite: RunSuite, mutants: str, *args: str | Path) -> tuple[int, str]:
+    """The scenarios against these mutants, in this process; exit code and output."""
+    done = run_suite(*SCENARIOS, "--mock-mutant", mutants, "--request-timeout", "2", *args)
+    return done.ret, done.stdout.str() + done.stderr.str()
 
 
 def failing_promises(report: Path) -> set[str]:
@@ -37,10 +37,10 @@ def failing_promises(report: Path) -> set[str]:
     return {p["id"] for p in json.loads(report.read_text(encoding="utf-8"))["promises"] if p["verdict"] == "fails"}
 
 
-def test_an_entry_excuses_its_finding_as_a_known_deviation(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_an_entry_excuses_its_finding_as_a_known_deviation(run_suite: RunSuite, tmp_path: Path) -> None:
     """401 for a missing token, baselined: exit 0, the scenario a known deviation in the terminal and in JUnit."""
     junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
-    code, output = run(run_pytest, "missing-token-401", "--baseline", write(tmp_path, [ENTRY]), "--junitxml", junit,
+    code, output = run(run_suite, "missing-token-401", "--baseline", write(tmp_path, [ENTRY]), "--junitxml", junit,
                        "--conformance-report", report, "-k", "missing-token")
     assert code == 0, output
     assert "known deviation" in output and "TICKET-1" in output
@@ -50,10 +50,10 @@ def test_an_entry_excuses_its_finding_as_a_known_deviation(run_pytest: RunPytest
     assert skipped and "known deviation" in str(skipped[0].find("skipped").get("message"))  # type: ignore[union-attr]
 
 
-def test_an_entry_excuses_nothing_else(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_an_entry_excuses_nothing_else(run_suite: RunSuite, tmp_path: Path) -> None:
     """The same entry against a server that also accepts unknown tokens: that regression still fails the run."""
     report = tmp_path / "report.json"
-    code, output = run(run_pytest, "missing-token-401,invalid-token-accepted", "--baseline", write(tmp_path, [ENTRY]),
+    code, output = run(run_suite, "missing-token-401,invalid-token-accepted", "--baseline", write(tmp_path, [ENTRY]),
                        "--conformance-report", report)
     assert code == 1, output
     assert "403 invalid_api_token" in failing_promises(report)
@@ -71,38 +71,38 @@ PAIRS = [
 
 @pytest.mark.parametrize(("accepted", "regression"), [pytest.param(*p.values[0], id=p.id, marks=p.marks)
                                                      for p in sampled(PAIRS, 2, [f"{a}+{b}" for a, b in PAIRS])])
-def test_a_baseline_written_for_one_mutant_hides_no_other(accepted: str, regression: str, run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_a_baseline_written_for_one_mutant_hides_no_other(accepted: str, regression: str, run_suite: RunSuite, tmp_path: Path) -> None:
     """--write-baseline against one mutant passes that mutant alone, and fails it combined with one that breaks another promise."""
     baseline = tmp_path / "baseline.yaml"
-    code, output = run(run_pytest, accepted, "--write-baseline", baseline)
+    code, output = run(run_suite, accepted, "--write-baseline", baseline)
     assert code == 1 and baseline.exists(), output
-    code, output = run(run_pytest, accepted, "--baseline", baseline, "--strict-baseline")
+    code, output = run(run_suite, accepted, "--baseline", baseline, "--strict-baseline")
     assert code == 0, output
     report = tmp_path / "combined.json"
-    code, output = run(run_pytest, f"{accepted},{regression}", "--baseline", baseline, "--conformance-report", report)
+    code, output = run(run_suite, f"{accepted},{regression}", "--baseline", baseline, "--conformance-report", report)
     assert code == 1, output
     assert failing_promises(report), output
 
 
-def test_strict_baseline_fails_on_an_entry_that_matched_nothing(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_strict_baseline_fails_on_an_entry_that_matched_nothing(run_suite: RunSuite, tmp_path: Path) -> None:
     """On the faithful mock the entry matches no finding: a note, or with --strict-baseline a failure naming it."""
     baseline = write(tmp_path, [ENTRY])
-    code, output = run(run_pytest, "faithful", "--baseline", baseline, "-k", "missing-token")
+    code, output = run(run_suite, "faithful", "--baseline", baseline, "-k", "missing-token")
     assert code == 0 and "matched no finding" in output, output
-    code, output = run(run_pytest, "faithful", "--baseline", baseline, "--strict-baseline", "-k", "missing-token")
+    code, output = run(run_suite, "faithful", "--baseline", baseline, "--strict-baseline", "-k", "missing-token")
     assert code == 1 and "matched no finding" in output and "--strict-baseline" in output, output
 
 
-def test_an_expired_entry_excuses_nothing_and_fails_the_run(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_an_expired_entry_excuses_nothing_and_fails_the_run(run_suite: RunSuite, tmp_path: Path) -> None:
     """Past its date, the entry no longer excuses its finding, and the run says to fix or extend it."""
-    code, output = run(run_pytest, "missing-token-401", "--baseline", write(tmp_path, [{**ENTRY, "expires": "2020-01-01"}]),
+    code, output = run(run_suite, "missing-token-401", "--baseline", write(tmp_path, [{**ENTRY, "expires": "2020-01-01"}]),
                        "-k", "missing-token")
     assert code == 1 and "expired on 2020-01-01" in output, output
 
 
-def test_a_bad_baseline_is_a_one_line_usage_error(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_a_bad_baseline_is_a_one_line_usage_error(run_suite: RunSuite, tmp_path: Path) -> None:
     """An invalid date is exit 4 with one sentence naming the entry, not an INTERNALERROR."""
-    code, output = run(run_pytest, "faithful", "--baseline", write(tmp_path, [{**ENTRY, "expires": "2026-13-01"}]))
+    code, output = run(run_suite, "faithful", "--baseline", write(tmp_path, [{**ENTRY, "expires": "2026-13-01"}]))
     assert code == 4 and "entry 1" in output and "INTERNALERROR" not in output, output
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock
+from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock, run_output
 
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.preflight import preflight
@@ -120,12 +120,12 @@ def test_an_ip_that_could_not_be_put_back_stays_the_suites_to_put_back() -> None
     assert ledger.verify() == [first] and ledger.moved_unasked == []
 
 
-def test_a_cleanup_failure_is_one_finding_naming_the_ip_its_holder_and_its_command(pytester: pytest.Pytester) -> None:
+def test_a_cleanup_failure_is_one_finding_naming_the_ip_its_holder_and_its_command(run_suite: RunSuite, tmp_path: Path) -> None:
     """The issue's run (`unallocate-noop`, one allocation): one finding for the one IP, in one message naming it, its starting
     holder and the command that puts it back, the same in the terminal, the report and JUnit; no traceback, no contradiction."""
-    report, junit = pytester.path / "report.json", pytester.path / "junit.xml"
-    result = pytester.runpytest_inprocess("--pyargs", "conformance.test_scenarios", "-p", "no:cacheprovider", "--mock-mutant", "unallocate-noop",
-                                          "-k", "test_allocate_free_ip and id", "--conformance-report", str(report), "--junitxml", str(junit))
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = run_suite("--pyargs", "conformance.test_scenarios", "--mock-mutant", "unallocate-noop",
+                       "-k", "test_allocate_free_ip and id", "--conformance-report", report, "--junitxml", junit)
     output = result.stdout.str()
     assert result.ret == 1, output[-3000:]
     assert "Traceback" not in output and "ExceptionGroup" not in output and "no test left changed" not in output, output[-3000:]
@@ -166,7 +166,7 @@ def test_holders_are_not_read_again_when_no_request_could_have_changed_them() ->
 
 @pytest.mark.parametrize("mutant", MOVERS)
 def test_a_live_run_against_a_mover_leaves_every_ip_as_it_found_it(
-    mutant: str, serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures
+    mutant: str, serve_mock: Callable[..., ServedMock], run_suite: RunSuite, mock_target_fixtures: TargetFixtures
 ) -> None:
     """Against a served mutant that moves IPs, the run fails (caught) and every fixture IP is back in its starting state."""
     served = serve_mock("--mutant", mutant, "--permitted", "1000000")
@@ -177,10 +177,11 @@ def test_a_live_run_against_a_mover_leaves_every_ip_as_it_found_it(
                 for ip in mock_target_fixtures.known_ips()}
 
     before = state()
-    result = run_pytest("--pyargs", "conformance", "-q", "-k", "not rate_limit", "--target-url", served.base_url,
+    result = run_suite("--pyargs", "conformance", "-q", "-k", "not rate_limit", "--target-url", served.base_url,
                         "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "2000")
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr
-    assert state() == before, result.stdout[-3000:]
+    output = result.stdout.str()
+    assert result.ret == 1, run_output(result)[-3000:]
+    assert state() == before, output[-3000:]
     live.close()
 
 
@@ -198,13 +199,14 @@ def test_request_log_lines_carry_time_and_request_id(tmp_path: Path) -> None:
 
 
 
-def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest) -> None:
+def test_a_run_stopped_early_names_what_it_could_not_put_back(serve_mock: Callable[..., ServedMock], run_suite: RunSuite) -> None:
     """Stopped by --maxfail against a server whose unallocate does nothing: no traceback; cleanup fails naming the IP and its fix."""
     served = serve_mock("--mutant", "unallocate-noop")
-    done = run_pytest("--pyargs", "conformance.test_scenarios", "-q", "--maxfail", "1", "-k", "allocate_free_ip",
+    done = run_suite("--pyargs", "conformance.test_scenarios", "-q", "--maxfail", "1", "-k", "allocate_free_ip",
                       "--target-url", served.base_url, "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000")
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output[-3000:]
+    stdout = done.stdout.str()
+    output = run_output(done)
+    assert done.ret == 1, output[-3000:]
     assert "Traceback" not in output
-    assert re.search(r"^fails +cleanup: .*ip_mockFree000000001", done.stdout, re.MULTILINE), done.stdout[-3000:]
-    assert re.search(r"^  received: ip_mockFree000000001 .*to restore it run: curl", done.stdout, re.MULTILINE), done.stdout[-3000:]
+    assert re.search(r"^fails +cleanup: .*ip_mockFree000000001", stdout, re.MULTILINE), stdout[-3000:]
+    assert re.search(r"^  received: ip_mockFree000000001 .*to restore it run: curl", stdout, re.MULTILINE), stdout[-3000:]

@@ -1,8 +1,6 @@
 """Settings and target fixtures: where each value comes from, and every bad configuration as a user sees it."""
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +13,7 @@ from conformance.setup.settings import OPTIONS, ConfigError, Option, build_confi
 from conformance.tools import doctor
 
 if TYPE_CHECKING:
-    from helpers import Completed, PytestRunner
+    from helpers import RunSuite
 
 MOCK_FIXTURES = data_path("fixtures", "mock-target.yaml")
 SAMPLES = {"str": ("cli-value", "env-value"), "path": ("cli.yaml", "env.yaml"), "float": ("2.5", "7.5"), "int": ("3", "9"), "flag": (True, "1"),
@@ -170,7 +168,7 @@ def test_a_reference_that_is_not_exactly_dollar_brace_is_refused(value: str, tmp
 
 @dataclass(frozen=True)
 class Run:
-    """One `pytest --pyargs conformance` run in a child process; `{dir}` in args and env is where FILES are written."""
+    """One `pytest --pyargs conformance` run; `{dir}` in args and env is where FILES are written."""
 
     id: str
     args: tuple[str, ...]
@@ -260,43 +258,36 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def results(request: pytest.FixtureRequest, shared_run_pytest: PytestRunner, files: Path) -> dict[str, Completed]:
-    """The selected runs of this module, side by side (one per CPU): each is a separate `python -m pytest`."""
-    mine = [item for item in request.session.items if isinstance(item, pytest.Function) and item.module is request.module]
-    selected = {item.callspec.id for item in mine if hasattr(item, "callspec")}
-    runs = [run for run in (*BAD_CONFIGS, *HEADER_RUNS) if run.id in selected]
-
-    def execute(run: Run) -> Completed:
-        env = {name: value.format(dir=files) for name, value in run.env.items()}
-        return shared_run_pytest("--pyargs", "conformance", *(arg.format(dir=files) for arg in run.args), env=env)
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return dict(zip([run.id for run in runs], pool.map(execute, runs), strict=True))
+def run(case: Run, run_suite: RunSuite, files: Path) -> pytest.RunResult:
+    """The case's `pytest --pyargs conformance` run, in this process (the usage errors and the header need no child of their own)."""
+    env = {name: value.format(dir=files) for name, value in case.env.items()}
+    return run_suite("--pyargs", "conformance", *(arg.format(dir=files) for arg in case.args), env=env)
 
 
 @pytest.mark.parametrize("case", BAD_CONFIGS, ids=[case.id for case in BAD_CONFIGS])
-def test_bad_config_is_a_one_line_usage_error(case: BadConfig, results: dict[str, Completed]) -> None:
+def test_bad_config_is_a_one_line_usage_error(case: BadConfig, run_suite: RunSuite, files: Path) -> None:
     """pytest exits 4 (usage error) with one line naming the problem and the fix; no traceback, nothing collected."""
-    result = results[case.id]
-    assert result.returncode == 4, result.stdout + result.stderr
-    assert result.stdout.strip() == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    result = run(case, run_suite, files)
+    out, err = result.stdout.str(), result.stderr.str()
+    assert result.ret == 4, out + err
+    assert out.strip() == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("ERROR: katapult-conformance: ")
     for fragment in case.says:
         assert fragment in lines[0]
 
 
 @pytest.mark.parametrize("case", HEADER_RUNS, ids=[case.id for case in HEADER_RUNS])
-def test_header_shows_each_setting_and_its_source(case: HeaderRun, results: dict[str, Completed], files: Path) -> None:
+def test_header_shows_each_setting_and_its_source(case: HeaderRun, run_suite: RunSuite, files: Path) -> None:
     """`pytest --co` shows target, fixtures and profile with where each came from, and never a credential."""
-    result = results[case.id]
-    assert result.returncode == 0, result.stdout + result.stderr
-    shown = [line for line in result.stdout.splitlines() if line.startswith("katapult-conformance ")]
+    result = run(case, run_suite, files)
+    out, err = result.stdout.str(), result.stderr.str()
+    assert result.ret == 0, out + err
+    shown = [line for line in out.splitlines() if line.startswith("katapult-conformance ")]
     missing = [line.format(dir=files) for line in case.header if line.format(dir=files) not in shown]
     assert not missing, "\n".join(shown)
-    assert TOKEN not in result.stdout + result.stderr and CAPABILITIES not in result.stdout + result.stderr
+    assert TOKEN not in out + err and CAPABILITIES not in out + err
 
 
 def test_every_option_is_a_typed_setting() -> None:

@@ -3,16 +3,13 @@ behaviours issue 4 names within the ci profile, and the ci profile sends the sam
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-from helpers import sampled
+from helpers import PytestRunner, sampled
 
 pytest_plugins = ["pytester"]
-
-if TYPE_CHECKING:
-    from helpers import RunPytest
 
 GENERATED = str(Path(__file__).resolve().parent.parent / "conformance" / "test_generated.py")
 # The property that finds each deviation, and the promise its finding is charged to.
@@ -43,7 +40,8 @@ def test_faithful_mock_passes_every_profile(profile: str, pytester: pytest.Pytes
 def test_generated_tests_catch_mutant(mutant: str, pytester: pytest.Pytester) -> None:
     """Each broken behaviour is found by the property aimed at it, in the ci profile, and charged to the promise it breaks."""
     test, promise = CAUGHT_BY_GENERATION[mutant]
-    result = pytester.runpytest_inprocess(GENERATED, "-p", "no:cacheprovider", "-q", "-rf", "--mock-mutant", mutant)
+    # Only that property runs: it is the one that must find it (its finding names it), at the ci profile's examples.
+    result = pytester.runpytest_inprocess(GENERATED, "-p", "no:cacheprovider", "-q", "-rf", "--mock-mutant", mutant, "-k", test)
     output = result.stdout.str()
     assert result.ret == 1, output[-3000:]
     assert re.search(rf"^fails +{re.escape(promise)}: ", output, re.MULTILINE), output[-3000:]
@@ -51,26 +49,44 @@ def test_generated_tests_catch_mutant(mutant: str, pytester: pytest.Pytester) ->
     assert any(test in line for line in findings), output[-3000:]
 
 
-def test_ci_profile_sends_the_same_requests_twice(run_pytest: RunPytest, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class CiRun:
+    """One child run of the generated tests in the ci profile: its exit code, the tests it failed and its requests."""
+
+    returncode: int
+    failed: list[str]
+    requests: list[str]
+
+
+@pytest.fixture(scope="module")
+def two_ci_runs(shared_run_pytest: PytestRunner, tmp_path_factory: pytest.TempPathFactory) -> tuple[CiRun, CiRun]:
+    """The ci profile run twice against the same mutant, each in a process of its own (so with its own hash seed)."""
+    # One mutant for both checks: every property runs, the one it breaks finds it and shrinks, and the others pass;
+    # sending the same requests twice then covers the failing example's search and shrinking too.
+    logs = tmp_path_factory.mktemp("ci-twice")
+    runs = []
+    for name in ("first", "second"):
+        log = logs / f"{name}.log"
+        result = shared_run_pytest(GENERATED, "-q", "-rf", "--mock-mutant", "exclusivity-address-wins", "--request-log", log)
+        failed = sorted(line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED"))
+        # Each line starts with its time and ends with the response's X-Request-Id, which differ between runs by design.
+        requests = [line.split(" ", 1)[1].rsplit(" ", 1)[0] for line in log.read_text(encoding="utf-8").splitlines()]
+        runs.append(CiRun(result.returncode, failed, requests))
+    return runs[0], runs[1]
+
+
+def test_ci_profile_sends_the_same_requests_twice(two_ci_runs: tuple[CiRun, CiRun]) -> None:
     """Two ci runs on the same target write identical request logs (the per-run nonce normalised)."""
-    logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    for log in logs:
-        result = run_pytest(GENERATED, "-q", "--request-log", log)
-        assert result.returncode == 0, result.stdout[-2000:]
-    # Each line starts with its time and ends with the response's X-Request-Id, which differ between runs by design.
-    first, second = ([line.split(" ", 1)[1].rsplit(" ", 1)[0] for line in log.read_text(encoding="utf-8").splitlines()] for log in logs)
-    assert len(first) > 1000
-    assert first == second
+    first, second = two_ci_runs
+    assert len(first.requests) > 1000
+    assert first.requests == second.requests
 
 
-def test_ci_profile_catches_the_same_way_twice(run_pytest: RunPytest) -> None:
+def test_ci_profile_catches_the_same_way_twice(two_ci_runs: tuple[CiRun, CiRun]) -> None:
     """A mutant's failures are the same tests in two ci runs."""
-    failed = []
-    for _ in range(2):
-        result = run_pytest(GENERATED, "-q", "-rf", "--mock-mutant", "exclusivity-address-wins")
-        assert result.returncode == 1
-        failed.append(sorted(line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED")))
-    assert failed[0] == failed[1] and failed[0]
+    first, second = two_ci_runs
+    assert first.returncode == second.returncode == 1
+    assert first.failed == second.failed and first.failed
 
 
 @pytest.mark.usefixtures("suite_imports_warm")
@@ -82,7 +98,9 @@ def test_the_install_does_not_change_what_is_generated(pytester: pytest.Pytester
 
     def requests() -> list[str]:
         log = pytester.path / "requests.log"
-        result = pytester.runpytest_inprocess(GENERATED, "-p", "no:cacheprovider", "-q", "--conformance-max-examples", "20",
+        # 5 examples per property already draw the local modules' constants when the pool is not emptied (a fixture's
+        # file name within the first ~200 requests): more would only send more of the same.
+        result = pytester.runpytest_inprocess(GENERATED, "-p", "no:cacheprovider", "-q", "--conformance-max-examples", "5",
                                               "--request-log", str(log))
         assert result.ret == 0, "\n".join(result.outlines[-30:])
         # Each line starts with its time and ends with the response's X-Request-Id, which differ between runs by design.

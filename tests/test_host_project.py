@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import Completed, RunPytest
+import pytest
+from helpers import Completed, PytestRunner, RunPytest, RunSuite
 
 PRODUCTION = "https://api.katapult.io/core/v1"
 # Settings that would each stop a run of the suite with exit 4: a host run must not even look at them.
@@ -58,57 +60,77 @@ def summary(done: Completed) -> str:
     return re.sub(r" in [\d.]+s.*$", "", last.strip("= "))
 
 
-def collected(done: Completed) -> list[str]:
+def collected(done: pytest.RunResult) -> list[str]:
     """The node ids `--co -q` listed."""
-    return [line for line in done.stdout.splitlines() if "::" in line]
+    return [line for line in done.outlines if "::" in line]
 
 
-def test_host_run_behaves_as_without_the_plugin(run_pytest: RunPytest, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class HostRun:
+    """What the host's tests did in a run of their own: the counts line and the hypothesis settings they recorded."""
+
+    summary: str
+    settings: str
+
+
+@pytest.fixture(scope="module")
+def without_the_plugin(tmp_path_factory: pytest.TempPathFactory, pycache_dir: Path) -> HostRun:
+    """The host project run in a fresh process with the plugin blocked (KATAPULT_* set): what the host sees when it is not there.
+
+    A child process, like the run it is compared with: hypothesis' defaults are a fresh process's, untouched by this session.
+    """
+    workdir = tmp_path_factory.mktemp("host-alone")
+    host_project(workdir)
+    alone = PytestRunner(workdir, pycache_dir)("test_host.py", "-rA", "-p", "no:katapult_conformance", env=SUITE_ENV)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    return HostRun(summary(alone), host_settings(workdir))
+
+
+def test_host_run_behaves_as_without_the_plugin(run_pytest: RunPytest, tmp_path: Path, without_the_plugin: HostRun) -> None:
     """With KATAPULT_* set (production URL included), a host run passes, keeps hypothesis' defaults and prints nothing of the suite."""
+    # A child process: the installed entry point loaded as a user's run loads it, import-time effects included.
     host_project(tmp_path / "workdir")
     with_plugin = run_pytest("test_host.py", "-rA", env=SUITE_ENV)
     assert with_plugin.returncode == 0, with_plugin.stdout + with_plugin.stderr
     # pytest's own "plugins:" header line names every installed plugin; nothing else may mention the suite.
     mentions = [line for line in (with_plugin.stdout + with_plugin.stderr).splitlines() if "katapult" in line.lower()]
     assert [line for line in mentions if not line.startswith("plugins: ")] == []
-    seen_with_plugin = host_settings(tmp_path / "workdir")
-    without_plugin = run_pytest("test_host.py", "-rA", "-p", "no:katapult_conformance", env=SUITE_ENV)
-    assert without_plugin.returncode == 0, without_plugin.stdout + without_plugin.stderr
-    assert summary(with_plugin) == summary(without_plugin) == "2 passed"
-    assert seen_with_plugin == host_settings(tmp_path / "workdir")
+    assert summary(with_plugin) == without_the_plugin.summary == "2 passed"
+    assert host_settings(tmp_path / "workdir") == without_the_plugin.settings
 
 
-def test_host_hypothesis_tests_keep_defaults_beside_the_suite(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_host_hypothesis_tests_keep_defaults_beside_the_suite(run_suite: RunSuite, pytester: pytest.Pytester,
+                                                              without_the_plugin: HostRun) -> None:
     """In one run with the suite's generated tests, the host's hypothesis test still has hypothesis' defaults."""
-    host_project(tmp_path / "workdir")
-    done = run_pytest("test_host.py", "--pyargs", "conformance", "-k", "host_ or test_every_response_conforms", "-q")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-    assert summary(done).startswith("3 passed"), done.stdout[-2000:]
-    seen_beside_the_suite = host_settings(tmp_path / "workdir")
-    alone = run_pytest("test_host.py", "-q", "-p", "no:katapult_conformance")
-    assert alone.returncode == 0, alone.stdout + alone.stderr
-    assert seen_beside_the_suite == host_settings(tmp_path / "workdir")
+    # In process: what is checked is the suite's per-test settings not leaking into the host's test of the same run; how
+    # many examples the suite's property draws is not (it is still far from hypothesis' default, so a leak would show).
+    host_project(pytester.path)
+    done = run_suite("test_host.py", "--pyargs", "conformance", "-k", "host_ or test_every_response_conforms", "-q",
+                     "--conformance-max-examples", "5")
+    assert done.ret == 0, done.stdout.str()[-3000:] + done.stderr.str()
+    done.assert_outcomes(passed=3)
+    assert host_settings(pytester.path) == without_the_plugin.settings
 
 
-def test_host_configuration_does_not_hide_the_suite(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_host_configuration_does_not_hide_the_suite(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """A host pytest.ini with python_files, python_functions, python_classes and testpaths of its own still collects the whole suite."""
-    plain = run_pytest("--pyargs", "conformance", "--co", "-q")
-    assert plain.returncode == 0, plain.stdout + plain.stderr
-    host_project(tmp_path / "workdir", HOSTILE_INI)
-    hosted = run_pytest("--pyargs", "conformance", "--co", "-q", "-p", "no:doctest")
-    assert hosted.returncode == 0, hosted.stdout + hosted.stderr
+    plain = run_suite("--pyargs", "conformance", "--co", "-q")
+    assert plain.ret == 0, plain.stdout.str() + plain.stderr.str()
+    host_project(pytester.path, HOSTILE_INI)
+    hosted = run_suite("--pyargs", "conformance", "--co", "-q", "-p", "no:doctest")
+    assert hosted.ret == 0, hosted.stdout.str() + hosted.stderr.str()
     assert collected(hosted) == collected(plain)
     assert any("test_scenarios.py::test_scenario[missing-token]" in line for line in collected(hosted))
     assert any("test_generated.py::test_stateful_allocation" in line for line in collected(hosted))
 
 
-def test_a_test_using_the_suites_fixtures_opts_in(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_a_test_using_the_suites_fixtures_opts_in(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """A host test that asks for a suite fixture gets the suite set up (settings shown, production still refused)."""
-    (tmp_path / "workdir" / "test_extension.py").write_text(
-        "def test_extension(target_fixtures):\n    assert target_fixtures.network_interface_id\n", encoding="utf-8")
-    done = run_pytest("test_extension.py")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "katapult-conformance target: embedded reference mock (in-process) [default]" in done.stdout
-    refused = run_pytest("test_extension.py", env={"KATAPULT_TARGET_URL": PRODUCTION, "KATAPULT_TARGET_FIXTURES": "x.yaml"})
-    assert refused.returncode == 4
-    assert "refusing to run against Katapult's production API" in refused.stderr
+    # In process, the suite's fixtures come from the installed entry point all the same: the host names nothing else.
+    pytester.makepyfile(test_extension="def test_extension(target_fixtures):\n    assert target_fixtures.network_interface_id\n")
+    done = run_suite("test_extension.py")
+    assert done.ret == 0, done.stdout.str() + done.stderr.str()
+    assert "katapult-conformance target: embedded reference mock (in-process) [default]" in done.stdout.str()
+    refused = run_suite("test_extension.py", env={"KATAPULT_TARGET_URL": PRODUCTION, "KATAPULT_TARGET_FIXTURES": "x.yaml"})
+    assert refused.ret == 4
+    assert "refusing to run against Katapult's production API" in refused.stderr.str()

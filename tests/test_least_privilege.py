@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, first_line, start_mock_server, stop
+from helpers import MOCK_TARGET_YAML, RunPytest, RunSuite, ServedMock, first_line, run_output, start_mock_server, stop
 
 from conformance.gate.ledger import AllocationLedger
 from conformance.gate.machines import ANSWERS_SOURCE, READ_SOURCE
@@ -157,15 +157,14 @@ def test_cleanup_learns_the_way_home_from_answers_alone(tmp_path: Path) -> None:
     target.close()
 
 
-def test_header_says_where_interface_machines_come_from(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_header_says_where_interface_machines_come_from(run_suite: RunSuite, tmp_path: Path) -> None:
     """In process, the report header says whether the interface read or allocate_ip's answers tell the machines; both runs pass."""
     selected = ("-k", "allocate_free_ip or other_machine or one_winner")
-    refused = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", *selected,
-                                           "--target-fixtures", str(fixtures_file(tmp_path, valid=IPS_ONLY)))
+    refused = run_suite("--pyargs", "conformance", *selected, "--target-fixtures", fixtures_file(tmp_path, valid=IPS_ONLY))
     assert refused.ret == 0, refused.stdout.str()[-3000:]
     refused.stdout.fnmatch_lines([f"katapult-conformance interface virtual machines from {ANSWERS_SOURCE}, as *{REFUSAL_NOTE}*"])
     assert refused.parseoutcomes().get("passed") == 5
-    read = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", *selected)
+    read = run_suite("--pyargs", "conformance", *selected)
     assert read.ret == 0, read.stdout.str()[-3000:]
     read.stdout.fnmatch_lines([f"katapult-conformance interface virtual machines from {READ_SOURCE}"])
 
@@ -183,7 +182,7 @@ def served_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_live_run_with_an_ip_addresses_only_token_passes_and_leaves_the_target_as_found(
-        served_url: str, run_pytest: RunPytest, tmp_path: Path) -> None:
+        served_url: str, run_suite: RunSuite, tmp_path: Path) -> None:
     """The suite against a served correct server with a least-privilege token: green, the preflight says why, every IP as found."""
     path = fixtures_file(tmp_path, valid=IPS_ONLY)
     fixtures = load_target_fixtures(path, environ={})
@@ -191,16 +190,16 @@ def test_live_run_with_an_ip_addresses_only_token_passes_and_leaves_the_target_a
     try:
         before = holders_seen_by(reader, fixtures.credential("valid"), fixtures)
         report = tmp_path / "report.json"
-        done = run_pytest("--pyargs", "conformance", "--target-url", served_url, "--target-fixtures", path, *FAST_LIVE,
-                          "--conformance-report", report)
+        done = run_suite("--pyargs", "conformance", "--target-url", served_url, "--target-fixtures", path, *FAST_LIVE,
+                         "--conformance-report", report)
         after = holders_seen_by(reader, fixtures.credential("valid"), fixtures)
     finally:
         reader.close()
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-3000:]
+    output = run_output(done)
+    assert done.ret == 0, output[-3000:]
     assert f"katapult-conformance preflight: interface virtual machines from {ANSWERS_SOURCE}" in output
     assert any(line.startswith("katapult-conformance preflight note:") and REFUSAL_NOTE in line for line in output.splitlines()), output
-    assert WRONG_CAUSE not in output and "failed" not in output.splitlines()[-1]
+    assert WRONG_CAUSE not in output and "failed" not in done.stdout.str().splitlines()[-1]
     assert after == before
     assert json.loads(report.read_text(encoding="utf-8"))["machines_from"] == ANSWERS_SOURCE  # the report says it too
 
@@ -208,12 +207,11 @@ def test_live_run_with_an_ip_addresses_only_token_passes_and_leaves_the_target_a
 # A without_scope token that holds the scope is no longer certain to be the setup's (the server may ignore scopes): a doubt,
 # tested in tests/test_authorization.py.
 @pytest.mark.parametrize("credentials", [{"without_scope": VALID}], ids=["same-secret"])
-def test_a_credential_mix_up_exits_6_before_any_test(credentials: dict[str, str], served_url: str, pytester: pytest.Pytester,
+def test_a_credential_mix_up_exits_6_before_any_test(credentials: dict[str, str], served_url: str, run_suite: RunSuite,
                                                       tmp_path: Path) -> None:
     """A without_scope token that is the valid one stops a live run with exit 6 before any test; no secret shown."""
-    result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--target-url", served_url,
-                                          "--target-fixtures", str(fixtures_file(tmp_path, **credentials)))
-    output = result.stdout.str() + result.stderr.str()
+    result = run_suite("--pyargs", "conformance", "--target-url", served_url, "--target-fixtures", fixtures_file(tmp_path, **credentials))
+    output = run_output(result)
     assert result.ret == SETUP, output[-3000:]
     problems = [line for line in output.splitlines() if line.startswith("katapult-conformance setup problem: credentials.without_scope")]
     assert len(problems) == 1, output[-3000:]

@@ -10,16 +10,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
+from helpers import run_output
 
 from conformance.contract.checks import conforms_to_fragment
 from conformance.setup.fixtures import IPRef, TargetFixtures
-from conformance.wire import api
+from conformance.wire import api, transport
 from conformance.wire.exchange import error_code, error_detail
 from conformance.wire.paths import ALLOCATE_PATH
 from conformance.wire.transport import Target, live_target
 
 if TYPE_CHECKING:
-    from helpers import RunPytest, ServedMock
+    from helpers import RunSuite, ServedMock
 
 BASE_URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/core/v1$")
 OUTCOMES = re.compile(r"(\d+) (passed|failed|skipped|deselected|errors?|xfailed|xpassed)")
@@ -51,9 +53,9 @@ def holders(base_url: str, fixtures: TargetFixtures) -> dict[IPRef, str | None]:
         target.close()
 
 
-def outcomes(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+def outcomes(result: pytest.RunResult) -> dict[str, int]:
     """The counts on pytest's final summary line."""
-    last = result.stdout.strip().splitlines()[-1]
+    last = result.stdout.str().strip().splitlines()[-1]
     return {name: int(count) for count, name in OUTCOMES.findall(last)}
 
 
@@ -106,34 +108,39 @@ def test_live_target_talks_http(served_mock: ServedMock, mock_target_fixtures: T
 
 
 def test_suite_passes_live_and_leaves_the_target_as_found(
-    serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: TargetFixtures
+    serve_mock: Callable[..., ServedMock], run_suite: RunSuite, mock_target_fixtures: TargetFixtures
 ) -> None:
     """The whole suite against a served mock passes, shows the URL's source, restores every IP, and a second run agrees."""
     served = serve_mock(*GENEROUS_LIMIT)
     before = holders(served.base_url, mock_target_fixtures)
     assert all(before[ip] is None for ip in mock_target_fixtures.allocatable)
     args = ("--pyargs", "conformance", "--target-url", served.base_url, "--target-fixtures", mock_target_fixtures.source, "--max-rate", "2000")
-    first = run_pytest(*args, *NOT_RATE_LIMIT)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr
-    assert f"katapult-conformance target: {served.base_url} [--target-url]" in first.stdout
-    assert f"katapult-conformance fixtures: {mock_target_fixtures.source} [--target-fixtures]" in first.stdout
+    first = run_suite(*args, *NOT_RATE_LIMIT)
+    shown = first.stdout.str()
+    assert first.ret == 0, run_output(first)[-3000:]
+    assert f"katapult-conformance target: {served.base_url} [--target-url]" in shown
+    assert f"katapult-conformance fixtures: {mock_target_fixtures.source} [--target-fixtures]" in shown
     assert outcomes(first).get("passed", 0) > 0 and "failed" not in outcomes(first)
-    assert not [secret for secret in mock_target_fixtures.secrets() if secret in first.stdout + first.stderr]
+    assert not [secret for secret in mock_target_fixtures.secrets() if secret in run_output(first)]
     assert holders(served.base_url, mock_target_fixtures) == before
-    second = run_pytest(*args, *NOT_RATE_LIMIT, "-q")
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+    second = run_suite(*args, *NOT_RATE_LIMIT, "-q")
+    assert second.ret == 0, run_output(second)[-3000:]
     assert outcomes(second) == outcomes(first)
     assert holders(served.base_url, mock_target_fixtures) == before
 
 
-def test_unreachable_target_stops_the_run_with_one_message(run_pytest: RunPytest, mock_target_fixtures: TargetFixtures) -> None:
+def test_unreachable_target_stops_the_run_with_one_message(run_suite: RunSuite, mock_target_fixtures: TargetFixtures,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A closed port stops the session before any test, with one line naming the URL, no traceback, no per-test errors."""
     url = f"http://127.0.0.1:{free_port()}/core/v1"
+    # The run's backoffs between resends are noted, not slept: what they would have cost still counts in `elapsed`.
+    waits: list[float] = []
+    monkeypatch.setattr(transport, "LIVE_CLOCK", (waits.append, time.monotonic))
     started = time.monotonic()
-    result = run_pytest("--pyargs", "conformance", "-q", "--target-url", url, "--target-fixtures", mock_target_fixtures.source)
-    elapsed = time.monotonic() - started
-    output = result.stdout + result.stderr
-    assert result.returncode == 4, output
+    result = run_suite("--pyargs", "conformance", "-q", "--target-url", url, "--target-fixtures", mock_target_fixtures.source)
+    elapsed = time.monotonic() - started + sum(waits)
+    output = run_output(result)
+    assert result.ret == 4, output
     messages = [line for line in output.splitlines() if "cannot reach" in line]
     assert len(messages) == 1 and url in messages[0], output
     assert messages[0].startswith("ERROR: katapult-conformance: cannot reach") and "--target-url" in messages[0]
@@ -160,12 +167,12 @@ def test_served_mock_can_be_reset_and_switched_to_maintenance(served_mock: Serve
 FRONT_END = ("--connection-close", "--gzip", "--chunked", "--charset")
 
 
-def test_real_front_ends_are_not_faults(serve_mock: Callable[..., ServedMock], run_pytest: RunPytest,
+def test_real_front_ends_are_not_faults(serve_mock: Callable[..., ServedMock], run_suite: RunSuite,
                                         mock_target_fixtures: TargetFixtures) -> None:
     """Connection: close on every answer, gzip, chunked bodies and `; charset=utf-8` are correct HTTP: the scenarios and the
     concurrency tests pass live against a mock answering all four ways (each alone: tests/test_network_live.py, nightly)."""
     served = serve_mock(*GENEROUS_LIMIT, *FRONT_END)
-    done = run_pytest("--pyargs", "conformance.test_scenarios", "conformance.test_concurrency", "-q", "--target-url", served.base_url,
+    done = run_suite("--pyargs", "conformance.test_scenarios", "conformance.test_concurrency", "-q", "--target-url", served.base_url,
                       "--target-fixtures", mock_target_fixtures.source, "--max-rate", "2000", *NOT_RATE_LIMIT)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert done.ret == 0, run_output(done)[-3000:]
     assert "failed" not in outcomes(done) and outcomes(done).get("passed", 0) > 40

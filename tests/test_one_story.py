@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import MOCK_TARGET_YAML, SUBPROCESS_TIMEOUT, RunPytest, ServedMock, child_env, sampled, unpadded
+from helpers import MOCK_TARGET_YAML, SUBPROCESS_TIMEOUT, RunPytest, RunSuite, ServedMock, child_env, sampled, unpadded
 
 from conformance.tools import mutation as runner
 
@@ -53,10 +53,10 @@ def run_cases(path: Path) -> list[Case]:
     return [case for case in junit_cases(path) if case.id.startswith("conformance::")]
 
 
-def test_a_promise_failed_only_by_findings_fails_its_own_case(pytester: pytest.Pytester) -> None:
+def test_a_promise_failed_only_by_findings_fails_its_own_case(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """No scenario exists for X-Request-Id: the run fails on its finding, and so does one case named for the promise, once."""
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_inprocess(*SCENARIOS, "--mock-mutant", HEADER_MUTANT, "--junitxml", str(junit))
+    result = run_suite(*SCENARIOS, "--mock-mutant", HEADER_MUTANT, "--junitxml", str(junit))
     assert result.ret == 1
     assert result.parseoutcomes()["failed"] == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines([f"FAILED conformance::promise[[]{HEADER_PROMISE}[]]*", "*= 1 failed, * passed in *"])
@@ -67,36 +67,36 @@ def test_a_promise_failed_only_by_findings_fails_its_own_case(pytester: pytest.P
     assert ET.parse(junit).getroot().find("testsuite").get("failures") == "1"  # type: ignore[union-attr]
 
 
-def test_a_faithful_run_reports_no_case_of_its_own(pytester: pytest.Pytester) -> None:
+def test_a_faithful_run_reports_no_case_of_its_own(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """On the faithful mock nothing fails: no extra case, the counts are the tests'."""
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_inprocess(*SCENARIOS, "--junitxml", str(junit))
+    result = run_suite(*SCENARIOS, "--junitxml", str(junit))
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert "failed" not in result.parseoutcomes()
     assert run_cases(junit) == [] and not any(case.failed for case in junit_cases(junit))
     assert len(junit_cases(junit)) == sum(result.parseoutcomes().values())
 
 
-def test_require_complete_is_a_failing_case(pytester: pytest.Pytester) -> None:
+def test_require_complete_is_a_failing_case(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """One scenario run: green as it is; with --require-complete the run fails, and so does conformance::run[require-complete]."""
     plain, required = pytester.path / "plain.xml", pytester.path / "required.xml"
-    pytester.runpytest_inprocess(*ONE_SCENARIO, "--junitxml", str(plain)).assert_outcomes(passed=1)
+    run_suite(*ONE_SCENARIO, "--junitxml", str(plain)).assert_outcomes(passed=1)
     assert run_cases(plain) == []
-    result = pytester.runpytest_inprocess(*ONE_SCENARIO, "--require-complete", "--junitxml", str(required))
+    result = run_suite(*ONE_SCENARIO, "--require-complete", "--junitxml", str(required))
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == 1
     (case,) = run_cases(required)
     assert case.id == "conformance::run[require-complete]" and case.failed and "not judged (--require-complete)" in case.message
 
 
-def test_a_strict_or_expired_baseline_is_a_failing_case(pytester: pytest.Pytester) -> None:
+def test_a_strict_or_expired_baseline_is_a_failing_case(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """An entry that matched nothing under --strict-baseline, and an expired one, each fail a case of their own."""
     entry = {"promise": "400 missing_api_token", "check": "status and code", "status": 401, "code": "missing_api_token", "reason": "TICKET-1"}
     baseline = pytester.path / "baseline.yaml"
     baseline.write_text(yaml.safe_dump([{**entry, "expires": "2999-12-31"}, {**entry, "status": 403, "expires": "2020-01-01"}]),
                         encoding="utf-8")
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_inprocess(*ONE_SCENARIO, "--baseline", str(baseline), "--strict-baseline", "--junitxml", str(junit))
+    result = run_suite(*ONE_SCENARIO, "--baseline", str(baseline), "--strict-baseline", "--junitxml", str(junit))
     result.assert_outcomes(passed=1, failed=2)
     cases = {case.id: case for case in run_cases(junit)}
     assert set(cases) == {"conformance::run[strict-baseline]", "conformance::run[baseline-expired]"}
@@ -124,13 +124,15 @@ def fixtures_with(tmp_path: Path, rate_limit: dict[str, object] | None) -> Path:
     return path
 
 
-def test_an_opt_out_is_its_own_verdict_and_a_complete_run_passes(pytester: pytest.Pytester) -> None:
+def test_an_opt_out_is_its_own_verdict_and_a_complete_run_passes(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """rate_limit.provoke: false on a correct server, as the README's CI job runs it: exit 0, no failing case, the 429 opted out everywhere."""
     fixtures = fixtures_with(pytester.path, {"provoke": False})
     junit, markdown, report = pytester.path / "junit.xml", pytester.path / "report.md", pytester.path / "report.json"
-    result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--target-fixtures", str(fixtures),
-                                          "--require-complete", "--strict-baseline", "--junitxml", str(junit),
-                                          "--conformance-report", str(markdown), "--conformance-report", str(report))
+    # Every test of the suite runs (completeness is over all of them), each property at 5 examples: how many it draws is
+    # not what is judged here, and each promise is judged (or opted out) all the same.
+    result = run_suite("--pyargs", "conformance", "--target-fixtures", str(fixtures), "--conformance-max-examples", "5",
+                       "--require-complete", "--strict-baseline", "--junitxml", str(junit),
+                       "--conformance-report", str(markdown), "--conformance-report", str(report))
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert result.parseoutcomes()["skipped"] == 1 and "failed" not in result.parseoutcomes()
     result.stdout.fnmatch_lines(["opted out * 429 rate_limit_reached: not run, as the target fixtures say (rate_limit.provoke: false)"])
@@ -145,11 +147,11 @@ def test_an_opt_out_is_its_own_verdict_and_a_complete_run_passes(pytester: pytes
 
 @pytest.mark.parametrize(("rate_limit", "counted"), [({"provoke": False}, False), ({}, True), (None, True)],
                          ids=["provoke-false", "no-provoke-key", "no-rate-limit-section"])
-def test_only_an_explicit_opt_out_is_excused_by_require_complete(pytester: pytest.Pytester, rate_limit: dict[str, object] | None,
-                                                                  counted: bool) -> None:
+def test_only_an_explicit_opt_out_is_excused_by_require_complete(run_suite: RunSuite, pytester: pytest.Pytester,
+                                                                  rate_limit: dict[str, object] | None, counted: bool) -> None:
     """An absent key is an accident (not provoked, counted by --require-complete); only `provoke: false` is a choice."""
     fixtures = fixtures_with(pytester.path, rate_limit)
-    result = pytester.runpytest_inprocess(*SCENARIOS, "-k", "test_rate_limit_reached", "--target-fixtures", str(fixtures), "--require-complete")
+    result = run_suite(*SCENARIOS, "-k", "test_rate_limit_reached", "--target-fixtures", str(fixtures), "--require-complete")
     output = result.stdout.str()
     assert result.ret == 1  # the other promises were deselected
     assert ("429 rate_limit_reached not provoked" in output) is counted
@@ -171,12 +173,11 @@ MATRIX_EXAMPLES = "10"  # as tests/test_mutants.py runs the matrix
 
 
 @pytest.mark.parametrize("mutant", sampled(SEEN_ELSEWHERE, 2))
-def test_a_mutant_fails_a_junit_case_naming_each_promise_it_breaks(pytester: pytest.Pytester, mutant: str) -> None:
+def test_a_mutant_fails_a_junit_case_naming_each_promise_it_breaks(run_suite: RunSuite, pytester: pytest.Pytester, mutant: str) -> None:
     """The whole suite in process against the mutant: every promise it breaks is charged by a failing JUnit case."""
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_inprocess("--pyargs", "conformance", "-p", "no:cacheprovider", "--mock-mutant", mutant,
-                                          "--conformance-max-examples", MATRIX_EXAMPLES,
-                                          "--junitxml", str(junit))
+    result = run_suite("--pyargs", "conformance", "--mock-mutant", mutant, "--conformance-max-examples", MATRIX_EXAMPLES,
+                       "--junitxml", str(junit))
     assert result.ret == 1, result.stdout.str()[-3000:]
     charged = {promise for case in junit_cases(junit) if case.failed for promise in case.says("charged promise")}
     breaks = set(runner.Run(mutant).breaks)
@@ -184,8 +185,9 @@ def test_a_mutant_fails_a_junit_case_naming_each_promise_it_breaks(pytester: pyt
 
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["alone", "xdist"])
-def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: pytest.Pytester, served_mock: ServedMock,
-                                                                    workers: tuple[str, ...]) -> None:
+def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: pytest.Pytester, run_suite: RunSuite, served_mock: ServedMock,
+                                                                    workers: tuple[str, ...], pycache_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The preflight refusing the setup (a without_scope token that is the valid one) stops the run with exit 6 before any test;
     JUnit has one error, run[setup], naming the problem; the report says setup error and lists it; no completeness case blames
     the target. Under xdist too: the controller's own preflight stops the run, not a worker crashing under it."""
@@ -194,7 +196,14 @@ def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: py
     path = pytester.path / "same-secret.yaml"
     path.write_text(yaml.safe_dump(fixtures), encoding="utf-8")
     junit, report = pytester.path / "junit.xml", pytester.path / "report.json"
-    run = pytester.runpytest_subprocess if workers else pytester.runpytest_inprocess
+    # xdist's workers are processes of their own: that run is one (the controller's preflight is what it checks), on the
+    # session's bytecode and hypothesis caches as every child run (without them each of its processes rebuilds both).
+    if workers:
+        cached = child_env(pycache_dir)
+        for key in ("PYTHONPYCACHEPREFIX", "HYPOTHESIS_STORAGE_DIRECTORY"):
+            monkeypatch.setenv(key, cached[key])
+        monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    run = pytester.runpytest_subprocess if workers else run_suite
     result = run("--pyargs", "conformance", "-p", "no:cacheprovider", *workers, "--target-url", served_mock.base_url,
                  "--target-fixtures", str(path), "--require-complete", "--junitxml", str(junit), "--conformance-report", str(report))
     assert result.ret == 6, result.stdout.str()[-3000:]
@@ -209,6 +218,7 @@ def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: py
     assert fixtures["credentials"]["valid"] not in junit.read_text(encoding="utf-8") + report.read_text(encoding="utf-8")
 
 
+@pytest.mark.usefixtures("suite_imports_warm")
 def test_an_interrupted_run_is_an_error_case(pytester: pytest.Pytester) -> None:
     """A run interrupted part-way (Ctrl-C or SIGTERM) ends with an error in JUnit saying its verdicts are partial, counted as
     `interrupted` in the last line."""

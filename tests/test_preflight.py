@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import MOCK_TARGET_YAML, RunPytest, first_line, start_mock_server, stop
+from helpers import MOCK_TARGET_YAML, RunSuite, first_line, run_output, start_mock_server, stop
 
 from conformance.gate.preflight import preflight
 from conformance.mock.app import VirtualClock
@@ -136,10 +136,10 @@ MISTAKES = [
 ]
 
 
-def assert_stopped_by_preflight(result: Any, expected: str, elapsed: float) -> str:
+def assert_stopped_by_preflight(result: pytest.RunResult, expected: str, elapsed: float) -> str:
     """Exit 6 before any test, the problem named once, no traceback, fast."""
-    output = result.stdout + result.stderr
-    assert result.returncode == SETUP, output
+    output = run_output(result)
+    assert result.ret == SETUP, output
     problems = [line for line in output.splitlines() if line.startswith("katapult-conformance setup problem:")]
     assert problems and any(expected in line for line in problems), output
     assert "Traceback" not in output and "passed" not in output and "failed" not in output
@@ -148,11 +148,11 @@ def assert_stopped_by_preflight(result: Any, expected: str, elapsed: float) -> s
 
 
 @pytest.mark.parametrize(("edit", "suffix", "expected"), MISTAKES)
-def test_setup_mistake_stops_the_run(edit: Edit, suffix: str, expected: str, mock_url: str, run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_setup_mistake_stops_the_run(edit: Edit, suffix: str, expected: str, mock_url: str, run_suite: RunSuite, tmp_path: Path) -> None:
     """Each setup mistake a new user makes ends the run with the preflight's message and exit 6, never a secret."""
     url = mock_url.removesuffix("/core/v1") if suffix == "drop /core/v1" else mock_url
     started = time.monotonic()
-    result = run_pytest("--pyargs", "conformance", "--target-url", url, "--target-fixtures", fixtures_file(tmp_path, edit))
+    result = run_suite("--pyargs", "conformance", "--target-url", url, "--target-fixtures", fixtures_file(tmp_path, edit))
     output = assert_stopped_by_preflight(result, expected, time.monotonic() - started)
     assert "kmock-expired-0000000000" not in output and "kmock-valid-7d1e0c5a9b" not in output
 
@@ -162,18 +162,18 @@ def test_setup_mistake_stops_the_run(edit: Edit, suffix: str, expected: str, moc
     ("https_port_url", "as an HTTPS server does; use https:// in --target-url"),
 ])
 def test_a_server_that_is_not_the_api_stops_the_run(url_fixture: str, expected: str, request: pytest.FixtureRequest,
-                                                    run_pytest: RunPytest) -> None:
+                                                    run_suite: RunSuite) -> None:
     """An HTML page, or an HTTPS port spoken to in plain HTTP, is a setup mistake with its own advice."""
     url = request.getfixturevalue(url_fixture)
     started = time.monotonic()
-    result = run_pytest("--pyargs", "conformance", "--target-url", url, "--target-fixtures", MOCK_TARGET_YAML)
+    result = run_suite("--pyargs", "conformance", "--target-url", url, "--target-fixtures", MOCK_TARGET_YAML)
     assert_stopped_by_preflight(result, expected, time.monotonic() - started)
 
 
-def test_collect_only_sends_nothing(run_pytest: RunPytest, html_url: str) -> None:
+def test_collect_only_sends_nothing(run_suite: RunSuite, html_url: str) -> None:
     """`--co` collects without a preflight, even against a URL that would fail it."""
-    result = run_pytest("--pyargs", "conformance", "--co", "-q", "--target-url", html_url, "--target-fixtures", MOCK_TARGET_YAML)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_suite("--pyargs", "conformance", "--co", "-q", "--target-url", html_url, "--target-fixtures", MOCK_TARGET_YAML)
+    assert result.ret == 0, run_output(result)
 
 
 @pytest.mark.parametrize("name", [None, *sorted(MUTANTS)])

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import jsonschema_rs
 import pytest
-from helpers import child_env
+from helpers import RunSuite, child_env, run_output
 
 from conformance.cases.scenarios import NOT_UTF8
 from conformance.contract.promises import JUDGED, PROMISES
@@ -192,12 +192,12 @@ ROUND_TRIP_MUTANTS = ("missing-token-401", "errors-unwrapped")
 
 
 @pytest.mark.parametrize("mutant", ROUND_TRIP_MUTANTS)
-def test_a_record_replays_to_the_verdicts_of_its_run(mutant: str, run_pytest: Any, tmp_path: Path) -> None:
+def test_a_record_replays_to_the_verdicts_of_its_run(mutant: str, run_suite: RunSuite, tmp_path: Path) -> None:
     """Against a mutant, in process: the run fails, and replaying its record fails the same exchange-level promises and no other."""
     har, report = tmp_path / "run.har", tmp_path / "run.json"
-    done = run_pytest("--pyargs", "conformance", "-p", "no:xdist", "-q", "--mock-mutant", mutant, "--conformance-max-examples", "10",
-                      "--record", har, "--conformance-report", report)
-    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    done = run_suite("--pyargs", "conformance", "-p", "no:xdist", "-q", "--mock-mutant", mutant, "--conformance-max-examples", "10",
+                     "--record", har, "--conformance-report", report)
+    assert done.ret == 1, run_output(done)[-4000:]
     live = exchange_verdicts(json.loads(report.read_text(encoding="utf-8")))
     code, again = replayed(har, tmp_path)
     assert code == 1

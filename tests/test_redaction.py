@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from helpers import MOCK_TARGET_YAML, RunPytest
+from helpers import MOCK_TARGET_YAML, RunSuite
 from test_record import secret_bytes
 
+from conformance.mock.mutants import MUTANTS
 from conformance.mock.world import DEFAULT_WORLD
 from conformance.setup.redaction import PLACEHOLDER, RedactingFormatter, RedactingStream, Redactor, env_secrets
 
@@ -26,7 +27,7 @@ ENV_ONLY_SECRET = "SECRET-env-only-4f8b2c6d1e07"
 SECRETS = (*TOKENS.values(), ENV_ONLY_SECRET)
 
 # A test-only mutant: the catalogue's token echo, plus 401 for every authentication error, so the echoing scenarios
-# fail and print their exchange, locals and captured output.
+# fail and print their exchange, locals and captured output. Registered for its run only: the run is in this process.
 PROBE_PLUGIN = '''
 from conformance.mock.app import ApiError
 from conformance.mock.mutants import MUTANTS, mutant
@@ -40,6 +41,10 @@ class TokenEchoedLoudly(MUTANTS["token-echoed-in-error"]):
         except ApiError as error:
             error.status = 401
             raise
+
+
+def pytest_unconfigure(config):
+    del MUTANTS["token-echoed-loudly"]
 '''
 # Tests that put the secrets everywhere a test can: stdout, stderr, logs, a JUnit property, an assertion, a falsifying example.
 PROBE_TESTS = '''
@@ -74,8 +79,12 @@ def with_secrets(text: str, valid: str) -> str:
     return text
 
 
-def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
-    """The whole suite plus probe tests, against a token-echoing mutant, -vv -l -rA, JUnit with logs, report, baseline, log file, HAR record."""
+def test_no_secret_in_any_output(run_suite: RunSuite, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The whole suite plus probe tests, against a token-echoing mutant, -vv -l -rA, JUnit with logs, report, baseline, log file, HAR record.
+
+    In this process: what the run prints reaches sys.stdout and sys.stderr (the terminal, the live log, the captured
+    sections), which pytester reads; every file it writes is under its working directory, pytester's.
+    """
     inputs, plugins, probe = tmp_path / "inputs", tmp_path / "plugins", tmp_path / "probe"
     for directory in (inputs, plugins, probe):
         directory.mkdir()
@@ -85,28 +94,32 @@ def test_no_secret_in_any_output(run_pytest: RunPytest, tmp_path: Path) -> None:
     fixtures.write_text(with_secrets(MOCK_TARGET_YAML.read_text(encoding="utf-8"), "${KATAPULT_API_TOKEN}"), encoding="utf-8")
     (plugins / "redaction_probe.py").write_text(PROBE_PLUGIN, encoding="utf-8")
     (probe / "test_probe.py").write_text(PROBE_TESTS, encoding="utf-8")
-    workdir = tmp_path / "workdir"
-    done = run_pytest(
+    workdir = pytester.path
+    monkeypatch.syspath_prepend(plugins)
+    done = run_suite(
         "--pyargs", "conformance", probe / "test_probe.py", "-p", "redaction_probe",
         "--mock-mutant", "token-echoed-loudly", "--mock-world", world, "--target-fixtures", fixtures,
         "-vv", "-l", "-rA", "--tb=long", "-o", "junit_logging=all", "--junitxml", "out/junit.xml",
         "--conformance-report", "out/report.json", "--write-baseline", "out/baseline.yaml",
         "--log-file", "out/run.log", "--log-file-level", "DEBUG", "--log-cli-level", "WARNING", "--record", "out/run.har",
-        env={"KATAPULT_API_TOKEN": TOKENS[VALID], "CI_DEPLOY_TOKEN": ENV_ONLY_SECRET, "PYTHONPATH": str(plugins)},
+        env={"KATAPULT_API_TOKEN": TOKENS[VALID], "CI_DEPLOY_TOKEN": ENV_ONLY_SECRET},
     )
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr
-    outputs = {"stdout": done.stdout.encode(), "stderr": done.stderr.encode()}
+    stdout, stderr = done.stdout.str(), done.stderr.str()
+    assert done.ret == 1, stdout[-3000:] + stderr
+    outputs = {"stdout": stdout.encode(), "stderr": stderr.encode()}
     outputs |= {str(path.relative_to(workdir)): path.read_bytes() for path in workdir.rglob("*") if path.is_file()}
     leaks = [(name, secret) for name, data in outputs.items() for secret in SECRETS if secret.encode() in data]
     assert not leaks, f"secrets written unredacted: {leaks}"
     # The secrets did reach every sink, as [redacted]: the echo, the live log, the log file, JUnit, the report.
-    assert f"(token: {PLACEHOLDER})" in done.stdout
-    assert f"log {PLACEHOLDER} {PLACEHOLDER}" in done.stdout
-    assert f"tried {PLACEHOLDER}" in done.stdout
+    assert f"(token: {PLACEHOLDER})" in stdout
+    assert f"log {PLACEHOLDER} {PLACEHOLDER}" in stdout
+    assert f"tried {PLACEHOLDER}" in stdout
     # The record holds every request and answer, the token-echoing ones too; its base64 bodies were redacted before encoding.
     assert not secret_bytes(outputs["out/run.har"], set(SECRETS))
     for name in ("out/run.log", "out/junit.xml", "out/report.json", "out/run.har"):
         assert PLACEHOLDER.encode() in outputs[name], name
+    # The test-only mutant went with its run: this process's catalogue is as it was.
+    assert "token-echoed-loudly" not in MUTANTS
 
 
 def test_scrub_reaches_strings_inside_reprs() -> None:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers import MOCK_TARGET_YAML, RunPytest, ServedMock, unpadded
+from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock, unpadded
 
 from conformance.contract.findings import Finding, Signature
 from conformance.contract.outcomes import Cause, Outcome, Verdict, verdict_of_causes
@@ -50,16 +50,15 @@ def promise_lines(stdout: str) -> dict[str, str]:
     return lines
 
 
-@pytest.fixture(scope="module")
-def side_effect_run(tmp_path_factory: pytest.TempPathFactory, shared_run_pytest: RunPytest) -> tuple[int, str, dict[str, object], ET.Element]:
+@pytest.fixture
+def side_effect_run(tmp_path: Path, run_suite: RunSuite) -> tuple[int, str, dict[str, object], ET.Element]:
     """A mutant whose 403 scope_not_granted still allocates, fixtures lacking invalid_capabilities: exit code, stdout, JSON, JUnit."""
-    tmp = tmp_path_factory.mktemp("side-effect")
-    report, junit = tmp / "report.json", tmp / "junit.xml"
-    done = shared_run_pytest(
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    done = run_suite(
         "--pyargs", "conformance", "-k", SCOPE_OR_CAPABILITIES, "--mock-mutant", "scope-denied-still-allocates",
-        "--target-fixtures", fixtures_without(tmp, "invalid_capabilities"), "--conformance-report", report, "--junitxml", junit,
+        "--target-fixtures", fixtures_without(tmp_path, "invalid_capabilities"), "--conformance-report", report, "--junitxml", junit,
     )
-    return done.returncode, done.stdout, json.loads(report.read_text(encoding="utf-8")), ET.parse(junit).getroot()
+    return done.ret, done.stdout.str(), json.loads(report.read_text(encoding="utf-8")), ET.parse(junit).getroot()
 
 
 def test_terminal_shows_one_line_per_promise_with_its_verdict(side_effect_run: tuple[int, str, dict[str, object], ET.Element]) -> None:
@@ -112,18 +111,20 @@ def test_junit_names_tests_and_carries_their_promises(side_effect_run: tuple[int
     assert cases["test_scenario[invalid-capabilities]"].find("skipped") is not None
 
 
-def test_live_run_shows_requests_per_status(run_pytest: RunPytest, served_mock: ServedMock, tmp_path: Path) -> None:
+def test_live_run_shows_requests_per_status(run_suite: RunSuite, served_mock: ServedMock, tmp_path: Path) -> None:
     """Against a URL, the summary ends with the requests sent per status and those the preflight sent; the JSON report has both."""
-    done = run_pytest("--pyargs", "conformance", "-k", "test_scenario and missing-token", "--target-url", served_mock.base_url,
-                      "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000", "--conformance-report", "report.json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    preflight = re.search(r"preflight: setup ok \((\d+) requests\)", done.stdout)
-    assert preflight, done.stdout
-    requests = json.loads((tmp_path / "workdir" / "report.json").read_text(encoding="utf-8"))["requests"]
+    report = tmp_path / "report.json"
+    done = run_suite("--pyargs", "conformance", "-k", "test_scenario and missing-token", "--target-url", served_mock.base_url,
+                     "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "1000", "--conformance-report", report)
+    stdout = done.stdout.str()
+    assert done.ret == 0, stdout + done.stderr.str()
+    preflight = re.search(r"preflight: setup ok \((\d+) requests\)", stdout)
+    assert preflight, stdout
+    requests = json.loads(report.read_text(encoding="utf-8"))["requests"]
     assert requests["preflight"] == int(preflight.group(1)) and 0 < requests["preflight"] <= 20
     assert re.search(rf"^requests sent: {requests['sent']} \(200: \d+, 400: \d+\), plus {requests['preflight']} by the preflight$",
-                     done.stdout, re.MULTILINE), done.stdout
-    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(done.stdout)
+                     stdout, re.MULTILINE), stdout
+    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(stdout)
 
 
 def finding(promise: str, count: int = 1, excused_by: str | None = None) -> Finding:
@@ -190,31 +191,32 @@ def test_verdict_rules(outcomes: list[str], findings: list[str | None], reached:
     assert verdict_of(BY_ID["order of checks"], tests, found, reached).verdict == verdict
 
 
-def test_unknown_promise_in_a_marker_is_a_usage_error(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_unknown_promise_in_a_marker_is_a_usage_error(run_suite: RunSuite, tmp_path: Path) -> None:
     """A typo in a promise id stops the run at collection with one line naming the known ids."""
     test_file = tmp_path / "test_typo.py"
     test_file.write_text('import pytest\n\n@pytest.mark.promise("403 scope not granted")\ndef test_x():\n    pass\n', encoding="utf-8")
-    done = run_pytest(test_file)
-    assert done.returncode == 4
-    assert "declares unknown promise '403 scope not granted'; known promises: 200 shape" in done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
+    done = run_suite(test_file)
+    assert done.ret == 4
+    assert "declares unknown promise '403 scope not granted'; known promises: 200 shape" in done.stderr.str()
+    assert "Traceback" not in done.stdout.str() + done.stderr.str()
 
 
-def test_tests_without_a_promise_are_listed(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_tests_without_a_promise_are_listed(run_suite: RunSuite, tmp_path: Path) -> None:
     """A test that declares no promise still runs, and the summary names it."""
     test_file = tmp_path / "test_plain.py"
     test_file.write_text("def test_plain():\n    pass\n", encoding="utf-8")
-    done = run_pytest("--pyargs", "conformance", test_file, "-k", "test_plain or (test_scenario and missing-token)")
-    assert done.returncode == 0, done.stdout
-    assert "tests declaring no promise: test_plain (passed)" in done.stdout
-    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(done.stdout)
+    done = run_suite("--pyargs", "conformance", test_file, "-k", "test_plain or (test_scenario and missing-token)")
+    stdout = done.stdout.str()
+    assert done.ret == 0, stdout
+    assert "tests declaring no promise: test_plain (passed)" in stdout
+    assert "conforms 400 missing_api_token: 1 test(s) judged it, no finding" in unpadded(stdout)
 
 
-def test_report_needs_a_known_suffix(run_pytest: RunPytest) -> None:
+def test_report_needs_a_known_suffix(run_suite: RunSuite) -> None:
     """--conformance-report must be .md or .json."""
-    done = run_pytest("--pyargs", "conformance", "--conformance-report", "report.txt")
-    assert done.returncode == 4
-    assert "--conformance-report report.txt must end in .md or .json" in done.stderr
+    done = run_suite("--pyargs", "conformance", "--conformance-report", "report.txt")
+    assert done.ret == 4
+    assert "--conformance-report report.txt must end in .md or .json" in done.stderr.str()
 
 
 @pytest.mark.parametrize("excused_by", [None, "entry-1"])

@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from conformance.mock.server import MockServer
 from conformance.mock.world import DEFAULT_WORLD, WorldError, load_world
 from conformance.setup.fixtures import FixturesError, load_target_fixtures
 from conformance.tools.cli import main
+from conformance.wire import transport
+from conformance.wire.retry import BACKOFF_BASE, DEFAULT_RETRIES, JITTER
 from conformance.wire.transport import live_target
 
 pytest_plugins = ["pytester"]
@@ -264,7 +267,20 @@ def test_tab_indented_fixtures_say_tabs_are_the_problem(tmp_path: Path) -> None:
                                   " spaces only; replace the tabs with spaces")
 
 
-def test_https_to_a_plain_http_port_says_use_http(served: str) -> None:
+@pytest.fixture
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Live targets made from now on wait on a clock that only notes each wait: lost requests are still sent again, at once."""
+    waits: list[float] = []
+    monkeypatch.setattr(transport, "LIVE_CLOCK", (waits.append, time.monotonic))
+    return waits
+
+
+def backoffs_in(waits: list[float]) -> int:
+    """How many of the waits were backoffs before a resend (at least BACKOFF_BASE jittered; the pacer's gaps are a millisecond)."""
+    return sum(wait >= BACKOFF_BASE * (1 - JITTER) for wait in waits)
+
+
+def test_https_to_a_plain_http_port_says_use_http(served: str, backoffs: list[float]) -> None:
     """`[SSL: WRONG_VERSION_NUMBER]` alone does not say what to do."""
     target = live_target(served.replace("http://", "https://"), timeout=5.0, max_requests=20, max_rate=1000.0)
     try:
@@ -273,9 +289,10 @@ def test_https_to_a_plain_http_port_says_use_http(served: str) -> None:
     finally:
         target.close()
     assert str(refused.value).endswith("; that port answers plain HTTP, not TLS: use an http:// --target-url")
+    assert backoffs_in(backoffs) == DEFAULT_RETRIES  # the message is the one after every resend, as a user's run gives it
 
 
-def test_a_refused_explicit_port_does_not_suggest_https() -> None:
+def test_a_refused_explicit_port_does_not_suggest_https(backoffs: list[float]) -> None:
     """Nothing listens on the port the URL names, whatever the scheme: https would not help."""
     target = live_target(f"http://127.0.0.1:{free_port()}/core/v1", timeout=5.0, max_requests=20, max_rate=1000.0)
     try:
@@ -284,6 +301,7 @@ def test_a_refused_explicit_port_does_not_suggest_https() -> None:
     finally:
         target.close()
     assert "https" not in str(refused.value)
+    assert backoffs_in(backoffs) == DEFAULT_RETRIES
 
 
 def test_init_example_describes_the_other_interface_truthfully_and_gives_two_ips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
