@@ -78,18 +78,18 @@ def test_each_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str])
     assert "usage:" in capsys.readouterr().out
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m conformance.tools.cli ARGS` in a child process, from an empty directory."""
-    return subprocess.run([sys.executable, "-m", "conformance.tools.cli", *args], cwd=tmp_path, env=child_env(tmp_path / "pycache"),
+def cli(tmp_path: Path, pycache_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m conformance.tools.cli ARGS` in a child process, from an empty directory (the session's bytecode and Hypothesis caches)."""
+    return subprocess.run([sys.executable, "-m", "conformance.tools.cli", *args], cwd=tmp_path, env=child_env(pycache_dir),
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_run_passes_pytest_options_through(tmp_path: Path) -> None:
+def test_run_passes_pytest_options_through(tmp_path: Path, pycache_dir: Path) -> None:
     """`run --co -q` collects the suite; a suite option is validated like under pytest (production refused, exit 4)."""
-    done = cli(tmp_path, "run", "--co", "-q")
+    done = cli(tmp_path, pycache_dir, "run", "--co", "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "test_scenarios.py::test_scenario[missing-token]" in done.stdout
-    refused = cli(tmp_path, "run", "--co", "--target-url", "https://api.katapult.io/core/v1", "--target-fixtures", "x.yaml")
+    refused = cli(tmp_path, pycache_dir, "run", "--co", "--target-url", "https://api.katapult.io/core/v1", "--target-fixtures", "x.yaml")
     assert refused.returncode == 4
     assert "refusing to run against Katapult's production API" in refused.stderr
 

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from conformance.mock.app import VirtualClock
+from conformance.wire import api
 from conformance.wire.interrupts import Interrupts, WaitCut
 from conformance.wire.transport import BudgetExhausted, Pacer, Target
 
 if TYPE_CHECKING:
-    from helpers import RunPytest, ServedMock
+    from helpers import RunSuite, ServedMock
 
 from helpers import MOCK_TARGET_YAML, SPEND_WINDOW_ON_FIRST_ALLOCATION
 
@@ -58,13 +60,14 @@ def test_budget_stops_sending() -> None:
     assert len(sent) == 2
 
 
-def test_a_test_over_budget_is_skipped_with_the_reason_and_cleanup_still_runs(run_pytest: RunPytest, served_mock: ServedMock) -> None:
+def test_a_test_over_budget_is_skipped_with_the_reason_and_cleanup_still_runs(run_suite: RunSuite, served_mock: ServedMock) -> None:
     """A tiny budget skips what it cannot afford, saying so; putting the IPs back is never refused for lack of budget."""
-    result = run_pytest("--pyargs", "conformance", "-q", "-rs", "--target-url", served_mock.base_url, "--target-fixtures",
-                        MOCK_TARGET_YAML, "--max-rate", "1000", "--max-requests", "40", "-k", "test_scenario")
-    assert "request budget of 40 is spent; raise --max-requests" in result.stdout, result.stdout[-3000:]
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "Traceback" not in result.stdout and "ERROR" not in result.stdout
+    result = run_suite("--pyargs", "conformance", "-q", "-rs", "--target-url", served_mock.base_url, "--target-fixtures",
+                       MOCK_TARGET_YAML, "--max-rate", "1000", "--max-requests", "40", "-k", "test_scenario")
+    output = result.stdout.str()
+    assert "request budget of 40 is spent; raise --max-requests" in output, output[-3000:]
+    assert result.ret == 0, output[-3000:]
+    assert "Traceback" not in output and "ERROR" not in output
 
 
 def counting_down(permitted: int, left: int) -> tuple[list[int], Callable[[], httpx.Response]]:
@@ -220,12 +223,16 @@ VirtualClock.advance = advance
 """
 
 
-def test_ctrl_c_in_a_rate_window_wait_invents_no_finding(pytester: pytest.Pytester) -> None:
+@pytest.mark.usefixtures("suite_imports_warm")
+def test_ctrl_c_in_a_rate_window_wait_invents_no_finding(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's run, in process: Ctrl-C during the pacer's wait for a spent window's end, while a test holds an IP. No
     `rate-limit headers` finding; before cleanup waits for the window, it prints the IP's put-back command; then the IP is put
     back, and the run ends interrupted (exit 2), its last line saying so."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach only the main thread")
+    # The plugin patches modules this process keeps after the run (its libraries are imported once, suite_imports_warm): put them back after.
+    monkeypatch.setattr(api, "allocate", api.allocate)
+    monkeypatch.setattr(VirtualClock, "advance", VirtualClock.advance)
     pytester.makepyfile(ctrl_c_in_a_window_wait=CTRL_C_IN_A_WINDOW_WAIT)
     pytester.syspathinsert()
     report = pytester.path / "report.json"

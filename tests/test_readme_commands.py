@@ -4,13 +4,9 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
-import subprocess
-import sys
-from functools import cache
 from pathlib import Path
 
 import pytest
-from helpers import child_env
 from test_packaging import readme_ci_job
 
 from conformance.setup.settings import OPTIONS
@@ -25,22 +21,13 @@ SEPARATORS = {";", "&&", "||", "|", "then", "fi", "if", "do", "done"}
 LONG_OPTION = re.compile(r"(?<![\w-])--[a-z][\w-]*")
 
 
-# pytest's --help leaves out aliases such as --junitxml, so the names come from its parser.
-OPTION_NAMES = """
-from _pytest.config import _prepareconfig
-config = _prepareconfig(["-p", "no:cacheprovider"])
-parser = config._parser
-for option in parser._anonymous.options + [option for group in parser._groups for option in group.options]:
-    print("\\n".join(option.names()))
-"""
-
-
-@cache
-def pytest_options(pycache: str) -> frozenset[str]:
-    """Every long option pytest accepts (the suite's included), from its parser."""
-    done = subprocess.run([sys.executable, "-c", OPTION_NAMES], capture_output=True, text=True,
-                          env=child_env(Path(pycache)), cwd=pycache, check=True, timeout=300)
-    return frozenset(name for name in done.stdout.split() if name.startswith("--"))
+@pytest.fixture
+def pytest_options(pytester: pytest.Pytester) -> frozenset[str]:
+    """Every long option pytest accepts (the suite's included), from the parser of a run from an empty directory, in this process."""
+    # pytest's --help leaves out aliases such as --junitxml, so the names come from its parser. A child process gave the same set.
+    parser = pytester.parseconfig("-p", "no:cacheprovider")._parser
+    options = parser._anonymous.options + [option for group in parser._groups for option in group.options]
+    return frozenset(name for option in options for name in option.names() if name.startswith("--"))
 
 
 def subcommand_options(name: str, capsys: pytest.CaptureFixture[str]) -> frozenset[str]:
@@ -90,7 +77,7 @@ def made_by_init(words: list[str]) -> str:
     return name
 
 
-def check_options(words: list[str], capsys: pytest.CaptureFixture[str], pycache: Path) -> list[str]:
+def check_options(words: list[str], capsys: pytest.CaptureFixture[str], pytest_options: frozenset[str]) -> list[str]:
     """Problems with one command: an unknown subcommand or an option the command does not have."""
     if words[0] == "katapult-conformance":
         if len(words) < 2 or words[1].startswith("-"):
@@ -99,10 +86,10 @@ def check_options(words: list[str], capsys: pytest.CaptureFixture[str], pycache:
             return [f"unknown subcommand {words[1]!r}"]
         known = subcommand_options(words[1], capsys)
         if words[1] == "run":
-            known |= pytest_options(str(pycache))
+            known |= pytest_options
         given = words[2:]
     elif words[0] == "pytest":
-        known, given = pytest_options(str(pycache)), words[1:]
+        known, given = pytest_options, words[1:]
     else:
         return []
     return [f"{' '.join(words[:2])}: unknown option {word}" for word in given if LONG_OPTION.fullmatch(word.split("=", 1)[0])
@@ -138,12 +125,12 @@ def doc_blocks() -> list[str]:
     return [block for page in DOC_PAGES for block in shell_blocks(page.read_text(encoding="utf-8"))]
 
 
-def test_every_readme_command_has_the_options_it_uses(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_every_readme_command_has_the_options_it_uses(capsys: pytest.CaptureFixture[str], pytest_options: frozenset[str]) -> None:
     """Each `katapult-conformance ...` and `pytest ...` in the README's and docs/' code blocks and the CI job uses real subcommands and options."""
     text = README.read_text(encoding="utf-8")
     steps = [str(step["run"]) for job in readme_ci_job()["jobs"].values() for step in job["steps"] if "run" in step]
     scripts = shell_blocks(text) + doc_blocks() + steps
-    problems = [problem for script in scripts for words in lexed(script) for problem in check_options(words, capsys, tmp_path)]
+    problems = [problem for script in scripts for words in lexed(script) for problem in check_options(words, capsys, pytest_options)]
     assert not problems, problems
     assert any(words[:2] == ["katapult-conformance", "run"] for script in scripts for words in lexed(script))
 
@@ -203,10 +190,12 @@ def test_every_block_reads_only_files_it_has() -> None:
     assert not problems, problems
 
 
-def test_checks_catch_a_broken_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_checks_catch_a_broken_command(capsys: pytest.CaptureFixture[str], pytest_options: frozenset[str]) -> None:
     """The checks above would notice an option that does not exist and a file nobody made."""
-    assert check_options(["katapult-conformance", "replay", "x.har", "--no-such-option"], capsys, tmp_path)
-    assert check_options(["katapult-conformance", "frobnicate"], capsys, tmp_path)
+    assert check_options(["katapult-conformance", "replay", "x.har", "--no-such-option"], capsys, pytest_options)
+    assert check_options(["katapult-conformance", "frobnicate"], capsys, pytest_options)
+    assert check_options(["katapult-conformance", "run", "--no-such-option"], capsys, pytest_options)
+    assert not check_options(["pytest", "--junitxml", "j.xml", "--target-url", "u", "-n", "2"], capsys, pytest_options)  # an alias, ours, xdist's
     assert check_files("katapult-conformance run --baseline ci/baseline.yaml", {}, set())
     assert not check_files("if [ -f ci/baseline.yaml ]; then export KATAPULT_CONFORMANCE_BASELINE=ci/baseline.yaml; fi", {}, set())
     assert not check_files("katapult-conformance init ci\nkatapult-conformance run --target-fixtures ci/staging.yaml", {}, set())

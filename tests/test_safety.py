@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import MOCK_TARGET_YAML, SPEND_WINDOW_ON_FIRST_ALLOCATION, RunPytest, ServedMock, child_env
+from helpers import MOCK_TARGET_YAML, SPEND_WINDOW_ON_FIRST_ALLOCATION, RunSuite, ServedMock, child_env
 
 from conformance.setup.fixtures import IPRef, TargetFixtures
 from conformance.setup.settings import ConfigError, build_config
@@ -46,13 +46,13 @@ api.allocate = slow_allocate
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
-def test_production_is_refused_in_one_line(run_pytest: RunPytest, tmp_path: Path, how: str) -> None:
+def test_production_is_refused_in_one_line(run_suite: RunSuite, how: str) -> None:
     """A production URL (flag or env) stops the run before any request: exit 4, one line, no traceback."""
     args = ["--target-url", PRODUCTION] if how == "flag" else []
     env = {"KATAPULT_TARGET_URL": PRODUCTION} if how == "env" else {}
-    done = run_pytest("--pyargs", "conformance", "--target-fixtures", MOCK_TARGET_YAML, *args, env=env)
-    assert done.returncode == 4
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    done = run_suite("--pyargs", "conformance", "--target-fixtures", MOCK_TARGET_YAML, *args, env=env)
+    assert done.ret == 4
+    lines = [line for line in done.outlines + done.errlines if line.strip()]
     assert len(lines) == 1, lines
     assert lines[0].startswith("ERROR: katapult-conformance: refusing to run against Katapult's production API (api.katapult.io)")
     assert "--allow-production" in lines[0]
@@ -106,7 +106,8 @@ def test_interrupted_run_gives_back_its_allocation(
     stop: signal.Signals, served_mock: ServedMock, mock_target_fixtures: TargetFixtures, tmp_path: Path, pycache_dir: Path
 ) -> None:
     """Ctrl-C (or a CI runner's SIGTERM) in the middle of a test that has allocated: the run ends interrupted, the IP is free."""
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "slow_allocation", "--pyargs", "conformance",
+    # Only the scenarios' module: the one test selected is there, and the rest of the suite need not be collected.
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "slow_allocation", "--pyargs", "conformance.test_scenarios",
                "-k", "test_allocate_free_ip and not address", "--target-url", served_mock.base_url,
                "--target-fixtures", str(MOCK_TARGET_YAML), "--max-rate", "1000"]
     code, output = interrupted_mid_allocation(command, stop, served_mock, mock_target_fixtures, tmp_path, pycache_dir)

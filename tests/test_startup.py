@@ -25,15 +25,43 @@ ROOT = Path(__file__).resolve().parent.parent
 MOCK_FIXTURES = ROOT / "fixtures" / "mock-target.yaml"
 
 
-def imported_by(tmp_path: Path, *args: str, collect_only: bool = True) -> set[str]:
-    """The modules a `pytest ARGS` run (in a fresh interpreter, collecting only unless told) had imported when it ended."""
-    probe = ("import json, sys, pytest\n"
-             f"code = pytest.main({[*(['--co'] if collect_only else []), '-q', '-p', 'no:cacheprovider', '-p', 'no:randomly', *args]!r})\n"
-             "print(json.dumps(sorted(sys.modules)))\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+QUIET = ("-q", "-p", "no:cacheprovider", "-p", "no:randomly")
+HOST_TEST = "def test_host():\n    pass\n"
+HOST_TEST_USING_THE_MOCK = ("import httpx\n\n\ndef test_host(katapult_mock):\n"
+                            "    assert httpx.get('https://api.katapult.io/core/v1/ip_addresses/_').status_code == 400\n")
+LIVE = ("--pyargs", "conformance", "--target-url", "http://127.0.0.1:9/core/v1", "--target-fixtures", str(MOCK_FIXTURES))
+# pytest runs made one after another in one fresh interpreter, and the modules it had imported as each ended.
+PROBE = ("import json, sys, pytest\n"
+         "stages = []\n"
+         "for args in json.loads(sys.argv[1]):\n"
+         "    pytest.main(args)\n"
+         "    stages.append(sorted(sys.modules))\n"
+         "print(json.dumps(stages))\n")
+
+
+def imported_by(workdir: Path, *runs: tuple[str, ...]) -> list[set[str]]:
+    """The modules imported when each of these pytest runs ended, made one after another in a fresh interpreter from `workdir`.
+
+    Modules stay imported: a later run is judged on what it adds, so only runs that import nothing a later one must not import
+    share an interpreter (each run's checks say what the runs before it had not imported).
+    """
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps([[*QUIET, *args] for args in runs])], capture_output=True, text=True,
+                          cwd=workdir, timeout=120, check=False)
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "[]"
-    assert last.startswith("["), done.stdout[-2000:] + done.stderr[-2000:]
-    return set(json.loads(last))
+    assert last.startswith("[["), done.stdout[-2000:] + done.stderr[-2000:]
+    stages = [set(modules) for modules in json.loads(last)]
+    assert len(stages) == len(runs), done.stdout[-2000:] + done.stderr[-2000:]
+    return stages
+
+
+@pytest.fixture(scope="module")
+def first_runs(tmp_path_factory: pytest.TempPathFactory) -> list[set[str]]:
+    """In one fresh interpreter: a host project's test collected (not naming the suite), then the suite collected on the mock, then
+    with a mutant asked for. Each imports nothing the runs after it must not; the host test using katapult_mock does, and a live run."""
+    workdir = tmp_path_factory.mktemp("startup")
+    (workdir / "test_host.py").write_text(HOST_TEST, encoding="utf-8")
+    return imported_by(workdir, ("--co", "-p", "no:respx", "test_host.py"), ("--co", "--pyargs", "conformance"),
+                       ("--co", "--pyargs", "conformance", "--mock-mutant", "200-invalid-json"))
 
 
 def ours(modules: set[str], *prefixes: str) -> list[str]:
@@ -41,11 +69,10 @@ def ours(modules: set[str], *prefixes: str) -> list[str]:
     return sorted(name for name in modules if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes))
 
 
-def test_a_run_that_does_not_name_the_suite_sets_nothing_of_it_up(tmp_path: Path) -> None:
+def test_a_run_that_does_not_name_the_suite_sets_nothing_of_it_up(first_runs: list[set[str]]) -> None:
     """A host project's own tests: the plugins load (the gate's and katapult_mock's), but no session, target, mock or preflight,
     and no respx (respx's own plugin, which imports it, left out: it is not ours)."""
-    (tmp_path / "test_host.py").write_text("def test_host():\n    pass\n", encoding="utf-8")
-    modules = imported_by(tmp_path, "-p", "no:respx", "test_host.py")
+    modules = first_runs[0]
     assert {"conformance.gate.plugin", "conformance.tools.katapult_mock"} <= modules
     assert ours(modules, "conformance.gate.session", "conformance.gate.preflight", "conformance.gate.ledger", "conformance.mock",
                 "conformance.cases", "conformance.tools.mock_router", "respx") == []
@@ -53,28 +80,25 @@ def test_a_run_that_does_not_name_the_suite_sets_nothing_of_it_up(tmp_path: Path
 
 def test_a_test_asking_for_katapult_mock_loads_the_mock_and_not_the_gate(tmp_path: Path) -> None:
     """A host test using the fixture (run, not only collected): respx and the mock are imported then, the gate's session never."""
-    (tmp_path / "test_host.py").write_text("import httpx\n\n\ndef test_host(katapult_mock):\n"
-                                           "    assert httpx.get('https://api.katapult.io/core/v1/ip_addresses/_').status_code == 400\n",
-                                           encoding="utf-8")
-    modules = imported_by(tmp_path, "-p", "no:respx", "test_host.py", collect_only=False)
+    (tmp_path / "test_host.py").write_text(HOST_TEST_USING_THE_MOCK, encoding="utf-8")
+    (modules,) = imported_by(tmp_path, ("-p", "no:respx", "test_host.py"))
     assert {"conformance.tools.mock_router", "conformance.mock.app", "respx"} <= modules
     assert ours(modules, "conformance.gate.session", "conformance.gate.preflight", "conformance.gate.ledger", "conformance.cases",
                 "conformance.mock.mutants") == []
 
 
-def test_a_mock_run_imports_no_live_only_module(tmp_path: Path) -> None:
+def test_a_mock_run_imports_no_live_only_module(first_runs: list[set[str]]) -> None:
     """The embedded mock needs no preflight, request log or run lock, and no mutant catalogue unless a mutant is asked for."""
-    modules = imported_by(tmp_path, "--pyargs", "conformance")
-    assert "conformance.mock.inprocess" in modules
+    host, modules, with_mutant = first_runs
+    assert "conformance.mock.inprocess" in modules - host
     assert ours(modules, "conformance.gate.preflight", "conformance.gate.runlock", "conformance.wire.request_log",
                 "conformance.mock.mutants", "conformance.mock.server") == []
-    assert "conformance.mock.mutants" in imported_by(tmp_path, "--pyargs", "conformance", "--mock-mutant", "200-invalid-json")
+    assert "conformance.mock.mutants" in with_mutant
 
 
 def test_a_live_run_never_imports_the_mock(tmp_path: Path) -> None:
     """Against a URL, nothing of the embedded mock is loaded (collecting only: nothing is sent)."""
-    modules = imported_by(tmp_path, "--pyargs", "conformance", "--target-url", "http://127.0.0.1:9/core/v1", "--target-fixtures",
-                          str(MOCK_FIXTURES))
+    (modules,) = imported_by(tmp_path, ("--co", *LIVE))
     assert "conformance.test_generated" in modules
     assert ours(modules, "conformance.mock") == []
 

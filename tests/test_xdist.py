@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from conformance.gate.runlock import LOCK_DIR_ENV, RunLock
 from conformance.setup.fixtures import load_target_fixtures
 
 if TYPE_CHECKING:
-    from helpers import Completed, RunPytest, ServedMock
+    from helpers import Completed, RunPytest, RunSuite, ServedMock
 
 from helpers import MOCK_TARGET_YAML
 from test_live import GENEROUS_LIMIT, holders
@@ -26,6 +27,8 @@ from test_record import assert_recorded, entries
 # The rate-limit burst runs until the window is spent, so its length depends on what ran before it in that process.
 NOT_RATE_LIMIT = ("-k", "not test_rate_limit_reached")
 WITHOUT_XDIST = ("-p", "no:xdist")
+# What is compared is which worker runs what and what each sends, not generation's breadth: a few examples a test (every test runs).
+FEW_EXAMPLES = ("--conformance-max-examples", "5")
 STATUS = re.compile(r" -> \d+$")
 # Each request-log line starts with its UTC time and ends with the response's X-Request-Id: both differ between any two runs.
 STAMPS = re.compile(r"^\S+Z | [0-9a-fA-F-]{32,36}$|(?<=-> \d{3}) \S+$")
@@ -45,16 +48,22 @@ def received(served: ServedMock | None) -> list[dict[str, str]]:
     return requests
 
 
-def run_both(run_pytest: RunPytest, tmp_path: Path, *args: str, served: ServedMock | None = None
+def run_both(run_pytest: RunPytest, run_suite: RunSuite, tmp_path: Path, *args: str, served: ServedMock | None = None
              ) -> dict[str, tuple[Completed, dict[str, Any], list[str]]]:
-    """The suite without xdist and with `-n 2`, each recorded (--record NAME.har): each run's process, JSON report and request log
-    lines; with a served mock, what it received during each run is in tmp_path/NAME.received.json."""
+    """The suite without xdist (in this process) and with `-n 2` (a child, its workers children of it), each recorded (--record
+    NAME.har): each run's exit code and output, JSON report and request log lines; with a served mock, what it received during
+    each run is in tmp_path/NAME.received.json."""
     runs = {}
-    for name, how in (("n0", WITHOUT_XDIST), ("n2", ("-n", "2"))):
+    for name in ("n0", "n2"):
         report, log, har = tmp_path / f"{name}.json", tmp_path / f"{name}.log", tmp_path / f"{name}.har"
         before = len(received(served))
-        done = run_pytest("--pyargs", "conformance", *how, *NOT_RATE_LIMIT, *args, "--conformance-report", report, "--request-log", log,
-                          "--record", har)
+        given = ("--pyargs", "conformance", *NOT_RATE_LIMIT, *FEW_EXAMPLES, *args, "--conformance-report", report, "--request-log", log,
+                 "--record", har)
+        if name == "n0":
+            result = run_suite(*WITHOUT_XDIST, *given)
+            done: Completed = subprocess.CompletedProcess(given, int(result.ret), result.stdout.str(), result.stderr.str())
+        else:
+            done = run_pytest("-n", "2", *given)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
         (tmp_path / f"{name}.received.json").write_text(json.dumps(received(served)[before:]), encoding="utf-8")
         runs[name] = (done, json.loads(report.read_text(encoding="utf-8")), request_lines(log.read_text(encoding="utf-8")))
@@ -83,9 +92,9 @@ def assert_same_run(runs: dict[str, tuple[Completed, dict[str, Any], list[str]]]
     assert generated_lines(n2) == generated_lines(n0) and len(generated_lines(n0)) >= 8
 
 
-def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: RunPytest, tmp_path: Path) -> None:
+def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: RunPytest, run_suite: RunSuite, tmp_path: Path) -> None:
     """In process each worker has its own mock: same verdicts and cases; one log with every request (plus each extra worker's own state reads)."""
-    runs = run_both(run_pytest, tmp_path)
+    runs = run_both(run_pytest, run_suite, tmp_path)
     assert_same_run(runs)
     log0, log2 = runs["n0"][2], runs["n2"][2]
     changing = [line for line in log0 if not line.startswith("GET ")]
@@ -99,14 +108,15 @@ def test_in_process_two_workers_give_the_verdicts_and_log_of_one(run_pytest: Run
 
 
 def test_live_two_workers_give_the_verdicts_counts_and_log_of_one(
-    serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, mock_target_fixtures: Any, tmp_path: Path
+    serve_mock: Callable[..., ServedMock], run_pytest: RunPytest, run_suite: RunSuite, mock_target_fixtures: Any, tmp_path: Path
 ) -> None:
     """Live, every test goes to one worker: same verdicts, the same requests per status, the same log, and the target left as found."""
     served = serve_mock(*GENEROUS_LIMIT)
     before = holders(served.base_url, mock_target_fixtures)
     # Outside the checkout, as a user runs it (a fixtures path inside it made pytest's rootdir the checkout, hiding unstable ids).
     fixtures = shutil.copy(mock_target_fixtures.source, tmp_path / "mock-target.yaml")
-    runs = run_both(run_pytest, tmp_path, "--target-url", served.base_url, "--target-fixtures", fixtures, "--max-rate", "2000", served=served)
+    runs = run_both(run_pytest, run_suite, tmp_path, "--target-url", served.base_url, "--target-fixtures", fixtures, "--max-rate", "2000",
+                    served=served)
     assert_same_run(runs)
     (_, report0, log0), (n2, report2, log2) = runs["n0"], runs["n2"]
     # The tests' requests are the same; -n 2 adds the controller's read-back and counts it. One preflight either way (#25):
