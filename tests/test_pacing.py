@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -224,7 +225,8 @@ VirtualClock.advance = advance
 
 
 @pytest.mark.usefixtures("suite_imports_warm")
-def test_ctrl_c_in_a_rate_window_wait_invents_no_finding(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_in_a_rate_window_wait_invents_no_finding(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                          request: pytest.FixtureRequest) -> None:
     """The issue's run, in process: Ctrl-C during the pacer's wait for a spent window's end, while a test holds an IP. No
     `rate-limit headers` finding; before cleanup waits for the window, it prints the IP's put-back command; then the IP is put
     back, and the run ends interrupted (exit 2), its last line saying so."""
@@ -233,6 +235,10 @@ def test_ctrl_c_in_a_rate_window_wait_invents_no_finding(pytester: pytest.Pytest
     # The plugin patches modules this process keeps after the run (its libraries are imported once, suite_imports_warm): put them back after.
     monkeypatch.setattr(api, "allocate", api.allocate)
     monkeypatch.setattr(VirtualClock, "advance", VirtualClock.advance)
+    # Started as a background job of a non-interactive shell (`bash .ci/run &`), this process has SIGINT ignored (POSIX) and the
+    # run would never see its Ctrl-C; a terminal's Ctrl-C meets Python's own handler, and so does this run's.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     pytester.makepyfile(ctrl_c_in_a_window_wait=CTRL_C_IN_A_WINDOW_WAIT)
     pytester.syspathinsert()
     report = pytester.path / "report.json"
