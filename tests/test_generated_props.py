@@ -3,11 +3,13 @@ behaviours issue 4 names within the ci profile, and the ci profile sends the sam
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import PytestRunner, sampled
+from helpers import SUBPROCESS_TIMEOUT, child_env, sampled
 
 pytest_plugins = ["pytester"]
 
@@ -59,19 +61,34 @@ class CiRun:
 
 
 @pytest.fixture(scope="module")
-def two_ci_runs(shared_run_pytest: PytestRunner, tmp_path_factory: pytest.TempPathFactory) -> tuple[CiRun, CiRun]:
+def two_ci_runs(pycache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[CiRun, CiRun]:
     """The ci profile run twice against the same mutant, each in a process of its own (so with its own hash seed)."""
     # One mutant for both checks: every property runs, the one it breaks finds it and shrinks, and the others pass;
     # sending the same requests twice then covers the failing example's search and shrinking too.
     logs = tmp_path_factory.mktemp("ci-twice")
+    # The two processes run side by side (neither reads the other's files): the pair costs one run's wall time when a core
+    # is free, as at the end of the suite, where this fixture would otherwise be the longest single setup.
+    started: list[tuple[subprocess.Popen[str], Path]] = []
     runs = []
-    for name in ("first", "second"):
-        log = logs / f"{name}.log"
-        result = shared_run_pytest(GENERATED, "-q", "-rf", "--mock-mutant", "exclusivity-address-wins", "--request-log", log)
-        failed = sorted(line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED"))
-        # Each line starts with its time and ends with the response's X-Request-Id, which differ between runs by design.
-        requests = [line.split(" ", 1)[1].rsplit(" ", 1)[0] for line in log.read_text(encoding="utf-8").splitlines()]
-        runs.append(CiRun(result.returncode, failed, requests))
+    try:
+        for name in ("first", "second"):
+            log, workdir = logs / f"{name}.log", logs / name
+            workdir.mkdir()
+            command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", GENERATED, "-q", "-rf", "--mock-mutant",
+                       "exclusivity-address-wins", "--request-log", str(log)]
+            started.append((subprocess.Popen(command, cwd=workdir, env=child_env(pycache_dir), stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL, text=True), log))
+        for process, log in started:
+            stdout, _ = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+            failed = sorted(line.split(" - ")[0] for line in stdout.splitlines() if line.startswith("FAILED"))
+            # Each line starts with its time and ends with the response's X-Request-Id, which differ between runs by design.
+            requests = [line.split(" ", 1)[1].rsplit(" ", 1)[0] for line in log.read_text(encoding="utf-8").splitlines()]
+            runs.append(CiRun(process.returncode, failed, requests))
+    finally:
+        for process, _ in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return runs[0], runs[1]
 
 
