@@ -39,8 +39,14 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def pycache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One bytecode cache for every child process of this test session."""
-    return tmp_path_factory.mktemp("pycache")
+    """One bytecode cache (and Hypothesis storage) for every child process of this test session, on every xdist worker."""
+    # Each worker's basetemp is a directory of the session's own (popen-gwN): its parent is the session's, so the workers' first
+    # children do not each compile every module and rebuild Hypothesis's Unicode tables. Both write their files atomically.
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    path = root / "pycache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture
