@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MOCK_URL = "http://127.0.0.1:8080/core/v1"
 CASSETTE = next((ROOT / "fixtures" / "recorded" / "cassettes").glob("*.cassette.yaml"))
 # The served mock's rate window made short and the suite's clock as much faster (the scaled clock's way): the run's
-# rate-limit scenario waits out a window of 5 s, not 60, and sends what a default run sends. Nothing else changes.
-WINDOW_SECONDS, CLOCK_SCALE = 5, 12
+# rate-limit scenario waits out a window of 2 s, not 60 (its 220-request burst fits well within one), and sends what a
+# default run sends. Nothing else changes.
+WINDOW_SECONDS, CLOCK_SCALE = 2, 30
 
 
 def commands_of(block: str) -> list[list[str]]:
