@@ -49,12 +49,15 @@ def without_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def child_env(pycache: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child pytest: without KATAPULT_* settings, bytecode cached under `pycache`, plus `env`."""
-    # pytest rewrites every plugin module on start-up; caching that (outside site-packages) saves ~4 s per child run.
+    """The environment of a child pytest: without KATAPULT_* settings, bytecode written, Hypothesis's storage under `pycache`, plus `env`."""
+    # Bytecode where Python keeps it by default (__pycache__ beside each module), written: the child reads what this session's
+    # workers compiled and rewrote (CI turns writing on) rather than compiling every module, stdlib too, into a cache of its
+    # own (a PYTHONPYCACHEPREFIX cost each session's first children 5-7 s of CPU).
     # Hypothesis caches its Unicode tables under its storage directory, by default .hypothesis in the working directory;
-    # every child starts in a fresh one and would spend ~4.5 s rebuilding them, so they share one beside the bytecode.
-    base = without_settings({"PYTHONPYCACHEPREFIX": str(pycache), "HYPOTHESIS_STORAGE_DIRECTORY": str(pycache / "hypothesis")})
+    # every child starts in a fresh one and would spend ~4.5 s rebuilding them, so they share one.
+    base = without_settings({"HYPOTHESIS_STORAGE_DIRECTORY": str(pycache / "hypothesis")})
     base.pop("PYTHONDONTWRITEBYTECODE", None)
+    base.pop("PYTHONPYCACHEPREFIX", None)
     return base | dict(env or {})
 
 

@@ -208,6 +208,16 @@ def test_child_environment_drops_the_callers_settings(monkeypatch: pytest.Monkey
     assert "PATH" in environ
 
 
+def test_child_runs_read_the_installs_bytecode_unless_it_is_read_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A writable install's __pycache__ serves the runs (a cache of their own compiled every module afresh); a read-only one gets one."""
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    environ = runner.child_environment(tmp_path)
+    assert "PYTHONPYCACHEPREFIX" not in environ and "PYTHONDONTWRITEBYTECODE" not in environ
+    monkeypatch.setattr(runner.os, "access", lambda path, mode: False)
+    assert runner.child_environment(tmp_path)["PYTHONPYCACHEPREFIX"] == str(tmp_path)
+
+
 def test_unknown_only_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     """--only with an unknown name stops before running anything: one line naming it, exit 4 as for any bad option."""
     with pytest.raises(SystemExit) as stopped:

@@ -200,8 +200,7 @@ def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: py
     # session's bytecode and hypothesis caches as every child run (without them each of its processes rebuilds both).
     if workers:
         cached = child_env(pycache_dir)
-        for key in ("PYTHONPYCACHEPREFIX", "HYPOTHESIS_STORAGE_DIRECTORY"):
-            monkeypatch.setenv(key, cached[key])
+        monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", cached["HYPOTHESIS_STORAGE_DIRECTORY"])
         monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     run = pytester.runpytest_subprocess if workers else run_suite
     result = run("--pyargs", "conformance", "-p", "no:cacheprovider", *workers, "--target-url", served_mock.base_url,

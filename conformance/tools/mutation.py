@@ -176,12 +176,15 @@ def attributed(run: Run, status: str, failing: Sequence[str], full: bool) -> str
 
 
 def child_environment(pycache: Path) -> dict[str, str]:
-    """The caller's environment without settings that would change what the suite runs against, bytecode cached in `pycache`."""
+    """The caller's environment without settings that change what the suite runs against; bytecode cached (in `pycache` if read-only)."""
     dropped = ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")
     environ = {key: value for key, value in os.environ.items()
                if not key.startswith(("KATAPULT_", "PYTEST_XDIST_")) and key not in dropped}
-    # Without a bytecode cache every pytest start rewrites ~300 plugin modules again: seconds per run, times every run.
-    environ.setdefault("PYTHONPYCACHEPREFIX", str(pycache))
+    # Without a bytecode cache every pytest start rewrites ~300 plugin modules again: seconds per run, times every run. Where
+    # the install is writable, the __pycache__ beside each module (pip compiled most on install) serves every run; a cache
+    # of our own there would make the first runs compile every module, the standard library's too, afresh (5-7 s each).
+    if not os.access(Path(__file__).resolve().parent, os.W_OK):
+        environ.setdefault("PYTHONPYCACHEPREFIX", str(pycache))
     # Each run starts in a fresh directory, where hypothesis would rebuild its Unicode tables (~4.5 s) in .hypothesis.
     environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(pycache / "hypothesis"))
     return environ
