@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import SUBPROCESS_TIMEOUT, child_env, sampled
+from helpers import SUBPROCESS_TIMEOUT, child_env
 
 pytest_plugins = ["pytester"]
 
@@ -28,7 +28,7 @@ CAUGHT_BY_GENERATION = {
 
 
 @pytest.mark.usefixtures("suite_imports_warm")
-@pytest.mark.parametrize("profile", ["ci", "dev", pytest.param("thorough", marks=pytest.mark.nightly)])
+@pytest.mark.parametrize("profile", ["ci", "dev", "thorough"])
 def test_faithful_mock_passes_every_profile(profile: str, pytester: pytest.Pytester) -> None:
     """No false alarm on the faithful mock, whatever the profile (dev/thorough resized to stay quick)."""
     resize = [] if profile == "ci" else ["--conformance-max-examples", "15"]
@@ -38,7 +38,7 @@ def test_faithful_mock_passes_every_profile(profile: str, pytester: pytest.Pytes
 
 
 @pytest.mark.usefixtures("suite_imports_warm")
-@pytest.mark.parametrize("mutant", sampled(sorted(CAUGHT_BY_GENERATION), 2))
+@pytest.mark.parametrize("mutant", sorted(CAUGHT_BY_GENERATION))
 def test_generated_tests_catch_mutant(mutant: str, pytester: pytest.Pytester) -> None:
     """Each broken behaviour is found by the property aimed at it, in the ci profile, and charged to the promise it breaks."""
     test, promise = CAUGHT_BY_GENERATION[mutant]
