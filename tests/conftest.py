@@ -4,8 +4,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -35,6 +37,24 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.numprocesses = "auto"
     if config.option.dist == "no" and config.option.numprocesses != 0:
         config.option.dist = "worksteal"
+
+
+# Set by this session for itself, its xdist workers and every run it starts (removed at its end).
+STORAGE_ENV = "HYPOTHESIS_STORAGE_DIRECTORY"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One Hypothesis storage for the whole session: the workers, their in-process runs and their children.
+
+    Hypothesis keeps its Unicode tables there (by default .hypothesis in the working directory), building them where they
+    are missing: a few seconds of CPU in each process of a fresh clone's CI otherwise. The suite's ci profile keeps no
+    example database, so sharing it changes no run's examples.
+    """
+    if hasattr(config, "workerinput") or os.environ.get(STORAGE_ENV):
+        return
+    storage = tempfile.mkdtemp(prefix="katapult-tests-hypothesis-")
+    os.environ[STORAGE_ENV] = storage
+    config.add_cleanup(lambda: (os.environ.pop(STORAGE_ENV, None), shutil.rmtree(storage, ignore_errors=True)))
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ def child_env(pycache: Path, env: Mapping[str, str] | None = None) -> dict[str, 
     # own (a PYTHONPYCACHEPREFIX cost each session's first children 5-7 s of CPU).
     # Hypothesis caches its Unicode tables under its storage directory, by default .hypothesis in the working directory;
     # every child starts in a fresh one and would spend ~4.5 s rebuilding them, so they share one.
-    base = without_settings({"HYPOTHESIS_STORAGE_DIRECTORY": str(pycache / "hypothesis")})
+    base = without_settings({"HYPOTHESIS_STORAGE_DIRECTORY": os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or str(pycache / "hypothesis")})
     base.pop("PYTHONDONTWRITEBYTECODE", None)
     base.pop("PYTHONPYCACHEPREFIX", None)
     return base | dict(env or {})
