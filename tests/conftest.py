@@ -59,9 +59,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def pycache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One bytecode cache (and Hypothesis storage) for every child process of this test session, on every xdist worker."""
-    # Each worker's basetemp is a directory of the session's own (popen-gwN): its parent is the session's, so the workers' first
-    # children do not each compile every module and rebuild Hypothesis's Unicode tables. Both write their files atomically.
+    """The children's shared directory, for every xdist worker: the mutants command's bytecode cache where the install is read-only."""
+    # Each worker's basetemp is a directory of the session's own (popen-gwN): its parent is the session's, so both workers'
+    # children share it (Python writes bytecode atomically). Children otherwise read and write __pycache__ (helpers.child_env)
+    # and the session's Hypothesis storage (pytest_configure).
     base = tmp_path_factory.getbasetemp()
     root = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
     path = root / "pycache"
