@@ -39,10 +39,10 @@ def run_help() -> str:
 
 def pytest_command(args: Sequence[str], launched_as: str | None = None) -> list[str]:
     """What `run ARGS` becomes: `pytest --pyargs conformance ARGS`, by the `pytest` script installed beside this command's own."""
-    # The script itself, not `python -m pytest`: hypothesis draws on constants of the local modules loaded, the script
-    # (a __main__ outside site-packages) among them, so the two generate other cases. pip puts both scripts of one
-    # environment in one folder (resolved: pipx links only ours); without it, -m with -P (the working directory kept
-    # off sys.path, as under the script) comes closest.
+    # The script itself, as a user types it, not `python -m pytest`, whose working directory on sys.path can shadow modules.
+    # (Which one no longer changes the cases drawn: profiles.without_local_constants keeps hypothesis off the constants of
+    # the local modules loaded.) pip puts both scripts of one environment in one folder (resolved: pipx links only ours);
+    # without it, -m with -P (the working directory kept off sys.path, as under the script) comes closest.
     ours = Path(sys.argv[0] if launched_as is None else launched_as)
     script = ours.resolve().parent / ("pytest.exe" if os.name == "nt" else "pytest")
     launcher = [str(script)] if ours.stem == "katapult-conformance" and script.is_file() else [sys.executable, "-P", "-m", "pytest"]
@@ -73,8 +73,7 @@ def joined_values(args: Sequence[str]) -> list[str]:
 def run(argv: Sequence[str] | None) -> int:
     """The suite: this process becomes `pytest --pyargs conformance ARGS`, so Ctrl-C and SIGTERM reach pytest itself."""
     # Not pytest.main() in this process: it has imported the conformance package already, so pytest could not rewrite it
-    # (PytestAssertRewriteWarning), and hypothesis, which draws on the constants of every local module loaded (this one
-    # too), generated other cases than `pytest --pyargs conformance` (235 against 252 for test_exclusivity_no_value_is_missing).
+    # (PytestAssertRewriteWarning).
     args = list(argv or [])
     if args and args[0] in ("-h", "--help"):
         print(run_help())
