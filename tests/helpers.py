@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from conformance.setup.paths import data_path
+from conformance.tools.mutation import child_environment
 
 MOCK_TARGET_YAML = data_path("fixtures", "mock-target.yaml")
 SUBPROCESS_TIMEOUT = 300.0
@@ -49,16 +50,9 @@ def without_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def child_env(pycache: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child pytest: without KATAPULT_* settings, bytecode written, Hypothesis's storage under `pycache`, plus `env`."""
-    # Bytecode where Python keeps it by default (__pycache__ beside each module), written: the child reads what this session's
-    # workers compiled and rewrote (CI turns writing on) rather than compiling every module, stdlib too, into a cache of its
-    # own (a PYTHONPYCACHEPREFIX cost each session's first children 5-7 s of CPU).
-    # Hypothesis caches its Unicode tables under its storage directory, by default .hypothesis in the working directory;
-    # every child starts in a fresh one and would spend ~4.5 s rebuilding them, so they share one.
-    base = without_settings({"HYPOTHESIS_STORAGE_DIRECTORY": os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or str(pycache / "hypothesis")})
-    base.pop("PYTHONDONTWRITEBYTECODE", None)
-    base.pop("PYTHONPYCACHEPREFIX", None)
-    return base | dict(env or {})
+    """The environment of a child pytest, as the mutants command gives its runs (no KATAPULT_*, PYTEST_ADDOPTS or xdist worker
+    variables; bytecode written where Python keeps it; Hypothesis's storage shared, under `pycache` unless the session set one), plus `env`."""
+    return child_environment(pycache) | dict(env or {})
 
 
 
