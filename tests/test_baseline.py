@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import RunSuite
+from helpers import RunSuite, run_output
 
 from conformance.contract.findings import Finding, Signature
 from conformance.gate.baseline import BaselineError, Entry, load_baseline, review
@@ -30,7 +30,7 @@ def write(tmp_path: Path, entries: list[dict[str, object]] | str, name: str = "b
 def run(run_suite: RunSuite, mutants: str, *args: str | Path) -> tuple[int, str]:
     """The scenarios against these mutants, in this process; exit code and output."""
     done = run_suite(*SCENARIOS, "--mock-mutant", mutants, "--request-timeout", "2", *args)
-    return done.ret, done.stdout.str() + done.stderr.str()
+    return done.ret, run_output(done)
 
 
 def failing_promises(report: Path) -> set[str]:

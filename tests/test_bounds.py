@@ -5,7 +5,7 @@ import re
 import time
 
 import pytest
-from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock, unpadded
+from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock, run_output, unpadded
 
 from conformance.mock.app import VirtualClock
 from conformance.mock.inprocess import mock_target
@@ -35,7 +35,7 @@ def test_running_out_skips_naming_the_option(option: str, value: str, served_moc
     # In this process: the served mock is the process boundary; a broken bound makes the run longer, never endless.
     result = run_suite("--pyargs", "conformance", "-q", "-rs", "-k", "not rate_limit", "--target-url", served_mock.base_url,
                        "--target-fixtures", MOCK_TARGET_YAML, "--max-rate", "50", option, value)
-    output = result.stdout.str() + result.stderr.str()
+    output = run_output(result)
     assert result.ret == 0, output[-3000:]
     assert not re.search(r"\d+ (failed|errors?)\b", output), output[-3000:]
     assert f"raise {option} to run more" in output

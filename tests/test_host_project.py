@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import Completed, PytestRunner, RunPytest, RunSuite
+from helpers import Completed, PytestRunner, RunPytest, RunSuite, run_output
 
 PRODUCTION = "https://api.katapult.io/core/v1"
 # Settings that would each stop a run of the suite with exit 4: a host run must not even look at them.
@@ -115,10 +115,10 @@ def test_host_hypothesis_tests_keep_defaults_beside_the_suite(run_suite: RunSuit
 def test_host_configuration_does_not_hide_the_suite(run_suite: RunSuite, pytester: pytest.Pytester) -> None:
     """A host pytest.ini with python_files, python_functions, python_classes and testpaths of its own still collects the whole suite."""
     plain = run_suite("--pyargs", "conformance", "--co", "-q")
-    assert plain.ret == 0, plain.stdout.str() + plain.stderr.str()
+    assert plain.ret == 0, run_output(plain)
     host_project(pytester.path, HOSTILE_INI)
     hosted = run_suite("--pyargs", "conformance", "--co", "-q", "-p", "no:doctest")
-    assert hosted.ret == 0, hosted.stdout.str() + hosted.stderr.str()
+    assert hosted.ret == 0, run_output(hosted)
     assert collected(hosted) == collected(plain)
     assert any("test_scenarios.py::test_scenario[missing-token]" in line for line in collected(hosted))
     assert any("test_generated.py::test_stateful_allocation" in line for line in collected(hosted))
@@ -129,7 +129,7 @@ def test_a_test_using_the_suites_fixtures_opts_in(run_suite: RunSuite, pytester:
     # In process, the suite's fixtures come from the installed entry point all the same: the host names nothing else.
     pytester.makepyfile(test_extension="def test_extension(target_fixtures):\n    assert target_fixtures.network_interface_id\n")
     done = run_suite("test_extension.py")
-    assert done.ret == 0, done.stdout.str() + done.stderr.str()
+    assert done.ret == 0, run_output(done)
     assert "katapult-conformance target: embedded reference mock (in-process) [default]" in done.stdout.str()
     refused = run_suite("test_extension.py", env={"KATAPULT_TARGET_URL": PRODUCTION, "KATAPULT_TARGET_FIXTURES": "x.yaml"})
     assert refused.ret == 4

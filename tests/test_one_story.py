@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import MOCK_TARGET_YAML, SUBPROCESS_TIMEOUT, RunPytest, RunSuite, ServedMock, child_env, unpadded
+from helpers import MOCK_TARGET_YAML, SUBPROCESS_TIMEOUT, RunPytest, RunSuite, ServedMock, child_env, run_output, unpadded
 
 from conformance.tools import mutation as runner
 
@@ -206,7 +206,7 @@ def test_a_setup_mistake_is_one_error_case_and_a_setup_error_report(pytester: py
     result = run("--pyargs", "conformance", "-p", "no:cacheprovider", *workers, "--target-url", served_mock.base_url,
                  "--target-fixtures", str(path), "--require-complete", "--junitxml", str(junit), "--conformance-report", str(report))
     assert result.ret == 6, result.stdout.str()[-3000:]
-    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in run_output(result)
     result.stdout.fnmatch_lines(["*1 error in *"])
     [case] = junit_cases(junit)
     assert case.id == "conformance::run[setup]" and case.failed and "same secret as credentials.valid" in case.message

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock, unpadded
+from helpers import MOCK_TARGET_YAML, RunSuite, ServedMock, run_output, unpadded
 
 from conformance.contract.findings import Finding, Signature
 from conformance.contract.outcomes import Cause, Outcome, Verdict, verdict_of_causes
@@ -198,7 +198,7 @@ def test_unknown_promise_in_a_marker_is_a_usage_error(run_suite: RunSuite, tmp_p
     done = run_suite(test_file)
     assert done.ret == 4
     assert "declares unknown promise '403 scope not granted'; known promises: 200 shape" in done.stderr.str()
-    assert "Traceback" not in done.stdout.str() + done.stderr.str()
+    assert "Traceback" not in run_output(done)
 
 
 def test_tests_without_a_promise_are_listed(run_suite: RunSuite, tmp_path: Path) -> None:
