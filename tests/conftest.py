@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from helpers import MOCK_TARGET_YAML, PytestRunner, RunPytest, RunSuite, ServedMock, first_line, start_mock_server, stop
+from helpers import MOCK_TARGET_YAML, PytestRunner, RunPytest, RunSuite, ServedMock, first_line, start_mock_server, stop, without_settings
 
 from conformance.mock.app import ReferenceMock, VirtualClock
 from conformance.mock.inprocess import mock_target
@@ -137,6 +137,12 @@ def mock_api(reference_mock: ReferenceMock, virtual_clock: VirtualClock) -> Iter
     target.close()
 
 
+def drop_settings(patch: pytest.MonkeyPatch) -> None:
+    """Take out of this process's environment what a child's leaves out (helpers.without_settings: KATAPULT_*, xdist's worker variables)."""
+    for key in os.environ.keys() - without_settings().keys():
+        patch.delenv(key)
+
+
 @pytest.fixture
 def run_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, suite_imports_warm: None) -> RunSuite:
     """`run_suite(*args, env=None)`: `pytest -p no:cacheprovider ARGS` in this process from pytester's empty directory.
@@ -145,8 +151,7 @@ def run_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, suite_
     run_pytest): the run sees our environment minus KATAPULT_* and xdist's worker variables, as a child would, plus `env`.
     Paths in ARGS are relative to `pytester.path`; the result is pytester's RunResult (`ret`, `stdout.fnmatch_lines`).
     """
-    for key in [key for key in os.environ if key.startswith(("KATAPULT_", "PYTEST_XDIST_"))]:
-        monkeypatch.delenv(key)
+    drop_settings(monkeypatch)
 
     def run(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> pytest.RunResult:
         with monkeypatch.context() as scoped:
@@ -166,8 +171,7 @@ def suite_imports_warm(tmp_path_factory: pytest.TempPathFactory) -> None:
     modules are dropped afterwards, so every run still imports (and assertion-rewrites) them afresh, as a user's run does.
     """
     with contextlib.chdir(tmp_path_factory.mktemp("warm")), contextlib.redirect_stdout(io.StringIO()), pytest.MonkeyPatch.context() as patch:
-        for key in [key for key in os.environ if key.startswith(("KATAPULT_", "PYTEST_XDIST_"))]:
-            patch.delenv(key)
+        drop_settings(patch)
         pytest.main(["--pyargs", "conformance", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "--conformance-max-examples", "1"])
     for name in [name for name in sys.modules if name.startswith("conformance.test_")]:
         del sys.modules[name]
